@@ -1,0 +1,152 @@
+//! `Client`: the public Rust API. Cheap to clone and safe to share between threads; clients
+//! opened with the same connection settings share one pool.
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::migrate::{self, MigrationReport};
+use crate::pool::{self, Database};
+use crate::queue::Finished;
+use crate::queue::claim::{self, ClaimOptions, ClaimedTask};
+use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued};
+use crate::queue::finish::{
+    self, CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
+};
+use crate::queue::manage::{self, Recovery};
+use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
+use crate::types::{self, TaskType, TypeDefinition};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    db: Arc<Database>,
+    config: Arc<Config>,
+}
+
+impl Client {
+    /// Opens a client: finds or creates the pool for these settings and checks that the
+    /// server is reachable and supports the queue. The schema is checked on first use, so a
+    /// client can be opened on an empty database to run [`Client::migrate`].
+    pub fn open(config: Config) -> Result<Client> {
+        let db = pool::database(&config.connection)?;
+        let mut conn = db.conn()?;
+        pool::check_server(&db, &mut conn)?;
+        Ok(Client {
+            db,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Opens a client from JSON configuration text; `None` or `{}` reads the environment.
+    pub fn open_json(config_json: Option<&str>) -> Result<Client> {
+        Client::open(Config::from_json_text(config_json)?)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Creates or upgrades the schema. The only call that runs DDL.
+    pub fn migrate(&self) -> Result<MigrationReport> {
+        migrate::migrate(&self.db, self.config.task_claim_timeout)
+    }
+
+    pub fn register_type(&self, definition: &TypeDefinition) -> Result<TaskType> {
+        types::register(&self.db, definition, self.config.max_payload_bytes)
+    }
+
+    pub fn get_type(&self, name: &str) -> Result<TaskType> {
+        types::get(&self.db, name)
+    }
+
+    pub fn list_types(&self) -> Result<Vec<TaskType>> {
+        types::list(&self.db)
+    }
+
+    pub fn set_type_active(&self, name: &str, active: bool) -> Result<TaskType> {
+        types::set_active(&self.db, name, active)
+    }
+
+    pub fn enqueue(
+        &self,
+        type_name: &str,
+        params: &Value,
+        options: &EnqueueOptions,
+    ) -> Result<Enqueued> {
+        let item = BatchItem {
+            type_name: type_name.to_string(),
+            params: params.clone(),
+            options: options.clone(),
+        };
+        let mut out = enqueue::enqueue_batch(&self.db, &self.config, std::slice::from_ref(&item))?;
+        Ok(out.remove(0))
+    }
+
+    /// Enqueues many tasks in one transaction; all or nothing when any is invalid.
+    pub fn enqueue_batch(&self, items: &[BatchItem]) -> Result<Vec<Enqueued>> {
+        enqueue::enqueue_batch(&self.db, &self.config, items)
+    }
+
+    pub fn claim(&self, worker_id: &str, options: &ClaimOptions) -> Result<Vec<ClaimedTask>> {
+        claim::claim(&self.db, &self.config, worker_id, options)
+    }
+
+    pub fn heartbeat(
+        &self,
+        id: i64,
+        lease_token: &str,
+        options: &HeartbeatOptions,
+    ) -> Result<Heartbeat> {
+        finish::heartbeat(&self.db, &self.config, id, lease_token, options)
+    }
+
+    pub fn complete(&self, id: i64, lease_token: &str, result: &Value) -> Result<Finished> {
+        finish::complete(&self.db, &self.config, id, lease_token, result)
+    }
+
+    pub fn complete_batch(&self, items: &[CompleteItem]) -> Result<Vec<CompleteOutcome>> {
+        finish::complete_batch(&self.db, &self.config, items)
+    }
+
+    pub fn fail(
+        &self,
+        id: i64,
+        lease_token: &str,
+        message: &str,
+        options: &FailOptions,
+    ) -> Result<Failed> {
+        finish::fail(&self.db, &self.config, id, lease_token, message, options)
+    }
+
+    pub fn release(&self, id: i64, lease_token: &str) -> Result<Finished> {
+        finish::release(&self.db, &self.config, id, lease_token)
+    }
+
+    pub fn cancel(&self, id: i64, reason: Option<&str>) -> Result<Finished> {
+        manage::cancel(&self.db, &self.config, id, reason)
+    }
+
+    pub fn retry(&self, id: i64) -> Result<Finished> {
+        manage::retry(&self.db, &self.config, id)
+    }
+
+    pub fn recover_expired(&self) -> Result<Recovery> {
+        manage::recover_expired(&self.db, &self.config)
+    }
+
+    pub fn get_task(&self, id: i64) -> Result<Task> {
+        read::get(&self.db, id)
+    }
+
+    pub fn list_tasks(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        read::list(&self.db, filter)
+    }
+
+    pub fn stats(&self) -> Result<Value> {
+        read::stats(&self.db)
+    }
+
+    pub fn task_history(&self, id: i64) -> Result<Vec<HistoryEntry>> {
+        read::history(&self.db, id)
+    }
+}

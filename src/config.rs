@@ -1,0 +1,400 @@
+//! Typed configuration: the original system's settings plus the knobs a pool needs.
+//!
+//! Read from a JSON object (keys are the original constant names in lower case), from one
+//! `database_url`, or from `TASKMANAGER_*` environment variables when no JSON is given.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A string that never shows itself in `Debug` or `Display` output.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where and how to connect. Two clients with equal `Connection`s share one pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Connection {
+    pub host: String,
+    pub port: u16,
+    pub socket: Option<String>,
+    pub name: String,
+    pub user: String,
+    pub pass: Secret,
+    pub connect_timeout_secs: u64,
+    pub io_timeout_secs: u64,
+    pub lock_wait_timeout_secs: u64,
+    pub pool_max_connections: usize,
+}
+
+/// The whole configuration of a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub connection: Connection,
+    /// Default lease length in seconds (the original `TASK_CLAIM_TIMEOUT`).
+    pub task_claim_timeout: u32,
+    /// Default attempts before a task is dead (the original `MAX_TASK_ATTEMPTS`).
+    pub max_task_attempts: u32,
+    pub enable_task_history: bool,
+    pub enable_schema_validation: bool,
+    /// Largest accepted params / result / schema JSON text, in bytes.
+    pub max_payload_bytes: usize,
+    /// First retry delay of the exponential backoff, in seconds.
+    pub retry_backoff_base_secs: u32,
+    /// Upper bound of the retry delay, in seconds.
+    pub retry_backoff_max_secs: u32,
+}
+
+/// JSON nested deeper than this is refused before any other work (fixed, not configurable).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Every key the JSON / environment form accepts; the environment variable is
+/// `TASKMANAGER_` followed by the key in upper case.
+pub const KEYS: &[&str] = &[
+    "database_url",
+    "db_host",
+    "db_port",
+    "db_name",
+    "db_user",
+    "db_pass",
+    "db_charset",
+    "db_socket",
+    "task_claim_timeout",
+    "max_task_attempts",
+    "enable_task_history",
+    "enable_schema_validation",
+    "max_payload_bytes",
+    "retry_backoff_base",
+    "retry_backoff_max",
+    "connect_timeout",
+    "io_timeout",
+    "lock_wait_timeout",
+    "pool_max_connections",
+];
+
+impl Config {
+    /// Parses a JSON object. `None`, empty text or `{}` read the environment instead.
+    pub fn from_json_text(text: Option<&str>) -> Result<Config> {
+        let object = match text.map(str::trim) {
+            None | Some("") => Map::new(),
+            Some(text) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => return Err(Error::config("the configuration must be a JSON object")),
+                Err(e) => {
+                    return Err(Error::config(format!(
+                        "the configuration is not valid JSON: {e}"
+                    )));
+                }
+            },
+        };
+        if object.is_empty() {
+            Config::from_env()
+        } else {
+            Config::from_map(&object)
+        }
+    }
+
+    /// Reads `TASKMANAGER_DB_HOST`, `TASKMANAGER_DB_NAME`, ... (see [`KEYS`]).
+    pub fn from_env() -> Result<Config> {
+        let mut map = Map::new();
+        for key in KEYS {
+            if let Ok(value) = std::env::var(format!("TASKMANAGER_{}", key.to_uppercase())) {
+                map.insert((*key).to_string(), Value::String(value));
+            }
+        }
+        if map.is_empty() {
+            return Err(Error::config(
+                "no configuration given and no TASKMANAGER_* environment variable is set: \
+                 set TASKMANAGER_DATABASE_URL or TASKMANAGER_DB_NAME and TASKMANAGER_DB_USER",
+            ));
+        }
+        Config::from_map(&map)
+    }
+
+    /// Builds a config from a map of the keys in [`KEYS`]; values may be JSON numbers and
+    /// booleans or strings holding them (as the environment gives them).
+    pub fn from_map(map: &Map<String, Value>) -> Result<Config> {
+        if let Some(unknown) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(Error::config(format!(
+                "unknown configuration key '{unknown}'; known keys: {}",
+                KEYS.join(", ")
+            )));
+        }
+        let reader = Reader(map);
+        let from_url = match reader.string("database_url")? {
+            Some(url) => {
+                if let Some(clash) = [
+                    "db_host",
+                    "db_port",
+                    "db_name",
+                    "db_user",
+                    "db_pass",
+                    "db_socket",
+                ]
+                .iter()
+                .find(|k| map.contains_key(**k))
+                {
+                    return Err(Error::config(format!(
+                        "give either database_url or {clash}, not both"
+                    )));
+                }
+                Some(parse_url(&url)?)
+            }
+            None => None,
+        };
+        let charset = reader
+            .string("db_charset")?
+            .unwrap_or_else(|| "utf8mb4".into());
+        // The data is always stored and exchanged as utf8mb4; the older utf8 names are accepted
+        // so an existing config.php keeps working, and utf8mb4 is used regardless.
+        if !["utf8mb4", "utf8", "utf8mb3"].contains(&charset.to_lowercase().as_str()) {
+            return Err(Error::config(format!(
+                "db_charset '{charset}' is not supported: use utf8mb4"
+            )));
+        }
+        let (host, port, socket, name, user, pass) = match from_url {
+            Some(url) => url,
+            None => (
+                reader
+                    .string("db_host")?
+                    .unwrap_or_else(|| "localhost".into()),
+                reader.int("db_port", 1, 65535)?.unwrap_or(3306) as u16,
+                reader.string("db_socket")?.filter(|s| !s.is_empty()),
+                reader.string("db_name")?.unwrap_or_default(),
+                reader.string("db_user")?.unwrap_or_default(),
+                Secret::new(reader.string("db_pass")?.unwrap_or_default()),
+            ),
+        };
+        if name.is_empty() {
+            return Err(Error::config(
+                "db_name is required (or a database_url with a database)",
+            ));
+        }
+        if user.is_empty() {
+            return Err(Error::config(
+                "db_user is required (or a database_url with a user)",
+            ));
+        }
+        let connection = Connection {
+            host,
+            port,
+            socket,
+            name,
+            user,
+            pass,
+            connect_timeout_secs: reader.int("connect_timeout", 1, 3600)?.unwrap_or(10),
+            io_timeout_secs: reader.int("io_timeout", 1, 86_400)?.unwrap_or(60),
+            lock_wait_timeout_secs: reader.int("lock_wait_timeout", 1, 3600)?.unwrap_or(10),
+            pool_max_connections: reader.int("pool_max_connections", 1, 1000)?.unwrap_or(16)
+                as usize,
+        };
+        let config = Config {
+            connection,
+            task_claim_timeout: reader
+                .int("task_claim_timeout", 1, 31_536_000)?
+                .unwrap_or(300) as u32,
+            max_task_attempts: reader.int("max_task_attempts", 1, 1_000_000)?.unwrap_or(3) as u32,
+            enable_task_history: reader.boolean("enable_task_history")?.unwrap_or(true),
+            enable_schema_validation: reader.boolean("enable_schema_validation")?.unwrap_or(true),
+            max_payload_bytes: reader
+                .int("max_payload_bytes", 64, 64 * 1024 * 1024)?
+                .unwrap_or(1 << 20) as usize,
+            retry_backoff_base_secs: reader.int("retry_backoff_base", 0, 86_400)?.unwrap_or(10)
+                as u32,
+            retry_backoff_max_secs: reader
+                .int("retry_backoff_max", 0, 31_536_000)?
+                .unwrap_or(3600) as u32,
+        };
+        Ok(config)
+    }
+}
+
+struct Reader<'a>(&'a Map<String, Value>);
+
+impl Reader<'_> {
+    fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(Error::config(format!("{key} must be a string"))),
+        }
+    }
+
+    fn int(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>> {
+        let value = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            Some(_) => None,
+        };
+        match value {
+            Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+            _ => Err(Error::config(format!(
+                "{key} must be an integer from {min} to {max}"
+            ))),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(Some(false)),
+            Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(Some(true)),
+            Some(Value::String(s)) => match s.trim().to_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(Some(true)),
+                "0" | "false" | "no" | "off" | "" => Ok(Some(false)),
+                _ => Err(Error::config(format!("{key} must be true or false"))),
+            },
+            Some(_) => Err(Error::config(format!("{key} must be true or false"))),
+        }
+    }
+}
+
+type UrlParts = (String, u16, Option<String>, String, String, Secret);
+
+/// Parses `mysql://user:pass@host:port/db?socket=/path`. Written here rather than delegated so
+/// that no error message can ever echo the URL (and the password in it).
+fn parse_url(url: &str) -> Result<UrlParts> {
+    let bad = |why: &str| {
+        Error::config(format!(
+            "database_url is invalid: {why} (expected mysql://user:pass@host:port/database)"
+        ))
+    };
+    let rest = url
+        .strip_prefix("mysql://")
+        .or_else(|| url.strip_prefix("mariadb://"))
+        .ok_or_else(|| bad("it must start with mysql:// or mariadb://"))?;
+    let (authority, path_and_query) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no database name"))?;
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let (userinfo, hostport) = authority.rsplit_once('@').ok_or_else(|| bad("no user"))?;
+    let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))?,
+        ),
+        None => (hostport, 3306),
+    };
+    let mut socket = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("socket", value)) => {
+                socket = Some(percent_decode(value).ok_or_else(|| bad("bad %-escape"))?)
+            }
+            _ => return Err(bad("the only supported query parameter is socket")),
+        }
+    }
+    Ok((
+        if host.is_empty() {
+            "localhost".into()
+        } else {
+            host.to_string()
+        },
+        port,
+        socket,
+        percent_decode(path).ok_or_else(|| bad("bad %-escape in the database name"))?,
+        percent_decode(user).ok_or_else(|| bad("bad %-escape in the user"))?,
+        Secret::new(percent_decode(pass).ok_or_else(|| bad("bad %-escape in the password"))?),
+    ))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Config> {
+        Config::from_map(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn defaults_match_the_original_system() {
+        let c = parse(json!({"db_name": "q", "db_user": "u"})).unwrap();
+        assert_eq!(c.task_claim_timeout, 300);
+        assert_eq!(c.max_task_attempts, 3);
+        assert!(c.enable_task_history);
+        assert!(c.enable_schema_validation);
+        assert_eq!(c.connection.host, "localhost");
+        assert_eq!(c.connection.port, 3306);
+    }
+
+    #[test]
+    fn url_is_parsed_and_password_never_printed() {
+        let c = parse(json!({"database_url": "mysql://app:s%40cret@db.example:3307/jobs?socket=%2Frun%2Fm.sock"})).unwrap();
+        assert_eq!(c.connection.user, "app");
+        assert_eq!(c.connection.pass.expose(), "s@cret");
+        assert_eq!(c.connection.port, 3307);
+        assert_eq!(c.connection.name, "jobs");
+        assert_eq!(c.connection.socket.as_deref(), Some("/run/m.sock"));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("s@cret"), "{printed}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = parse(json!({"db_name": "q", "db_user": "u", "max_task_attempts": 0})).unwrap_err();
+        assert!(e.message().contains("max_task_attempts"));
+        let e = parse(json!({"db_name": "q", "db_user": "u", "db_hots": "x"})).unwrap_err();
+        assert!(e.message().contains("db_hots"));
+        let e =
+            parse(json!({"database_url": "mysql://u:topsecret@h/db", "db_user": "x"})).unwrap_err();
+        assert!(!e.message().contains("topsecret"));
+        let e = parse(json!({"database_url": "postgres://u:topsecret@h/db"})).unwrap_err();
+        assert!(!e.message().contains("topsecret"));
+    }
+
+    #[test]
+    fn php_style_values_are_accepted() {
+        let c = parse(
+            json!({"db_name": "q", "db_user": "u", "enable_task_history": "0",
+            "task_claim_timeout": "60", "db_charset": "utf8"}),
+        )
+        .unwrap();
+        assert!(!c.enable_task_history);
+        assert_eq!(c.task_claim_timeout, 60);
+    }
+}

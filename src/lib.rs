@@ -1,0 +1,33 @@
+//! TaskManager: a durable task queue whose state lives in MySQL 8.0+ / MariaDB 10.6+.
+//!
+//! The Rust API is [`Client`]; the C ABI in [`ffi`] wraps it for C, PHP (FFI) and Python
+//! (ctypes). See the README for the semantics and the configuration.
+
+mod client;
+pub mod config;
+pub mod dedupe;
+mod error;
+mod history;
+pub mod json;
+mod migrate;
+mod pool;
+pub mod queue;
+pub mod types;
+pub mod validate;
+
+pub use client::Client;
+pub use config::Config;
+pub use error::{Code, Error, Result};
+pub use migrate::MigrationReport;
+pub use queue::Finished;
+pub use queue::claim::{ClaimOptions, ClaimedTask};
+pub use queue::enqueue::{BatchItem, EnqueueOptions, Enqueued};
+pub use queue::finish::{
+    CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
+};
+pub use queue::manage::Recovery;
+pub use queue::read::{HistoryEntry, ListFilter, Task};
+pub use types::{TaskType, TypeDefinition};
+
+/// The library version, as in `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,369 @@
+//! Versioned, idempotent schema migrations, recorded in `tm_schema_migrations`.
+//!
+//! Migration 1 is the original PHP system's schema; migration 2 upgrades it in place to what
+//! this library needs. A fresh database walks the same path, so the upgrade is exercised by
+//! every install. DDL happens only here: the runtime needs SELECT, INSERT, UPDATE, DELETE.
+//!
+//! Each step inspects `information_schema` before it changes anything, so a migration that was
+//! interrupted halfway can simply be run again (MySQL has no `ADD COLUMN IF NOT EXISTS`).
+
+use crate::error::{Code, Error, Result};
+use crate::pool::{Database, check_server};
+use mysql::PooledConn;
+use mysql::prelude::Queryable;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const LATEST_VERSION: i64 = 2;
+
+const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_schema.sql");
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MigrationReport {
+    /// Versions applied by this call, in order (empty when the schema was already current).
+    pub applied: Vec<i64>,
+    /// The schema version after the call.
+    pub version: i64,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    run: fn(&mut Step) -> Result<()>,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "original_schema",
+        run: original_schema,
+    },
+    Migration {
+        version: 2,
+        name: "leases_priorities_dedupe_scope",
+        run: upgrade_original,
+    },
+];
+
+/// Applies every migration the database has not recorded yet. Safe to run concurrently: a
+/// named lock serializes migrators.
+pub(crate) fn migrate(db: &Database, claim_timeout_secs: u32) -> Result<MigrationReport> {
+    let mut conn = db.conn()?;
+    check_server(db, &mut conn)?;
+    let mut step = Step {
+        db,
+        conn: &mut conn,
+        claim_timeout_secs,
+    };
+    let locked: Option<i64> = step.first("SELECT GET_LOCK('taskmanager.migrate', 120)")?;
+    if locked != Some(1) {
+        return Err(Error::new(
+            Code::Conflict,
+            "another process has been migrating this database for 120 s; try again when it is done",
+        ));
+    }
+    let result = apply_pending(&mut step);
+    let _ = step.exec("SELECT RELEASE_LOCK('taskmanager.migrate')");
+    result
+}
+
+fn apply_pending(step: &mut Step) -> Result<MigrationReport> {
+    step.exec(
+        "CREATE TABLE IF NOT EXISTS tm_schema_migrations (
+           version INT NOT NULL PRIMARY KEY,
+           name VARCHAR(100) NOT NULL,
+           applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+    )?;
+    let done: Vec<i64> = step
+        .conn
+        .query("SELECT version FROM tm_schema_migrations ORDER BY version")
+        .map_err(|e| step.db.error(e))?;
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        (m.run)(step).map_err(|e| {
+            Error::new(
+                e.code(),
+                format!(
+                    "migration {} ({}) failed: {}",
+                    m.version,
+                    m.name,
+                    e.message()
+                ),
+            )
+        })?;
+        step.conn
+            .exec_drop(
+                "INSERT IGNORE INTO tm_schema_migrations (version, name) VALUES (?, ?)",
+                (m.version, m.name),
+            )
+            .map_err(|e| step.db.error(e))?;
+        applied.push(m.version);
+    }
+    let version = done
+        .iter()
+        .chain(applied.iter())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    Ok(MigrationReport { applied, version })
+}
+
+fn original_schema(step: &mut Step) -> Result<()> {
+    for statement in ORIGINAL_SCHEMA
+        .split(';')
+        .map(strip_comments)
+        .filter(|s| !s.is_empty())
+    {
+        step.exec(&statement)?;
+    }
+    Ok(())
+}
+
+fn strip_comments(sql: &str) -> String {
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// Column definitions of the current schema. Existing columns are MODIFYed to these, missing
+/// ones ADDed. TIMESTAMP becomes DATETIME(6): the session runs in UTC, so stored instants keep
+/// their meaning, and DATETIME does not end in 2038.
+const TASK_TYPES_COLUMNS: &[(&str, &str)] = &[
+    ("id", "BIGINT NOT NULL AUTO_INCREMENT"),
+    ("name", "VARCHAR(255) NOT NULL"),
+    ("version", "INT NOT NULL DEFAULT 1"),
+    ("param_schema_json", "MEDIUMTEXT NOT NULL"),
+    ("is_active", "TINYINT(1) NOT NULL DEFAULT 1"),
+    (
+        "created_at",
+        "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+    ),
+    (
+        "updated_at",
+        "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)",
+    ),
+];
+
+const TASKS_COLUMNS: &[(&str, &str)] = &[
+    ("id", "BIGINT NOT NULL AUTO_INCREMENT"),
+    ("type_id", "BIGINT NOT NULL"),
+    (
+        "status",
+        "ENUM('pending','claimed','completed','failed','cancelled') NOT NULL DEFAULT 'pending'",
+    ),
+    ("params_json", "MEDIUMTEXT NOT NULL"),
+    ("dedupe_key", "VARCHAR(191) NOT NULL"),
+    ("result_json", "MEDIUMTEXT NULL"),
+    ("error_message", "TEXT NULL"),
+    ("attempts", "INT NOT NULL DEFAULT 0"),
+    ("claimed_by", "VARCHAR(255) NULL"),
+    ("claimed_at", "DATETIME(6) NULL"),
+    ("completed_at", "DATETIME(6) NULL"),
+    (
+        "created_at",
+        "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+    ),
+    (
+        "updated_at",
+        "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)",
+    ),
+    ("priority", "INT NOT NULL DEFAULT 0"),
+    ("progress", "INT NOT NULL DEFAULT 0"),
+    ("max_attempts", "INT NOT NULL DEFAULT 3"),
+    (
+        "run_at",
+        "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+    ),
+    ("lease_token", "VARCHAR(64) NULL"),
+    ("lease_expires_at", "DATETIME(6) NULL"),
+    (
+        "dedupe_scope",
+        "ENUM('always','active') NOT NULL DEFAULT 'always'",
+    ),
+    // Holds the dedupe key while it blocks new tasks: always for scope `always`, only while
+    // pending/claimed for scope `active`. The UNIQUE index on it makes dedupe race-free.
+    ("dedupe_lock", "VARCHAR(191) NULL"),
+    // Random id of the enqueue call that inserted the row: tells a batch which rows it created.
+    ("enqueue_token", "CHAR(32) NULL"),
+];
+
+const HISTORY_COLUMNS: &[(&str, &str)] = &[
+    ("id", "BIGINT NOT NULL AUTO_INCREMENT"),
+    ("task_id", "BIGINT NOT NULL"),
+    ("status_change", "VARCHAR(32) NOT NULL"),
+    ("worker_id", "VARCHAR(255) NULL"),
+    ("message", "TEXT NULL"),
+    (
+        "created_at",
+        "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+    ),
+];
+
+/// Indexes of the current schema: (name, unique, columns). The claim index matches the claim
+/// query's WHERE and ORDER BY so that finished tasks are never scanned.
+const TASK_INDEXES: &[(&str, bool, &str)] = &[
+    ("uq_tasks_dedupe_lock", true, "dedupe_lock"),
+    ("idx_tasks_dedupe_key", false, "dedupe_key"),
+    ("idx_tasks_claim", false, "status, priority DESC, id"),
+    (
+        "idx_tasks_type_claim",
+        false,
+        "type_id, status, priority DESC, id",
+    ),
+    ("idx_tasks_lease", false, "status, lease_expires_at"),
+    ("idx_tasks_created_at", false, "created_at"),
+];
+
+fn upgrade_original(step: &mut Step) -> Result<()> {
+    // Foreign keys pin column types; drop them first and add them back with the new types.
+    // Types are never deleted with their tasks any more: the original cascaded that delete.
+    step.drop_foreign_keys("tasks")?;
+    step.drop_foreign_keys("task_history")?;
+
+    step.reshape("task_types", TASK_TYPES_COLUMNS)?;
+    step.reshape("tasks", TASKS_COLUMNS)?;
+    step.reshape("task_history", HISTORY_COLUMNS)?;
+
+    // Every existing task was deduplicated forever by the original; keep it that way.
+    step.exec("UPDATE tasks SET dedupe_lock = dedupe_key WHERE dedupe_lock IS NULL AND dedupe_scope = 'always'")?;
+    // Tasks claimed by the original system get the lease it implied (claimed_at + timeout).
+    let timeout = step.claim_timeout_secs;
+    step.exec(&format!(
+        "UPDATE tasks SET lease_expires_at = COALESCE(claimed_at, updated_at) + INTERVAL {timeout} SECOND \
+         WHERE status = 'claimed' AND lease_expires_at IS NULL"
+    ))?;
+
+    let indexes = step.indexes("tasks")?;
+    let mut changes: Vec<String> = Vec::new();
+    // The permanent UNIQUE(dedupe_key) moves to dedupe_lock; indexes the new ones cover go.
+    for (name, (unique, columns)) in &indexes {
+        let replaced = (*unique && columns == &["dedupe_key"])
+            || (!unique
+                && (columns == &["type_id", "status"]
+                    || columns == &["status"]
+                    || columns == &["created_at"]));
+        if replaced && !TASK_INDEXES.iter().any(|(n, ..)| n == name) {
+            changes.push(format!("DROP INDEX `{name}`"));
+        }
+    }
+    for (name, unique, columns) in TASK_INDEXES {
+        if !indexes.contains_key(*name) {
+            changes.push(format!(
+                "ADD {}INDEX {name} ({columns})",
+                if *unique { "UNIQUE " } else { "" }
+            ));
+        }
+    }
+    if !changes.is_empty() {
+        step.exec(&format!("ALTER TABLE tasks {}", changes.join(", ")))?;
+    }
+    let history_indexes = step.indexes("task_history")?;
+    let mut changes: Vec<String> = Vec::new();
+    if !history_indexes
+        .values()
+        .any(|(_, c)| c.first().map(String::as_str) == Some("task_id"))
+    {
+        changes.push("ADD INDEX idx_history_task_id (task_id)".into());
+    }
+    if !history_indexes
+        .values()
+        .any(|(_, c)| c.first().map(String::as_str) == Some("created_at"))
+    {
+        changes.push("ADD INDEX idx_history_created_at (created_at)".into());
+    }
+    if !changes.is_empty() {
+        step.exec(&format!("ALTER TABLE task_history {}", changes.join(", ")))?;
+    }
+    step.exec(
+        "ALTER TABLE tasks ADD CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) \
+         REFERENCES task_types (id) ON DELETE RESTRICT",
+    )?;
+    step.exec(
+        "ALTER TABLE task_history ADD CONSTRAINT fk_history_task FOREIGN KEY (task_id) \
+         REFERENCES tasks (id) ON DELETE CASCADE",
+    )?;
+    Ok(())
+}
+
+struct Step<'a> {
+    db: &'a Database,
+    conn: &'a mut PooledConn,
+    claim_timeout_secs: u32,
+}
+
+impl Step<'_> {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.conn.query_drop(sql).map_err(|e| self.db.error(e))
+    }
+
+    fn first<T: mysql::prelude::FromValue>(&mut self, sql: &str) -> Result<Option<T>> {
+        self.conn.query_first(sql).map_err(|e| self.db.error(e))
+    }
+
+    fn columns(&mut self, table: &str) -> Result<Vec<String>> {
+        self.conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table,),
+            )
+            .map_err(|e| self.db.error(e))
+    }
+
+    /// name -> (unique, columns in order), primary key excluded.
+    fn indexes(&mut self, table: &str) -> Result<BTreeMap<String, (bool, Vec<String>)>> {
+        let rows: Vec<(String, i64, String)> = self
+            .conn
+            .exec(
+                "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME <> 'PRIMARY' \
+                 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+                (table,),
+            )
+            .map_err(|e| self.db.error(e))?;
+        let mut map: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+        for (name, non_unique, column) in rows {
+            map.entry(name)
+                .or_insert((non_unique == 0, Vec::new()))
+                .1
+                .push(column);
+        }
+        Ok(map)
+    }
+
+    fn drop_foreign_keys(&mut self, table: &str) -> Result<()> {
+        let names: Vec<String> = self
+            .conn
+            .exec(
+                "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table,),
+            )
+            .map_err(|e| self.db.error(e))?;
+        for name in names {
+            self.exec(&format!("ALTER TABLE `{table}` DROP FOREIGN KEY `{name}`"))?;
+        }
+        Ok(())
+    }
+
+    /// One ALTER per table (one table copy): MODIFY what exists, ADD what is missing.
+    fn reshape(&mut self, table: &str, columns: &[(&str, &str)]) -> Result<()> {
+        let existing = self.columns(table)?;
+        let clauses: Vec<String> = columns
+            .iter()
+            .map(|(name, definition)| {
+                if existing.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                    format!("MODIFY COLUMN `{name}` {definition}")
+                } else {
+                    format!("ADD COLUMN `{name}` {definition}")
+                }
+            })
+            .collect();
+        self.exec(&format!("ALTER TABLE `{table}` {}", clauses.join(", ")))
+    }
+}

@@ -1,0 +1,439 @@
+//! Enqueue, single and batched: validation and hashing first, then one short transaction.
+//!
+//! Dedupe is race-free without a read-then-insert: the UNIQUE index on `dedupe_lock` decides,
+//! `ON DUPLICATE KEY UPDATE` turns a clash into "use the existing row", and `enqueue_token`
+//! tells afterwards which rows this call inserted.
+
+use crate::Config;
+use crate::dedupe::{self, DedupeScope};
+use crate::error::{Code, Error, Result};
+use crate::history::{self, change};
+use crate::json;
+use crate::pool::{Database, commit};
+use crate::queue::{MAX_BATCH, random_hex};
+use crate::types::{CachedType, check_name, id_list};
+use crate::validate;
+use mysql::prelude::Queryable;
+use mysql::{Params, TxOpts, Value as SqlValue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Options of one enqueued task; every field is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueOptions {
+    /// Higher runs first. Default 0.
+    pub priority: Option<i32>,
+    /// Run no earlier than this many seconds from now (database clock).
+    pub delay_seconds: Option<f64>,
+    /// Run no earlier than this UTC time: `YYYY-MM-DD HH:MM:SS[.ffffff]`, `T` and `Z` allowed.
+    pub run_at: Option<String>,
+    /// Attempts before the task is dead. Default: the `max_task_attempts` setting.
+    pub max_attempts: Option<u32>,
+    /// Your own dedupe key instead of the SHA-256 of type and params.
+    pub dedupe_key: Option<String>,
+    /// `always` (default) or `active`.
+    pub dedupe_scope: Option<DedupeScope>,
+}
+
+/// One task of a batch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub params: Value,
+    #[serde(default)]
+    pub options: EnqueueOptions,
+}
+
+/// The result of enqueuing one task.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Enqueued {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub status: String,
+    /// True when an existing task with the same dedupe key was returned instead.
+    pub deduplicated: bool,
+    pub dedupe_key: String,
+}
+
+struct Prepared<'a> {
+    item: &'a BatchItem,
+    task_type: Arc<CachedType>,
+    params_text: String,
+    key: String,
+    scope: DedupeScope,
+    run_at: Option<String>,
+    delay_micros: i64,
+    max_attempts: u32,
+}
+
+const ROWS_PER_STATEMENT: usize = 500;
+/// A type re-registered between validation and insert invalidates the cached schema; the
+/// enqueue then validates again against the new one, at most this many times.
+const VERSION_RACE_RETRIES: usize = 3;
+
+pub(crate) fn enqueue_batch(
+    db: &Database,
+    config: &Config,
+    items: &[BatchItem],
+) -> Result<Vec<Enqueued>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    if items.len() > MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a batch holds at most {MAX_BATCH} tasks, got {}",
+            items.len()
+        )));
+    }
+    for (index, item) in items.iter().enumerate() {
+        check_item(config, item).map_err(|e| at_index(e, index, items.len()))?;
+    }
+    let mut attempt = 0;
+    loop {
+        let result = db.run(|conn| {
+            let prepared = prepare(db, config, conn, items)?;
+            insert(db, config, conn, &prepared)
+        });
+        match result {
+            Err(e)
+                if e.code() == Code::Conflict
+                    && is_version_race(&e)
+                    && attempt < VERSION_RACE_RETRIES =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn at_index(e: Error, index: usize, len: usize) -> Error {
+    if len == 1 {
+        return e;
+    }
+    let details = e.details().cloned();
+    let mut out = Error::new(
+        e.code(),
+        format!("task {index} of the batch: {}", e.message()),
+    );
+    if let Some(mut d) = details {
+        if let Some(list) = d.get_mut("violations").and_then(Value::as_array_mut) {
+            for v in list.iter_mut() {
+                v["index"] = json!(index);
+            }
+        }
+        out = out.with_details(d);
+    }
+    out
+}
+
+/// Everything that can be refused without the database.
+fn check_item(config: &Config, item: &BatchItem) -> Result<()> {
+    check_name(&item.type_name)?;
+    json::check_value(&item.params, config.max_payload_bytes, "params")?;
+    let o = &item.options;
+    if let Some(key) = &o.dedupe_key {
+        dedupe::check_custom_key(key)?;
+    }
+    if let Some(max) = o.max_attempts {
+        if max == 0 || max > 1_000_000 {
+            return Err(Error::invalid("max_attempts must be from 1 to 1000000"));
+        }
+    }
+    if o.run_at.is_some() && o.delay_seconds.is_some() {
+        return Err(Error::invalid(
+            "give either run_at or delay_seconds, not both",
+        ));
+    }
+    if let Some(delay) = o.delay_seconds {
+        if !(0.0..=315_360_000.0).contains(&delay) {
+            return Err(Error::invalid(
+                "delay_seconds must be from 0 to 315360000 (ten years)",
+            ));
+        }
+    }
+    if let Some(run_at) = &o.run_at {
+        normalize_time(run_at)?;
+    }
+    Ok(())
+}
+
+/// Accepts `YYYY-MM-DD HH:MM:SS[.ffffff]` with an optional `T` separator and `Z` suffix and
+/// returns it in the form MySQL reads.
+fn normalize_time(text: &str) -> Result<String> {
+    let bad = || {
+        Error::invalid(format!(
+            "run_at '{text}' is not a UTC time like 2026-01-31T12:00:00Z"
+        ))
+    };
+    let t = text.strip_suffix('Z').unwrap_or(text).replacen('T', " ", 1);
+    let b = t.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num =
+        |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<u32>().ok()).ok_or_else(bad);
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let fraction_ok = match &t[19..] {
+        "" => true,
+        f => {
+            f.len() <= 7
+                && f.starts_with('.')
+                && f.len() > 1
+                && f[1..].bytes().all(|c| c.is_ascii_digit())
+        }
+    };
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 59
+        || !fraction_ok
+    {
+        return Err(bad());
+    }
+    Ok(t)
+}
+
+fn prepare<'a>(
+    db: &Database,
+    config: &Config,
+    conn: &mut mysql::PooledConn,
+    items: &'a [BatchItem],
+) -> Result<Vec<Prepared<'a>>> {
+    let mut prepared = Vec::with_capacity(items.len());
+    let mut violations: Vec<Value> = Vec::new();
+    let mut first_error = None;
+    for (index, item) in items.iter().enumerate() {
+        let task_type = db
+            .types
+            .get(db, conn, &item.type_name)
+            .map_err(|e| at_index(e, index, items.len()))?;
+        if config.enable_schema_validation {
+            let validator = task_type.validator()?;
+            if let Err(e) = validate::check(&validator, &item.type_name, &item.params) {
+                let e = at_index(e, index, items.len());
+                if let Some(list) = e.details().and_then(|d| d["violations"].as_array()) {
+                    violations.extend(list.iter().cloned());
+                }
+                first_error.get_or_insert(e);
+                continue;
+            }
+        }
+        let o = &item.options;
+        prepared.push(Prepared {
+            item,
+            params_text: item.params.to_string(),
+            key: o
+                .dedupe_key
+                .clone()
+                .unwrap_or_else(|| dedupe::compute_key(&item.type_name, &item.params)),
+            scope: o.dedupe_scope.unwrap_or_default(),
+            run_at: o.run_at.as_deref().map(normalize_time).transpose()?,
+            delay_micros: (o.delay_seconds.unwrap_or(0.0) * 1e6) as i64,
+            max_attempts: o.max_attempts.unwrap_or(config.max_task_attempts),
+            task_type,
+        });
+    }
+    if let Some(e) = first_error {
+        // Nothing is written when any task of the batch is invalid; every violation is listed.
+        if items.len() == 1 {
+            return Err(e);
+        }
+        return Err(Error::new(
+            Code::ValidationFailed,
+            format!(
+                "{} violation(s) in the batch; nothing was enqueued. First: {}",
+                violations.len(),
+                e.message()
+            ),
+        )
+        .with_details(json!({"violations": violations})));
+    }
+    Ok(prepared)
+}
+
+fn is_version_race(e: &Error) -> bool {
+    e.details()
+        .and_then(|d| d.get("reason"))
+        .and_then(Value::as_str)
+        == Some("type_version_changed")
+}
+
+fn insert(
+    db: &Database,
+    config: &Config,
+    conn: &mut mysql::PooledConn,
+    prepared: &[Prepared<'_>],
+) -> Result<Vec<Enqueued>> {
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(|e| db.error(e))?;
+
+    // The shared lock makes a concurrent deactivation or re-registration wait for this insert.
+    let mut type_ids: Vec<i64> = prepared.iter().map(|p| p.task_type.id).collect();
+    type_ids.sort_unstable();
+    type_ids.dedup();
+    let states: Vec<(i64, i64, bool, String)> = tx
+        .query(format!(
+            "SELECT id, version, is_active, name FROM task_types WHERE id IN ({}) LOCK IN SHARE MODE",
+            id_list(&type_ids)
+        ))
+        .map_err(|e| db.error(e))?;
+    for p in prepared {
+        let (_, version, active, name) = states
+            .iter()
+            .find(|s| s.0 == p.task_type.id)
+            .ok_or_else(|| crate::types::not_registered(&p.item.type_name))?;
+        if !active {
+            return Err(Error::new(
+                Code::TypeInactive,
+                format!(
+                    "task type '{name}' is deactivated and accepts no new tasks (activate it to enqueue)"
+                ),
+            ));
+        }
+        if *version != p.task_type.version {
+            db.types.forget(name);
+            return Err(
+                Error::new(Code::Conflict, "the task type changed during enqueue")
+                    .with_details(json!({"reason": "type_version_changed"})),
+            );
+        }
+    }
+
+    let token = random_hex();
+    for chunk in prepared.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<SqlValue> = Vec::with_capacity(chunk.len() * 11);
+        for p in chunk {
+            params.extend([
+                SqlValue::from(p.task_type.id),
+                SqlValue::from(&p.params_text),
+                SqlValue::from(&p.key),
+                SqlValue::from(&p.key),
+                SqlValue::from(p.scope.as_sql()),
+                SqlValue::from(p.item.options.priority.unwrap_or(0)),
+                SqlValue::from(p.max_attempts),
+                p.run_at.as_ref().map_or(SqlValue::NULL, SqlValue::from),
+                SqlValue::from(p.delay_micros),
+                SqlValue::from(&token),
+            ]);
+        }
+        let rows = vec![
+            "(?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE(CAST(? AS DATETIME(6)), NOW(6) + INTERVAL ? MICROSECOND), ?)";
+            chunk.len()
+        ];
+        tx.exec_drop(
+            format!(
+                "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, \
+                 priority, max_attempts, run_at, enqueue_token) VALUES {} \
+                 ON DUPLICATE KEY UPDATE id = id",
+                rows.join(", ")
+            ),
+            Params::Positional(params),
+        )
+        .map_err(|e| db.error(e))?;
+    }
+
+    // Which row holds each key now, and whether this call created it.
+    let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
+    for chunk in prepared.chunks(ROWS_PER_STATEMENT) {
+        let placeholders = vec!["?"; chunk.len()].join(",");
+        let mut params: Vec<SqlValue> = vec![SqlValue::from(&token)];
+        params.extend(chunk.iter().map(|p| SqlValue::from(&p.key)));
+        let rows: Vec<(i64, String, String, bool)> = tx
+            .exec(
+                format!(
+                    "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = ?, 0) FROM tasks \
+                     WHERE dedupe_lock IN ({placeholders})"
+                ),
+                Params::Positional(params),
+            )
+            .map_err(|e| db.error(e))?;
+        for (id, key, status, created) in rows {
+            found.insert(key, (id, status, created));
+        }
+    }
+
+    let mut out = Vec::with_capacity(prepared.len());
+    let mut created_ids = Vec::new();
+    for p in prepared {
+        let (id, status, created) = found.get(&p.key).cloned().ok_or_else(|| {
+            Error::new(
+                Code::Database,
+                format!("task with dedupe key {} vanished during enqueue", p.key),
+            )
+        })?;
+        // Within one batch, the first of several identical tasks is the created one.
+        let created_now = created && !created_ids.contains(&id);
+        if created_now {
+            created_ids.push(id);
+        }
+        out.push(Enqueued {
+            id,
+            type_name: p.item.type_name.clone(),
+            status,
+            deduplicated: !created_now,
+            dedupe_key: p.key.clone(),
+        });
+    }
+    if config.enable_task_history {
+        history::record(
+            db,
+            &mut tx,
+            &created_ids,
+            &history::constant(change::CREATED),
+            None,
+            None,
+        )?;
+    }
+    commit(db, tx)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_time;
+
+    #[test]
+    fn run_at_forms() {
+        assert_eq!(
+            normalize_time("2030-01-02T03:04:05Z").unwrap(),
+            "2030-01-02 03:04:05"
+        );
+        assert_eq!(
+            normalize_time("2030-01-02 03:04:05.123456").unwrap(),
+            "2030-01-02 03:04:05.123456"
+        );
+        for bad in [
+            "2030-13-02 03:04:05",
+            "tomorrow",
+            "2030-01-02",
+            "2030-01-02 03:04:05.",
+            "2030-01-02T03:04:05+02:00",
+            "2030-01-02 03:04:05'; DROP",
+        ] {
+            assert!(normalize_time(bad).is_err(), "{bad}");
+        }
+    }
+}

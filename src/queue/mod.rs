@@ -1,0 +1,123 @@
+//! The task lifecycle: enqueue, claim, heartbeat, complete, fail, release, cancel, retry,
+//! recovery of expired leases, and the read side.
+//!
+//! Every time comparison uses the database clock (`NOW(6)`), never the client's.
+
+pub(crate) mod claim;
+pub(crate) mod enqueue;
+pub(crate) mod finish;
+pub(crate) mod manage;
+pub(crate) mod read;
+
+use crate::error::{Code, Error, Result};
+use serde::Serialize;
+
+/// Most tasks one claim or batch call handles.
+pub const MAX_BATCH: usize = 1000;
+
+/// Task statuses, as stored.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const CLAIMED: &str = "claimed";
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// `DATE_FORMAT` pattern that renders a DATETIME(6) as RFC 3339 UTC.
+pub(crate) const ISO: &str = "'%Y-%m-%dT%H:%i:%s.%fZ'";
+
+pub(crate) fn iso(column: &str) -> String {
+    format!("DATE_FORMAT({column}, {ISO})")
+}
+
+/// 128 random bits as 32 hex characters, from the kernel's CSPRNG.
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `bytes`.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n > 0 {
+            filled += n as usize;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A uniformly random number in [0, 1).
+pub(crate) fn random_unit() -> f64 {
+    let hex = random_hex();
+    let n = u64::from_str_radix(&hex[..13], 16).unwrap_or(0);
+    n as f64 / (1u64 << 52) as f64
+}
+
+/// Checks a worker id: 1 to 255 characters, no control characters. It is data, never SQL.
+pub(crate) fn check_worker_id(worker_id: &str) -> Result<()> {
+    let chars = worker_id.chars().count();
+    if chars == 0 || chars > 255 || worker_id.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "worker_id must be 1 to 255 characters without control characters, got {chars} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_task_id(id: i64) -> Result<()> {
+    if id < 1 {
+        return Err(Error::invalid(format!(
+            "task id must be 1 or more, got {id}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_token(token: &str) -> Result<()> {
+    if token.is_empty() || token.len() > 64 {
+        return Err(Error::invalid("lease_token must be 1 to 64 characters"));
+    }
+    Ok(())
+}
+
+/// Why a guarded change did not happen, judged from the task's current status and token.
+pub(crate) fn lease_outcome(
+    id: i64,
+    current: Option<(String, Option<String>)>,
+    token: &str,
+    done_status: &[&str],
+) -> Result<bool> {
+    match current {
+        None => Err(Error::not_found(format!("task {id} does not exist"))),
+        Some((status, owner)) => {
+            if owner.as_deref() == Some(token) && done_status.contains(&status.as_str()) {
+                // The same token already finished the task this way: a safe repeat.
+                Ok(true)
+            } else {
+                Err(Error::new(
+                    Code::LeaseLost,
+                    format!(
+                        "task {id} is no longer held by this lease token (it is {status}{}); \
+                         another worker may own it now, so drop the result",
+                        if owner.as_deref() == Some(token) {
+                            ""
+                        } else {
+                            " under another lease"
+                        }
+                    ),
+                )
+                .with_details(serde_json::json!({"status": status})))
+            }
+        }
+    }
+}
+
+/// The outcome of a single finishing call.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Finished {
+    pub id: i64,
+    pub status: String,
+    /// True when this call repeated an earlier identical one and changed nothing.
+    pub repeated: bool,
+}

@@ -1,0 +1,223 @@
+//! The read side: one task, a filtered page of tasks, counts, and a task's history.
+
+use crate::error::{Error, Result};
+use crate::pool::Database;
+use crate::queue::{check_task_id, iso};
+use crate::types::check_name;
+use mysql::prelude::Queryable;
+use mysql::{Params, Row, Value as SqlValue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// A task as stored, with params and result as JSON values.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Task {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub type_id: i64,
+    pub status: String,
+    pub params: Value,
+    pub result: Value,
+    pub error_message: Option<String>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub priority: i32,
+    pub progress: i32,
+    pub dedupe_key: String,
+    pub dedupe_scope: String,
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<String>,
+    pub lease_expires_at: Option<String>,
+    pub run_at: String,
+    pub completed_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Filter and page for listing tasks, newest first.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFilter {
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    pub status: Option<String>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<u32>,
+    /// Only tasks with an id below this one: pass the last id of a page to get the next.
+    pub before_id: Option<i64>,
+}
+
+/// One history row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub task_id: i64,
+    pub status_change: String,
+    pub worker_id: Option<String>,
+    pub message: Option<String>,
+    pub created_at: String,
+}
+
+const STATUSES: &[&str] = &["pending", "claimed", "completed", "failed", "cancelled"];
+
+fn select_tasks() -> String {
+    format!(
+        "SELECT t.id, y.name, t.type_id, t.status, t.params_json, t.result_json, t.error_message, t.attempts, \
+         t.max_attempts, t.priority, t.progress, t.dedupe_key, t.dedupe_scope, t.claimed_by, {}, {}, {}, {}, {}, {} \
+         FROM tasks t JOIN task_types y ON y.id = t.type_id",
+        iso("t.claimed_at"),
+        iso("t.lease_expires_at"),
+        iso("t.run_at"),
+        iso("t.completed_at"),
+        iso("t.created_at"),
+        iso("t.updated_at"),
+    )
+}
+
+fn to_task(row: Row) -> Task {
+    let mut r = row.unwrap().into_iter();
+    let mut next = || r.next().unwrap_or(SqlValue::NULL);
+    let json_or_null = |v: Option<String>| {
+        v.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    };
+    Task {
+        id: mysql::from_value(next()),
+        type_name: mysql::from_value(next()),
+        type_id: mysql::from_value(next()),
+        status: mysql::from_value(next()),
+        params: json_or_null(mysql::from_value(next())),
+        result: json_or_null(mysql::from_value(next())),
+        error_message: mysql::from_value(next()),
+        attempts: mysql::from_value(next()),
+        max_attempts: mysql::from_value(next()),
+        priority: mysql::from_value(next()),
+        progress: mysql::from_value(next()),
+        dedupe_key: mysql::from_value(next()),
+        dedupe_scope: mysql::from_value(next()),
+        claimed_by: mysql::from_value(next()),
+        claimed_at: mysql::from_value(next()),
+        lease_expires_at: mysql::from_value(next()),
+        run_at: mysql::from_value(next()),
+        completed_at: mysql::from_value(next()),
+        created_at: mysql::from_value(next()),
+        updated_at: mysql::from_value(next()),
+    }
+}
+
+pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
+    check_task_id(id)?;
+    db.run(|conn| {
+        let row: Option<Row> = conn
+            .exec_first(format!("{} WHERE t.id = ?", select_tasks()), (id,))
+            .map_err(|e| db.error(e))?;
+        row.map(to_task)
+            .ok_or_else(|| Error::not_found(format!("task {id} does not exist")))
+    })
+}
+
+pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
+    let limit = filter.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(Error::invalid(format!(
+            "limit must be from 1 to 1000, got {limit}"
+        )));
+    }
+    let mut conditions = vec!["1 = 1".to_string()];
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(name) = &filter.type_name {
+        check_name(name)?;
+        conditions.push("y.name = ?".into());
+        params.push(name.into());
+    }
+    if let Some(status) = &filter.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(Error::invalid(format!(
+                "status must be one of {}, got '{status}'",
+                STATUSES.join(", ")
+            )));
+        }
+        conditions.push("t.status = ?".into());
+        params.push(status.into());
+    }
+    if let Some(before) = filter.before_id {
+        check_task_id(before)?;
+        conditions.push("t.id < ?".into());
+        params.push(before.into());
+    }
+    params.push(limit.into());
+    db.run(|conn| {
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "{} WHERE {} ORDER BY t.id DESC LIMIT ?",
+                    select_tasks(),
+                    conditions.join(" AND ")
+                ),
+                Params::Positional(params.clone()),
+            )
+            .map_err(|e| db.error(e))?;
+        Ok(rows.into_iter().map(to_task).collect())
+    })
+}
+
+/// Counts by type and status: `{"types": {"email": {"pending": 2, ...}}, "totals": {...}}`.
+/// Every status appears in every entry, zero when there is none.
+pub(crate) fn stats(db: &Database) -> Result<Value> {
+    db.run(|conn| {
+        let rows: Vec<(String, Option<String>, i64)> = conn
+            .query(
+                "SELECT y.name, t.status, COUNT(t.id) FROM task_types y \
+                 LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status",
+            )
+            .map_err(|e| db.error(e))?;
+        let zero = || {
+            STATUSES
+                .iter()
+                .map(|s| (s.to_string(), json!(0)))
+                .collect::<Map<_, _>>()
+        };
+        let mut types: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        let mut totals = zero();
+        for (name, status, count) in rows {
+            let entry = types.entry(name).or_insert_with(zero);
+            if let Some(status) = status {
+                entry.insert(status.clone(), json!(count));
+                let total = totals[&status].as_i64().unwrap_or(0) + count;
+                totals.insert(status, json!(total));
+            }
+        }
+        Ok(json!({"types": types, "totals": totals}))
+    })
+}
+
+pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> {
+    check_task_id(task_id)?;
+    db.run(|conn| {
+        let rows: Vec<(i64, i64, String, Option<String>, Option<String>, String)> = conn
+            .exec(
+                format!(
+                    "SELECT id, task_id, status_change, worker_id, message, {} FROM task_history \
+                     WHERE task_id = ? ORDER BY id",
+                    iso("created_at")
+                ),
+                (task_id,),
+            )
+            .map_err(|e| db.error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, task_id, status_change, worker_id, message, created_at)| HistoryEntry {
+                    id,
+                    task_id,
+                    status_change,
+                    worker_id,
+                    message,
+                    created_at,
+                },
+            )
+            .collect())
+    })
+}

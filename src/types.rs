@@ -1,0 +1,328 @@
+//! Task types: registration with a JSON Schema, lookup, activation, and the per-database cache
+//! of compiled validators.
+
+use crate::error::{Code, Error, Result};
+use crate::json;
+use crate::pool::{Database, commit};
+use crate::validate;
+use jsonschema::Validator;
+use mysql::prelude::Queryable;
+use mysql::{PooledConn, TxOpts};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Longest type name, in characters (the column is VARCHAR(255)).
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// What a caller registers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeDefinition {
+    pub name: String,
+    #[serde(default = "first_version")]
+    pub version: i64,
+    pub param_schema: Value,
+}
+
+fn first_version() -> i64 {
+    1
+}
+
+/// A registered task type.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskType {
+    pub id: i64,
+    pub name: String,
+    pub version: i64,
+    pub param_schema: Value,
+    pub is_active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Whether this call changed anything (false for a repeated identical registration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
+}
+
+/// What enqueue needs to know about a type, cached per database.
+pub(crate) struct CachedType {
+    pub id: i64,
+    pub version: i64,
+    pub schema: Value,
+    validator: parking_lot::Mutex<Option<Arc<Validator>>>,
+}
+
+impl CachedType {
+    /// The compiled validator, built on first use and then kept.
+    pub fn validator(&self) -> Result<Arc<Validator>> {
+        let mut slot = self.validator.lock();
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let compiled = Arc::new(validate::compile(&self.schema)?);
+        *slot = Some(compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// Type ids and names never change (types are deactivated, never deleted), so they can be
+/// cached for the life of the process; the version is re-checked inside every enqueue.
+#[derive(Default)]
+pub(crate) struct TypeCache {
+    by_name: RwLock<HashMap<String, Arc<CachedType>>>,
+    names: RwLock<HashMap<i64, String>>,
+}
+
+impl TypeCache {
+    pub fn forget(&self, name: &str) {
+        self.by_name.write().remove(name);
+    }
+
+    fn remember_name(&self, id: i64, name: &str) {
+        self.names.write().insert(id, name.to_string());
+    }
+
+    /// The cached type, loading it when missing. `NotFound` when no such type exists.
+    pub fn get(&self, db: &Database, conn: &mut PooledConn, name: &str) -> Result<Arc<CachedType>> {
+        if let Some(t) = self.by_name.read().get(name) {
+            return Ok(t.clone());
+        }
+        let row: Option<(i64, i64, String)> = conn
+            .exec_first(
+                "SELECT id, version, param_schema_json FROM task_types WHERE name = ?",
+                (name,),
+            )
+            .map_err(|e| db.error(e))?;
+        let (id, version, schema) = row.ok_or_else(|| not_registered(name))?;
+        let cached = Arc::new(CachedType {
+            id,
+            version,
+            schema: serde_json::from_str(&schema).unwrap_or(Value::Bool(true)),
+            validator: parking_lot::Mutex::new(None),
+        });
+        self.remember_name(id, name);
+        self.by_name
+            .write()
+            .insert(name.to_string(), cached.clone());
+        Ok(cached)
+    }
+
+    /// Type names for ids, loading the ones not cached yet in one query.
+    pub fn names(
+        &self,
+        db: &Database,
+        conn: &mut PooledConn,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, String>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let names = self.names.read();
+            for id in ids {
+                match names.get(id) {
+                    Some(n) => {
+                        found.insert(*id, n.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let list = id_list(&missing);
+            let rows: Vec<(i64, String)> = conn
+                .query(format!(
+                    "SELECT id, name FROM task_types WHERE id IN ({list})"
+                ))
+                .map_err(|e| db.error(e))?;
+            for (id, name) in rows {
+                self.remember_name(id, &name);
+                found.insert(id, name);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A comma-separated list of integers for an `IN (...)`; the values come from the database or
+/// from parsed integers, never from text.
+pub(crate) fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+pub(crate) fn not_registered(name: &str) -> Error {
+    Error::not_found(format!(
+        "task type '{name}' is not registered (register it first)"
+    ))
+}
+
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(Error::invalid(format!(
+            "a task type name must be 1 to {MAX_NAME_CHARS} characters, got {chars}"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "a task type name must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+const TYPE_COLUMNS: &str = "id, name, version, param_schema_json, is_active, \
+     DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'), DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
+
+type TypeRow = (i64, String, i64, String, bool, String, String);
+
+fn to_type(row: TypeRow) -> TaskType {
+    let (id, name, version, schema, is_active, created_at, updated_at) = row;
+    TaskType {
+        id,
+        name,
+        version,
+        param_schema: serde_json::from_str(&schema).unwrap_or(Value::Null),
+        is_active,
+        created_at,
+        updated_at,
+        changed: None,
+    }
+}
+
+/// Registers a type, or a new version of it. The same name + version + schema again is a
+/// no-op; a higher version replaces the schema for new tasks.
+pub(crate) fn register(
+    db: &Database,
+    def: &TypeDefinition,
+    max_payload: usize,
+) -> Result<TaskType> {
+    check_name(&def.name)?;
+    if def.version < 1 {
+        return Err(Error::invalid("version must be a positive integer"));
+    }
+    json::check_value(&def.param_schema, max_payload, "param_schema")?;
+    // Checked before touching the database.
+    validate::compile(&def.param_schema)?;
+    let schema_text = json::canonical(&def.param_schema);
+    let changed = db.run(|conn| {
+        let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
+        let current: Option<(i64, String)> = tx
+            .exec_first(
+                "SELECT version, param_schema_json FROM task_types WHERE name = ? FOR UPDATE",
+                (&def.name,),
+            )
+            .map_err(|e| db.error(e))?;
+        let changed = match current {
+            None => {
+                // A concurrent first registration makes this fail with a duplicate key; the
+                // retry then sees the row and behaves like a repeat.
+                tx.exec_drop(
+                    "INSERT INTO task_types (name, version, param_schema_json, is_active) VALUES (?, ?, ?, 1)",
+                    (&def.name, def.version, &schema_text),
+                )
+                .map_err(|e| duplicate_as_conflict(db.error(e)))?;
+                true
+            }
+            Some((version, text)) if version == def.version => {
+                let same = serde_json::from_str::<Value>(&text).ok().as_ref() == Some(&def.param_schema);
+                if !same {
+                    return Err(Error::new(
+                        Code::Conflict,
+                        format!(
+                            "version {} of task type '{}' is already registered with a different schema; \
+                             register it as version {}",
+                            def.version, def.name, version + 1
+                        ),
+                    ));
+                }
+                false
+            }
+            Some((version, _)) if version > def.version => {
+                return Err(Error::new(
+                    Code::Conflict,
+                    format!(
+                        "task type '{}' is already at version {version}; version {} is older",
+                        def.name, def.version
+                    ),
+                ));
+            }
+            Some(_) => {
+                tx.exec_drop(
+                    "UPDATE task_types SET version = ?, param_schema_json = ? WHERE name = ?",
+                    (def.version, &schema_text, &def.name),
+                )
+                .map_err(|e| db.error(e))?;
+                true
+            }
+        };
+        commit(db, tx)?;
+        Ok(changed)
+    })?;
+    db.types.forget(&def.name);
+    let mut registered = get(db, &def.name)?;
+    registered.changed = Some(changed);
+    Ok(registered)
+}
+
+/// A duplicate key on first registration means another caller registered the same name at the
+/// same moment: report it as a lock conflict so the bounded retry runs the call again.
+fn duplicate_as_conflict(e: Error) -> Error {
+    let dup = e
+        .details()
+        .and_then(|d| d.get("server_code"))
+        .and_then(Value::as_u64)
+        == Some(1062);
+    if dup {
+        Error::new(Code::Database, e.message())
+            .with_details(serde_json::json!({"server_code": 1213}))
+    } else {
+        e
+    }
+}
+
+pub(crate) fn get(db: &Database, name: &str) -> Result<TaskType> {
+    check_name(name)?;
+    db.run(|conn| {
+        let row: Option<TypeRow> = conn
+            .exec_first(
+                format!("SELECT {TYPE_COLUMNS} FROM task_types WHERE name = ?"),
+                (name,),
+            )
+            .map_err(|e| db.error(e))?;
+        row.map(to_type).ok_or_else(|| not_registered(name))
+    })
+}
+
+pub(crate) fn list(db: &Database) -> Result<Vec<TaskType>> {
+    db.run(|conn| {
+        let rows: Vec<TypeRow> = conn
+            .query(format!(
+                "SELECT {TYPE_COLUMNS} FROM task_types ORDER BY name"
+            ))
+            .map_err(|e| db.error(e))?;
+        Ok(rows.into_iter().map(to_type).collect())
+    })
+}
+
+/// Activates or deactivates a type. A deactivated type accepts no new tasks; its existing
+/// tasks still run. Types are never deleted, so their tasks and history stay.
+pub(crate) fn set_active(db: &Database, name: &str, active: bool) -> Result<TaskType> {
+    check_name(name)?;
+    let found = db.run(|conn| {
+        conn.exec_drop(
+            "UPDATE task_types SET is_active = ? WHERE name = ?",
+            (active, name),
+        )
+        .map_err(|e| db.error(e))?;
+        let exists: Option<i64> = conn
+            .exec_first("SELECT id FROM task_types WHERE name = ?", (name,))
+            .map_err(|e| db.error(e))?;
+        Ok(exists.is_some())
+    })?;
+    if !found {
+        return Err(not_registered(name));
+    }
+    get(db, name)
+}

@@ -1,0 +1,135 @@
+//! Shared test setup: every test gets its own freshly migrated database on the real server.
+//!
+//! The server is taken from `TASKMANAGER_TEST_HOST` / `_PORT` / `_USER` / `_PASS`
+//! (default root with an empty password on 127.0.0.1:3306).
+#![allow(dead_code)]
+
+use mysql::prelude::Queryable;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use taskmanager::{Client, Config};
+
+pub fn server() -> (String, u16, String, String) {
+    let var = |k: &str, d: &str| {
+        std::env::var(format!("TASKMANAGER_TEST_{k}")).unwrap_or_else(|_| d.to_string())
+    };
+    (
+        var("HOST", "127.0.0.1"),
+        var("PORT", "3306").parse().unwrap(),
+        var("USER", "root"),
+        var("PASS", ""),
+    )
+}
+
+pub fn admin() -> mysql::Conn {
+    let (host, port, user, pass) = server();
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(host))
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(pass))
+        .prefer_socket(false)
+        .init(vec!["SET time_zone = '+00:00'"]);
+    mysql::Conn::new(opts).expect("the test MariaDB server must be running (see README)")
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A database of its own for one test, dropped at the end.
+pub struct TestDb {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestDb {
+    /// A migrated database; `extra` config keys override the defaults.
+    pub fn new(extra: Value) -> TestDb {
+        let db = TestDb::empty(extra);
+        db.client.migrate().expect("migrate");
+        db
+    }
+
+    /// A database with no tables at all.
+    pub fn empty(extra: Value) -> TestDb {
+        let name = format!(
+            "tm_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        admin()
+            .query_drop(format!(
+                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            ))
+            .unwrap();
+        let client = Client::open(TestDb::config(&name, extra)).expect("open client");
+        TestDb { name, client }
+    }
+
+    pub fn config(name: &str, extra: Value) -> Config {
+        let (host, port, user, pass) = server();
+        let mut map = json!({"db_host": host, "db_port": port, "db_user": user, "db_pass": pass,
+            "db_name": name, "pool_max_connections": 4});
+        for (k, v) in extra.as_object().unwrap() {
+            map[k] = v.clone();
+        }
+        Config::from_map(map.as_object().unwrap()).unwrap()
+    }
+
+    /// A second client on the same database with other settings (e.g. history off).
+    pub fn client_with(&self, extra: Value) -> Client {
+        Client::open(TestDb::config(&self.name, extra)).unwrap()
+    }
+
+    /// A direct connection to this test's database, for setting up boundaries and checking rows.
+    pub fn sql(&self) -> mysql::Conn {
+        let mut c = admin();
+        c.query_drop(format!("USE {}", self.name)).unwrap();
+        c
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.sql().query_first(sql).unwrap().unwrap()
+    }
+
+    pub fn register(&self, name: &str, schema: Value) {
+        self.client
+            .register_type(
+                &serde_json::from_value(
+                    json!({"name": name, "version": 1, "param_schema": schema}),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = admin().query_drop(format!("DROP DATABASE IF EXISTS {}", self.name));
+    }
+}
+
+pub fn any_object() -> Value {
+    json!({"type": "object"})
+}
+
+impl TestDb {
+    pub fn count_f64(&self, sql: &str) -> f64 {
+        let v: Option<mysql::Value> = self.sql().query_first(sql).unwrap();
+        match v.unwrap() {
+            mysql::Value::Bytes(b) => String::from_utf8(b).unwrap().parse().unwrap(),
+            mysql::Value::Double(d) => d,
+            mysql::Value::Float(f) => f as f64,
+            mysql::Value::Int(i) => i as f64,
+            other => panic!("not a number: {other:?}"),
+        }
+    }
+
+    pub fn sql_exec(&self, sql: &str) {
+        self.sql().query_drop(sql).unwrap();
+    }
+}

@@ -1,0 +1,612 @@
+//! The task lifecycle against the real server: enqueue, claim, heartbeat, complete, fail,
+//! release, history, ordering, batches and the read side.
+
+mod common;
+
+use common::{TestDb, any_object};
+use serde_json::{Value, json};
+use taskmanager::*;
+
+fn opts(v: Value) -> EnqueueOptions {
+    serde_json::from_value(v).unwrap()
+}
+
+fn claim_opts(v: Value) -> ClaimOptions {
+    serde_json::from_value(v).unwrap()
+}
+
+fn changes(db: &TestDb, id: i64) -> Vec<String> {
+    db.client
+        .task_history(id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.status_change)
+        .collect()
+}
+
+#[test]
+fn full_round_trip_with_history() {
+    let db = TestDb::new(json!({}));
+    db.register(
+        "email.send",
+        json!({"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}}),
+    );
+    let e = db
+        .client
+        .enqueue(
+            "email.send",
+            &json!({"to": "a@example.com"}),
+            &EnqueueOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((e.status.as_str(), e.deduplicated), ("pending", false));
+
+    let claimed = db
+        .client
+        .claim("worker-1", &ClaimOptions::default())
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let t = &claimed[0];
+    assert_eq!(
+        (t.id, t.type_name.as_str(), t.attempts, t.max_attempts),
+        (e.id, "email.send", 1, 3)
+    );
+    assert_eq!(t.params, json!({"to": "a@example.com"}));
+
+    let hb = db
+        .client
+        .heartbeat(
+            t.id,
+            &t.lease_token,
+            &serde_json::from_value(json!({"progress": 40})).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(hb.progress, 40);
+    assert!(hb.lease_expires_at >= t.lease_expires_at);
+
+    let done = db
+        .client
+        .complete(t.id, &t.lease_token, &json!({"sent": true, "note": "ok"}))
+        .unwrap();
+    assert_eq!((done.status.as_str(), done.repeated), ("completed", false));
+
+    let got = db.client.get_task(t.id).unwrap();
+    assert_eq!(got.status, "completed");
+    assert_eq!(got.result, json!({"sent": true, "note": "ok"}));
+    assert_eq!(got.claimed_by.as_deref(), Some("worker-1"));
+    assert!(got.completed_at.is_some());
+    assert_eq!(
+        changes(&db, t.id),
+        ["created", "claimed", "progress", "completed"]
+    );
+    let history = db.client.task_history(t.id).unwrap();
+    assert_eq!(history[1].worker_id.as_deref(), Some("worker-1"));
+}
+
+#[test]
+fn history_off_writes_no_rows() {
+    let db = TestDb::new(json!({"enable_task_history": false}));
+    db.register("quiet", any_object());
+    let e = db
+        .client
+        .enqueue("quiet", &json!({"n": 1}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    db.client
+        .heartbeat(
+            t.id,
+            &t.lease_token,
+            &serde_json::from_value(json!({"progress": 5})).unwrap(),
+        )
+        .unwrap();
+    db.client
+        .fail(
+            t.id,
+            &t.lease_token,
+            "boom",
+            &serde_json::from_value(json!({"retry_in_seconds": 0})).unwrap(),
+        )
+        .unwrap();
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    db.client
+        .complete(t.id, &t.lease_token, &json!(null))
+        .unwrap();
+    assert_eq!(db.client.get_task(e.id).unwrap().status, "completed");
+    assert_eq!(db.count("SELECT COUNT(*) FROM task_history"), 0);
+}
+
+#[test]
+fn nothing_to_claim_is_an_empty_list() {
+    let db = TestDb::new(json!({}));
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        db.client
+            .claim("w", &claim_opts(json!({"types": ["never-registered"]})))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn higher_priority_first_then_oldest() {
+    let db = TestDb::new(json!({}));
+    db.register("job", any_object());
+    let low = db
+        .client
+        .enqueue("job", &json!({"n": 1}), &opts(json!({"priority": -5})))
+        .unwrap()
+        .id;
+    let old_mid = db
+        .client
+        .enqueue("job", &json!({"n": 2}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let high = db
+        .client
+        .enqueue("job", &json!({"n": 3}), &opts(json!({"priority": 10})))
+        .unwrap()
+        .id;
+    let new_mid = db
+        .client
+        .enqueue("job", &json!({"n": 4}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let order: Vec<i64> = db
+        .client
+        .claim("w", &claim_opts(json!({"limit": 10})))
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(order, [high, old_mid, new_mid, low]);
+}
+
+#[test]
+fn delayed_tasks_wait_for_their_time() {
+    let db = TestDb::new(json!({}));
+    db.register("later", any_object());
+    let delayed = db
+        .client
+        .enqueue(
+            "later",
+            &json!({"n": 1}),
+            &opts(json!({"delay_seconds": 3600})),
+        )
+        .unwrap()
+        .id;
+    let future = db
+        .client
+        .enqueue(
+            "later",
+            &json!({"n": 2}),
+            &opts(json!({"run_at": "2999-01-01T00:00:00Z"})),
+        )
+        .unwrap()
+        .id;
+    let past = db
+        .client
+        .enqueue(
+            "later",
+            &json!({"n": 3}),
+            &opts(json!({"run_at": "2001-01-01 00:00:00"})),
+        )
+        .unwrap()
+        .id;
+    let got: Vec<i64> = db
+        .client
+        .claim("w", &claim_opts(json!({"limit": 10})))
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(got, [past]);
+    let run_at = db.client.get_task(delayed).unwrap().run_at;
+    assert!(run_at > db.client.get_task(past).unwrap().created_at);
+    assert_eq!(
+        db.client.get_task(future).unwrap().run_at,
+        "2999-01-01T00:00:00.000000Z"
+    );
+}
+
+#[test]
+fn retryable_failure_backs_off_then_dies_at_max_attempts() {
+    let db = TestDb::new(json!({"retry_backoff_base": 30}));
+    db.register("flaky", any_object());
+    let id = db
+        .client
+        .enqueue("flaky", &json!({}), &opts(json!({"max_attempts": 2})))
+        .unwrap()
+        .id;
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    let f = db
+        .client
+        .fail(
+            t.id,
+            &t.lease_token,
+            "timeout talking to smtp",
+            &FailOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((f.status.as_str(), f.attempts), ("pending", 1));
+    // Backoff with jitter: between half and all of base * 2^0 = 30 s ahead of the database clock.
+    let ahead: f64 = db.count_f64(&format!(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), run_at) / 1e6 FROM tasks WHERE id = {id}"
+    ));
+    assert!((14.0..=30.5).contains(&ahead), "run_at is {ahead} s ahead");
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty(),
+        "backoff must hold the task back"
+    );
+    db.sql_exec(&format!("UPDATE tasks SET run_at = NOW(6) WHERE id = {id}"));
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(t.attempts, 2);
+    let f = db
+        .client
+        .fail(t.id, &t.lease_token, "still down", &FailOptions::default())
+        .unwrap();
+    assert_eq!((f.status.as_str(), f.attempts), ("failed", 2));
+    let task = db.client.get_task(id).unwrap();
+    assert_eq!(task.error_message.as_deref(), Some("still down"));
+    assert_eq!(
+        changes(&db, id),
+        ["created", "claimed", "retrying", "claimed", "failed"]
+    );
+    // Failed is dead: nothing to claim, and a repeat of the same fail is a harmless no-op.
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        db.client
+            .fail(t.id, &t.lease_token, "still down", &FailOptions::default())
+            .unwrap()
+            .repeated
+    );
+}
+
+#[test]
+fn non_retryable_failure_is_dead_at_once() {
+    let db = TestDb::new(json!({}));
+    db.register("strict", any_object());
+    db.client
+        .enqueue("strict", &json!({}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    let f = db
+        .client
+        .fail(
+            t.id,
+            &t.lease_token,
+            "bad input",
+            &serde_json::from_value(json!({"retry": false})).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        (f.status.as_str(), f.attempts, f.max_attempts),
+        ("failed", 1, 3)
+    );
+}
+
+#[test]
+fn complete_is_idempotent_for_the_same_token_only() {
+    let db = TestDb::new(json!({}));
+    db.register("once", any_object());
+    db.client
+        .enqueue("once", &json!({}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    db.client
+        .complete(t.id, &t.lease_token, &json!({"v": 1}))
+        .unwrap();
+    let again = db
+        .client
+        .complete(t.id, &t.lease_token, &json!({"v": 2}))
+        .unwrap();
+    assert!(again.repeated);
+    assert_eq!(
+        db.client.get_task(t.id).unwrap().result,
+        json!({"v": 1}),
+        "a repeat changes nothing"
+    );
+    let e = db
+        .client
+        .fail(t.id, &t.lease_token, "late", &FailOptions::default())
+        .unwrap_err();
+    assert_eq!(e.code(), Code::LeaseLost);
+    let e = db
+        .client
+        .complete(t.id, "not-the-token", &json!(1))
+        .unwrap_err();
+    assert_eq!(e.code(), Code::LeaseLost);
+    assert_eq!(
+        db.client
+            .complete(999_999, "x", &json!(1))
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        db.client.get_task(0).unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        db.client.get_task(424_242).unwrap_err().code(),
+        Code::NotFound
+    );
+}
+
+#[test]
+fn release_gives_the_task_back_without_counting_the_attempt() {
+    let db = TestDb::new(json!({}));
+    db.register("rel", any_object());
+    let id = db
+        .client
+        .enqueue("rel", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let t = db
+        .client
+        .claim("w1", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    db.client.release(t.id, &t.lease_token).unwrap();
+    assert_eq!(
+        db.client
+            .complete(t.id, &t.lease_token, &json!(1))
+            .unwrap_err()
+            .code(),
+        Code::LeaseLost
+    );
+    let again = db
+        .client
+        .claim("w2", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!((again.id, again.attempts), (id, 1));
+    assert_eq!(
+        changes(&db, id),
+        ["created", "claimed", "released", "claimed"]
+    );
+}
+
+#[test]
+fn claim_filters_by_type_list_and_literal_prefix() {
+    let db = TestDb::new(json!({}));
+    for name in ["img_x.resize", "imgAx.crop", "mail.send", "100%.done"] {
+        db.register(name, any_object());
+        db.client
+            .enqueue(name, &json!({"for": name}), &EnqueueOptions::default())
+            .unwrap();
+    }
+    let by_prefix = db
+        .client
+        .claim(
+            "w",
+            &claim_opts(json!({"type_prefix": "img_", "limit": 10})),
+        )
+        .unwrap();
+    assert_eq!(
+        by_prefix
+            .iter()
+            .map(|t| t.type_name.as_str())
+            .collect::<Vec<_>>(),
+        ["img_x.resize"]
+    );
+    let pct = db
+        .client
+        .claim(
+            "w",
+            &claim_opts(json!({"type_prefix": "100%", "limit": 10})),
+        )
+        .unwrap();
+    assert_eq!(pct.len(), 1);
+    assert!(
+        db.client
+            .claim("w", &claim_opts(json!({"type_prefix": "%", "limit": 10})))
+            .unwrap()
+            .is_empty()
+    );
+    let by_list = db
+        .client
+        .claim(
+            "w",
+            &claim_opts(json!({"types": ["mail.send", "nope"], "limit": 10})),
+        )
+        .unwrap();
+    assert_eq!(
+        by_list
+            .iter()
+            .map(|t| t.type_name.as_str())
+            .collect::<Vec<_>>(),
+        ["mail.send"]
+    );
+    let rest = db
+        .client
+        .claim("w", &claim_opts(json!({"limit": 10})))
+        .unwrap();
+    assert_eq!(
+        rest.iter()
+            .map(|t| t.type_name.as_str())
+            .collect::<Vec<_>>(),
+        ["imgAx.crop"]
+    );
+}
+
+#[test]
+fn batch_enqueue_and_batch_complete() {
+    let db = TestDb::new(json!({}));
+    db.register(
+        "b",
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+    );
+    let items: Vec<BatchItem> = serde_json::from_value(json!([
+        {"type": "b", "params": {"n": 1}},
+        {"type": "b", "params": {"n": 2}, "options": {"priority": 5}},
+        {"type": "b", "params": {"n": 1}},
+    ]))
+    .unwrap();
+    let out = db.client.enqueue_batch(&items).unwrap();
+    assert_eq!(
+        out.iter().map(|e| e.deduplicated).collect::<Vec<_>>(),
+        [false, false, true]
+    );
+    assert_eq!(out[0].id, out[2].id);
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 2);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'created'"),
+        2
+    );
+
+    let bad: Vec<BatchItem> = serde_json::from_value(json!([
+        {"type": "b", "params": {"n": 3}},
+        {"type": "b", "params": {"n": "three"}},
+    ]))
+    .unwrap();
+    let e = db.client.enqueue_batch(&bad).unwrap_err();
+    assert_eq!(e.code(), Code::ValidationFailed);
+    assert_eq!(e.details().unwrap()["violations"][0]["index"], 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM tasks"),
+        2,
+        "an invalid batch writes nothing"
+    );
+
+    let claimed = db
+        .client
+        .claim("w", &serde_json::from_value(json!({"limit": 5})).unwrap())
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let items: Vec<CompleteItem> = serde_json::from_value(json!([
+        {"id": claimed[0].id, "lease_token": claimed[0].lease_token, "result": {"ok": 1}},
+        {"id": claimed[1].id, "lease_token": "stale", "result": null},
+        {"id": 987654, "lease_token": "x"},
+    ]))
+    .unwrap();
+    let outcomes = db.client.complete_batch(&items).unwrap();
+    assert!(outcomes[0].ok);
+    assert_eq!(outcomes[1].code.as_deref(), Some("TM_LEASE_LOST"));
+    assert_eq!(outcomes[2].code.as_deref(), Some("TM_NOT_FOUND"));
+    assert_eq!(
+        db.client.get_task(claimed[0].id).unwrap().result,
+        json!({"ok": 1})
+    );
+    assert_eq!(db.client.get_task(claimed[1].id).unwrap().status, "claimed");
+}
+
+#[test]
+fn read_side_lists_and_counts() {
+    let db = TestDb::new(json!({}));
+    db.register("r1", any_object());
+    db.register("r2", any_object());
+    for n in 0..5 {
+        db.client
+            .enqueue("r1", &json!({"n": n}), &EnqueueOptions::default())
+            .unwrap();
+    }
+    db.client
+        .enqueue("r2", &json!({}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db
+        .client
+        .claim(
+            "w",
+            &serde_json::from_value(json!({"types": ["r1"]})).unwrap(),
+        )
+        .unwrap()
+        .remove(0);
+    db.client
+        .complete(t.id, &t.lease_token, &json!(null))
+        .unwrap();
+    let stats = db.client.stats().unwrap();
+    assert_eq!(stats["types"]["r1"]["pending"], 4);
+    assert_eq!(stats["types"]["r1"]["completed"], 1);
+    assert_eq!(stats["types"]["r2"]["pending"], 1);
+    assert_eq!(stats["totals"]["pending"], 5);
+    assert_eq!(stats["totals"]["failed"], 0);
+    let page: ListFilter =
+        serde_json::from_value(json!({"type": "r1", "status": "pending", "limit": 3})).unwrap();
+    let first = db.client.list_tasks(&page).unwrap();
+    assert_eq!(first.len(), 3);
+    let next: ListFilter = serde_json::from_value(
+        json!({"type": "r1", "status": "pending", "limit": 3, "before_id": first[2].id}),
+    )
+    .unwrap();
+    assert_eq!(db.client.list_tasks(&next).unwrap().len(), 1);
+    let bad: ListFilter = serde_json::from_value(json!({"status": "running"})).unwrap();
+    assert_eq!(
+        db.client.list_tasks(&bad).unwrap_err().code(),
+        Code::InvalidArgument
+    );
+}
+
+#[test]
+fn cancel_and_manual_retry() {
+    let db = TestDb::new(json!({}));
+    db.register("c", any_object());
+    let id = db
+        .client
+        .enqueue("c", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    assert_eq!(
+        db.client.cancel(id, Some("not needed")).unwrap().status,
+        "cancelled"
+    );
+    assert!(db.client.cancel(id, None).unwrap().repeated);
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(db.client.retry(id).unwrap().status, "pending");
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    db.client.complete(t.id, &t.lease_token, &json!(1)).unwrap();
+    assert_eq!(
+        db.client.cancel(id, None).unwrap_err().code(),
+        Code::Conflict
+    );
+    assert_eq!(db.client.retry(id).unwrap_err().code(), Code::Conflict);
+    assert_eq!(
+        changes(&db, id),
+        ["created", "cancelled", "retried", "claimed", "completed"]
+    );
+}
