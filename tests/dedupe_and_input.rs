@@ -1,0 +1,516 @@
+//! Dedupe (including races), task types, validation, and bad input of every kind.
+
+mod common;
+
+use common::{TestDb, any_object};
+use serde_json::{Value, json};
+use std::sync::{Arc, Barrier};
+use taskmanager::*;
+
+fn opts(v: Value) -> EnqueueOptions {
+    serde_json::from_value(v).unwrap()
+}
+
+fn def(v: Value) -> TypeDefinition {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn key_order_does_not_change_the_dedupe_key() {
+    let db = TestDb::new(json!({}));
+    db.register("d", any_object());
+    let a = db
+        .client
+        .enqueue(
+            "d",
+            &json!({"a": 1, "b": {"y": 2, "x": 1}}),
+            &EnqueueOptions::default(),
+        )
+        .unwrap();
+    let b = db
+        .client
+        .enqueue(
+            "d",
+            &serde_json::from_str(r#"{ "b" : {"x":1,"y":2}, "a":1 }"#).unwrap(),
+            &EnqueueOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((a.id, a.deduplicated, b.deduplicated), (b.id, false, true));
+    assert_eq!(a.dedupe_key, b.dedupe_key);
+    assert_eq!(
+        a.dedupe_key,
+        taskmanager::dedupe::compute_key("d", &json!({"a": 1, "b": {"x": 1, "y": 2}}))
+    );
+    let c = db
+        .client
+        .enqueue("d", &json!({"a": 2}), &EnqueueOptions::default())
+        .unwrap();
+    assert!(!c.deduplicated);
+    let own = db
+        .client
+        .enqueue(
+            "d",
+            &json!({"a": 3}),
+            &opts(json!({"dedupe_key": "invoice-42"})),
+        )
+        .unwrap();
+    let own2 = db
+        .client
+        .enqueue(
+            "d",
+            &json!({"a": 4}),
+            &opts(json!({"dedupe_key": "invoice-42"})),
+        )
+        .unwrap();
+    assert_eq!(
+        (own.dedupe_key.as_str(), own2.id, own2.deduplicated),
+        ("invoice-42", own.id, true)
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 3);
+}
+
+#[test]
+fn concurrent_identical_enqueues_make_one_row() {
+    let db = TestDb::new(json!({"pool_max_connections": 8}));
+    db.register("once", any_object());
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, barrier) = (db.client.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..20)
+                    .map(|n| {
+                        client
+                            .enqueue("once", &json!({"n": n}), &EnqueueOptions::default())
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<Enqueued> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 20);
+    assert_eq!(
+        results.iter().filter(|e| !e.deduplicated).count(),
+        20,
+        "exactly one creator per key"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'created'"),
+        20
+    );
+    for n in 0..20 {
+        let key = taskmanager::dedupe::compute_key("once", &json!({"n": n}));
+        let ids: std::collections::HashSet<i64> = results
+            .iter()
+            .filter(|e| e.dedupe_key == key)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids.len(), 1);
+    }
+}
+
+#[test]
+fn scope_active_allows_the_same_work_again_once_finished() {
+    let db = TestDb::new(json!({}));
+    db.register("sync", any_object());
+    let active = opts(json!({"dedupe_scope": "active"}));
+    let first = db
+        .client
+        .enqueue("sync", &json!({"user": 7}), &active)
+        .unwrap();
+    let while_pending = db
+        .client
+        .enqueue("sync", &json!({"user": 7}), &active)
+        .unwrap();
+    assert_eq!(
+        (while_pending.id, while_pending.deduplicated),
+        (first.id, true)
+    );
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    let while_claimed = db
+        .client
+        .enqueue("sync", &json!({"user": 7}), &active)
+        .unwrap();
+    assert!(while_claimed.deduplicated);
+    db.client
+        .complete(t.id, &t.lease_token, &json!(null))
+        .unwrap();
+    let again = db
+        .client
+        .enqueue("sync", &json!({"user": 7}), &active)
+        .unwrap();
+    assert!(!again.deduplicated);
+    assert_ne!(again.id, first.id);
+    // The default scope keeps the original behaviour: a key once used blocks forever.
+    let always = db
+        .client
+        .enqueue("sync", &json!({"user": 8}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db
+        .client
+        .claim("w", &serde_json::from_value(json!({"limit": 10})).unwrap())
+        .unwrap();
+    assert_eq!(t.len(), 2);
+    for task in t {
+        db.client
+            .complete(task.id, &task.lease_token, &json!(null))
+            .unwrap();
+    }
+    let blocked = db
+        .client
+        .enqueue("sync", &json!({"user": 8}), &EnqueueOptions::default())
+        .unwrap();
+    assert_eq!(
+        (blocked.id, blocked.deduplicated, blocked.status.as_str()),
+        (always.id, true, "completed")
+    );
+}
+
+#[test]
+fn validation_lists_every_violation_and_writes_nothing() {
+    let db = TestDb::new(json!({}));
+    db.register("user.create", json!({
+        "type": "object", "required": ["email", "age"], "additionalProperties": false,
+        "properties": {"email": {"type": "string", "pattern": "^[^@]+@[^@]+$"}, "age": {"type": "integer", "minimum": 0}}
+    }));
+    let e = db
+        .client
+        .enqueue(
+            "user.create",
+            &json!({"email": "nope", "age": -1, "extra": true}),
+            &EnqueueOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ValidationFailed);
+    let violations = e.details().unwrap()["violations"].as_array().unwrap();
+    let paths: Vec<&str> = violations
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"/email") && paths.contains(&"/age") && paths.contains(&"/"),
+        "{violations:?}"
+    );
+    assert_eq!(violations.len(), 3);
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 0);
+    // With validation off the same params are stored.
+    let lax = db.client_with(json!({"enable_schema_validation": false}));
+    assert!(
+        lax.enqueue(
+            "user.create",
+            &json!({"email": "nope"}),
+            &EnqueueOptions::default()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn type_registration_rules() {
+    let db = TestDb::new(json!({}));
+    let v1 = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let first = db
+        .client
+        .register_type(&def(json!({"name": "t", "version": 1, "param_schema": v1})))
+        .unwrap();
+    assert_eq!(
+        (first.changed, first.is_active, first.version),
+        (Some(true), true, 1)
+    );
+    let same = db
+        .client
+        .register_type(&def(json!({"name": "t", "version": 1, "param_schema": v1})))
+        .unwrap();
+    assert_eq!((same.changed, same.id), (Some(false), first.id));
+    let clash = db
+        .client
+        .register_type(&def(
+            json!({"name": "t", "version": 1, "param_schema": {"type": "object"}}),
+        ))
+        .unwrap_err();
+    assert_eq!(clash.code(), Code::Conflict);
+    // Enqueue against v1 caches its validator; v2 must replace it for new tasks.
+    db.client
+        .enqueue("t", &json!({"a": "x"}), &EnqueueOptions::default())
+        .unwrap();
+    let v2 = json!({"type": "object", "properties": {"a": {"type": "integer"}}});
+    let second = db
+        .client
+        .register_type(&def(json!({"name": "t", "version": 2, "param_schema": v2})))
+        .unwrap();
+    assert_eq!((second.version, second.id), (2, first.id));
+    assert_eq!(
+        db.client
+            .enqueue("t", &json!({"a": "y"}), &EnqueueOptions::default())
+            .unwrap_err()
+            .code(),
+        Code::ValidationFailed
+    );
+    db.client
+        .enqueue("t", &json!({"a": 5}), &EnqueueOptions::default())
+        .unwrap();
+    let older = db
+        .client
+        .register_type(&def(json!({"name": "t", "version": 1, "param_schema": v1})))
+        .unwrap_err();
+    assert_eq!(older.code(), Code::Conflict);
+    let bad = db
+        .client
+        .register_type(&def(json!({"name": "u", "param_schema": {"type": 12}})))
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidSchema);
+    let remote = db
+        .client
+        .register_type(&def(
+            json!({"name": "u", "param_schema": {"$ref": "http://127.0.0.1:9/x.json"}}),
+        ))
+        .unwrap_err();
+    assert_eq!(remote.code(), Code::InvalidSchema);
+    assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 1);
+    assert_eq!(db.client.list_types().unwrap().len(), 1);
+}
+
+#[test]
+fn a_second_process_sees_new_versions() {
+    // Two clients with different settings have separate caches, like two processes.
+    let db = TestDb::new(json!({}));
+    let other = db.client_with(json!({"max_task_attempts": 5}));
+    db.register(
+        "v",
+        json!({"type": "object", "properties": {"a": {"type": "string"}}}),
+    );
+    other
+        .enqueue("v", &json!({"a": "s"}), &EnqueueOptions::default())
+        .unwrap();
+    db.client.register_type(&def(json!({"name": "v", "version": 2, "param_schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}))).unwrap();
+    let e = other
+        .enqueue("v", &json!({"a": "t"}), &EnqueueOptions::default())
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::ValidationFailed,
+        "the stale cached schema must not be used"
+    );
+}
+
+#[test]
+fn inactive_and_unknown_types_are_refused() {
+    let db = TestDb::new(json!({}));
+    db.register("old", any_object());
+    let queued = db
+        .client
+        .enqueue("old", &json!({"n": 1}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db.client.set_type_active("old", false).unwrap();
+    assert!(!t.is_active);
+    let e = db
+        .client
+        .enqueue("old", &json!({"n": 2}), &EnqueueOptions::default())
+        .unwrap_err();
+    assert_eq!(e.code(), Code::TypeInactive);
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 1);
+    // Existing tasks of a deactivated type still run.
+    assert_eq!(
+        db.client.claim("w", &ClaimOptions::default()).unwrap()[0].id,
+        queued.id
+    );
+    db.client.set_type_active("old", true).unwrap();
+    db.client
+        .enqueue("old", &json!({"n": 2}), &EnqueueOptions::default())
+        .unwrap();
+    assert_eq!(
+        db.client
+            .enqueue("missing", &json!({}), &EnqueueOptions::default())
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        db.client
+            .set_type_active("missing", true)
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+#[test]
+fn oversized_and_deep_payloads_are_refused_before_the_database() {
+    let db = TestDb::new(json!({"max_payload_bytes": 1024}));
+    db.register("p", any_object());
+    let big = json!({"blob": "x".repeat(2000)});
+    assert_eq!(
+        db.client
+            .enqueue("p", &big, &EnqueueOptions::default())
+            .unwrap_err()
+            .code(),
+        Code::PayloadTooLarge
+    );
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!({"d": deep});
+    }
+    assert_eq!(
+        db.client
+            .enqueue("p", &deep, &EnqueueOptions::default())
+            .unwrap_err()
+            .code(),
+        Code::PayloadTooLarge
+    );
+    db.client
+        .enqueue("p", &json!({"ok": true}), &EnqueueOptions::default())
+        .unwrap();
+    let t = db
+        .client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        db.client
+            .complete(t.id, &t.lease_token, &big)
+            .unwrap_err()
+            .code(),
+        Code::PayloadTooLarge
+    );
+    assert_eq!(db.client.get_task(t.id).unwrap().status, "claimed");
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 1);
+}
+
+#[test]
+fn bad_arguments_get_invalid_argument() {
+    let db = TestDb::new(json!({}));
+    db.register("a", any_object());
+    let cases: Vec<Error> = vec![
+        db.client
+            .enqueue("", &json!({}), &EnqueueOptions::default())
+            .unwrap_err(),
+        db.client
+            .enqueue("a", &json!({}), &opts(json!({"run_at": "next tuesday"})))
+            .unwrap_err(),
+        db.client
+            .enqueue("a", &json!({}), &opts(json!({"delay_seconds": -1})))
+            .unwrap_err(),
+        db.client
+            .enqueue("a", &json!({}), &opts(json!({"max_attempts": 0})))
+            .unwrap_err(),
+        db.client
+            .enqueue("a", &json!({}), &opts(json!({"dedupe_key": ""})))
+            .unwrap_err(),
+        db.client.claim("", &ClaimOptions::default()).unwrap_err(),
+        db.client
+            .claim("w", &serde_json::from_value(json!({"limit": 0})).unwrap())
+            .unwrap_err(),
+        db.client
+            .claim(
+                "w",
+                &serde_json::from_value(json!({"limit": 100000})).unwrap(),
+            )
+            .unwrap_err(),
+        db.client
+            .claim("w", &serde_json::from_value(json!({"types": []})).unwrap())
+            .unwrap_err(),
+        db.client
+            .claim(
+                "w",
+                &serde_json::from_value(json!({"types": ["a"], "type_prefix": "a"})).unwrap(),
+            )
+            .unwrap_err(),
+        db.client.complete(-1, "t", &json!(1)).unwrap_err(),
+        db.client.complete(1, "", &json!(1)).unwrap_err(),
+    ];
+    for e in cases {
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 0);
+}
+
+#[test]
+fn hostile_and_non_ascii_text_is_stored_exactly() {
+    let db = TestDb::new(json!({}));
+    let names = [
+        "x'; DROP TABLE tasks; --",
+        "Příliš žluťoučký kůň 🐎",
+        "back\\slash\"quote`tick",
+        "50%_off",
+    ];
+    for name in names {
+        db.register(name, any_object());
+        let params = json!({"text": "úpěl ďábelské ódy 😀", "sql": "' OR 1=1 --", "name": name});
+        let e = db
+            .client
+            .enqueue(name, &params, &EnqueueOptions::default())
+            .unwrap();
+        let worker = format!("dělník-🤖-{name}");
+        let t = db
+            .client
+            .claim(
+                &worker,
+                &serde_json::from_value(json!({"types": [name]})).unwrap(),
+            )
+            .unwrap()
+            .remove(0);
+        assert_eq!((t.id, t.type_name.as_str()), (e.id, name));
+        assert_eq!(t.params, params);
+        db.client
+            .fail(
+                t.id,
+                &t.lease_token,
+                "chyba: 🔥 ' \" \\",
+                &serde_json::from_value(json!({"retry": false})).unwrap(),
+            )
+            .unwrap();
+        let got = db.client.get_task(e.id).unwrap();
+        assert_eq!(got.params, params);
+        assert_eq!(got.claimed_by.as_deref(), Some(worker.as_str()));
+        assert_eq!(got.error_message.as_deref(), Some("chyba: 🔥 ' \" \\"));
+        assert_eq!(db.client.get_type(name).unwrap().name, name);
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 4);
+}
+
+#[test]
+fn wrong_password_never_appears_in_errors() {
+    let db = TestDb::new(json!({}));
+    let config = common::TestDb::config(&db.name, json!({"db_pass": "hunter2-Secret!"}));
+    let e = Client::open(config.clone()).unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert!(!format!("{e:?}").contains("hunter2"));
+    assert!(!format!("{config:?}").contains("hunter2"));
+    assert_eq!(e.code(), Code::Config, "{e}");
+    let unreachable = common::TestDb::config(
+        &db.name,
+        json!({"db_port": 1, "db_pass": "hunter2-Secret!", "connect_timeout": 2}),
+    );
+    let e = Client::open(unreachable).unwrap_err();
+    assert_eq!(e.code(), Code::Connection, "{e}");
+    assert!(!e.to_string().contains("hunter2"));
+}
+
+#[test]
+fn an_unmigrated_database_says_so() {
+    let db = TestDb::empty(json!({}));
+    let e = db
+        .client
+        .enqueue("x", &json!({}), &EnqueueOptions::default())
+        .unwrap_err();
+    assert_eq!(e.code(), Code::SchemaOutdated, "{e}");
+    assert!(e.message().contains("migrat"));
+    let report = db.client.migrate().unwrap();
+    assert_eq!(report.applied, [1, 2]);
+    assert_eq!(
+        db.client
+            .enqueue("x", &json!({}), &EnqueueOptions::default())
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}

@@ -1,0 +1,289 @@
+//! Leases under concurrency and at their boundaries: no two live leases on one task, stale
+//! tokens change nothing, expired leases count as attempts and die at the limit.
+
+mod common;
+
+use common::{TestDb, any_object};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use taskmanager::*;
+
+fn claim_one(db: &TestDb, worker: &str) -> ClaimedTask {
+    db.client
+        .claim(worker, &ClaimOptions::default())
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn concurrent_claimers_never_share_a_task() {
+    let db = TestDb::new(json!({"pool_max_connections": 8, "enable_task_history": true}));
+    db.register("race", any_object());
+    let items: Vec<BatchItem> = (0..300)
+        .map(|n| serde_json::from_value(json!({"type": "race", "params": {"n": n}})).unwrap())
+        .collect();
+    db.client.enqueue_batch(&items).unwrap();
+
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let client = db.client.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut mine = Vec::new();
+                let options: ClaimOptions = serde_json::from_value(json!({"limit": 3})).unwrap();
+                loop {
+                    let got = client.claim(&format!("w{w}"), &options).unwrap();
+                    if got.is_empty() {
+                        break;
+                    }
+                    for t in got {
+                        client
+                            .complete(t.id, &t.lease_token, &json!({"by": w}))
+                            .unwrap();
+                        mine.push(t.id);
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let all: Vec<i64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 300, "every task claimed exactly once");
+    assert_eq!(unique.len(), 300);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'claimed'"),
+        300
+    );
+    assert_eq!(db.count("SELECT MAX(attempts) FROM tasks"), 1);
+}
+
+#[test]
+fn a_locked_task_is_skipped_not_waited_for() {
+    let db = TestDb::new(json!({}));
+    db.register("skip", any_object());
+    let first = db
+        .client
+        .enqueue("skip", &json!({"n": 1}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let second = db
+        .client
+        .enqueue("skip", &json!({"n": 2}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    // Another session holds a row lock on the first task, as a claimer mid-transaction would.
+    let mut other = db.sql();
+    use mysql::prelude::Queryable;
+    other.query_drop("START TRANSACTION").unwrap();
+    other
+        .query_drop(format!(
+            "SELECT id FROM tasks WHERE id = {first} FOR UPDATE"
+        ))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let got = claim_one(&db, "w");
+    assert_eq!(got.id, second);
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "claim must not wait for the lock"
+    );
+    other.query_drop("ROLLBACK").unwrap();
+}
+
+#[test]
+fn stale_token_cannot_finish_after_recovery_and_reclaim() {
+    let db = TestDb::new(json!({}));
+    db.register("stale", any_object());
+    let id = db
+        .client
+        .enqueue("stale", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let old = claim_one(&db, "slow-worker");
+    db.sql_exec(&format!(
+        "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {id}"
+    ));
+    let new = claim_one(&db, "fast-worker");
+    assert_eq!(new.id, id);
+    assert_ne!(new.lease_token, old.lease_token);
+    assert_eq!(new.attempts, 2, "the expired lease counted as an attempt");
+
+    for e in [
+        db.client
+            .complete(id, &old.lease_token, &json!("late"))
+            .unwrap_err(),
+        db.client
+            .fail(id, &old.lease_token, "late", &FailOptions::default())
+            .unwrap_err(),
+        db.client
+            .heartbeat(id, &old.lease_token, &HeartbeatOptions::default())
+            .unwrap_err(),
+        db.client.release(id, &old.lease_token).unwrap_err(),
+    ] {
+        assert_eq!(e.code(), Code::LeaseLost, "{e}");
+    }
+    let task = db.client.get_task(id).unwrap();
+    assert_eq!(
+        (
+            task.status.as_str(),
+            task.claimed_by.as_deref(),
+            task.result.clone()
+        ),
+        ("claimed", Some("fast-worker"), json!(null))
+    );
+    db.client
+        .complete(id, &new.lease_token, &json!("done"))
+        .unwrap();
+    let kinds: Vec<String> = db
+        .client
+        .task_history(id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.status_change)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "claimed",
+            "lease_expired",
+            "claimed",
+            "completed"
+        ]
+    );
+}
+
+#[test]
+fn lease_expiry_boundary_is_exact() {
+    let db = TestDb::new(json!({}));
+    db.register("edge", any_object());
+    let id = db
+        .client
+        .enqueue("edge", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    claim_one(&db, "w");
+    // Just before the end of the lease: not recovered.
+    db.sql_exec(&format!(
+        "UPDATE tasks SET lease_expires_at = NOW(6) + INTERVAL 2 SECOND WHERE id = {id}"
+    ));
+    assert_eq!(db.client.recover_expired().unwrap().recovered, 0);
+    assert_eq!(db.client.get_task(id).unwrap().status, "claimed");
+    // At the end of the lease (expiry equal to the database clock): recovered.
+    db.sql_exec(&format!(
+        "UPDATE tasks SET lease_expires_at = NOW(6) WHERE id = {id}"
+    ));
+    let r = db.client.recover_expired().unwrap();
+    assert_eq!((r.recovered, r.requeued, r.failed), (1, 1, 0));
+    let task = db.client.get_task(id).unwrap();
+    assert_eq!((task.status.as_str(), task.attempts), ("pending", 1));
+    assert!(task.error_message.unwrap().contains("lease expired"));
+}
+
+#[test]
+fn expired_lease_at_max_attempts_becomes_failed() {
+    let db = TestDb::new(json!({}));
+    db.register("doomed", any_object());
+    let id = db
+        .client
+        .enqueue(
+            "doomed",
+            &json!({}),
+            &serde_json::from_value(json!({"max_attempts": 2})).unwrap(),
+        )
+        .unwrap()
+        .id;
+    for attempt in 1..=2 {
+        let t = claim_one(&db, "crashy");
+        assert_eq!(t.attempts, attempt);
+        db.sql_exec(&format!(
+            "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 MICROSECOND WHERE id = {id}"
+        ));
+        let r = db.client.recover_expired().unwrap();
+        let task = db.client.get_task(id).unwrap();
+        if attempt == 1 {
+            assert_eq!(
+                (r.requeued, r.failed, task.status.as_str()),
+                (1, 0, "pending")
+            );
+        } else {
+            assert_eq!(
+                (r.requeued, r.failed, task.status.as_str()),
+                (0, 1, "failed")
+            );
+        }
+        assert_eq!(task.attempts, attempt);
+    }
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn lazy_recovery_happens_inside_claim() {
+    let db = TestDb::new(json!({}));
+    db.register("lazy", any_object());
+    let id = db
+        .client
+        .enqueue("lazy", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    claim_one(&db, "w1");
+    db.sql_exec(&format!(
+        "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {id}"
+    ));
+    // No explicit recovery: the next claim itself finds the expired lease and hands it out.
+    let again = claim_one(&db, "w2");
+    assert_eq!((again.id, again.attempts), (id, 2));
+}
+
+#[test]
+fn heartbeat_extends_the_lease() {
+    let db = TestDb::new(json!({}));
+    db.register("hb", any_object());
+    let id = db
+        .client
+        .enqueue("hb", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let t = db
+        .client
+        .claim(
+            "w",
+            &serde_json::from_value(json!({"lease_seconds": 5})).unwrap(),
+        )
+        .unwrap()
+        .remove(0);
+    let hb = db
+        .client
+        .heartbeat(
+            id,
+            &t.lease_token,
+            &serde_json::from_value(json!({"lease_seconds": 600, "progress": 100})).unwrap(),
+        )
+        .unwrap();
+    assert!(hb.lease_expires_at > t.lease_expires_at);
+    let left = db.count(&format!(
+        "SELECT TIMESTAMPDIFF(SECOND, NOW(6), lease_expires_at) FROM tasks WHERE id = {id}"
+    ));
+    assert!((590..=600).contains(&left), "{left}");
+    let e = db
+        .client
+        .heartbeat(
+            id,
+            &t.lease_token,
+            &serde_json::from_value(json!({"progress": 101})).unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+}

@@ -1,0 +1,194 @@
+//! Migrations: the upgrade of a database made by the original PHP system, idempotence, and
+//! `sql/schema.sql` matching what the migrations produce.
+
+mod common;
+
+use common::TestDb;
+use mysql::prelude::Queryable;
+use serde_json::json;
+use taskmanager::*;
+
+/// The original system's schema as it was before `priority` and `progress` were added, with
+/// its own constraint names, so the upgrade cannot rely on names it created itself.
+const ORIGINAL: &str = "
+CREATE TABLE task_types (
+  id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL UNIQUE, version INT DEFAULT 1,
+  param_schema_json TEXT, is_active TINYINT(1) DEFAULT 1,
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  INDEX (is_active)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+CREATE TABLE tasks (
+  id INT AUTO_INCREMENT PRIMARY KEY, type_id INT NOT NULL,
+  status ENUM('pending','claimed','completed','failed') DEFAULT 'pending',
+  params_json TEXT, dedupe_key VARCHAR(64) NOT NULL, result_json TEXT, error_message TEXT,
+  attempts INT DEFAULT 0, claimed_by VARCHAR(255), claimed_at TIMESTAMP NULL, completed_at TIMESTAMP NULL,
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  UNIQUE KEY unique_dedupe (dedupe_key), INDEX idx_type_status (type_id, status), INDEX (status), INDEX (created_at),
+  FOREIGN KEY (type_id) REFERENCES task_types(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+CREATE TABLE task_history (
+  id INT AUTO_INCREMENT PRIMARY KEY, task_id INT NOT NULL, status_change VARCHAR(50) NOT NULL,
+  worker_id VARCHAR(255), message TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  INDEX (task_id), INDEX (created_at),
+  FOREIGN KEY (task_id) REFERENCES tasks(id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+INSERT INTO task_types (id, name, version, param_schema_json) VALUES
+  (1, 'email', 1, '{\"type\":\"object\",\"required\":[\"to\"]}'), (2, 'report', 3, '{\"type\":\"object\"}');
+INSERT INTO tasks (id, type_id, status, params_json, dedupe_key, result_json, error_message, attempts, claimed_by, claimed_at, completed_at, created_at) VALUES
+  (1, 1, 'pending', '{\"to\":\"a@example.com\"}', 'k1', NULL, NULL, 0, NULL, NULL, NULL, '2024-01-01 10:00:00'),
+  (2, 1, 'claimed', '{\"to\":\"b@example.com\"}', 'k2', NULL, NULL, 1, 'old-worker', '2024-01-01 10:05:00', NULL, '2024-01-01 10:01:00'),
+  (3, 2, 'completed', '{\"month\":\"2024-01\"}', 'k3', '{\"rows\":12}', NULL, 1, 'old-worker', '2024-01-02 00:00:00', '2024-01-02 00:01:00', '2024-01-01 11:00:00'),
+  (4, 2, 'failed', '{\"month\":\"Příliš 😀\"}', 'k4', NULL, 'boom', 3, 'old-worker', '2024-01-03 00:00:00', '2024-01-03 00:00:09', '2024-01-01 12:00:00');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES
+  (1, 'created', NULL, NULL, '2024-01-01 10:00:00'), (2, 'claimed', 'old-worker', NULL, '2024-01-01 10:05:00'),
+  (3, 'completed', 'old-worker', 'done', '2024-01-02 00:01:00'), (4, 'failed', 'old-worker', 'boom', '2024-01-03 00:00:09');
+";
+
+#[test]
+fn upgrade_from_the_original_schema_keeps_every_row() {
+    let db = TestDb::empty(json!({}));
+    let mut sql = db.sql();
+    sql.query_drop(ORIGINAL).unwrap();
+
+    let report = db.client.migrate().unwrap();
+    assert_eq!((report.applied.clone(), report.version), (vec![1, 2], 2));
+    assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 2);
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 4);
+    assert_eq!(db.count("SELECT COUNT(*) FROM task_history"), 4);
+
+    let completed = db.client.get_task(3).unwrap();
+    assert_eq!(
+        (completed.type_name.as_str(), completed.status.as_str()),
+        ("report", "completed")
+    );
+    assert_eq!(completed.result, json!({"rows": 12}));
+    assert_eq!(completed.created_at, "2024-01-01T11:00:00.000000Z");
+    assert_eq!(
+        completed.completed_at.as_deref(),
+        Some("2024-01-02T00:01:00.000000Z")
+    );
+    let failed = db.client.get_task(4).unwrap();
+    assert_eq!(
+        (failed.params.clone(), failed.error_message.as_deref()),
+        (json!({"month": "Příliš 😀"}), Some("boom"))
+    );
+
+    // The permanent dedupe of the original still holds for its keys.
+    let again = db
+        .client
+        .enqueue(
+            "report",
+            &json!({"month": "2024-01"}),
+            &serde_json::from_value(json!({"dedupe_key": "k3"})).unwrap(),
+        )
+        .unwrap();
+    assert_eq!((again.id, again.deduplicated), (3, true));
+    // The stale claim of the original system has long expired: recovered and handed out again.
+    let claimed = db
+        .client
+        .claim(
+            "new-worker",
+            &serde_json::from_value(json!({"limit": 10})).unwrap(),
+        )
+        .unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(claimed[1].attempts, 2);
+    for t in &claimed {
+        db.client
+            .complete(t.id, &t.lease_token, &json!({"ok": true}))
+            .unwrap();
+    }
+    let types = db.client.list_types().unwrap();
+    assert_eq!(
+        types
+            .iter()
+            .map(|t| (t.name.as_str(), t.version))
+            .collect::<Vec<_>>(),
+        [("email", 1), ("report", 3)]
+    );
+    // Types no longer cascade into their tasks.
+    assert!(
+        db.sql()
+            .query_drop("DELETE FROM task_types WHERE id = 1")
+            .is_err()
+    );
+    assert_eq!(db.client.migrate().unwrap().applied, Vec::<i64>::new());
+}
+
+#[test]
+fn migrate_is_idempotent_and_safe_to_run_concurrently() {
+    let db = TestDb::empty(json!({}));
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let c = db.client.clone();
+            std::thread::spawn(move || c.migrate().unwrap())
+        })
+        .collect();
+    let reports: Vec<MigrationReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
+    assert_eq!(
+        applied, 2,
+        "each migration applied exactly once: {reports:?}"
+    );
+    assert!(reports.iter().all(|r| r.version == 2));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 2);
+}
+
+fn shape(db: &TestDb) -> Vec<String> {
+    let mut sql = db.sql();
+    let mut out: Vec<String> = sql
+        .exec_map(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, 'NULL'), EXTRA \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, COLUMN_NAME",
+            (&db.name,),
+            |(t, c, ty, n, d, e): (String, String, String, String, String, String)| format!("{t}.{c} {ty} {n} {d} {e}"),
+        )
+        .unwrap();
+    out.extend(
+        sql.exec_map(
+            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, GROUP_CONCAT(COLUMN_NAME, ' ', COALESCE(COLLATION, '') ORDER BY SEQ_IN_INDEX) \
+             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE ORDER BY 1, 2",
+            (&db.name,),
+            |(t, i, u, c): (String, String, i64, String)| format!("index {t}.{i} {u} {c}"),
+        )
+        .unwrap(),
+    );
+    out.extend(
+        sql.exec_map(
+            "SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? ORDER BY 1, 2",
+            (&db.name,),
+            |(t, c, r, d): (String, String, String, String)| format!("fk {t}.{c} -> {r} {d}"),
+        )
+        .unwrap(),
+    );
+    out
+}
+
+#[test]
+fn schema_sql_matches_the_migrations() {
+    let migrated = TestDb::new(json!({}));
+    let loaded = TestDb::empty(json!({}));
+    let mut sql = loaded.sql();
+    sql.query_drop(include_str!("../sql/schema.sql")).unwrap();
+    let (a, b) = (shape(&migrated), shape(&loaded));
+    let only_migrated: Vec<_> = a.iter().filter(|l| !b.contains(l)).collect();
+    let only_file: Vec<_> = b.iter().filter(|l| !a.contains(l)).collect();
+    assert!(
+        only_migrated.is_empty() && only_file.is_empty(),
+        "migrated only: {only_migrated:#?}\nschema.sql only: {only_file:#?}"
+    );
+    assert!(a.len() > 40);
+    // And a database installed from the file is usable as is.
+    loaded.register("from-file", json!({"type": "object"}));
+    assert!(
+        !loaded
+            .client
+            .enqueue("from-file", &json!({}), &EnqueueOptions::default())
+            .unwrap()
+            .deduplicated
+    );
+}
