@@ -7,6 +7,7 @@ mod client;
 pub mod config;
 pub mod dedupe;
 mod error;
+pub mod ffi;
 mod history;
 pub mod json;
 mod migrate;

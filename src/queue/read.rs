@@ -196,28 +196,22 @@ pub(crate) fn stats(db: &Database) -> Result<Value> {
 pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> {
     check_task_id(task_id)?;
     db.run(|conn| {
-        let rows: Vec<(i64, i64, String, Option<String>, Option<String>, String)> = conn
-            .exec(
-                format!(
-                    "SELECT id, task_id, status_change, worker_id, message, {} FROM task_history \
-                     WHERE task_id = ? ORDER BY id",
-                    iso("created_at")
-                ),
-                (task_id,),
-            )
-            .map_err(|e| db.error(e))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, task_id, status_change, worker_id, message, created_at)| HistoryEntry {
-                    id,
-                    task_id,
-                    status_change,
-                    worker_id,
-                    message,
-                    created_at,
-                },
-            )
-            .collect())
+        conn.exec_map(
+            format!(
+                "SELECT id, task_id, status_change, worker_id, message, {} FROM task_history \
+                 WHERE task_id = ? ORDER BY id",
+                iso("created_at")
+            ),
+            (task_id,),
+            |(id, task_id, status_change, worker_id, message, created_at)| HistoryEntry {
+                id,
+                task_id,
+                status_change,
+                worker_id,
+                message,
+                created_at,
+            },
+        )
+        .map_err(|e| db.error(e))
     })
 }

@@ -1,0 +1,387 @@
+//! Every exported `tm_*` function. Each one checks its pointers through the helpers in
+//! `ffi/mod.rs`, calls the Rust API, and writes its JSON output last.
+//!
+//! Shared rules, stated once here and in the header: a `const tm_client *` must come from
+//! `tm_client_open` and may be used from many threads at once; `out_json` may be NULL when the
+//! output is not needed, and otherwise receives a string the caller frees with
+//! `tm_string_free`; nothing is written to an output when the call fails.
+
+#![allow(clippy::missing_safety_doc)]
+
+use super::{
+    boundary, client_ref, json_arg, json_value, optional_text, options, text, tm_client, tm_error,
+    write_json,
+};
+use crate::error::Error;
+use crate::{BatchItem, Client, CompleteItem, TypeDefinition};
+use std::ffi::{CString, c_char};
+
+/// The library version, e.g. "0.1.0". A static string: do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tm_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Opens a client. `config_json` is a JSON object of settings (see the README), or NULL /
+/// `"{}"` to read the `TASKMANAGER_*` environment variables. Clients with the same connection
+/// settings share one connection pool. Checks that the server is reachable and supported.
+/// On success `*out_client` receives a handle to free with `tm_client_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_client_open(
+    config_json: *const c_char,
+    out_client: *mut *mut tm_client,
+) -> *mut tm_error {
+    boundary(|| {
+        if out_client.is_null() {
+            return Err(Error::new(
+                crate::Code::NullParameter,
+                "out_client must not be NULL",
+            ));
+        }
+        let config = optional_text(config_json, "config_json")?;
+        let inner = Client::open_json(config)?;
+        // SAFETY: out_client is non-NULL and writable.
+        unsafe { *out_client = Box::into_raw(Box::new(tm_client { inner })) };
+        Ok(())
+    })
+}
+
+/// Frees a client handle. NULL is ignored. The shared pool stays for other handles.
+/// Must not be called while another thread still uses the handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_client_free(client: *mut tm_client) {
+    if !client.is_null() {
+        // SAFETY: client came from Box::into_raw in tm_client_open and is freed once.
+        drop(unsafe { Box::from_raw(client) });
+    }
+}
+
+/// Creates or upgrades the database schema (the only call that runs DDL). Idempotent and safe
+/// to run from several processes at once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_migrate(client: *const tm_client) -> *mut tm_error {
+    boundary(|| client_ref(client)?.migrate().map(|_| ()))
+}
+
+/// Registers a task type: `{"name": "...", "version": 1, "param_schema": {...}}`. The same
+/// name, version and schema again is a no-op; a higher version replaces the schema for new
+/// tasks. Output: the type (`id`, `name`, `version`, `is_active`, `changed`, ...).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_type_register(
+    client: *const tm_client,
+    type_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let definition: TypeDefinition =
+            json_arg(type_json, "type_json", c.config().max_payload_bytes)?;
+        write_json(out_json, &c.register_type(&definition)?)
+    })
+}
+
+/// One task type by name. Output: the type. Unknown name: `TM_NOT_FOUND`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_type_get(
+    client: *const tm_client,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        write_json(out_json, &c.get_type(text(name, "name")?)?)
+    })
+}
+
+/// Every task type, by name. Output: a JSON array of types.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_type_list(
+    client: *const tm_client,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_json(out_json, &client_ref(client)?.list_types()?))
+}
+
+/// Activates (`active` true) or deactivates a task type. A deactivated type refuses new tasks
+/// with `TM_TYPE_INACTIVE`; its queued tasks still run. Output: the type.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_type_set_active(
+    client: *const tm_client,
+    name: *const c_char,
+    active: bool,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        write_json(out_json, &c.set_type_active(text(name, "name")?, active)?)
+    })
+}
+
+/// Enqueues a task. `params_json` is the params document (validated against the type's
+/// schema); `options_json` may be NULL or `{"priority", "delay_seconds" | "run_at",
+/// "max_attempts", "dedupe_key", "dedupe_scope": "always"|"active"}`.
+/// Output: `{"id", "type", "status", "deduplicated", "dedupe_key"}`; a duplicate returns the
+/// existing task with `"deduplicated": true`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_enqueue(
+    client: *const tm_client,
+    type_name: *const c_char,
+    params_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let type_name = text(type_name, "type_name")?;
+        let params = json_value(params_json, "params_json", c.config().max_payload_bytes)?;
+        let options = options(options_json, "options_json")?;
+        write_json(out_json, &c.enqueue(type_name, &params, &options)?)
+    })
+}
+
+/// Enqueues many tasks in one transaction: `[{"type", "params", "options"}, ...]` (at most
+/// 1000). All or nothing: when any task is invalid nothing is written and the details list
+/// every violation with its `index`. Output: an array of enqueue results, in input order.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_enqueue_batch(
+    client: *const tm_client,
+    items_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let limit = c
+            .config()
+            .max_payload_bytes
+            .saturating_mul(crate::queue::MAX_BATCH.min(64));
+        let items: Vec<BatchItem> = json_arg(items_json, "items_json", limit)?;
+        write_json(out_json, &c.enqueue_batch(&items)?)
+    })
+}
+
+/// Claims up to `limit` runnable tasks for `worker_id`: highest priority first, then oldest.
+/// `options_json` may be NULL or `{"types": [...]` | `"type_prefix": "..."`, `"limit"`,
+/// `"lease_seconds"}`. Output: a JSON array of `{"id", "type", "params", "priority",
+/// "attempts", "max_attempts", "lease_token", "lease_expires_at"}`; `[]` when nothing is
+/// runnable (not an error).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_claim(
+    client: *const tm_client,
+    worker_id: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let worker_id = text(worker_id, "worker_id")?;
+        write_json(
+            out_json,
+            &c.claim(worker_id, &options(options_json, "options_json")?)?,
+        )
+    })
+}
+
+/// Extends the lease of a claimed task (and records progress) if `lease_token` still owns it.
+/// `options_json` may be NULL or `{"progress": 0..100, "lease_seconds": n}`.
+/// Output: `{"id", "lease_expires_at", "progress"}`. A stale token: `TM_LEASE_LOST`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_heartbeat(
+    client: *const tm_client,
+    task_id: i64,
+    lease_token: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let token = text(lease_token, "lease_token")?;
+        write_json(
+            out_json,
+            &c.heartbeat(task_id, token, &options(options_json, "options_json")?)?,
+        )
+    })
+}
+
+/// Completes a claimed task with a result (`result_json` NULL means JSON null). Only the
+/// current lease token may do this; a stale one gets `TM_LEASE_LOST` and changes nothing.
+/// Repeating the call with the same token succeeds again (`"repeated": true`), so it is safe to
+/// retry after `TM_OUTCOME_UNKNOWN`. Output: `{"id", "status", "repeated"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_complete(
+    client: *const tm_client,
+    task_id: i64,
+    lease_token: *const c_char,
+    result_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let token = text(lease_token, "lease_token")?;
+        let result = match optional_text(result_json, "result_json")? {
+            None => serde_json::Value::Null,
+            Some(_) => json_value(result_json, "result_json", c.config().max_payload_bytes)?,
+        };
+        write_json(out_json, &c.complete(task_id, token, &result)?)
+    })
+}
+
+/// Completes many claimed tasks in one transaction: `[{"id", "lease_token", "result"}, ...]`.
+/// Output: an array of `{"id", "ok"}` plus `"code"` and `"message"` for each task that could
+/// not be completed (e.g. `"TM_LEASE_LOST"`); the others are completed regardless.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_complete_batch(
+    client: *const tm_client,
+    items_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let limit = c.config().max_payload_bytes.saturating_mul(64);
+        let items: Vec<CompleteItem> = json_arg(items_json, "items_json", limit)?;
+        write_json(out_json, &c.complete_batch(&items)?)
+    })
+}
+
+/// Fails a claimed task. `options_json` may be NULL or `{"retry": true|false,
+/// "retry_in_seconds": n}`. A retryable failure with attempts left goes back to pending with
+/// `run_at` pushed out by exponential backoff with jitter; otherwise the task is `failed`.
+/// Output: `{"id", "status", "attempts", "max_attempts", "run_at", "repeated"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_fail(
+    client: *const tm_client,
+    task_id: i64,
+    lease_token: *const c_char,
+    error_message: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let token = text(lease_token, "lease_token")?;
+        let message = text(error_message, "error_message")?;
+        write_json(
+            out_json,
+            &c.fail(
+                task_id,
+                token,
+                message,
+                &options(options_json, "options_json")?,
+            )?,
+        )
+    })
+}
+
+/// Gives a claimed task back to pending at once without counting the attempt (for a worker
+/// that is shutting down). Output: `{"id", "status", "repeated"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_release(
+    client: *const tm_client,
+    task_id: i64,
+    lease_token: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        write_json(
+            out_json,
+            &c.release(task_id, text(lease_token, "lease_token")?)?,
+        )
+    })
+}
+
+/// Cancels a pending or claimed task (`reason` may be NULL). A finished task: `TM_CONFLICT`.
+/// Output: `{"id", "status", "repeated"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_cancel(
+    client: *const tm_client,
+    task_id: i64,
+    reason: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        write_json(
+            out_json,
+            &c.cancel(task_id, optional_text(reason, "reason")?)?,
+        )
+    })
+}
+
+/// Puts a failed or cancelled task back to pending with its attempts reset.
+/// Output: `{"id", "status", "repeated"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_retry(
+    client: *const tm_client,
+    task_id: i64,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_json(out_json, &client_ref(client)?.retry(task_id)?))
+}
+
+/// Recovers every expired lease now (claims also do this lazily; call it from cron if you
+/// like). Output: `{"recovered", "requeued", "failed"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_tasks_recover_expired(
+    client: *const tm_client,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_json(out_json, &client_ref(client)?.recover_expired()?))
+}
+
+/// One task with every column, params and result as JSON values. An id below 1 is
+/// `TM_INVALID_ARGUMENT`; an unknown id `TM_NOT_FOUND`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_get(
+    client: *const tm_client,
+    task_id: i64,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_json(out_json, &client_ref(client)?.get_task(task_id)?))
+}
+
+/// A page of tasks, newest first. `filter_json` may be NULL or `{"type", "status", "limit"
+/// (1..1000, default 100), "before_id"}`; pass the last id of a page as `before_id` for the
+/// next. Output: a JSON array of tasks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_list(
+    client: *const tm_client,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        write_json(
+            out_json,
+            &c.list_tasks(&options(filter_json, "filter_json")?)?,
+        )
+    })
+}
+
+/// The history rows of a task, oldest first: `[{"id", "task_id", "status_change",
+/// "worker_id", "message", "created_at"}, ...]` (empty when history is off).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_history(
+    client: *const tm_client,
+    task_id: i64,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_json(out_json, &client_ref(client)?.task_history(task_id)?))
+}
+
+/// Task counts by type and status: `{"types": {"name": {"pending": n, ...}}, "totals": {...}}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_stats(
+    client: *const tm_client,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_json(out_json, &client_ref(client)?.stats()?))
+}
+
+/// Frees a string returned by this library. NULL is ignored. Never use libc `free` on it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: s came from CString::into_raw in write_json and is freed once.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
