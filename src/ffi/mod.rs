@@ -13,7 +13,9 @@
 mod error;
 mod exports;
 
-pub use error::{tm_code, tm_error, tm_error_code, tm_error_details, tm_error_free, tm_error_message};
+pub use error::{
+    tm_code, tm_error, tm_error_code, tm_error_details, tm_error_free, tm_error_message,
+};
 pub use exports::*;
 
 use crate::Client;

@@ -1,7 +1,7 @@
 //! Shared test setup: every test gets its own freshly migrated database on the real server.
 //!
 //! The server is taken from `TASKMANAGER_TEST_HOST` / `_PORT` / `_USER` / `_PASS`
-//! (default root with an empty password on 127.0.0.1:3306).
+//! (default: the `taskmanager_test` account that `scripts/setup` creates, on 127.0.0.1:3306).
 #![allow(dead_code)]
 
 use mysql::prelude::Queryable;
@@ -16,7 +16,7 @@ pub fn server() -> (String, u16, String, String) {
     (
         var("HOST", "127.0.0.1"),
         var("PORT", "3306").parse().unwrap(),
-        var("USER", "root"),
+        var("USER", "taskmanager_test"),
         var("PASS", ""),
     )
 }
