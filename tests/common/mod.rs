@@ -28,7 +28,6 @@ pub fn admin() -> mysql::Conn {
         .tcp_port(port)
         .user(Some(user))
         .pass(Some(pass))
-        .prefer_socket(false)
         .init(vec!["SET time_zone = '+00:00'"]);
     mysql::Conn::new(opts).expect("the test MariaDB server must be running (see README)")
 }
