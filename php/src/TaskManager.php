@@ -1,0 +1,335 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager;
+
+use FFI;
+use FFI\CData;
+use TaskManager\Exception\TaskManagerException;
+
+/**
+ * The task queue, used the way the original Database.php singleton was:
+ *
+ *     require 'config/config.php';            // defines DB_HOST, DB_NAME, ... as before
+ *     $tm = TaskManager::getInstance();
+ *     $tm->enqueue('email.send', ['to' => 'ada@example.com']);
+ *
+ * Configuration, first match wins: the array given to configure(); the original constants
+ * (DB_HOST, DB_NAME, DB_USER, DB_PASS, DB_CHARSET, TASK_CLAIM_TIMEOUT, MAX_TASK_ATTEMPTS,
+ * ENABLE_TASK_HISTORY, ENABLE_SCHEMA_VALIDATION, plus optional DB_PORT and DB_SOCKET);
+ * otherwise the TASKMANAGER_* environment variables.
+ *
+ * Every method takes and returns plain PHP arrays and throws a subclass of
+ * TaskManagerException on failure. Safe to use after pcntl_fork(): the child gets its own
+ * database connections.
+ */
+final class TaskManager
+{
+    private static ?self $instance = null;
+
+    /** @var array<string, mixed>|null */
+    private static ?array $config = null;
+
+    private readonly FFI $ffi;
+    private CData $client;
+
+    /** Maps the original constants to the library's configuration keys. */
+    private const CONSTANTS = [
+        'DB_HOST' => 'db_host',
+        'DB_PORT' => 'db_port',
+        'DB_SOCKET' => 'db_socket',
+        'DB_NAME' => 'db_name',
+        'DB_USER' => 'db_user',
+        'DB_PASS' => 'db_pass',
+        'DB_CHARSET' => 'db_charset',
+        'TASK_CLAIM_TIMEOUT' => 'task_claim_timeout',
+        'MAX_TASK_ATTEMPTS' => 'max_task_attempts',
+        'ENABLE_TASK_HISTORY' => 'enable_task_history',
+        'ENABLE_SCHEMA_VALIDATION' => 'enable_schema_validation',
+    ];
+
+    /** @param array<string, mixed>|null $config */
+    private function __construct(?array $config)
+    {
+        $this->ffi = Native::ffi();
+        $client = $this->ffi->new('tm_client *');
+        Native::check($this->ffi->tm_client_open($config === null ? null : Native::json($config), FFI::addr($client)));
+        $this->client = $client;
+    }
+
+    public function __destruct()
+    {
+        if (isset($this->client) && !FFI::isNull($this->client)) {
+            $this->ffi->tm_client_free($this->client);
+        }
+    }
+
+    private function __clone()
+    {
+    }
+
+    public function __wakeup(): void
+    {
+        throw new \LogicException('TaskManager cannot be unserialized; use TaskManager::getInstance()');
+    }
+
+    /** The shared instance, created on first use from the configuration described above. */
+    public static function getInstance(): self
+    {
+        return self::$instance ??= new self(self::$config ?? self::configFromConstants());
+    }
+
+    /**
+     * Sets the configuration (keys as in the README: db_host, db_name, ...) and drops the
+     * current instance, so the next getInstance() uses it.
+     *
+     * @param array<string, mixed> $config
+     */
+    public static function configure(array $config): void
+    {
+        self::$config = $config;
+        self::$instance = null;
+    }
+
+    /** Forgets the instance and any configure()d settings (for tests and long-lived scripts). */
+    public static function resetInstance(): void
+    {
+        self::$instance = null;
+        self::$config = null;
+    }
+
+    /**
+     * The configuration the original constants describe, or null when DB_NAME is not defined
+     * (the library then reads the TASKMANAGER_* environment variables).
+     *
+     * @return array<string, mixed>|null
+     */
+    public static function configFromConstants(): ?array
+    {
+        if (!defined('DB_NAME')) {
+            return null;
+        }
+        $config = [];
+        foreach (self::CONSTANTS as $constant => $key) {
+            if (defined($constant)) {
+                $config[$key] = constant($constant);
+            }
+        }
+        // The original accepted "host:port" in DB_HOST.
+        if (isset($config['db_host']) && preg_match('/^(.+):(\d+)$/', (string) $config['db_host'], $m)) {
+            $config['db_host'] = $m[1];
+            $config['db_port'] ??= (int) $m[2];
+        }
+        return $config;
+    }
+
+    /** The library version, e.g. "0.1.0". */
+    public static function version(): string
+    {
+        // FFI hands `const char *` results over as PHP strings already.
+        return Native::ffi()->tm_version();
+    }
+
+    /** Creates or upgrades the database schema. Idempotent; the only call that runs DDL. */
+    public function migrate(): void
+    {
+        Native::check($this->ffi->tm_migrate($this->client));
+    }
+
+    /**
+     * Registers a task type. Same name, version and schema again changes nothing; a higher
+     * version replaces the schema for new tasks.
+     *
+     * @param array<mixed>|object|string $paramSchema JSON Schema as an array, object or JSON text
+     * @return array<string, mixed> the type: id, name, version, is_active, changed, ...
+     */
+    public function registerType(string $name, array|object|string $paramSchema, int $version = 1): array
+    {
+        $schema = is_string($paramSchema) ? $paramSchema : Native::json($paramSchema);
+        $definition = sprintf('{"name":%s,"version":%d,"param_schema":%s}', Native::json($name), $version, $schema);
+        return $this->call('tm_type_register', $definition);
+    }
+
+    /** @return array<string, mixed> */
+    public function getType(string $name): array
+    {
+        return $this->call('tm_type_get', $name);
+    }
+
+    /** @return list<array<string, mixed>> */
+    public function listTypes(): array
+    {
+        return $this->call('tm_type_list');
+    }
+
+    /** Deactivated types refuse new tasks; their queued tasks still run. @return array<string, mixed> */
+    public function setTypeActive(string $name, bool $active): array
+    {
+        return $this->call('tm_type_set_active', $name, $active);
+    }
+
+    /**
+     * Enqueues a task. Options: priority, delay_seconds | run_at, max_attempts, dedupe_key,
+     * dedupe_scope ('always' | 'active').
+     *
+     * @param array<mixed>|object $params
+     * @param array<string, mixed> $options
+     * @return array{id: int, type: string, status: string, deduplicated: bool, dedupe_key: string}
+     */
+    public function enqueue(string $type, array|object $params, array $options = []): array
+    {
+        return $this->call('tm_task_enqueue', $type, Native::json($params), self::options($options));
+    }
+
+    /**
+     * Enqueues many tasks in one transaction, all or nothing.
+     *
+     * @param list<array{type: string, params: array<mixed>|object, options?: array<string, mixed>}> $items
+     * @return list<array<string, mixed>>
+     */
+    public function enqueueBatch(array $items): array
+    {
+        $normalized = array_map(static fn (array $item): array => [
+            'type' => $item['type'] ?? null,
+            'params' => ($item['params'] ?? []) === [] ? new \stdClass() : $item['params'],
+            'options' => ($item['options'] ?? []) === [] ? new \stdClass() : $item['options'],
+        ], $items);
+        return $this->call('tm_task_enqueue_batch', Native::json(array_values($normalized)));
+    }
+
+    /**
+     * Claims up to `limit` runnable tasks. Options: types (list) | type_prefix, limit,
+     * lease_seconds. An empty array when nothing is runnable.
+     *
+     * @param array<string, mixed> $options
+     * @return list<array{id: int, type: string, params: mixed, priority: int, attempts: int, max_attempts: int, lease_token: string, lease_expires_at: string}>
+     */
+    public function claim(string $workerId, array $options = []): array
+    {
+        return $this->call('tm_task_claim', $workerId, self::options($options));
+    }
+
+    /**
+     * Extends the lease (options: lease_seconds, progress 0..100).
+     *
+     * @param array<string, mixed> $options
+     * @return array{id: int, lease_expires_at: string, progress: int}
+     */
+    public function heartbeat(int $taskId, string $leaseToken, array $options = []): array
+    {
+        return $this->call('tm_task_heartbeat', $taskId, $leaseToken, self::options($options));
+    }
+
+    /**
+     * Completes a claimed task. Repeating it with the same token is safe.
+     *
+     * @return array{id: int, status: string, repeated: bool}
+     */
+    public function complete(int $taskId, string $leaseToken, mixed $result = null): array
+    {
+        return $this->call('tm_task_complete', $taskId, $leaseToken, Native::json($result === [] ? new \stdClass() : $result));
+    }
+
+    /**
+     * Completes many claimed tasks in one transaction, with an outcome per task.
+     *
+     * @param list<array{id: int, lease_token: string, result?: mixed}> $items
+     * @return list<array{id: int, ok: bool, code?: string, message?: string}>
+     */
+    public function completeBatch(array $items): array
+    {
+        return $this->call('tm_task_complete_batch', Native::json(array_values($items)));
+    }
+
+    /**
+     * Fails a claimed task (options: retry = true, retry_in_seconds). Retries back off
+     * exponentially until max_attempts; then the task is 'failed'.
+     *
+     * @param array<string, mixed> $options
+     * @return array{id: int, status: string, attempts: int, max_attempts: int, run_at: string, repeated: bool}
+     */
+    public function fail(int $taskId, string $leaseToken, string $error, array $options = []): array
+    {
+        return $this->call('tm_task_fail', $taskId, $leaseToken, $error, self::options($options));
+    }
+
+    /** Gives a claimed task back at once, without counting the attempt. @return array<string, mixed> */
+    public function release(int $taskId, string $leaseToken): array
+    {
+        return $this->call('tm_task_release', $taskId, $leaseToken);
+    }
+
+    /** @return array<string, mixed> */
+    public function cancel(int $taskId, ?string $reason = null): array
+    {
+        return $this->call('tm_task_cancel', $taskId, $reason);
+    }
+
+    /** Puts a failed or cancelled task back to pending. @return array<string, mixed> */
+    public function retry(int $taskId): array
+    {
+        return $this->call('tm_task_retry', $taskId);
+    }
+
+    /** Recovers every expired lease now. @return array{recovered: int, requeued: int, failed: int} */
+    public function recoverExpired(): array
+    {
+        return $this->call('tm_tasks_recover_expired');
+    }
+
+    /** @return array<string, mixed> every column of the task */
+    public function getTask(int $taskId): array
+    {
+        return $this->call('tm_task_get', $taskId);
+    }
+
+    /**
+     * A page of tasks, newest first. Filter: type, status, limit, before_id.
+     *
+     * @param array<string, mixed> $filter
+     * @return list<array<string, mixed>>
+     */
+    public function listTasks(array $filter = []): array
+    {
+        return $this->call('tm_task_list', self::options($filter));
+    }
+
+    /** @return list<array<string, mixed>> */
+    public function history(int $taskId): array
+    {
+        return $this->call('tm_task_history', $taskId);
+    }
+
+    /** Counts by type and status. @return array{types: array<string, array<string, int>>, totals: array<string, int>} */
+    public function stats(): array
+    {
+        return $this->call('tm_stats');
+    }
+
+    /** @param array<string, mixed> $options */
+    private static function options(array $options): ?string
+    {
+        return $options === [] ? null : Native::json($options);
+    }
+
+    /**
+     * Calls `tm_<name>(client, ...$args, &out)`, throws on error, returns the decoded output.
+     */
+    private function call(string $function, mixed ...$args): mixed
+    {
+        foreach ($args as $arg) {
+            if (is_string($arg) && str_contains($arg, "\0")) {
+                // C strings end at the first NUL: refuse rather than silently truncate.
+                throw new Exception\InvalidArgumentException("$function: a string argument contains a NUL byte", Code::INVALID_ARGUMENT);
+            }
+        }
+        $out = Native::outString();
+        try {
+            Native::check($this->ffi->$function($this->client, ...[...$args, FFI::addr($out)]));
+        } catch (\FFI\Exception $e) {
+            throw new TaskManagerException("$function: {$e->getMessage()}", Code::INVALID_ARGUMENT, null, $e);
+        }
+        return Native::takeJson($out);
+    }
+}

@@ -1,0 +1,274 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager\Tests;
+
+use TaskManager\Code;
+use TaskManager\Exception;
+use TaskManager\Native;
+use TaskManager\TaskManager;
+
+final class TaskManagerTest extends TestCase
+{
+    public function testFullLifecycle(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType(['type' => 'object', 'required' => ['to'], 'properties' => ['to' => ['type' => 'string']]]);
+        $queued = $tm->enqueue($type, ['to' => 'ada@example.com', 'subject' => 'Příliš žluťoučký kůň 🐎'], ['priority' => 5]);
+        $this->assertSame('pending', $queued['status']);
+        $this->assertFalse($queued['deduplicated']);
+
+        $tasks = $tm->claim('php-worker', ['types' => [$type], 'limit' => 10]);
+        $this->assertCount(1, $tasks);
+        [$task] = $tasks;
+        $this->assertSame($queued['id'], $task['id']);
+        $this->assertSame(1, $task['attempts']);
+        $this->assertSame('Příliš žluťoučký kůň 🐎', $task['params']['subject']);
+
+        $beat = $tm->heartbeat($task['id'], $task['lease_token'], ['progress' => 60]);
+        $this->assertSame(60, $beat['progress']);
+        $done = $tm->complete($task['id'], $task['lease_token'], ['sent' => true]);
+        $this->assertSame('completed', $done['status']);
+        $this->assertTrue($tm->complete($task['id'], $task['lease_token'], ['sent' => true])['repeated']);
+
+        $stored = $tm->getTask($task['id']);
+        $this->assertSame(['sent' => true], $stored['result']);
+        $this->assertSame('php-worker', $stored['claimed_by']);
+        $this->assertSame(['created', 'claimed', 'progress', 'completed'], array_column($tm->history($task['id']), 'status_change'));
+        $this->assertSame(1, $tm->stats()['types'][$type]['completed']);
+        $this->assertSame([], $tm->claim('php-worker', ['types' => [$type]]));
+    }
+
+    public function testRetryThenDeadAndRelease(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $id = $tm->enqueue($type, ['n' => 1], ['max_attempts' => 2])['id'];
+        $task = $tm->claim('w', ['types' => [$type]])[0];
+        $failed = $tm->fail($id, $task['lease_token'], 'temporary', ['retry_in_seconds' => 0]);
+        $this->assertSame('pending', $failed['status']);
+        $task = $tm->claim('w', ['types' => [$type]])[0];
+        $this->assertSame(2, $task['attempts']);
+        $this->assertSame('failed', $tm->fail($id, $task['lease_token'], 'for good')['status']);
+        $this->assertSame('pending', $tm->retry($id)['status']);
+        $task = $tm->claim('w', ['types' => [$type]])[0];
+        $this->assertSame('pending', $tm->release($id, $task['lease_token'])['status']);
+        $this->assertSame(1, $tm->claim('w', ['types' => [$type]])[0]['attempts']);
+    }
+
+    public function testKeyOrderDoesNotMatterForDedupe(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $a = $tm->enqueue($type, ['a' => 1, 'b' => ['y' => 2, 'x' => 1]]);
+        $b = $tm->enqueue($type, ['b' => ['x' => 1, 'y' => 2], 'a' => 1]);
+        $this->assertSame($a['id'], $b['id']);
+        $this->assertTrue($b['deduplicated']);
+        $batch = $tm->enqueueBatch([['type' => $type, 'params' => ['a' => 1, 'b' => ['x' => 1, 'y' => 2]]], ['type' => $type, 'params' => ['c' => 3]]]);
+        $this->assertTrue($batch[0]['deduplicated']);
+        $this->assertFalse($batch[1]['deduplicated']);
+    }
+
+    public function testStaleTokenIsRejectedAndChangesNothing(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $id = $tm->enqueue($type, ['n' => 1])['id'];
+        $task = $tm->claim('w', ['types' => [$type]])[0];
+        try {
+            $tm->complete($id, $task['lease_token'] . 'x', ['stolen' => true]);
+            $this->fail('a stale token must not complete the task');
+        } catch (Exception\LeaseLostException $e) {
+            $this->assertSame(Code::LEASE_LOST, $e->getTmCode());
+            $this->assertSame(Code::LEASE_LOST, $e->getCode());
+        }
+        $this->assertSame('claimed', $tm->getTask($id)['status']);
+        $this->assertNull($tm->getTask($id)['result']);
+    }
+
+    public function testValidationListsEveryViolation(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType(['type' => 'object', 'required' => ['email'], 'properties' => ['age' => ['type' => 'integer', 'minimum' => 0]]]);
+        try {
+            $tm->enqueue($type, ['age' => -3]);
+            $this->fail('invalid params must be refused');
+        } catch (Exception\ValidationException $e) {
+            $paths = array_column($e->getViolations(), 'path');
+            sort($paths);
+            $this->assertSame(['/', '/age'], $paths);
+            $this->assertStringContainsString('2 violations', $e->getMessage());
+        }
+        $this->assertSame(0, $tm->stats()['types'][$type]['pending']);
+    }
+
+    /** @return iterable<string, array{class-string, int, callable}> */
+    public static function errorCases(): iterable
+    {
+        yield 'not found' => [Exception\NotFoundException::class, Code::NOT_FOUND, fn (TaskManager $tm) => $tm->getTask(987654321)];
+        yield 'unknown type' => [Exception\NotFoundException::class, Code::NOT_FOUND, fn (TaskManager $tm) => $tm->enqueue('php.no-such-type', ['a' => 1])];
+        yield 'id below 1' => [Exception\InvalidArgumentException::class, Code::INVALID_ARGUMENT, fn (TaskManager $tm) => $tm->getTask(0)];
+        yield 'bad option' => [Exception\InvalidArgumentException::class, Code::INVALID_ARGUMENT, fn (TaskManager $tm) => $tm->claim('w', ['limit' => 0])];
+        yield 'unknown option' => [Exception\InvalidArgumentException::class, Code::INVALID_ARGUMENT, fn (TaskManager $tm) => $tm->claim('w', ['limt' => 1])];
+        yield 'NUL byte' => [Exception\InvalidArgumentException::class, Code::INVALID_ARGUMENT, fn (TaskManager $tm) => $tm->claim("w\0x")];
+        yield 'invalid UTF-8' => [Exception\InvalidArgumentException::class, Code::INVALID_ARGUMENT, fn (TaskManager $tm) => $tm->claim("w\xff")];
+        yield 'too large' => [Exception\InvalidArgumentException::class, Code::PAYLOAD_TOO_LARGE, fn (TaskManager $tm) => $tm->enqueue('x', ['blob' => str_repeat('x', 2 << 20)])];
+        yield 'invalid schema' => [Exception\InvalidSchemaException::class, Code::INVALID_SCHEMA, fn (TaskManager $tm) => $tm->registerType('php.bad-schema', ['type' => 42])];
+        yield 'conflict' => [Exception\ConflictException::class, Code::CONFLICT, function (TaskManager $tm) {
+            $tm->registerType('php.conflict', ['type' => 'object'], 3);
+            $tm->registerType('php.conflict', ['type' => 'object'], 2);
+        }];
+    }
+
+    /** @dataProvider errorCases */
+    public function testEachErrorHasItsExceptionClass(string $class, int $code, callable $call): void
+    {
+        try {
+            $call(TaskManager::getInstance());
+            $this->fail("expected $class");
+        } catch (Exception\TaskManagerException $e) {
+            $this->assertInstanceOf($class, $e, $e->getMessage());
+            $this->assertSame($code, $e->getTmCode());
+            $this->assertNotSame('', $e->getMessage());
+        }
+    }
+
+    public function testInactiveTypeRefusesNewTasks(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $tm->setTypeActive($type, false);
+        $this->expectException(Exception\TypeInactiveException::class);
+        $tm->enqueue($type, ['n' => 1]);
+    }
+
+    public function testConfigConnectionAndSchemaErrors(): void
+    {
+        TaskManager::configure(self::config(null, ['db_nme' => 'typo']));
+        try {
+            TaskManager::getInstance();
+            $this->fail('an unknown setting must be refused');
+        } catch (Exception\ConfigException $e) {
+            $this->assertStringContainsString('db_nme', $e->getMessage());
+        }
+        TaskManager::configure(self::config(null, ['db_pass' => 'Wr0ng-Secret', 'db_user' => 'nobody-at-all']));
+        try {
+            TaskManager::getInstance();
+            $this->fail('bad credentials must be refused');
+        } catch (Exception\ConfigException $e) {
+            $this->assertStringNotContainsString('Wr0ng-Secret', $e->getMessage() . json_encode($e->getDetails()));
+        }
+        TaskManager::configure(self::config(null, ['db_port' => 1, 'connect_timeout' => 2]));
+        try {
+            TaskManager::getInstance();
+            $this->fail('an unreachable server must be reported');
+        } catch (Exception\ConnectionException $e) {
+            $this->assertSame(Code::CONNECTION, $e->getTmCode());
+        }
+        TaskManager::configure(self::config((string) getenv('TM_PHP_EMPTY_DB')));
+        try {
+            TaskManager::getInstance()->stats();
+            $this->fail('an unmigrated database must be reported');
+        } catch (Exception\SchemaOutdatedException $e) {
+            $this->assertStringContainsString('migrat', $e->getMessage());
+        }
+    }
+
+    public function testSingletonCannotBeClonedOrUnserialized(): void
+    {
+        $this->assertSame(TaskManager::getInstance(), TaskManager::getInstance());
+        $constructor = new \ReflectionMethod(TaskManager::class, '__construct');
+        $this->assertTrue($constructor->isPrivate());
+        $this->assertTrue((new \ReflectionMethod(TaskManager::class, '__clone'))->isPrivate());
+        $this->expectException(\LogicException::class);
+        unserialize('O:23:"TaskManager\TaskManager":0:{}');
+    }
+
+    public function testTenThousandCallsKeepMemoryFlat(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $id = $tm->enqueue($type, ['n' => 1])['id'];
+        $round = function () use ($tm, $id): void {
+            $tm->getTask($id);
+            try {
+                $tm->getTask(999999999);
+            } catch (Exception\NotFoundException) {
+            }
+        };
+        for ($i = 0; $i < 500; $i++) {
+            $round();
+        }
+        gc_collect_cycles();
+        [$memBefore, $rssBefore] = [memory_get_usage(), self::rssKb()];
+        for ($i = 0; $i < 5000; $i++) { // 10,000 calls: half succeed, half throw
+            $round();
+        }
+        gc_collect_cycles();
+        [$memAfter, $rssAfter] = [memory_get_usage(), self::rssKb()];
+        $this->assertLessThan(64 * 1024, $memAfter - $memBefore, "PHP heap grew from $memBefore to $memAfter bytes");
+        $this->assertLessThan(2048, $rssAfter - $rssBefore, "RSS grew from {$rssBefore} kB to {$rssAfter} kB");
+    }
+
+    public function testParentAndChildBothWorkAfterFork(): void
+    {
+        if (!function_exists('pcntl_fork')) {
+            $this->fail('the pcntl extension is required for this test');
+        }
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $tm->enqueue($type, ['by' => 'parent-before']);
+        $pid = pcntl_fork();
+        $this->assertNotSame(-1, $pid);
+        if ($pid === 0) {
+            $ok = false;
+            try {
+                $child = TaskManager::getInstance();
+                $e = $child->enqueue($type, ['by' => 'child']);
+                $ok = !$e['deduplicated'] && count($child->claim('child', ['types' => [$type]])) === 1;
+            } catch (\Throwable) {
+            }
+            // Leave without running PHPUnit's shutdown in the child.
+            posix_kill(posix_getpid(), $ok ? SIGUSR1 : SIGUSR2);
+            exit($ok ? 0 : 1);
+        }
+        pcntl_waitpid($pid, $status);
+        $childOk = (pcntl_wifexited($status) && pcntl_wexitstatus($status) === 0)
+            || (pcntl_wifsignaled($status) && pcntl_wtermsig($status) === SIGUSR1);
+        $this->assertTrue($childOk, 'the child could not use the library after fork');
+        $tasks = $tm->claim('parent', ['types' => [$type], 'limit' => 5]);
+        $this->assertCount(1, $tasks);
+        $this->assertSame(2, array_sum($tm->stats()['types'][$type]));
+    }
+
+    public function testDeclarationFileLoadsWithoutPreprocessor(): void
+    {
+        $declarations = file_get_contents(Native::declarationFile());
+        $this->assertDoesNotMatchRegularExpression('/^\s*#/m', $declarations);
+        $ffi = \FFI::cdef($declarations, Native::libraryPath());
+        $this->assertSame(TaskManager::version(), $ffi->tm_version());
+        $this->assertSame(Code::NOT_FOUND, $ffi->TM_NOT_FOUND);
+        $this->assertSame(Code::PANIC, $ffi->TM_PANIC);
+    }
+
+    public function testMissingLibraryNamesEveryPathTried(): void
+    {
+        // A copy of the package away from any build tree, with a wrong override.
+        $dir = sys_get_temp_dir() . '/tm-php-' . bin2hex(random_bytes(4));
+        mkdir($dir . '/src/Exception', 0777, true);
+        foreach (glob(dirname(__DIR__) . '/src/{,Exception/}*.{php,h}', GLOB_BRACE) as $file) {
+            copy($file, $dir . '/src/' . substr($file, strlen(dirname(__DIR__) . '/src/')));
+        }
+        $script = 'require "' . $dir . '/src/autoload.php"; try { TaskManager\Native::ffi(); } '
+            . 'catch (TaskManager\Exception\LibraryException $e) { echo $e->getMessage(); }';
+        $output = shell_exec('TASKMANAGER_LIB=/nonexistent/libtaskmanager.so ' . escapeshellarg(PHP_BINARY) . ' -r ' . escapeshellarg($script));
+        array_map('unlink', array_merge(glob("$dir/src/Exception/*"), glob("$dir/src/*.*")));
+        rmdir("$dir/src/Exception");
+        rmdir("$dir/src");
+        rmdir($dir);
+        $this->assertStringContainsString('/nonexistent/libtaskmanager.so', (string) $output);
+        $this->assertStringContainsString($dir . '/lib/libtaskmanager.so', (string) $output);
+        $this->assertStringContainsString('TASKMANAGER_LIB', (string) $output);
+    }
+}
