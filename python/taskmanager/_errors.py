@@ -1,0 +1,132 @@
+"""Exceptions: one base class and one subclass per error family, carrying the library's code."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+
+class TaskManagerError(Exception):
+    """Base of every error the library reports.
+
+    ``code`` is the stable ``tm_code`` number (see :class:`Code`), ``details`` the structured
+    details the library attached (``{"server_code": 1213}``, the violation list, ...).
+    """
+
+    def __init__(self, code: int, message: str, details: Optional[Dict[str, Any]] = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.message} (code {self.code})"
+
+
+class InvalidArgumentError(TaskManagerError):
+    """NULL, bad UTF-8, bad JSON, wrong shape, out of range, or too large (100, 101, 102)."""
+
+
+class ConfigError(TaskManagerError):
+    """Invalid or incomplete settings, or credentials the server refused (103)."""
+
+
+class NotFoundError(TaskManagerError):
+    """No such task or task type (200)."""
+
+
+class TypeInactiveError(TaskManagerError):
+    """The task type is deactivated and accepts no new tasks (201)."""
+
+
+class InvalidSchemaError(TaskManagerError):
+    """The parameter schema is not a valid JSON Schema (202)."""
+
+
+class ValidationError(TaskManagerError):
+    """Params do not match the type's schema (203); :attr:`violations` lists every one."""
+
+    @property
+    def violations(self) -> List[Dict[str, Any]]:
+        return list((self.details or {}).get("violations", []))
+
+
+class LeaseLostError(TaskManagerError):
+    """The lease token no longer owns the task; nothing was changed (204). Drop the result."""
+
+
+class ConflictError(TaskManagerError):
+    """The request conflicts with the current state (205)."""
+
+
+class ConnectionFailedError(TaskManagerError):
+    """The database could not be reached; nothing was committed. Retry later (300)."""
+
+
+class OutcomeUnknownError(ConnectionFailedError):
+    """The connection broke during commit; repeat the same call, it is idempotent (302)."""
+
+
+class DatabaseError(TaskManagerError):
+    """The database refused a statement; ``details["server_code"]`` has its number (301)."""
+
+
+class UnsupportedServerError(TaskManagerError):
+    """The server lacks FOR UPDATE SKIP LOCKED: MariaDB 10.6+ or MySQL 8.0.1+ needed (303)."""
+
+
+class SchemaOutdatedError(TaskManagerError):
+    """The schema is older than the library needs: run :meth:`Client.migrate` (304)."""
+
+
+class InternalError(TaskManagerError):
+    """A bug in the library, caught before it could harm the process (900)."""
+
+
+class LibraryNotFoundError(TaskManagerError):
+    """libtaskmanager.so could not be found or loaded; the message lists the paths tried."""
+
+
+class Code:
+    """The library's stable error codes (``enum tm_code``)."""
+
+    OK = 0
+    NULL_PARAMETER = 100
+    INVALID_ARGUMENT = 101
+    PAYLOAD_TOO_LARGE = 102
+    CONFIG = 103
+    NOT_FOUND = 200
+    TYPE_INACTIVE = 201
+    INVALID_SCHEMA = 202
+    VALIDATION_FAILED = 203
+    LEASE_LOST = 204
+    CONFLICT = 205
+    CONNECTION = 300
+    DATABASE = 301
+    OUTCOME_UNKNOWN = 302
+    UNSUPPORTED_SERVER = 303
+    SCHEMA_OUTDATED = 304
+    PANIC = 900
+
+
+_BY_CODE = {
+    Code.NULL_PARAMETER: InvalidArgumentError,
+    Code.INVALID_ARGUMENT: InvalidArgumentError,
+    Code.PAYLOAD_TOO_LARGE: InvalidArgumentError,
+    Code.CONFIG: ConfigError,
+    Code.NOT_FOUND: NotFoundError,
+    Code.TYPE_INACTIVE: TypeInactiveError,
+    Code.INVALID_SCHEMA: InvalidSchemaError,
+    Code.VALIDATION_FAILED: ValidationError,
+    Code.LEASE_LOST: LeaseLostError,
+    Code.CONFLICT: ConflictError,
+    Code.CONNECTION: ConnectionFailedError,
+    Code.DATABASE: DatabaseError,
+    Code.OUTCOME_UNKNOWN: OutcomeUnknownError,
+    Code.UNSUPPORTED_SERVER: UnsupportedServerError,
+    Code.SCHEMA_OUTDATED: SchemaOutdatedError,
+    Code.PANIC: InternalError,
+}
+
+
+def error_for(code: int, message: str, details: Optional[Dict[str, Any]]) -> TaskManagerError:
+    return _BY_CODE.get(code, TaskManagerError)(code, message, details)

@@ -1,0 +1,213 @@
+"""The client: the whole task lifecycle and read side, with plain dicts and lists in and out."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import threading
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+from . import _ffi
+from ._errors import Code, error_for
+
+Json = Any
+
+
+class Task:
+    """A claimed task. It knows its lease token, so it can finish itself.
+
+    Attributes mirror the claim output: ``id``, ``type``, ``params``, ``priority``,
+    ``attempts`` (including this one), ``max_attempts``, ``lease_token``, ``lease_expires_at``.
+    """
+
+    def __init__(self, client: "Client", data: Mapping[str, Any]):
+        self._client = client
+        self.id: int = data["id"]
+        self.type: str = data["type"]
+        self.params: Json = data["params"]
+        self.priority: int = data["priority"]
+        self.attempts: int = data["attempts"]
+        self.max_attempts: int = data["max_attempts"]
+        self.lease_token: str = data["lease_token"]
+        self.lease_expires_at: str = data["lease_expires_at"]
+
+    def complete(self, result: Json = None) -> Dict[str, Any]:
+        """Completes the task; repeating it is safe. Raises LeaseLostError if the lease is gone."""
+        return self._client.complete(self.id, self.lease_token, result)
+
+    def fail(self, message: str, retry: bool = True, retry_in_seconds: Optional[float] = None) -> Dict[str, Any]:
+        """Fails the task; with ``retry`` and attempts left it runs again after a backoff."""
+        return self._client.fail(self.id, self.lease_token, message, retry=retry, retry_in_seconds=retry_in_seconds)
+
+    def heartbeat(self, progress: Optional[int] = None, lease_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """Extends the lease (and records progress 0..100)."""
+        result = self._client.heartbeat(self.id, self.lease_token, progress=progress, lease_seconds=lease_seconds)
+        self.lease_expires_at = result["lease_expires_at"]
+        return result
+
+    def release(self) -> Dict[str, Any]:
+        """Gives the task back at once without counting the attempt."""
+        return self._client.release(self.id, self.lease_token)
+
+    def __repr__(self) -> str:
+        return f"Task(id={self.id}, type={self.type!r}, attempts={self.attempts}/{self.max_attempts})"
+
+
+def _options(values: Mapping[str, Any]) -> Optional[bytes]:
+    present = {k: v for k, v in values.items() if v is not None}
+    return _ffi.encode_json(present, "options") if present else None
+
+
+class Client:
+    """A connection to one queue database.
+
+    ``config`` is a dict (keys as in the README: ``db_host``, ``db_name``, ... or
+    ``database_url``), a JSON string, or None to read the ``TASKMANAGER_*`` environment
+    variables. Thread-safe: share one client between threads. Usable after ``os.fork()``:
+    the child opens its own connections. Use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, config: Union[None, str, Mapping[str, Any]] = None):
+        raw = config if config is None or isinstance(config, str) else json.dumps(dict(config))
+        handle = ctypes.c_void_p()
+        _ffi.check(_ffi.lib.tm_client_open(_ffi.text(raw, "config"), ctypes.byref(handle)))
+        self._handle: Optional[int] = handle.value
+        self._lock = threading.Lock()
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Frees the handle. Idempotent. Do not call while other threads still use the client."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle:
+            _ffi.lib.tm_client_free(handle)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def _h(self) -> int:
+        handle = self._handle
+        if not handle:
+            raise error_for(Code.INVALID_ARGUMENT, "the client is closed", None)
+        return handle
+
+    # -- schema and types -------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Creates or upgrades the schema. Idempotent; the only call that runs DDL."""
+        _ffi.check(_ffi.lib.tm_migrate(self._h))
+
+    def register_type(self, name: str, param_schema: Mapping[str, Any], version: int = 1) -> Dict[str, Any]:
+        """Registers a task type; the same name+version+schema again is a no-op."""
+        definition = {"name": name, "version": version, "param_schema": param_schema}
+        return _ffi.call_json("tm_type_register", self._h, _ffi.encode_json(definition, "type"))
+
+    def get_type(self, name: str) -> Dict[str, Any]:
+        return _ffi.call_json("tm_type_get", self._h, _ffi.text(name, "name"))
+
+    def list_types(self) -> List[Dict[str, Any]]:
+        return _ffi.call_json("tm_type_list", self._h)
+
+    def set_type_active(self, name: str, active: bool) -> Dict[str, Any]:
+        """A deactivated type refuses new tasks; its queued tasks still run."""
+        return _ffi.call_json("tm_type_set_active", self._h, _ffi.text(name, "name"), bool(active))
+
+    # -- producing ----------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        type_name: str,
+        params: Json,
+        *,
+        priority: Optional[int] = None,
+        delay_seconds: Optional[float] = None,
+        run_at: Optional[str] = None,
+        max_attempts: Optional[int] = None,
+        dedupe_key: Optional[str] = None,
+        dedupe_scope: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Enqueues a task. Returns ``{"id", "type", "status", "deduplicated", "dedupe_key"}``."""
+        options = _options(dict(priority=priority, delay_seconds=delay_seconds, run_at=run_at,
+                                max_attempts=max_attempts, dedupe_key=dedupe_key, dedupe_scope=dedupe_scope))
+        return _ffi.call_json("tm_task_enqueue", self._h, _ffi.text(type_name, "type_name"),
+                              _ffi.encode_json(params, "params"), options)
+
+    def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+        """Enqueues ``[{"type", "params", "options"?}, ...]`` in one transaction, all or nothing."""
+        return _ffi.call_json("tm_task_enqueue_batch", self._h, _ffi.encode_json(list(items), "items"))
+
+    # -- working ------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        types: Optional[List[str]] = None,
+        type_prefix: Optional[str] = None,
+        limit: Optional[int] = None,
+        lease_seconds: Optional[int] = None,
+    ) -> List[Task]:
+        """Claims up to ``limit`` runnable tasks; an empty list when there are none."""
+        options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds))
+        rows = _ffi.call_json("tm_task_claim", self._h, _ffi.text(worker_id, "worker_id"), options)
+        return [Task(self, row) for row in rows]
+
+    def heartbeat(self, task_id: int, lease_token: str, *, progress: Optional[int] = None,
+                  lease_seconds: Optional[int] = None) -> Dict[str, Any]:
+        options = _options(dict(progress=progress, lease_seconds=lease_seconds))
+        return _ffi.call_json("tm_task_heartbeat", self._h, task_id, _ffi.text(lease_token, "lease_token"), options)
+
+    def complete(self, task_id: int, lease_token: str, result: Json = None) -> Dict[str, Any]:
+        return _ffi.call_json("tm_task_complete", self._h, task_id, _ffi.text(lease_token, "lease_token"),
+                              _ffi.encode_json(result, "result"))
+
+    def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+        """Completes ``[{"id", "lease_token", "result"?}, ...]`` in one transaction; an outcome per task."""
+        return _ffi.call_json("tm_task_complete_batch", self._h, _ffi.encode_json(list(items), "items"))
+
+    def fail(self, task_id: int, lease_token: str, message: str, *, retry: bool = True,
+             retry_in_seconds: Optional[float] = None) -> Dict[str, Any]:
+        options = _options(dict(retry=retry, retry_in_seconds=retry_in_seconds))
+        return _ffi.call_json("tm_task_fail", self._h, task_id, _ffi.text(lease_token, "lease_token"),
+                              _ffi.text(message, "message"), options)
+
+    def release(self, task_id: int, lease_token: str) -> Dict[str, Any]:
+        return _ffi.call_json("tm_task_release", self._h, task_id, _ffi.text(lease_token, "lease_token"))
+
+    # -- operating ----------------------------------------------------------------------------
+
+    def cancel(self, task_id: int, reason: Optional[str] = None) -> Dict[str, Any]:
+        return _ffi.call_json("tm_task_cancel", self._h, task_id, _ffi.text(reason, "reason"))
+
+    def retry(self, task_id: int) -> Dict[str, Any]:
+        return _ffi.call_json("tm_task_retry", self._h, task_id)
+
+    def recover_expired(self) -> Dict[str, int]:
+        return _ffi.call_json("tm_tasks_recover_expired", self._h)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get_task(self, task_id: int) -> Dict[str, Any]:
+        return _ffi.call_json("tm_task_get", self._h, task_id)
+
+    def list_tasks(self, *, type: Optional[str] = None, status: Optional[str] = None,
+                   limit: Optional[int] = None, before_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        options = _options(dict(type=type, status=status, limit=limit, before_id=before_id))
+        return _ffi.call_json("tm_task_list", self._h, options)
+
+    def history(self, task_id: int) -> List[Dict[str, Any]]:
+        return _ffi.call_json("tm_task_history", self._h, task_id)
+
+    def stats(self) -> Dict[str, Any]:
+        return _ffi.call_json("tm_stats", self._h)

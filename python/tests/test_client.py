@@ -1,0 +1,192 @@
+"""The client against the real library and server: lifecycle, errors, threads, fork, memory."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import taskmanager
+from taskmanager import Code
+from conftest import config, sql
+
+
+def test_full_lifecycle(client):
+    client.register_type("py.mail", {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}})
+    queued = client.enqueue("py.mail", {"to": "ada@example.com", "note": "Příliš žluťoučký kůň 🐎"}, priority=3)
+    assert queued["status"] == "pending" and queued["deduplicated"] is False
+    again = client.enqueue("py.mail", {"note": "Příliš žluťoučký kůň 🐎", "to": "ada@example.com"})
+    assert again["id"] == queued["id"] and again["deduplicated"] is True
+
+    [task] = client.claim("py-worker", types=["py.mail"], limit=5)
+    assert (task.id, task.type, task.attempts, task.max_attempts) == (queued["id"], "py.mail", 1, 3)
+    assert task.params["note"] == "Příliš žluťoučký kůň 🐎"
+    assert task.heartbeat(progress=30)["progress"] == 30
+    assert task.complete({"sent": True})["repeated"] is False
+    assert task.complete({"sent": True})["repeated"] is True
+
+    stored = client.get_task(task.id)
+    assert stored["status"] == "completed" and stored["result"] == {"sent": True}
+    assert [h["status_change"] for h in client.history(task.id)] == ["created", "claimed", "progress", "completed"]
+    assert client.stats()["types"]["py.mail"]["completed"] == 1
+    assert client.claim("py-worker", types=["py.mail"]) == []
+
+
+def test_fail_retry_release_cancel(client):
+    tid = client.enqueue("py.job", {"n": 1}, max_attempts=2)["id"]
+    [task] = client.claim("w")
+    assert task.fail("flaky", retry_in_seconds=0)["status"] == "pending"
+    [task] = client.claim("w")
+    assert task.attempts == 2
+    assert task.fail("broken")["status"] == "failed"
+    assert client.retry(tid)["status"] == "pending"
+    [task] = client.claim("w")
+    task.release()
+    assert client.claim("w")[0].attempts == 1
+    assert client.cancel(tid, "not needed")["status"] == "cancelled"
+    batch = client.enqueue_batch([{"type": "py.job", "params": {"b": 1}}, {"type": "py.job", "params": {"b": 2}, "options": {"priority": 9}}])
+    assert [b["deduplicated"] for b in batch] == [False, False]
+    tasks = client.claim("w", limit=5)
+    outcomes = client.complete_batch([{"id": t.id, "lease_token": t.lease_token, "result": t.params} for t in tasks])
+    assert all(o["ok"] for o in outcomes) and len(outcomes) == 2
+    assert len(client.list_tasks(type="py.job", status="completed")) == 2
+
+
+def test_every_error_family_has_its_exception(client, db_name):
+    client.register_type("py.strict", {"type": "object", "required": ["email"], "properties": {"age": {"type": "integer", "minimum": 0}}})
+    cases = [
+        (taskmanager.NotFoundError, Code.NOT_FOUND, lambda: client.get_task(987654321)),
+        (taskmanager.NotFoundError, Code.NOT_FOUND, lambda: client.enqueue("py.none", {})),
+        (taskmanager.InvalidArgumentError, Code.INVALID_ARGUMENT, lambda: client.get_task(0)),
+        (taskmanager.InvalidArgumentError, Code.INVALID_ARGUMENT, lambda: client.claim("w", limit=0)),
+        (taskmanager.InvalidArgumentError, Code.INVALID_ARGUMENT, lambda: client.claim("w\udcff")),
+        (taskmanager.InvalidArgumentError, Code.INVALID_ARGUMENT, lambda: client.claim("w\0x")),
+        (taskmanager.InvalidArgumentError, Code.INVALID_ARGUMENT, lambda: client.get_task(2**70)),
+        (taskmanager.InvalidArgumentError, Code.INVALID_ARGUMENT, lambda: client.enqueue("py.job", float("nan"))),
+        (taskmanager.InvalidArgumentError, Code.PAYLOAD_TOO_LARGE, lambda: client.enqueue("py.job", {"x": "y" * (2 << 20)})),
+        (taskmanager.InvalidSchemaError, Code.INVALID_SCHEMA, lambda: client.register_type("py.bad", {"type": 12})),
+        (taskmanager.ConflictError, Code.CONFLICT, lambda: client.register_type("py.job", {"type": "array"})),
+        (taskmanager.ValidationError, Code.VALIDATION_FAILED, lambda: client.enqueue("py.strict", {"age": -1})),
+        (taskmanager.LeaseLostError, Code.LEASE_LOST, lambda: client.complete(client.enqueue("py.job", {"l": 1})["id"], "stale")),
+        (taskmanager.ConfigError, Code.CONFIG, lambda: taskmanager.Client(config(db_name, db_nme="typo"))),
+        (taskmanager.ConfigError, Code.CONFIG, lambda: taskmanager.Client(config(db_name, db_user="nobody", db_pass="Sup3r-Secret"))),
+        (taskmanager.ConnectionFailedError, Code.CONNECTION, lambda: taskmanager.Client(config(db_name, db_port=1, connect_timeout=2))),
+    ]
+    for cls, code, call in cases:
+        with pytest.raises(cls) as info:
+            call()
+        assert info.value.code == code, (cls, info.value)
+        assert isinstance(info.value, taskmanager.TaskManagerError)
+        assert "Sup3r-Secret" not in str(info.value) + json.dumps(info.value.details)
+
+    with pytest.raises(taskmanager.ValidationError) as info:
+        client.enqueue("py.strict", {"age": -1})
+    assert sorted(v["path"] for v in info.value.violations) == ["/", "/age"]
+
+    client.set_type_active("py.job", False)
+    with pytest.raises(taskmanager.TypeInactiveError):
+        client.enqueue("py.job", {"inactive": True})
+    client.set_type_active("py.job", True)
+
+    empty = "tm_py_empty_" + db_name[-8:]
+    sql(f"CREATE DATABASE {empty}")
+    try:
+        with taskmanager.Client(config(empty)) as c, pytest.raises(taskmanager.SchemaOutdatedError):
+            c.stats()
+    finally:
+        sql(f"DROP DATABASE {empty}")
+
+
+def test_closed_client_and_idempotent_close(db_name):
+    c = taskmanager.Client(config(db_name))
+    c.close()
+    c.close()
+    with pytest.raises(taskmanager.InvalidArgumentError):
+        c.stats()
+
+
+def test_missing_library_lists_the_paths_tried(tmp_path):
+    package = Path(taskmanager.__file__).parent
+    copy = tmp_path / "taskmanager"
+    copy.mkdir()
+    for f in package.glob("*.py"):
+        (copy / f.name).write_text(f.read_text())
+    env = dict(os.environ, TASKMANAGER_LIB="/nonexistent/libtaskmanager.so", PYTHONPATH=str(tmp_path))
+    code = "import taskmanager"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "LibraryNotFoundError" in result.stderr
+    assert "/nonexistent/libtaskmanager.so" in result.stderr
+    assert str(copy / "libtaskmanager.so") in result.stderr
+
+
+def test_one_client_shared_by_eight_threads(client):
+    claimed, errors = [], []
+
+    def work(n):
+        try:
+            for i in range(25):
+                client.enqueue("py.job", {"thread": n, "i": i})
+                for task in client.claim(f"t{n}", limit=2):
+                    task.complete({"by": n})
+                    claimed.append(task.id)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for task in client.claim("cleanup", limit=1000):
+        task.complete(None)
+        claimed.append(task.id)
+    assert len(claimed) == 200 and len(set(claimed)) == 200
+    assert client.stats()["types"]["py.job"]["completed"] == 200
+
+
+def test_parent_and_child_both_work_after_fork(client):
+    client.enqueue("py.job", {"by": "parent-before"})
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            created = client.enqueue("py.job", {"by": "child"})
+            ok = not created["deduplicated"] and len(client.claim("child")) == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the child could not use the client"
+    assert len(client.claim("parent", limit=5)) == 1
+    assert sum(client.stats()["types"]["py.job"].values()) == 2
+
+
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def test_hundred_thousand_calls_keep_rss_flat(client):
+    tid = client.enqueue("py.job", {"rss": True})["id"]
+
+    def calls(n):
+        for i in range(n // 2):
+            client.get_task(tid)
+            try:
+                client.get_task(987654321)  # the error path allocates and frees too
+            except taskmanager.NotFoundError:
+                pass
+
+    calls(10_000)
+    before = _rss_kb()
+    calls(100_000)
+    after = _rss_kb()
+    print(f"RSS before {before} kB, after 100,000 calls {after} kB")
+    assert after - before < 4096, f"RSS grew from {before} kB to {after} kB"
