@@ -2,18 +2,10 @@
 
 mod common;
 
-use common::{TestDb, any_object};
-use serde_json::{Value, json};
+use common::{TestDb, any_object, from};
+use serde_json::json;
 use std::sync::{Arc, Barrier};
 use taskmanager::*;
-
-fn opts(v: Value) -> EnqueueOptions {
-    serde_json::from_value(v).unwrap()
-}
-
-fn def(v: Value) -> TypeDefinition {
-    serde_json::from_value(v).unwrap()
-}
 
 #[test]
 fn key_order_does_not_change_the_dedupe_key() {
@@ -51,7 +43,7 @@ fn key_order_does_not_change_the_dedupe_key() {
         .enqueue(
             "d",
             &json!({"a": 3}),
-            &opts(json!({"dedupe_key": "invoice-42"})),
+            &from::<EnqueueOptions>(json!({"dedupe_key": "invoice-42"})),
         )
         .unwrap();
     let own2 = db
@@ -59,7 +51,7 @@ fn key_order_does_not_change_the_dedupe_key() {
         .enqueue(
             "d",
             &json!({"a": 4}),
-            &opts(json!({"dedupe_key": "invoice-42"})),
+            &from::<EnqueueOptions>(json!({"dedupe_key": "invoice-42"})),
         )
         .unwrap();
     assert_eq!(
@@ -118,7 +110,7 @@ fn concurrent_identical_enqueues_make_one_row() {
 fn scope_active_allows_the_same_work_again_once_finished() {
     let db = TestDb::new(json!({}));
     db.register("sync", any_object());
-    let active = opts(json!({"dedupe_scope": "active"}));
+    let active = from::<EnqueueOptions>(json!({"dedupe_scope": "active"}));
     let first = db
         .client
         .enqueue("sync", &json!({"user": 7}), &active)
@@ -131,11 +123,7 @@ fn scope_active_allows_the_same_work_again_once_finished() {
         (while_pending.id, while_pending.deduplicated),
         (first.id, true)
     );
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     let while_claimed = db
         .client
         .enqueue("sync", &json!({"user": 7}), &active)
@@ -155,10 +143,7 @@ fn scope_active_allows_the_same_work_again_once_finished() {
         .client
         .enqueue("sync", &json!({"user": 8}), &EnqueueOptions::default())
         .unwrap();
-    let t = db
-        .client
-        .claim("w", &serde_json::from_value(json!({"limit": 10})).unwrap())
-        .unwrap();
+    let t = db.client.claim("w", &from(json!({"limit": 10}))).unwrap();
     assert_eq!(t.len(), 2);
     for task in t {
         db.client
@@ -220,7 +205,9 @@ fn type_registration_rules() {
     let v1 = json!({"type": "object", "properties": {"a": {"type": "string"}}});
     let first = db
         .client
-        .register_type(&def(json!({"name": "t", "version": 1, "param_schema": v1})))
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "t", "version": 1, "param_schema": v1}),
+        ))
         .unwrap();
     assert_eq!(
         (first.changed, first.is_active, first.version),
@@ -228,12 +215,14 @@ fn type_registration_rules() {
     );
     let same = db
         .client
-        .register_type(&def(json!({"name": "t", "version": 1, "param_schema": v1})))
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "t", "version": 1, "param_schema": v1}),
+        ))
         .unwrap();
     assert_eq!((same.changed, same.id), (Some(false), first.id));
     let clash = db
         .client
-        .register_type(&def(
+        .register_type(&from::<TypeDefinition>(
             json!({"name": "t", "version": 1, "param_schema": {"type": "object"}}),
         ))
         .unwrap_err();
@@ -245,7 +234,9 @@ fn type_registration_rules() {
     let v2 = json!({"type": "object", "properties": {"a": {"type": "integer"}}});
     let second = db
         .client
-        .register_type(&def(json!({"name": "t", "version": 2, "param_schema": v2})))
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "t", "version": 2, "param_schema": v2}),
+        ))
         .unwrap();
     assert_eq!((second.version, second.id), (2, first.id));
     assert_eq!(
@@ -260,17 +251,21 @@ fn type_registration_rules() {
         .unwrap();
     let older = db
         .client
-        .register_type(&def(json!({"name": "t", "version": 1, "param_schema": v1})))
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "t", "version": 1, "param_schema": v1}),
+        ))
         .unwrap_err();
     assert_eq!(older.code(), Code::Conflict);
     let bad = db
         .client
-        .register_type(&def(json!({"name": "u", "param_schema": {"type": 12}})))
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "u", "param_schema": {"type": 12}}),
+        ))
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidSchema);
     let remote = db
         .client
-        .register_type(&def(
+        .register_type(&from::<TypeDefinition>(
             json!({"name": "u", "param_schema": {"$ref": "http://127.0.0.1:9/x.json"}}),
         ))
         .unwrap_err();
@@ -291,7 +286,7 @@ fn a_second_process_sees_new_versions() {
     other
         .enqueue("v", &json!({"a": "s"}), &EnqueueOptions::default())
         .unwrap();
-    db.client.register_type(&def(json!({"name": "v", "version": 2, "param_schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}))).unwrap();
+    db.client.register_type(&from::<TypeDefinition>(json!({"name": "v", "version": 2, "param_schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}))).unwrap();
     let e = other
         .enqueue("v", &json!({"a": "t"}), &EnqueueOptions::default())
         .unwrap_err();
@@ -369,11 +364,7 @@ fn oversized_and_deep_payloads_are_refused_before_the_database() {
     db.client
         .enqueue("p", &json!({"ok": true}), &EnqueueOptions::default())
         .unwrap();
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     assert_eq!(
         db.client
             .complete(t.id, &t.lease_token, &big)
@@ -394,35 +385,45 @@ fn bad_arguments_get_invalid_argument() {
             .enqueue("", &json!({}), &EnqueueOptions::default())
             .unwrap_err(),
         db.client
-            .enqueue("a", &json!({}), &opts(json!({"run_at": "next tuesday"})))
+            .enqueue(
+                "a",
+                &json!({}),
+                &from::<EnqueueOptions>(json!({"run_at": "next tuesday"})),
+            )
             .unwrap_err(),
         db.client
-            .enqueue("a", &json!({}), &opts(json!({"delay_seconds": -1})))
+            .enqueue(
+                "a",
+                &json!({}),
+                &from::<EnqueueOptions>(json!({"delay_seconds": -1})),
+            )
             .unwrap_err(),
         db.client
-            .enqueue("a", &json!({}), &opts(json!({"max_attempts": 0})))
+            .enqueue(
+                "a",
+                &json!({}),
+                &from::<EnqueueOptions>(json!({"max_attempts": 0})),
+            )
             .unwrap_err(),
         db.client
-            .enqueue("a", &json!({}), &opts(json!({"dedupe_key": ""})))
+            .enqueue(
+                "a",
+                &json!({}),
+                &from::<EnqueueOptions>(json!({"dedupe_key": ""})),
+            )
             .unwrap_err(),
         db.client.claim("", &ClaimOptions::default()).unwrap_err(),
         db.client
-            .claim("w", &serde_json::from_value(json!({"limit": 0})).unwrap())
+            .claim("w", &from(json!({"limit": 0})))
             .unwrap_err(),
         db.client
-            .claim(
-                "w",
-                &serde_json::from_value(json!({"limit": 100000})).unwrap(),
-            )
+            .claim("w", &from(json!({"limit": 100000})))
             .unwrap_err(),
         db.client
-            .claim("w", &serde_json::from_value(json!({"types": []})).unwrap())
+            .claim("w", &from(json!({"types": []})))
             .unwrap_err(),
         db.client
-            .claim(
-                "w",
-                &serde_json::from_value(json!({"types": ["a"], "type_prefix": "a"})).unwrap(),
-            )
+            .claim("w", &from(json!({"types": ["a"], "type_prefix": "a"})))
             .unwrap_err(),
         db.client.complete(-1, "t", &json!(1)).unwrap_err(),
         db.client.complete(1, "", &json!(1)).unwrap_err(),
@@ -452,10 +453,7 @@ fn hostile_and_non_ascii_text_is_stored_exactly() {
         let worker = format!("dělník-🤖-{name}");
         let t = db
             .client
-            .claim(
-                &worker,
-                &serde_json::from_value(json!({"types": [name]})).unwrap(),
-            )
+            .claim(&worker, &from(json!({"types": [name]})))
             .unwrap()
             .remove(0);
         assert_eq!((t.id, t.type_name.as_str()), (e.id, name));
@@ -465,7 +463,7 @@ fn hostile_and_non_ascii_text_is_stored_exactly() {
                 t.id,
                 &t.lease_token,
                 "chyba: 🔥 ' \" \\",
-                &serde_json::from_value(json!({"retry": false})).unwrap(),
+                &from(json!({"retry": false})),
             )
             .unwrap();
         let got = db.client.get_task(e.id).unwrap();

@@ -3,25 +3,18 @@
 
 mod common;
 
-use common::{TestDb, any_object};
+use common::{TestDb, any_object, from};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 use taskmanager::*;
-
-fn claim_one(db: &TestDb, worker: &str) -> ClaimedTask {
-    db.client
-        .claim(worker, &ClaimOptions::default())
-        .unwrap()
-        .remove(0)
-}
 
 #[test]
 fn concurrent_claimers_never_share_a_task() {
     let db = TestDb::new(json!({"pool_max_connections": 8, "enable_task_history": true}));
     db.register("race", any_object());
     let items: Vec<BatchItem> = (0..300)
-        .map(|n| serde_json::from_value(json!({"type": "race", "params": {"n": n}})).unwrap())
+        .map(|n| from(json!({"type": "race", "params": {"n": n}})))
         .collect();
     db.client.enqueue_batch(&items).unwrap();
 
@@ -33,7 +26,7 @@ fn concurrent_claimers_never_share_a_task() {
             std::thread::spawn(move || {
                 barrier.wait();
                 let mut mine = Vec::new();
-                let options: ClaimOptions = serde_json::from_value(json!({"limit": 3})).unwrap();
+                let options: ClaimOptions = from(json!({"limit": 3}));
                 loop {
                     let got = client.claim(&format!("w{w}"), &options).unwrap();
                     if got.is_empty() {
@@ -68,16 +61,8 @@ fn concurrent_claimers_never_share_a_task() {
 fn a_locked_task_is_skipped_not_waited_for() {
     let db = TestDb::new(json!({}));
     db.register("skip", any_object());
-    let first = db
-        .client
-        .enqueue("skip", &json!({"n": 1}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
-    let second = db
-        .client
-        .enqueue("skip", &json!({"n": 2}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
+    let first = db.enqueue("skip", json!({"n": 1}));
+    let second = db.enqueue("skip", json!({"n": 2}));
     // Another session holds a row lock on the first task, as a claimer mid-transaction would.
     let mut other = db.sql();
     use mysql::prelude::Queryable;
@@ -88,7 +73,7 @@ fn a_locked_task_is_skipped_not_waited_for() {
         ))
         .unwrap();
     let started = std::time::Instant::now();
-    let got = claim_one(&db, "w");
+    let got = db.claim_one("w");
     assert_eq!(got.id, second);
     assert!(
         started.elapsed().as_secs() < 5,
@@ -101,16 +86,12 @@ fn a_locked_task_is_skipped_not_waited_for() {
 fn stale_token_cannot_finish_after_recovery_and_reclaim() {
     let db = TestDb::new(json!({}));
     db.register("stale", any_object());
-    let id = db
-        .client
-        .enqueue("stale", &json!({}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
-    let old = claim_one(&db, "slow-worker");
+    let id = db.enqueue("stale", json!({}));
+    let old = db.claim_one("slow-worker");
     db.sql_exec(&format!(
         "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {id}"
     ));
-    let new = claim_one(&db, "fast-worker");
+    let new = db.claim_one("fast-worker");
     assert_eq!(new.id, id);
     assert_ne!(new.lease_token, old.lease_token);
     assert_eq!(new.attempts, 2, "the expired lease counted as an attempt");
@@ -164,12 +145,8 @@ fn stale_token_cannot_finish_after_recovery_and_reclaim() {
 fn lease_expiry_boundary_is_exact() {
     let db = TestDb::new(json!({}));
     db.register("edge", any_object());
-    let id = db
-        .client
-        .enqueue("edge", &json!({}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
-    claim_one(&db, "w");
+    let id = db.enqueue("edge", json!({}));
+    db.claim_one("w");
     // Just before the end of the lease: not recovered.
     db.sql_exec(&format!(
         "UPDATE tasks SET lease_expires_at = NOW(6) + INTERVAL 2 SECOND WHERE id = {id}"
@@ -193,15 +170,11 @@ fn expired_lease_at_max_attempts_becomes_failed() {
     db.register("doomed", any_object());
     let id = db
         .client
-        .enqueue(
-            "doomed",
-            &json!({}),
-            &serde_json::from_value(json!({"max_attempts": 2})).unwrap(),
-        )
+        .enqueue("doomed", &json!({}), &from(json!({"max_attempts": 2})))
         .unwrap()
         .id;
     for attempt in 1..=2 {
-        let t = claim_one(&db, "crashy");
+        let t = db.claim_one("crashy");
         assert_eq!(t.attempts, attempt);
         db.sql_exec(&format!(
             "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 MICROSECOND WHERE id = {id}"
@@ -233,17 +206,13 @@ fn expired_lease_at_max_attempts_becomes_failed() {
 fn lazy_recovery_happens_inside_claim() {
     let db = TestDb::new(json!({}));
     db.register("lazy", any_object());
-    let id = db
-        .client
-        .enqueue("lazy", &json!({}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
-    claim_one(&db, "w1");
+    let id = db.enqueue("lazy", json!({}));
+    db.claim_one("w1");
     db.sql_exec(&format!(
         "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {id}"
     ));
     // No explicit recovery: the next claim itself finds the expired lease and hands it out.
-    let again = claim_one(&db, "w2");
+    let again = db.claim_one("w2");
     assert_eq!((again.id, again.attempts), (id, 2));
 }
 
@@ -251,17 +220,10 @@ fn lazy_recovery_happens_inside_claim() {
 fn heartbeat_extends_the_lease() {
     let db = TestDb::new(json!({}));
     db.register("hb", any_object());
-    let id = db
-        .client
-        .enqueue("hb", &json!({}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
+    let id = db.enqueue("hb", json!({}));
     let t = db
         .client
-        .claim(
-            "w",
-            &serde_json::from_value(json!({"lease_seconds": 5})).unwrap(),
-        )
+        .claim("w", &from(json!({"lease_seconds": 5})))
         .unwrap()
         .remove(0);
     let hb = db
@@ -269,7 +231,7 @@ fn heartbeat_extends_the_lease() {
         .heartbeat(
             id,
             &t.lease_token,
-            &serde_json::from_value(json!({"lease_seconds": 600, "progress": 100})).unwrap(),
+            &from(json!({"lease_seconds": 600, "progress": 100})),
         )
         .unwrap();
     assert!(hb.lease_expires_at > t.lease_expires_at);
@@ -279,11 +241,7 @@ fn heartbeat_extends_the_lease() {
     assert!((590..=600).contains(&left), "{left}");
     let e = db
         .client
-        .heartbeat(
-            id,
-            &t.lease_token,
-            &serde_json::from_value(json!({"progress": 101})).unwrap(),
-        )
+        .heartbeat(id, &t.lease_token, &from(json!({"progress": 101})))
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 }

@@ -3,17 +3,9 @@
 
 mod common;
 
-use common::{TestDb, any_object};
-use serde_json::{Value, json};
+use common::{TestDb, any_object, from};
+use serde_json::json;
 use taskmanager::*;
-
-fn opts(v: Value) -> EnqueueOptions {
-    serde_json::from_value(v).unwrap()
-}
-
-fn claim_opts(v: Value) -> ClaimOptions {
-    serde_json::from_value(v).unwrap()
-}
 
 fn changes(db: &TestDb, id: i64) -> Vec<String> {
     db.client
@@ -55,11 +47,7 @@ fn full_round_trip_with_history() {
 
     let hb = db
         .client
-        .heartbeat(
-            t.id,
-            &t.lease_token,
-            &serde_json::from_value(json!({"progress": 40})).unwrap(),
-        )
+        .heartbeat(t.id, &t.lease_token, &from(json!({"progress": 40})))
         .unwrap();
     assert_eq!(hb.progress, 40);
     assert!(hb.lease_expires_at >= t.lease_expires_at);
@@ -91,31 +79,19 @@ fn history_off_writes_no_rows() {
         .client
         .enqueue("quiet", &json!({"n": 1}), &EnqueueOptions::default())
         .unwrap();
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     db.client
-        .heartbeat(
-            t.id,
-            &t.lease_token,
-            &serde_json::from_value(json!({"progress": 5})).unwrap(),
-        )
+        .heartbeat(t.id, &t.lease_token, &from(json!({"progress": 5})))
         .unwrap();
     db.client
         .fail(
             t.id,
             &t.lease_token,
             "boom",
-            &serde_json::from_value(json!({"retry_in_seconds": 0})).unwrap(),
+            &from(json!({"retry_in_seconds": 0})),
         )
         .unwrap();
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     db.client
         .complete(t.id, &t.lease_token, &json!(null))
         .unwrap();
@@ -134,7 +110,10 @@ fn nothing_to_claim_is_an_empty_list() {
     );
     assert!(
         db.client
-            .claim("w", &claim_opts(json!({"types": ["never-registered"]})))
+            .claim(
+                "w",
+                &from::<ClaimOptions>(json!({"types": ["never-registered"]}))
+            )
             .unwrap()
             .is_empty()
     );
@@ -146,27 +125,27 @@ fn higher_priority_first_then_oldest() {
     db.register("job", any_object());
     let low = db
         .client
-        .enqueue("job", &json!({"n": 1}), &opts(json!({"priority": -5})))
+        .enqueue(
+            "job",
+            &json!({"n": 1}),
+            &from::<EnqueueOptions>(json!({"priority": -5})),
+        )
         .unwrap()
         .id;
-    let old_mid = db
-        .client
-        .enqueue("job", &json!({"n": 2}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
+    let old_mid = db.enqueue("job", json!({"n": 2}));
     let high = db
         .client
-        .enqueue("job", &json!({"n": 3}), &opts(json!({"priority": 10})))
+        .enqueue(
+            "job",
+            &json!({"n": 3}),
+            &from::<EnqueueOptions>(json!({"priority": 10})),
+        )
         .unwrap()
         .id;
-    let new_mid = db
-        .client
-        .enqueue("job", &json!({"n": 4}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
+    let new_mid = db.enqueue("job", json!({"n": 4}));
     let order: Vec<i64> = db
         .client
-        .claim("w", &claim_opts(json!({"limit": 10})))
+        .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
         .unwrap()
         .iter()
         .map(|t| t.id)
@@ -183,7 +162,7 @@ fn delayed_tasks_wait_for_their_time() {
         .enqueue(
             "later",
             &json!({"n": 1}),
-            &opts(json!({"delay_seconds": 3600})),
+            &from::<EnqueueOptions>(json!({"delay_seconds": 3600})),
         )
         .unwrap()
         .id;
@@ -192,7 +171,7 @@ fn delayed_tasks_wait_for_their_time() {
         .enqueue(
             "later",
             &json!({"n": 2}),
-            &opts(json!({"run_at": "2999-01-01T00:00:00Z"})),
+            &from::<EnqueueOptions>(json!({"run_at": "2999-01-01T00:00:00Z"})),
         )
         .unwrap()
         .id;
@@ -201,13 +180,13 @@ fn delayed_tasks_wait_for_their_time() {
         .enqueue(
             "later",
             &json!({"n": 3}),
-            &opts(json!({"run_at": "2001-01-01 00:00:00"})),
+            &from::<EnqueueOptions>(json!({"run_at": "2001-01-01 00:00:00"})),
         )
         .unwrap()
         .id;
     let got: Vec<i64> = db
         .client
-        .claim("w", &claim_opts(json!({"limit": 10})))
+        .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
         .unwrap()
         .iter()
         .map(|t| t.id)
@@ -227,14 +206,14 @@ fn retryable_failure_backs_off_then_dies_at_max_attempts() {
     db.register("flaky", any_object());
     let id = db
         .client
-        .enqueue("flaky", &json!({}), &opts(json!({"max_attempts": 2})))
+        .enqueue(
+            "flaky",
+            &json!({}),
+            &from::<EnqueueOptions>(json!({"max_attempts": 2})),
+        )
         .unwrap()
         .id;
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     let f = db
         .client
         .fail(
@@ -258,11 +237,7 @@ fn retryable_failure_backs_off_then_dies_at_max_attempts() {
         "backoff must hold the task back"
     );
     db.sql_exec(&format!("UPDATE tasks SET run_at = NOW(6) WHERE id = {id}"));
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     assert_eq!(t.attempts, 2);
     let f = db
         .client
@@ -297,18 +272,14 @@ fn non_retryable_failure_is_dead_at_once() {
     db.client
         .enqueue("strict", &json!({}), &EnqueueOptions::default())
         .unwrap();
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     let f = db
         .client
         .fail(
             t.id,
             &t.lease_token,
             "bad input",
-            &serde_json::from_value(json!({"retry": false})).unwrap(),
+            &from(json!({"retry": false})),
         )
         .unwrap();
     assert_eq!(
@@ -324,11 +295,7 @@ fn complete_is_idempotent_for_the_same_token_only() {
     db.client
         .enqueue("once", &json!({}), &EnqueueOptions::default())
         .unwrap();
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     db.client
         .complete(t.id, &t.lease_token, &json!({"v": 1}))
         .unwrap();
@@ -373,16 +340,8 @@ fn complete_is_idempotent_for_the_same_token_only() {
 fn release_gives_the_task_back_without_counting_the_attempt() {
     let db = TestDb::new(json!({}));
     db.register("rel", any_object());
-    let id = db
-        .client
-        .enqueue("rel", &json!({}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
-    let t = db
-        .client
-        .claim("w1", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let id = db.enqueue("rel", json!({}));
+    let t = db.claim_one("w1");
     db.client.release(t.id, &t.lease_token).unwrap();
     assert_eq!(
         db.client
@@ -391,11 +350,7 @@ fn release_gives_the_task_back_without_counting_the_attempt() {
             .code(),
         Code::LeaseLost
     );
-    let again = db
-        .client
-        .claim("w2", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let again = db.claim_one("w2");
     assert_eq!((again.id, again.attempts), (id, 1));
     assert_eq!(
         changes(&db, id),
@@ -416,7 +371,7 @@ fn claim_filters_by_type_list_and_literal_prefix() {
         .client
         .claim(
             "w",
-            &claim_opts(json!({"type_prefix": "img_", "limit": 10})),
+            &from::<ClaimOptions>(json!({"type_prefix": "img_", "limit": 10})),
         )
         .unwrap();
     assert_eq!(
@@ -430,13 +385,16 @@ fn claim_filters_by_type_list_and_literal_prefix() {
         .client
         .claim(
             "w",
-            &claim_opts(json!({"type_prefix": "100%", "limit": 10})),
+            &from::<ClaimOptions>(json!({"type_prefix": "100%", "limit": 10})),
         )
         .unwrap();
     assert_eq!(pct.len(), 1);
     assert!(
         db.client
-            .claim("w", &claim_opts(json!({"type_prefix": "%", "limit": 10})))
+            .claim(
+                "w",
+                &from::<ClaimOptions>(json!({"type_prefix": "%", "limit": 10}))
+            )
             .unwrap()
             .is_empty()
     );
@@ -444,7 +402,7 @@ fn claim_filters_by_type_list_and_literal_prefix() {
         .client
         .claim(
             "w",
-            &claim_opts(json!({"types": ["mail.send", "nope"], "limit": 10})),
+            &from::<ClaimOptions>(json!({"types": ["mail.send", "nope"], "limit": 10})),
         )
         .unwrap();
     assert_eq!(
@@ -456,7 +414,7 @@ fn claim_filters_by_type_list_and_literal_prefix() {
     );
     let rest = db
         .client
-        .claim("w", &claim_opts(json!({"limit": 10})))
+        .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
         .unwrap();
     assert_eq!(
         rest.iter()
@@ -473,12 +431,11 @@ fn batch_enqueue_and_batch_complete() {
         "b",
         json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
     );
-    let items: Vec<BatchItem> = serde_json::from_value(json!([
+    let items: Vec<BatchItem> = from(json!([
         {"type": "b", "params": {"n": 1}},
         {"type": "b", "params": {"n": 2}, "options": {"priority": 5}},
         {"type": "b", "params": {"n": 1}},
-    ]))
-    .unwrap();
+    ]));
     let out = db.client.enqueue_batch(&items).unwrap();
     assert_eq!(
         out.iter().map(|e| e.deduplicated).collect::<Vec<_>>(),
@@ -491,11 +448,10 @@ fn batch_enqueue_and_batch_complete() {
         2
     );
 
-    let bad: Vec<BatchItem> = serde_json::from_value(json!([
+    let bad: Vec<BatchItem> = from(json!([
         {"type": "b", "params": {"n": 3}},
         {"type": "b", "params": {"n": "three"}},
-    ]))
-    .unwrap();
+    ]));
     let e = db.client.enqueue_batch(&bad).unwrap_err();
     assert_eq!(e.code(), Code::ValidationFailed);
     assert_eq!(e.details().unwrap()["violations"][0]["index"], 1);
@@ -505,17 +461,13 @@ fn batch_enqueue_and_batch_complete() {
         "an invalid batch writes nothing"
     );
 
-    let claimed = db
-        .client
-        .claim("w", &serde_json::from_value(json!({"limit": 5})).unwrap())
-        .unwrap();
+    let claimed = db.client.claim("w", &from(json!({"limit": 5}))).unwrap();
     assert_eq!(claimed.len(), 2);
-    let items: Vec<CompleteItem> = serde_json::from_value(json!([
+    let items: Vec<CompleteItem> = from(json!([
         {"id": claimed[0].id, "lease_token": claimed[0].lease_token, "result": {"ok": 1}},
         {"id": claimed[1].id, "lease_token": "stale", "result": null},
         {"id": 987654, "lease_token": "x"},
-    ]))
-    .unwrap();
+    ]));
     let outcomes = db.client.complete_batch(&items).unwrap();
     assert!(outcomes[0].ok);
     assert_eq!(outcomes[1].code.as_deref(), Some("TM_LEASE_LOST"));
@@ -542,10 +494,7 @@ fn read_side_lists_and_counts() {
         .unwrap();
     let t = db
         .client
-        .claim(
-            "w",
-            &serde_json::from_value(json!({"types": ["r1"]})).unwrap(),
-        )
+        .claim("w", &from(json!({"types": ["r1"]})))
         .unwrap()
         .remove(0);
     db.client
@@ -557,16 +506,13 @@ fn read_side_lists_and_counts() {
     assert_eq!(stats["types"]["r2"]["pending"], 1);
     assert_eq!(stats["totals"]["pending"], 5);
     assert_eq!(stats["totals"]["failed"], 0);
-    let page: ListFilter =
-        serde_json::from_value(json!({"type": "r1", "status": "pending", "limit": 3})).unwrap();
+    let page: ListFilter = from(json!({"type": "r1", "status": "pending", "limit": 3}));
     let first = db.client.list_tasks(&page).unwrap();
     assert_eq!(first.len(), 3);
-    let next: ListFilter = serde_json::from_value(
-        json!({"type": "r1", "status": "pending", "limit": 3, "before_id": first[2].id}),
-    )
-    .unwrap();
+    let next: ListFilter =
+        from(json!({"type": "r1", "status": "pending", "limit": 3, "before_id": first[2].id}));
     assert_eq!(db.client.list_tasks(&next).unwrap().len(), 1);
-    let bad: ListFilter = serde_json::from_value(json!({"status": "running"})).unwrap();
+    let bad: ListFilter = from(json!({"status": "running"}));
     assert_eq!(
         db.client.list_tasks(&bad).unwrap_err().code(),
         Code::InvalidArgument
@@ -577,11 +523,7 @@ fn read_side_lists_and_counts() {
 fn cancel_and_manual_retry() {
     let db = TestDb::new(json!({}));
     db.register("c", any_object());
-    let id = db
-        .client
-        .enqueue("c", &json!({}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
+    let id = db.enqueue("c", json!({}));
     assert_eq!(
         db.client.cancel(id, Some("not needed")).unwrap().status,
         "cancelled"
@@ -594,11 +536,7 @@ fn cancel_and_manual_retry() {
             .is_empty()
     );
     assert_eq!(db.client.retry(id).unwrap().status, "pending");
-    let t = db
-        .client
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
+    let t = db.claim_one("w");
     db.client.complete(t.id, &t.lease_token, &json!(1)).unwrap();
     assert_eq!(
         db.client.cancel(id, None).unwrap_err().code(),

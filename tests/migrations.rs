@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestDb;
+use common::{TestDb, from};
 use mysql::prelude::Queryable;
 use serde_json::json;
 use taskmanager::*;
@@ -81,17 +81,14 @@ fn upgrade_from_the_original_schema_keeps_every_row() {
         .enqueue(
             "report",
             &json!({"month": "2024-01"}),
-            &serde_json::from_value(json!({"dedupe_key": "k3"})).unwrap(),
+            &from(json!({"dedupe_key": "k3"})),
         )
         .unwrap();
     assert_eq!((again.id, again.deduplicated), (3, true));
     // The stale claim of the original system has long expired: recovered and handed out again.
     let claimed = db
         .client
-        .claim(
-            "new-worker",
-            &serde_json::from_value(json!({"limit": 10})).unwrap(),
-        )
+        .claim("new-worker", &from(json!({"limit": 10})))
         .unwrap();
     let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
     assert_eq!(ids, [1, 2]);

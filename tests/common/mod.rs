@@ -132,3 +132,25 @@ impl TestDb {
         self.sql().query_drop(sql).unwrap();
     }
 }
+
+/// Options and other inputs from JSON, as a C or PHP caller would give them.
+pub fn from<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+impl TestDb {
+    /// Enqueues with default options and returns the task id.
+    pub fn enqueue(&self, type_name: &str, params: Value) -> i64 {
+        self.client
+            .enqueue(type_name, &params, &Default::default())
+            .unwrap()
+            .id
+    }
+
+    /// Claims exactly one task with default options.
+    pub fn claim_one(&self, worker: &str) -> taskmanager::ClaimedTask {
+        let mut got = self.client.claim(worker, &Default::default()).unwrap();
+        assert_eq!(got.len(), 1, "expected one task to claim");
+        got.remove(0)
+    }
+}
