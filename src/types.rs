@@ -310,19 +310,13 @@ pub(crate) fn list(db: &Database) -> Result<Vec<TaskType>> {
 /// tasks still run. Types are never deleted, so their tasks and history stay.
 pub(crate) fn set_active(db: &Database, name: &str, active: bool) -> Result<TaskType> {
     check_name(name)?;
-    let found = db.run(|conn| {
+    db.run(|conn| {
         conn.exec_drop(
             "UPDATE task_types SET is_active = ? WHERE name = ?",
             (active, name),
         )
-        .map_err(|e| db.error(e))?;
-        let exists: Option<i64> = conn
-            .exec_first("SELECT id FROM task_types WHERE name = ?", (name,))
-            .map_err(|e| db.error(e))?;
-        Ok(exists.is_some())
+        .map_err(|e| db.error(e))
     })?;
-    if !found {
-        return Err(not_registered(name));
-    }
+    // A missing type matched nothing above; get() reports it as NotFound.
     get(db, name)
 }

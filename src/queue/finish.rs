@@ -11,7 +11,8 @@ use crate::history::{self, change};
 use crate::json;
 use crate::pool::{Database, commit, unknown_outcome};
 use crate::queue::{
-    Finished, MAX_BATCH, check_task_id, check_token, iso, lease_outcome, random_unit, status,
+    Finished, LeaseState, MAX_BATCH, check_task_id, check_token, iso, lease_error, random_unit,
+    repeated_or_error, status,
 };
 use crate::types::id_list;
 use mysql::prelude::Queryable;
@@ -77,11 +78,7 @@ pub struct CompleteOutcome {
 }
 
 /// The task's status and lease token, to explain why a guarded UPDATE matched nothing.
-fn current_lease(
-    db: &Database,
-    conn: &mut impl Queryable,
-    id: i64,
-) -> Result<Option<(String, Option<String>)>> {
+fn current_lease(db: &Database, conn: &mut impl Queryable, id: i64) -> Result<LeaseState> {
     conn.exec_first("SELECT status, lease_token FROM tasks WHERE id = ?", (id,))
         .map_err(|e| db.error(e))
 }
@@ -159,10 +156,7 @@ pub(crate) fn heartbeat(
             Some((s, Some(t), Some(expires), progress)) if s == status::CLAIMED && t == token => {
                 Ok(Heartbeat { id, lease_expires_at: expires, progress })
             }
-            other => {
-                lease_outcome(id, other.map(|(s, t, ..)| (s, t)), token, &[])?;
-                unreachable!("lease_outcome with no done status always errs")
-            }
+            other => Err(lease_error(id, other.map(|(s, t, ..)| (s, t)), token)),
         }
     })
 }
@@ -190,7 +184,7 @@ pub(crate) fn complete(
             None,
         )?;
         let repeated = changed == 0
-            && lease_outcome(
+            && repeated_or_error(
                 id,
                 current_lease(db, conn, id)?,
                 token,
@@ -245,7 +239,7 @@ pub(crate) fn complete_batch(
                 to_complete.push(item);
                 Ok(false)
             } else {
-                lease_outcome(item.id, current, &item.lease_token, &[status::COMPLETED])
+                repeated_or_error(item.id, current, &item.lease_token, &[status::COMPLETED])
             };
             outcomes.push(match outcome {
                 Ok(_) => CompleteOutcome { id: item.id, ok: true, code: None, message: None },
@@ -360,7 +354,7 @@ pub(crate) fn fail(
             )
             .map_err(|e| db.error(e))?;
         let repeated = changed == 0
-            && lease_outcome(id, row.clone().map(|r| (r.0, r.1)), token, &[status::PENDING, status::FAILED])?;
+            && repeated_or_error(id, row.clone().map(|r| (r.0, r.1)), token, &[status::PENDING, status::FAILED])?;
         let (status, _, attempts, max_attempts, run_at) = row.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
         Ok(Failed { id, status, attempts, max_attempts, run_at, repeated })
     })
@@ -384,7 +378,7 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
             None,
         )?;
         if changed == 0 {
-            lease_outcome(id, current_lease(db, conn, id)?, token, &[])?;
+            return Err(lease_error(id, current_lease(db, conn, id)?, token));
         }
         Ok(Finished { id, status: status::PENDING.into(), repeated: false })
     })

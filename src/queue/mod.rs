@@ -81,35 +81,42 @@ pub(crate) fn check_token(token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Why a guarded change did not happen, judged from the task's current status and token.
-pub(crate) fn lease_outcome(
+/// A task's status and the token of its current (or last) lease.
+pub(crate) type LeaseState = Option<(String, Option<String>)>;
+
+/// After a guarded change matched no row: `Ok(true)` when the same token already finished the
+/// task with one of `done_status` (a safe repeat), otherwise the error that explains why.
+pub(crate) fn repeated_or_error(
     id: i64,
-    current: Option<(String, Option<String>)>,
+    current: LeaseState,
     token: &str,
     done_status: &[&str],
 ) -> Result<bool> {
-    match current {
-        None => Err(Error::not_found(format!("task {id} does not exist"))),
-        Some((status, owner)) => {
-            if owner.as_deref() == Some(token) && done_status.contains(&status.as_str()) {
-                // The same token already finished the task this way: a safe repeat.
-                Ok(true)
-            } else {
-                Err(Error::new(
-                    Code::LeaseLost,
-                    format!(
-                        "task {id} is no longer held by this lease token (it is {status}{}); \
-                         another worker may own it now, so drop the result",
-                        if owner.as_deref() == Some(token) {
-                            ""
-                        } else {
-                            " under another lease"
-                        }
-                    ),
-                )
-                .with_details(serde_json::json!({"status": status})))
-            }
+    match &current {
+        Some((status, Some(owner))) if owner == token && done_status.contains(&status.as_str()) => {
+            Ok(true)
         }
+        _ => Err(lease_error(id, current, token)),
+    }
+}
+
+/// `NotFound` for a missing task, else `LeaseLost` naming the task's current status.
+pub(crate) fn lease_error(id: i64, current: LeaseState, token: &str) -> Error {
+    match current {
+        None => Error::not_found(format!("task {id} does not exist")),
+        Some((status, owner)) => Error::new(
+            Code::LeaseLost,
+            format!(
+                "task {id} is no longer held by this lease token (it is {status}{}); \
+                 another worker may own it now, so drop the result",
+                if owner.as_deref() == Some(token) {
+                    ""
+                } else {
+                    " under another lease"
+                }
+            ),
+        )
+        .with_details(serde_json::json!({"status": status})),
     }
 }
 
