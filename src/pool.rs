@@ -190,22 +190,7 @@ pub(crate) fn check_server(db: &Database, conn: &mut PooledConn) -> Result<()> {
         .query_first("SELECT VERSION()")
         .map_err(|e| db.error(e))?
         .unwrap_or_default();
-    let numbers: Vec<u32> = version
-        .split(|c: char| !c.is_ascii_digit())
-        .take(3)
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
-    let (major, minor, patch) = (
-        numbers[0],
-        *numbers.get(1).unwrap_or(&0),
-        *numbers.get(2).unwrap_or(&0),
-    );
-    let supported = if version.to_lowercase().contains("mariadb") {
-        (major, minor) >= (10, 6)
-    } else {
-        (major, minor, patch) >= (8, 0, 1)
-    };
-    if supported {
+    if supports_skip_locked(&version) {
         Ok(())
     } else {
         Err(Error::new(
@@ -215,6 +200,21 @@ pub(crate) fn check_server(db: &Database, conn: &mut PooledConn) -> Result<()> {
                  TaskManager needs MariaDB 10.6+ or MySQL 8.0.1+"
             ),
         ))
+    }
+}
+
+/// Reads a `SELECT VERSION()` string such as `10.11.6-MariaDB-0+deb12u1` or `8.0.36`.
+fn supports_skip_locked(version: &str) -> bool {
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let mut next = || numbers.next().unwrap_or(0);
+    let (major, minor, patch) = (next(), next(), next());
+    if version.to_lowercase().contains("mariadb") {
+        (major, minor) >= (10, 6)
+    } else {
+        (major, minor, patch) >= (8, 0, 1)
     }
 }
 
@@ -304,4 +304,32 @@ fn map_error(e: mysql::Error, c: &Connection) -> Error {
         other => Error::new(Code::Database, format!("database error: {other}")),
     };
     mapped.redact(c.pass.expose())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::supports_skip_locked;
+
+    #[test]
+    fn skip_locked_needs_mariadb_10_6_or_mysql_8_0_1() {
+        for ok in [
+            "10.6.0-MariaDB",
+            "10.11.19-MariaDB-0+deb12u1",
+            "11.4.2-MariaDB-log",
+            "8.0.1",
+            "8.4.0",
+            "9.1.0",
+        ] {
+            assert!(supports_skip_locked(ok), "{ok}");
+        }
+        for old in [
+            "10.5.23-MariaDB",
+            "10.3.39-MariaDB-0+deb10u1",
+            "8.0.0-dmr",
+            "5.7.44-log",
+            "garbage",
+        ] {
+            assert!(!supports_skip_locked(old), "{old}");
+        }
+    }
 }

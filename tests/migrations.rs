@@ -189,3 +189,71 @@ fn schema_sql_matches_the_migrations() {
             .deduplicated
     );
 }
+
+#[test]
+fn the_runtime_needs_only_data_privileges() {
+    let runtime_user =
+        std::env::var("TASKMANAGER_TEST_RUNTIME_USER").unwrap_or_else(|_| "taskmanager_rt".into());
+    let as_runtime = json!({"db_user": runtime_user, "db_pass": std::env::var("TASKMANAGER_TEST_RUNTIME_PASS").unwrap_or_default()});
+
+    // DDL is refused to that account, with a message that says what is missing.
+    let fresh = TestDb::empty_named("tm_rt", json!({}));
+    let runtime = Client::open(TestDb::config(&fresh.name, as_runtime.clone())).unwrap();
+    let e = runtime.migrate().unwrap_err();
+    assert_eq!(e.code(), Code::Database, "{e}");
+    assert!(e.message().contains("privilege"), "{e}");
+
+    // Migrated by the owner, the whole lifecycle runs with SELECT, INSERT, UPDATE, DELETE only.
+    fresh.client.migrate().unwrap();
+    let rt = Client::open(TestDb::config(&fresh.name, as_runtime)).unwrap();
+    assert!(
+        rt.migrate().unwrap().applied.is_empty(),
+        "migrate on a current schema is a read"
+    );
+    rt.register_type(&from(
+        json!({"name": "rt", "param_schema": {"type": "object"}}),
+    ))
+    .unwrap();
+    let id = rt
+        .enqueue("rt", &json!({"n": 1}), &from(json!({"max_attempts": 2})))
+        .unwrap()
+        .id;
+    let t = rt.claim("w", &ClaimOptions::default()).unwrap().remove(0);
+    rt.heartbeat(id, &t.lease_token, &from(json!({"progress": 10})))
+        .unwrap();
+    rt.fail(
+        id,
+        &t.lease_token,
+        "again",
+        &from(json!({"retry_in_seconds": 0})),
+    )
+    .unwrap();
+    let t = rt.claim("w", &ClaimOptions::default()).unwrap().remove(0);
+    rt.release(id, &t.lease_token).unwrap();
+    let t = rt.claim("w", &ClaimOptions::default()).unwrap().remove(0);
+    rt.complete(id, &t.lease_token, &json!({"ok": true}))
+        .unwrap();
+    rt.set_type_active("rt", false).unwrap();
+    rt.recover_expired().unwrap();
+    assert_eq!(rt.stats().unwrap()["types"]["rt"]["completed"], 1);
+    let changes: Vec<String> = rt
+        .task_history(id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.status_change)
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "created",
+            "claimed",
+            "progress",
+            "retrying",
+            "claimed",
+            "released",
+            "claimed",
+            "completed"
+        ]
+    );
+    assert_eq!(rt.list_tasks(&ListFilter::default()).unwrap().len(), 1);
+}

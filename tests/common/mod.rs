@@ -50,8 +50,13 @@ impl TestDb {
 
     /// A database with no tables at all.
     pub fn empty(extra: Value) -> TestDb {
+        TestDb::empty_named("tm_test", extra)
+    }
+
+    /// An empty database whose name starts with `prefix` (grants are given by name pattern).
+    pub fn empty_named(prefix: &str, extra: Value) -> TestDb {
         let name = format!(
-            "tm_test_{}_{}_{}",
+            "{prefix}_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst),
             std::time::SystemTime::now()
