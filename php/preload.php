@@ -1,6 +1,8 @@
 <?php
-// opcache.preload script for PHP-FPM: loads libtaskmanager once into the `taskmanager` FFI
-// scope, so requests can use it with the default ffi.enable=preload.
+// opcache.preload script: loads libtaskmanager once into the `taskmanager` FFI scope, so
+// requests can use it with the default ffi.enable=preload. PHP refuses FFI::load() together
+// with opcache.preload_user (needed when PHP starts as root, as PHP-FPM's master usually
+// does); there, use ffi.preload with the header from bin/ffi-preload-header instead.
 //
 //   opcache.enable=1
 //   opcache.preload=/path/to/vendor/taskmanager/taskmanager/preload.php

@@ -36,18 +36,28 @@ final class Native
     }
 
     /**
-     * For opcache.preload (see preload.php): loads the library into the `taskmanager` scope so
-     * that requests use FFI::scope() and need no ffi.enable=true.
+     * The declarations with FFI_SCOPE and FFI_LIB set, for `ffi.preload` (PHP-FPM):
+     * `php bin/ffi-preload-header > /etc/php/taskmanager.h`, then `ffi.preload=/etc/php/taskmanager.h`.
      */
-    public static function preload(): void
+    public static function preloadHeader(): string
     {
-        self::checkExtension();
-        $header = sprintf(
+        return sprintf(
             "#define FFI_SCOPE \"%s\"\n#define FFI_LIB \"%s\"\n%s",
             self::SCOPE,
             self::libraryPath(),
             file_get_contents(self::declarationFile())
         );
+    }
+
+    /**
+     * For opcache.preload (see preload.php) when PHP does not run as root: loads the library
+     * into the `taskmanager` scope. (Running as root needs opcache.preload_user, with which PHP
+     * refuses FFI::load(); use ffi.preload with preloadHeader() there.)
+     */
+    public static function preload(): void
+    {
+        self::checkExtension();
+        $header = self::preloadHeader();
         $file = sys_get_temp_dir() . '/taskmanager-' . md5($header) . '.h';
         if (!is_file($file)) {
             file_put_contents($file, $header, LOCK_EX);
@@ -107,9 +117,10 @@ final class Native
         $setting = strtolower((string) ini_get('ffi.enable'));
         if (!in_array($setting, ['1', 'true', 'on'], true) && !($setting === 'preload' && PHP_SAPI === 'cli')) {
             throw new LibraryException(
-                "ffi.enable is '$setting', so FFI may only be used from preloaded code here. Either set "
-                . 'opcache.preload to ' . dirname(__DIR__) . '/preload.php (recommended for PHP-FPM) '
-                . 'or set ffi.enable=true in php.ini.',
+                "ffi.enable is '$setting', so FFI may only be used from preloaded code here. Either preload "
+                . 'the library (recommended for PHP-FPM): `php ' . dirname(__DIR__) . '/bin/ffi-preload-header '
+                . '> /etc/php/taskmanager.h` and set ffi.preload=/etc/php/taskmanager.h in php.ini; '
+                . 'or set ffi.enable=true.',
                 Code::CONFIG
             );
         }

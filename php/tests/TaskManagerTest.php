@@ -271,4 +271,39 @@ final class TaskManagerTest extends TestCase
         $this->assertStringContainsString($dir . '/lib/libtaskmanager.so', (string) $output);
         $this->assertStringContainsString('TASKMANAGER_LIB', (string) $output);
     }
+
+    private static function runPhp(array $ini, string $code): string
+    {
+        $args = '';
+        foreach ($ini as $key => $value) {
+            $args .= ' -d ' . escapeshellarg("$key=$value");
+        }
+        $prelude = 'require ' . var_export(dirname(__DIR__) . '/src/autoload.php', true) . ';';
+        return (string) shell_exec(escapeshellarg(PHP_BINARY) . $args . ' -r ' . escapeshellarg($prelude . $code) . ' 2>&1');
+    }
+
+    public function testFfiPreloadScopeIsUsedWhenPresent(): void
+    {
+        $header = tempnam(sys_get_temp_dir(), 'tm-preload');
+        file_put_contents($header, Native::preloadHeader());
+        $config = var_export(self::config(), true);
+        $output = self::runPhp(['ffi.enable' => 'preload', 'ffi.preload' => $header], '
+            $viaScope = \FFI::scope("taskmanager")->tm_version();
+            TaskManager\TaskManager::configure(' . $config . ');
+            $tm = TaskManager\TaskManager::getInstance();
+            echo "scope ", $viaScope, " stats ", count($tm->stats()["totals"]);
+        ');
+        unlink($header);
+        $this->assertSame('scope ' . TaskManager::version() . ' stats 5', trim($output));
+    }
+
+    public function testDisabledFfiSaysWhatToChange(): void
+    {
+        $output = self::runPhp(['ffi.enable' => '0'], '
+            try { TaskManager\Native::ffi(); } catch (TaskManager\Exception\LibraryException $e) { echo $e->getMessage(); }
+        ');
+        $this->assertStringContainsString("ffi.enable is '0'", $output);
+        $this->assertStringContainsString('ffi.preload', $output);
+        $this->assertStringContainsString('ffi.enable=true', $output);
+    }
 }
