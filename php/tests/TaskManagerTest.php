@@ -175,6 +175,46 @@ final class TaskManagerTest extends TestCase
         }
     }
 
+    public function testMissingPrivilegesAreADatabaseErrorWithTheServerCode(): void
+    {
+        TaskManager::configure(self::config((string) getenv('TM_PHP_RT_DB'), ['db_user' => (string) getenv('TM_PHP_RT_USER'), 'db_pass' => '']));
+        try {
+            TaskManager::getInstance()->migrate();
+            $this->fail('a data-only account must not be able to run DDL');
+        } catch (Exception\DatabaseException $e) {
+            $this->assertSame(Code::DATABASE, $e->getTmCode());
+            $this->assertSame(1142, $e->getDetails()['server_code']);
+            $this->assertStringContainsString('privilege', $e->getMessage());
+        }
+    }
+
+    public function testEveryCodeHasAnExceptionThatCarriesIt(): void
+    {
+        $codes = (new \ReflectionClass(Code::class))->getConstants();
+        unset($codes['OK']);
+        $this->assertCount(16, $codes);
+        foreach ($codes as $name => $code) {
+            $class = Code::exceptionClass($code);
+            $this->assertNotSame(Exception\TaskManagerException::class, $class, "$name has no exception class of its own");
+            $e = new $class("message for $name", $code);
+            $this->assertInstanceOf(Exception\TaskManagerException::class, $e);
+            $this->assertSame($code, $e->getTmCode());
+        }
+        $this->assertInstanceOf(Exception\ConnectionException::class, new Exception\OutcomeUnknownException('x', Code::OUTCOME_UNKNOWN));
+    }
+
+    public function testTheExamplesRunEndToEnd(): void
+    {
+        $c = self::config();
+        $url = sprintf('mysql://%s:%s@%s:%d/%s', rawurlencode($c['db_user']), rawurlencode($c['db_pass']), $c['db_host'], $c['db_port'], $c['db_name']);
+        $env = 'TASKMANAGER_DATABASE_URL=' . escapeshellarg($url) . ' ';
+        $dir = dirname(__DIR__) . '/examples';
+        $produced = shell_exec($env . escapeshellarg(PHP_BINARY) . ' ' . escapeshellarg("$dir/producer.php") . ' 3 2>&1');
+        $this->assertSame(3, substr_count((string) $produced, 'enqueued task'), (string) $produced);
+        $worked = shell_exec($env . escapeshellarg(PHP_BINARY) . ' ' . escapeshellarg("$dir/worker.php") . ' --once 2>&1');
+        $this->assertStringContainsString('worker: 3 task(s) done', (string) $worked);
+    }
+
     public function testSingletonCannotBeClonedOrUnserialized(): void
     {
         $this->assertSame(TaskManager::getInstance(), TaskManager::getInstance());

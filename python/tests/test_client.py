@@ -190,3 +190,40 @@ def test_hundred_thousand_calls_keep_rss_flat(client):
     after = _rss_kb()
     print(f"RSS before {before} kB, after 100,000 calls {after} kB")
     assert after - before < 4096, f"RSS grew from {before} kB to {after} kB"
+
+
+def test_missing_privileges_are_a_database_error_with_the_server_code():
+    name = "tm_rt_py_" + os.urandom(4).hex()
+    sql(f"CREATE DATABASE {name}")
+    runtime_user = os.environ.get("TASKMANAGER_TEST_RUNTIME_USER", "taskmanager_rt")
+    try:
+        with taskmanager.Client(config(name, db_user=runtime_user, db_pass="")) as c:
+            with pytest.raises(taskmanager.DatabaseError) as info:
+                c.migrate()
+        assert info.value.code == Code.DATABASE
+        assert info.value.details["server_code"] == 1142
+        assert "privilege" in info.value.message
+    finally:
+        sql(f"DROP DATABASE {name}")
+
+
+def test_every_code_has_an_exception_that_carries_it():
+    from taskmanager._errors import error_for
+
+    codes = {k: v for k, v in vars(Code).items() if k.isupper() and k != "OK"}
+    assert len(codes) == 16
+    for name, code in codes.items():
+        e = error_for(code, f"message for {name}", None)
+        assert type(e) is not taskmanager.TaskManagerError, f"{name} has no exception class of its own"
+        assert e.code == code and isinstance(e, taskmanager.TaskManagerError)
+    assert isinstance(error_for(Code.OUTCOME_UNKNOWN, "x", None), taskmanager.ConnectionFailedError)
+
+
+def test_the_examples_run_end_to_end(db_name):
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    env = dict(os.environ, PYTHONPATH=str(examples.parent),
+               TASKMANAGER_DATABASE_URL=f"mysql://{config(db_name)['db_user']}:{config(db_name)['db_pass']}@{config(db_name)['db_host']}:{config(db_name)['db_port']}/{db_name}")
+    produced = subprocess.run([sys.executable, str(examples / "producer.py"), "3"], env=env, capture_output=True, text=True, check=True)
+    assert produced.stdout.count("enqueued task") == 3
+    worked = subprocess.run([sys.executable, str(examples / "worker.py"), "--once"], env=env, capture_output=True, text=True, check=True)
+    assert "worker: 3 task(s) handled" in worked.stdout, worked.stdout + worked.stderr

@@ -56,7 +56,25 @@ int main(void) {
   /* TM_NULL_PARAMETER on every required pointer. */
   FAILS_WITH(TM_NULL_PARAMETER, tm_client_open(NULL, NULL));
   FAILS_WITH(TM_NULL_PARAMETER, tm_migrate(NULL));
+  /* ... and a NULL client on every call that takes one. */
+  FAILS_WITH(TM_NULL_PARAMETER, tm_type_register(NULL, "{}", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_type_get(NULL, "t", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_type_list(NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_type_set_active(NULL, "t", true, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue(NULL, "t", "{}", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue_batch(NULL, "[]", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_claim(NULL, "w", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_heartbeat(NULL, 1, "t", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete(NULL, 1, "t", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_batch(NULL, "[]", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_fail(NULL, 1, "t", "m", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_release(NULL, 1, "t", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_cancel(NULL, 1, NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_retry(NULL, 1, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_tasks_recover_expired(NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_get(NULL, 1, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_list(NULL, NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_history(NULL, 1, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_stats(NULL, &out));
   CHECK(out == SENTINEL);
 
@@ -168,6 +186,28 @@ int main(void) {
     tm_client_free(client);
   }
   CHECK(out == SENTINEL);
+
+  /* TM_DATABASE: an account with data privileges only may not run the migration's DDL; the
+   * server's error number comes along in the details. */
+  const char *rt_db = getenv("TM_TEST_RT_DB");
+  const char *rt_user = getenv("TM_TEST_RT_USER");
+  if (rt_db && rt_user) {
+    char extra[256];
+    snprintf(extra, sizeof extra, ",\"db_user\":\"%s\",\"db_pass\":\"\"", rt_user);
+    client = NULL;
+    OK(tm_client_open(config_for(rt_db, extra), &client));
+    if (client) {
+      tm_error *e = tm_migrate(client);
+      CHECK(tm_error_code(e) == TM_DATABASE);
+      CHECK(contains(tm_error_details(e), "\"server_code\":1142"));
+      CHECK(contains(tm_error_message(e), "privilege"));
+      tm_error_free(e);
+      tm_client_free(client);
+    }
+  } else {
+    fprintf(stderr, "test_errors: TM_TEST_RT_DB / TM_TEST_RT_USER not set\n");
+    failures++;
+  }
 
   if (failures) {
     fprintf(stderr, "test_errors: %d failure(s)\n", failures);
