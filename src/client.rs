@@ -24,13 +24,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Opens a client: finds or creates the pool for these settings and checks that the
-    /// server is reachable and supports the queue. The schema is checked on first use, so a
+    /// Opens a client: finds or creates the pool for these settings and (once per pool) checks
+    /// that the server is reachable and supports the queue. The schema is checked on first use, so a
     /// client can be opened on an empty database to run [`Client::migrate`].
     pub fn open(config: Config) -> Result<Client> {
         let db = pool::database(&config.connection)?;
-        let mut conn = db.conn()?;
-        pool::check_server(&db, &mut conn)?;
+        db.ensure_server()?;
         Ok(Client {
             db,
             config: Arc::new(config),

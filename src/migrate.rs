@@ -8,7 +8,7 @@
 //! interrupted halfway can simply be run again (MySQL has no `ADD COLUMN IF NOT EXISTS`).
 
 use crate::error::{Code, Error, Result};
-use crate::pool::{Database, check_server};
+use crate::pool::Database;
 use mysql::PooledConn;
 use mysql::prelude::Queryable;
 use serde::Serialize;
@@ -50,7 +50,7 @@ const MIGRATIONS: &[Migration] = &[
 /// named lock serializes migrators.
 pub(crate) fn migrate(db: &Database, claim_timeout_secs: u32) -> Result<MigrationReport> {
     let mut conn = db.conn()?;
-    check_server(db, &mut conn)?;
+    db.ensure_server_on(&mut conn)?;
     let mut step = Step {
         db,
         conn: &mut conn,

@@ -31,6 +31,7 @@ static REGISTRY: Lazy<Mutex<HashMap<Connection, Arc<Database>>>> = Lazy::new(Def
 pub(crate) struct Database {
     pub(crate) connection: Connection,
     pool: Mutex<ForkAwarePool>,
+    server_checked: AtomicBool,
     schema_ready: AtomicBool,
     pub(crate) types: TypeCache,
 }
@@ -60,6 +61,7 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
             pid: std::process::id(),
             pool: ManuallyDrop::new(new_pool(connection)?),
         }),
+        server_checked: AtomicBool::new(false),
         schema_ready: AtomicBool::new(false),
         types: TypeCache::default(),
     });
@@ -123,13 +125,31 @@ impl Database {
         map_error(e, &self.connection)
     }
 
+    /// Checks once per pool that the server is reachable with these credentials and supports
+    /// the queue; later clients on the same pool (a PHP-FPM worker's next request) skip it.
+    pub(crate) fn ensure_server(&self) -> Result<()> {
+        if self.server_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.ensure_server_on(&mut self.conn()?)
+    }
+
+    /// As [`Database::ensure_server`], on a connection the caller already holds.
+    pub(crate) fn ensure_server_on(&self, conn: &mut PooledConn) -> Result<()> {
+        if !self.server_checked.load(Ordering::Acquire) {
+            check_server(self, conn)?;
+            self.server_checked.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Checks (once per process and database) that the server supports the queue and the
     /// schema is migrated far enough.
     pub(crate) fn ensure_ready(&self, conn: &mut PooledConn) -> Result<()> {
         if self.schema_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        check_server(self, conn)?;
+        self.ensure_server_on(conn)?;
         let version: Option<i64> =
             match conn.query_first("SELECT MAX(version) FROM tm_schema_migrations") {
                 Ok(v) => v.flatten(),
@@ -185,7 +205,7 @@ fn is_lock_conflict(e: &Error) -> bool {
 }
 
 /// Refuses servers without `FOR UPDATE SKIP LOCKED` (MariaDB < 10.6, MySQL < 8.0.1).
-pub(crate) fn check_server(db: &Database, conn: &mut PooledConn) -> Result<()> {
+fn check_server(db: &Database, conn: &mut PooledConn) -> Result<()> {
     let version: String = conn
         .query_first("SELECT VERSION()")
         .map_err(|e| db.error(e))?
