@@ -13,6 +13,22 @@ use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, Config, Enqueue
 
 const TASKS: usize = 2000;
 
+/// Claims and completes one task per call until the queue is empty; returns how many.
+fn drain_one_by_one(client: &Client) -> usize {
+    let mut done = 0;
+    while let Some(task) = client
+        .claim("bench", &ClaimOptions::default())
+        .unwrap()
+        .pop()
+    {
+        client
+            .complete(task.id, &task.lease_token, &json!(null))
+            .unwrap();
+        done += 1;
+    }
+    done
+}
+
 fn main() {
     let var = |k: &str, d: &str| {
         std::env::var(format!("TASKMANAGER_TEST_{k}")).unwrap_or_else(|_| d.into())
@@ -82,12 +98,7 @@ fn main() {
         }
         report(&format!("enqueue, one per call ({label})"), t, TASKS);
         let t = Instant::now();
-        let mut done = 0;
-        while let Some(task) = c.claim("bench", &ClaimOptions::default()).unwrap().pop() {
-            c.complete(task.id, &task.lease_token, &json!(null))
-                .unwrap();
-            done += 1;
-        }
+        let done = drain_one_by_one(&c);
         report(
             &format!("claim 1 + complete, one task per call ({label})"),
             t,
@@ -148,17 +159,7 @@ fn main() {
     let floor_small = floor(&mut raw, "raw SQL floor: claim 1 + complete (no library)");
     enqueue_all(TASKS, &mut items);
     let t = Instant::now();
-    let mut done = 0;
-    while let Some(task) = client
-        .claim("bench", &ClaimOptions::default())
-        .unwrap()
-        .pop()
-    {
-        client
-            .complete(task.id, &task.lease_token, &json!(null))
-            .unwrap();
-        done += 1;
-    }
+    let done = drain_one_by_one(&client);
     let lib_small = report("library: claim 1 + complete (history off)", t, done);
     println!("  library / floor: {:.2}x", lib_small / floor_small);
 
@@ -177,17 +178,7 @@ fn main() {
     );
     enqueue_all(TASKS, &mut items);
     let t = Instant::now();
-    let mut done = 0;
-    while let Some(task) = client
-        .claim("bench", &ClaimOptions::default())
-        .unwrap()
-        .pop()
-    {
-        client
-            .complete(task.id, &task.lease_token, &json!(null))
-            .unwrap();
-        done += 1;
-    }
+    let done = drain_one_by_one(&client);
     let lib_big = report(
         &format!("library: claim 1 + complete, {finished_rows} finished rows"),
         t,

@@ -5,7 +5,7 @@
 //   - outside the web root, readable only by the application (chmod 0640),
 //   - for an account with only SELECT, INSERT, UPDATE, DELETE on this database; run
 //     migrations (TaskManager::getInstance()->migrate()) with an account that may also
-//     CREATE, ALTER, INDEX, REFERENCES and DROP.
+//     CREATE, ALTER, INDEX and REFERENCES.
 
 // Server host; "host:port" also works. Default 'localhost' (a local socket is preferred).
 define('DB_HOST', '127.0.0.1');

@@ -123,25 +123,9 @@ fn nothing_to_claim_is_an_empty_list() {
 fn higher_priority_first_then_oldest() {
     let db = TestDb::new(json!({}));
     db.register("job", any_object());
-    let low = db
-        .client
-        .enqueue(
-            "job",
-            &json!({"n": 1}),
-            &from::<EnqueueOptions>(json!({"priority": -5})),
-        )
-        .unwrap()
-        .id;
+    let low = db.enqueue_with("job", json!({"n": 1}), json!({"priority": -5}));
     let old_mid = db.enqueue("job", json!({"n": 2}));
-    let high = db
-        .client
-        .enqueue(
-            "job",
-            &json!({"n": 3}),
-            &from::<EnqueueOptions>(json!({"priority": 10})),
-        )
-        .unwrap()
-        .id;
+    let high = db.enqueue_with("job", json!({"n": 3}), json!({"priority": 10}));
     let new_mid = db.enqueue("job", json!({"n": 4}));
     let order: Vec<i64> = db
         .client
@@ -157,33 +141,17 @@ fn higher_priority_first_then_oldest() {
 fn delayed_tasks_wait_for_their_time() {
     let db = TestDb::new(json!({}));
     db.register("later", any_object());
-    let delayed = db
-        .client
-        .enqueue(
-            "later",
-            &json!({"n": 1}),
-            &from::<EnqueueOptions>(json!({"delay_seconds": 3600})),
-        )
-        .unwrap()
-        .id;
-    let future = db
-        .client
-        .enqueue(
-            "later",
-            &json!({"n": 2}),
-            &from::<EnqueueOptions>(json!({"run_at": "2999-01-01T00:00:00Z"})),
-        )
-        .unwrap()
-        .id;
-    let past = db
-        .client
-        .enqueue(
-            "later",
-            &json!({"n": 3}),
-            &from::<EnqueueOptions>(json!({"run_at": "2001-01-01 00:00:00"})),
-        )
-        .unwrap()
-        .id;
+    let delayed = db.enqueue_with("later", json!({"n": 1}), json!({"delay_seconds": 3600}));
+    let future = db.enqueue_with(
+        "later",
+        json!({"n": 2}),
+        json!({"run_at": "2999-01-01T00:00:00Z"}),
+    );
+    let past = db.enqueue_with(
+        "later",
+        json!({"n": 3}),
+        json!({"run_at": "2001-01-01 00:00:00"}),
+    );
     let got: Vec<i64> = db
         .client
         .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
@@ -204,15 +172,7 @@ fn delayed_tasks_wait_for_their_time() {
 fn retryable_failure_backs_off_then_dies_at_max_attempts() {
     let db = TestDb::new(json!({"retry_backoff_base": 30}));
     db.register("flaky", any_object());
-    let id = db
-        .client
-        .enqueue(
-            "flaky",
-            &json!({}),
-            &from::<EnqueueOptions>(json!({"max_attempts": 2})),
-        )
-        .unwrap()
-        .id;
+    let id = db.enqueue_with("flaky", json!({}), json!({"max_attempts": 2}));
     let t = db.claim_one("w");
     let f = db
         .client

@@ -152,6 +152,14 @@ impl TestDb {
             .id
     }
 
+    /// Enqueues with options given as JSON and returns the task id.
+    pub fn enqueue_with(&self, type_name: &str, params: Value, options: Value) -> i64 {
+        self.client
+            .enqueue(type_name, &params, &from(options))
+            .unwrap()
+            .id
+    }
+
     /// Claims exactly one task with default options.
     pub fn claim_one(&self, worker: &str) -> taskmanager::ClaimedTask {
         let mut got = self.client.claim(worker, &Default::default()).unwrap();
