@@ -245,3 +245,44 @@ fn heartbeat_extends_the_lease() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 }
+
+#[test]
+fn calls_survive_connections_the_server_dropped() {
+    use mysql::prelude::Queryable;
+    let db = TestDb::new(json!({"pool_max_connections": 3}));
+    db.register("resilient", any_object());
+    let id = db.enqueue("resilient", json!({}));
+    // History off: complete is a single autocommit UPDATE, the case where a broken connection
+    // would otherwise surface as an unknown outcome.
+    let quiet = db.client_with(json!({"enable_task_history": false, "pool_max_connections": 3}));
+    let other = db.enqueue("resilient", json!({"n": 2}));
+    let held = quiet
+        .claim("q", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(held.id, id);
+    // The server drops every idle pooled connection (a restart, or wait_timeout).
+    let mut admin = db.sql();
+    let ids: Vec<u64> = admin
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+            (&db.name,),
+        )
+        .unwrap();
+    assert!(!ids.is_empty());
+    for conn_id in &ids {
+        admin
+            .query_drop(format!("KILL CONNECTION {conn_id}"))
+            .unwrap();
+    }
+    // Reads and writes carry on without an error reaching the caller: the pool checks a
+    // connection before handing it out and replaces a dead one.
+    quiet
+        .complete(held.id, &held.lease_token, &json!(1))
+        .unwrap();
+    assert_eq!(db.client.get_task(id).unwrap().status, "completed");
+    let t = db.claim_one("w");
+    assert_eq!(t.id, other);
+    db.client.complete(t.id, &t.lease_token, &json!(2)).unwrap();
+    assert_eq!(db.client.get_task(other).unwrap().status, "completed");
+}
