@@ -322,6 +322,15 @@ fn map_error(e: mysql::Error, c: &Connection) -> Error {
             Code::Connection,
             format!("database connection problem at {where_}: {driver}"),
         ),
+        // A packet that cannot be read or written means the connection broke mid-exchange.
+        mysql::Error::CodecError(codec) => Error::new(
+            Code::Connection,
+            format!("the connection to the database at {where_} broke: {codec}"),
+        ),
+        mysql::Error::TlsError(tls) => Error::new(
+            Code::Connection,
+            format!("TLS with the database at {where_} failed: {tls}"),
+        ),
         mysql::Error::UrlError(url) => {
             Error::new(Code::Config, format!("invalid connection settings: {url}"))
         }
