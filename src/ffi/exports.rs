@@ -16,6 +16,12 @@ use crate::error::Error;
 use crate::{BatchItem, Client, CompleteItem, TypeDefinition};
 use std::ffi::{CString, c_char};
 
+/// The largest batch text accepted: 64 payloads' worth. Each item inside is still held to
+/// `max_payload_bytes` on its own.
+fn batch_text_limit(c: &Client) -> usize {
+    c.config().max_payload_bytes.saturating_mul(64)
+}
+
 /// The library version, e.g. "0.1.0". A static string: do not free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn tm_version() -> *const c_char {
@@ -236,8 +242,7 @@ pub unsafe extern "C" fn tm_task_complete_batch(
 ) -> *mut tm_error {
     boundary(|| {
         let c = client_ref(client)?;
-        let limit = c.config().max_payload_bytes.saturating_mul(64);
-        let items: Vec<CompleteItem> = json_arg(items_json, "items_json", limit)?;
+        let items: Vec<CompleteItem> = json_arg(items_json, "items_json", batch_text_limit(c))?;
         write_json(out_json, &c.complete_batch(&items)?)
     })
 }
