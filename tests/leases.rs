@@ -286,3 +286,65 @@ fn calls_survive_connections_the_server_dropped() {
     db.client.complete(t.id, &t.lease_token, &json!(2)).unwrap();
     assert_eq!(db.client.get_task(other).unwrap().status, "completed");
 }
+
+#[test]
+fn lock_wait_timeouts_are_retried_a_bounded_number_of_times() {
+    use mysql::prelude::Queryable;
+    let db = TestDb::new(json!({"lock_wait_timeout": 1, "enable_task_history": false}));
+    db.register("locked", any_object());
+    let first = db.enqueue("locked", json!({"n": 1}));
+    let second = db.enqueue("locked", json!({"n": 2}));
+    let a = db.claim_one("w");
+    let b = db.claim_one("w");
+    assert_eq!((a.id, b.id), (first, second));
+
+    // Another session holds the row for 1.5 s: the first try times out after 1 s, a retry wins.
+    let mut holder = db.sql();
+    holder.query_drop("START TRANSACTION").unwrap();
+    holder
+        .query_drop(format!(
+            "SELECT id FROM tasks WHERE id = {first} FOR UPDATE"
+        ))
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        holder.query_drop("ROLLBACK").unwrap();
+    });
+    let started = std::time::Instant::now();
+    db.client
+        .complete(first, &a.lease_token, &json!("waited"))
+        .unwrap();
+    assert!(
+        started.elapsed().as_millis() >= 1000,
+        "the call must have waited for the lock"
+    );
+    release.join().unwrap();
+
+    // Held for good: the error reaches the caller after the bounded retries, with the server code.
+    let mut holder = db.sql();
+    holder.query_drop("START TRANSACTION").unwrap();
+    holder
+        .query_drop(format!(
+            "SELECT id FROM tasks WHERE id = {second} FOR UPDATE"
+        ))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = db
+        .client
+        .complete(second, &b.lease_token, &json!("never"))
+        .unwrap_err();
+    let waited = started.elapsed().as_secs_f64();
+    holder.query_drop("ROLLBACK").unwrap();
+    assert_eq!(e.code(), Code::Database, "{e}");
+    assert_eq!(e.details().unwrap()["server_code"], 1205);
+    assert!(
+        (4.0..15.0).contains(&waited),
+        "5 tries of 1 s each, got {waited:.1} s"
+    );
+    assert_eq!(
+        db.client.get_task(second).unwrap().status,
+        "claimed",
+        "nothing changed"
+    );
+    assert_eq!(db.client.get_task(first).unwrap().result, json!("waited"));
+}
