@@ -122,13 +122,7 @@ fn stale_token_cannot_finish_after_recovery_and_reclaim() {
     db.client
         .complete(id, &new.lease_token, &json!("done"))
         .unwrap();
-    let kinds: Vec<String> = db
-        .client
-        .task_history(id)
-        .unwrap()
-        .into_iter()
-        .map(|h| h.status_change)
-        .collect();
+    let kinds = common::history_kinds(&db.client, id);
     assert_eq!(
         kinds,
         [

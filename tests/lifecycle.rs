@@ -7,15 +7,6 @@ use common::{TestDb, any_object, from};
 use serde_json::json;
 use taskmanager::*;
 
-fn changes(db: &TestDb, id: i64) -> Vec<String> {
-    db.client
-        .task_history(id)
-        .unwrap()
-        .into_iter()
-        .map(|h| h.status_change)
-        .collect()
-}
-
 #[test]
 fn full_round_trip_with_history() {
     let db = TestDb::new(json!({}));
@@ -64,7 +55,7 @@ fn full_round_trip_with_history() {
     assert_eq!(got.claimed_by.as_deref(), Some("worker-1"));
     assert!(got.completed_at.is_some());
     assert_eq!(
-        changes(&db, t.id),
+        common::history_kinds(&db.client, t.id),
         ["created", "claimed", "progress", "completed"]
     );
     let history = db.client.task_history(t.id).unwrap();
@@ -207,7 +198,7 @@ fn retryable_failure_backs_off_then_dies_at_max_attempts() {
     let task = db.client.get_task(id).unwrap();
     assert_eq!(task.error_message.as_deref(), Some("still down"));
     assert_eq!(
-        changes(&db, id),
+        common::history_kinds(&db.client, id),
         ["created", "claimed", "retrying", "claimed", "failed"]
     );
     // Failed is dead: nothing to claim, and a repeat of the same fail is a harmless no-op.
@@ -313,7 +304,7 @@ fn release_gives_the_task_back_without_counting_the_attempt() {
     let again = db.claim_one("w2");
     assert_eq!((again.id, again.attempts), (id, 1));
     assert_eq!(
-        changes(&db, id),
+        common::history_kinds(&db.client, id),
         ["created", "claimed", "released", "claimed"]
     );
 }
@@ -504,7 +495,7 @@ fn cancel_and_manual_retry() {
     );
     assert_eq!(db.client.retry(id).unwrap_err().code(), Code::Conflict);
     assert_eq!(
-        changes(&db, id),
+        common::history_kinds(&db.client, id),
         ["created", "cancelled", "retried", "claimed", "completed"]
     );
 }

@@ -236,12 +236,7 @@ fn the_runtime_needs_only_data_privileges() {
     rt.set_type_active("rt", false).unwrap();
     rt.recover_expired().unwrap();
     assert_eq!(rt.stats().unwrap()["types"]["rt"]["completed"], 1);
-    let changes: Vec<String> = rt
-        .task_history(id)
-        .unwrap()
-        .into_iter()
-        .map(|h| h.status_change)
-        .collect();
+    let changes = common::history_kinds(&rt, id);
     assert_eq!(
         changes,
         [

@@ -167,3 +167,13 @@ impl TestDb {
         got.remove(0)
     }
 }
+
+/// The `status_change` of every history row of a task, oldest first.
+pub fn history_kinds(client: &Client, id: i64) -> Vec<String> {
+    client
+        .task_history(id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.status_change)
+        .collect()
+}
