@@ -66,5 +66,11 @@ mod tests {
         assert_ne!(a, compute_key("sms", &json!({"a": 1, "b": 2})));
         assert_ne!(a, compute_key("email", &json!({"a": 1, "b": 3})));
         assert_eq!(a.len(), 64);
+        let float: Value = serde_json::from_str(r#"{"b": 2.0, "a": 1}"#).unwrap();
+        assert_eq!(
+            a,
+            compute_key("email", &float),
+            "1.0 and 1 are the same number"
+        );
     }
 }

@@ -67,8 +67,9 @@ fn depth(value: &Value) -> usize {
     max
 }
 
-/// The canonical text of a value: object keys sorted by their UTF-8 bytes, no whitespace.
-/// `{"b":2,"a":1}` and `{"a":1,"b":2}` give the same text.
+/// The canonical text of a value: object keys sorted by their UTF-8 bytes, no whitespace, and
+/// a number with an integral value written as an integer (as RFC 8785 does), so
+/// `{"b":2,"a":1}`, `{"a":1,"b":2}` and `{"a":1.0,"b":2}` give the same text.
 pub fn canonical(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
@@ -101,6 +102,13 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::Number(n) => match n.as_f64() {
+            // 2^53: beyond it not every integer is a float, so keep the text as parsed.
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                out.push_str(&(f as i64).to_string())
+            }
+            _ => out.push_str(&n.to_string()),
+        },
         scalar => out.push_str(&scalar.to_string()),
     }
 }
@@ -145,5 +153,12 @@ mod tests {
             parse_limited("{", 100, "params").unwrap_err().code(),
             Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn integral_numbers_have_one_form() {
+        let parsed: Value =
+            serde_json::from_str(r#"[1.0, -0.0, 2.50, 1e2, 12345678901234567890, 0.1]"#).unwrap();
+        assert_eq!(canonical(&parsed), "[1,0,2.5,100,12345678901234567890,0.1]");
     }
 }
