@@ -126,4 +126,23 @@ mod tests {
             assert_eq!(e.code(), Code::InvalidSchema, "{schema}");
         }
     }
+
+    #[test]
+    fn a_catastrophic_pattern_is_matched_in_linear_time() {
+        // With a backtracking engine `^(a|aa)+$` against 40 a's and a '!' takes exponential
+        // time; the linear-time engine answers at once (a hang here fails the suite).
+        let v = compile(&json!({"type": "object", "properties": {"s": {"type": "string", "pattern": "^(a|aa)+$"}}})).unwrap();
+        let hostile = "a".repeat(40) + "!";
+        let e = check(&v, "t", &json!({"s": hostile})).unwrap_err();
+        assert_eq!(e.code(), Code::ValidationFailed);
+        assert!(check(&v, "t", &json!({"s": "a".repeat(100_000)})).is_ok());
+        // The price of the linear engine: backreferences and lookaround, which need
+        // backtracking, are refused at registration instead of risking a stall on enqueue.
+        for pattern in [r"^(a+)\1$", r"^(?=a)a+$"] {
+            let e = compile(&json!({"properties": {"s": {"type": "string", "pattern": pattern}}}))
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(e.code(), Code::InvalidSchema, "{pattern}");
+        }
+    }
 }
