@@ -106,6 +106,11 @@ impl Error {
         self.details.as_ref()
     }
 
+    /// The server's error number, for errors the database reported.
+    pub fn server_code(&self) -> Option<u64> {
+        self.details.as_ref()?.get("server_code")?.as_u64()
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(Code::InvalidArgument, message)
     }

@@ -199,13 +199,7 @@ impl Database {
 }
 
 fn is_lock_conflict(e: &Error) -> bool {
-    e.code() == Code::Database
-        && matches!(
-            e.details()
-                .and_then(|d| d.get("server_code"))
-                .and_then(|c| c.as_u64()),
-            Some(1213) | Some(1205)
-        )
+    e.code() == Code::Database && matches!(e.server_code(), Some(1213) | Some(1205))
 }
 
 /// Refuses servers without `FOR UPDATE SKIP LOCKED` (MariaDB < 10.6, MySQL < 8.0.1).

@@ -206,7 +206,8 @@ pub(crate) fn register(
     // Checked before touching the database.
     validate::compile(&def.param_schema)?;
     let schema_text = json::canonical(&def.param_schema);
-    let changed = db.run(|conn| {
+    let attempt = || {
+        db.run(|conn| {
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
         let current: Option<(i64, String)> = tx
             .exec_first(
@@ -216,13 +217,11 @@ pub(crate) fn register(
             .map_err(|e| db.error(e))?;
         let changed = match current {
             None => {
-                // A concurrent first registration makes this fail with a duplicate key; the
-                // retry then sees the row and behaves like a repeat.
                 tx.exec_drop(
                     "INSERT INTO task_types (name, version, param_schema_json, is_active) VALUES (?, ?, ?, 1)",
                     (&def.name, def.version, &schema_text),
                 )
-                .map_err(|e| duplicate_as_conflict(db.error(e)))?;
+                .map_err(|e| db.error(e))?;
                 true
             }
             Some((version, text)) if version == def.version => {
@@ -259,27 +258,18 @@ pub(crate) fn register(
         };
         commit(db, tx)?;
         Ok(changed)
-    })?;
+    })
+    };
+    let changed = match attempt() {
+        // Another caller inserted the same new name at the same moment: the second try sees
+        // its row and behaves like a repeat (or a version change).
+        Err(e) if e.server_code() == Some(1062) => attempt()?,
+        other => other?,
+    };
     db.types.forget(&def.name);
     let mut registered = get(db, &def.name)?;
     registered.changed = Some(changed);
     Ok(registered)
-}
-
-/// A duplicate key on first registration means another caller registered the same name at the
-/// same moment: report it as a lock conflict so the bounded retry runs the call again.
-fn duplicate_as_conflict(e: Error) -> Error {
-    let dup = e
-        .details()
-        .and_then(|d| d.get("server_code"))
-        .and_then(Value::as_u64)
-        == Some(1062);
-    if dup {
-        Error::new(Code::Database, e.message())
-            .with_details(serde_json::json!({"server_code": 1213}))
-    } else {
-        e
-    }
 }
 
 pub(crate) fn get(db: &Database, name: &str) -> Result<TaskType> {

@@ -512,3 +512,30 @@ fn an_unmigrated_database_says_so() {
         Code::NotFound
     );
 }
+
+#[test]
+fn concurrent_first_registrations_of_one_type_all_succeed() {
+    let db = TestDb::new(json!({"pool_max_connections": 8}));
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, barrier) = (db.client.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                client.register_type(&from(
+                    json!({"name": "raced", "param_schema": {"type": "object"}}),
+                ))
+            })
+        })
+        .collect();
+    let results: Vec<TaskType> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        results.iter().filter(|t| t.changed == Some(true)).count(),
+        1
+    );
+    assert!(results.iter().all(|t| t.id == results[0].id));
+    assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 1);
+}

@@ -135,8 +135,7 @@ pub(crate) fn retry(db: &Database, config: &Config, id: i64) -> Result<Finished>
         other => Err(Error::new(Code::Conflict, format!("task {id} is {other}; only failed or cancelled tasks can be retried"))),
     })
     .map_err(|e| {
-        let duplicate = e.details().and_then(|d| d.get("server_code")).and_then(|c| c.as_u64()) == Some(1062);
-        if duplicate {
+        if e.server_code() == Some(1062) {
             Error::new(Code::Conflict, format!("task {id} cannot be retried: another active task holds its dedupe key"))
         } else {
             e
