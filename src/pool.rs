@@ -16,8 +16,8 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The schema version this library needs (the highest migration it knows).
 pub const REQUIRED_SCHEMA_VERSION: i64 = crate::migrate::LATEST_VERSION;
@@ -33,8 +33,17 @@ pub(crate) struct Database {
     pool: Mutex<ForkAwarePool>,
     server_checked: AtomicBool,
     schema_ready: AtomicBool,
+    /// When claims in this process last recovered expired leases, in ms since [`EPOCH`].
+    last_recovery_ms: AtomicU64,
     pub(crate) types: TypeCache,
 }
+
+/// The process's reference instant for the throttle above.
+static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
+
+/// How often a busy claimer stops to recover expired leases (a claim that comes up short
+/// always does).
+const LAZY_RECOVERY_INTERVAL_MS: u64 = 1000;
 
 struct ForkAwarePool {
     pid: u32,
@@ -63,6 +72,7 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
         }),
         server_checked: AtomicBool::new(false),
         schema_ready: AtomicBool::new(false),
+        last_recovery_ms: AtomicU64::new(0),
         types: TypeCache::default(),
     });
     registry.insert(connection.clone(), db.clone());
@@ -127,6 +137,19 @@ impl Database {
     /// Converts a driver error into ours, with the password scrubbed from the message.
     pub(crate) fn error(&self, e: mysql::Error) -> Error {
         map_error(e, &self.connection)
+    }
+
+    /// Whether a claim should recover expired leases before it selects: at most once per
+    /// interval per process, so that a busy queue does not pay the extra statement per claim.
+    pub(crate) fn lazy_recovery_due(&self) -> bool {
+        // +1 so that the first call after start is always due.
+        let now = EPOCH.elapsed().as_millis() as u64 + LAZY_RECOVERY_INTERVAL_MS + 1;
+        let last = self.last_recovery_ms.load(Ordering::Relaxed);
+        now - last >= LAZY_RECOVERY_INTERVAL_MS
+            && self
+                .last_recovery_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Checks once per pool that the server is reachable with these credentials and supports

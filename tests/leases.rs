@@ -342,3 +342,24 @@ fn lock_wait_timeouts_are_retried_a_bounded_number_of_times() {
     );
     assert_eq!(db.client.get_task(first).unwrap().result, json!("waited"));
 }
+
+#[test]
+fn a_busy_queue_still_recovers_expired_leases_within_a_second() {
+    let db = TestDb::new(json!({}));
+    db.register("busy", any_object());
+    let urgent = db.enqueue_with("busy", json!({"n": 0}), json!({"priority": 10}));
+    for n in 1..=3 {
+        db.enqueue("busy", json!({"n": n}));
+    }
+    assert_eq!(db.claim_one("crashes").id, urgent);
+    db.sql_exec(&format!(
+        "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {urgent}"
+    ));
+    // Claims that find work may skip the recovery pass for up to a second...
+    let next = db.claim_one("w");
+    assert_ne!(next.id, urgent);
+    // ...but not longer: the expired task, highest in priority, is handed out again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = db.claim_one("w");
+    assert_eq!((again.id, again.attempts), (urgent, 2));
+}

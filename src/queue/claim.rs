@@ -107,23 +107,25 @@ pub(crate) fn claim(
         }
 
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
-        recover_expired_in(db, config, &mut tx, LAZY_RECOVERY_LIMIT)?;
-
+        // Expired leases go back to the queue lazily: before the select once a second, and
+        // whenever a claim comes up short (an idle or drained queue), then selecting again.
+        let recovered_first = db.lazy_recovery_due();
+        if recovered_first {
+            recover_expired_in(db, config, &mut tx, LAZY_RECOVERY_LIMIT)?;
+        }
         let filter = type_filter.map_or(String::new(), |ids| format!("AND type_id IN ({})", id_list(&ids)));
-        type Row = (i64, i64, String, i32, u32, u32, String);
-        let rows: Vec<Row> = tx
-            .exec(
-                format!(
-                    "SELECT id, type_id, params_json, priority, attempts, max_attempts, \
-                     DATE_FORMAT(NOW(6) + INTERVAL ? SECOND, '%Y-%m-%d %H:%i:%s.%f') \
-                     FROM tasks WHERE status = 'pending' AND run_at <= NOW(6) {filter} \
-                     ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
-                ),
-                (lease, limit),
-            )
-            .map_err(|e| db.error(e))?;
+        let mut rows = select_runnable(db, &mut tx, &filter, &[], lease, limit)?;
+        if rows.len() < limit as usize
+            && !recovered_first
+            && recover_expired_in(db, config, &mut tx, LAZY_RECOVERY_LIMIT)?.requeued > 0
+        {
+            // Rows this transaction already locked are not skipped by SKIP LOCKED: exclude them.
+            let taken: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let more = select_runnable(db, &mut tx, &filter, &taken, lease, limit - rows.len() as u32)?;
+            rows.extend(more);
+        }
         if rows.is_empty() {
-            tx.commit().map_err(|e| db.error(e))?;
+            commit(db, tx)?;
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
@@ -168,6 +170,35 @@ pub(crate) fn claim(
             })
             .collect())
     })
+}
+
+type Row = (i64, i64, String, i32, u32, u32, String);
+
+/// Locks up to `limit` runnable tasks, highest priority first, then oldest, skipping rows
+/// other claimers hold; the last column is the lease end computed by the database clock.
+fn select_runnable(
+    db: &Database,
+    tx: &mut mysql::Transaction<'_>,
+    type_filter: &str,
+    exclude: &[i64],
+    lease: u32,
+    limit: u32,
+) -> Result<Vec<Row>> {
+    let exclude = if exclude.is_empty() {
+        String::new()
+    } else {
+        format!("AND id NOT IN ({})", id_list(exclude))
+    };
+    tx.exec(
+        format!(
+            "SELECT id, type_id, params_json, priority, attempts, max_attempts, \
+             DATE_FORMAT(NOW(6) + INTERVAL ? SECOND, '%Y-%m-%d %H:%i:%s.%f') \
+             FROM tasks WHERE status = 'pending' AND run_at <= NOW(6) {type_filter} {exclude} \
+             ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
+        ),
+        (lease, limit),
+    )
+    .map_err(|e| db.error(e))
 }
 
 /// Makes a prefix literal for `LIKE ... ESCAPE '!'`: `%`, `_` and `!` match only themselves.
