@@ -41,6 +41,7 @@ impl Client {
         Client::open(Config::from_json_text(config_json)?)
     }
 
+    /// The settings this client was opened with.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -50,22 +51,31 @@ impl Client {
         migrate::migrate(&self.db, self.config.task_claim_timeout)
     }
 
+    /// Registers a task type (name, version, JSON Schema). The same name, version and schema
+    /// again is a no-op (`changed: false`); a higher version replaces the schema for new tasks;
+    /// an older version or another schema under the same version is `Conflict`.
     pub fn register_type(&self, definition: &TypeDefinition) -> Result<TaskType> {
         types::register(&self.db, definition, self.config.max_payload_bytes)
     }
 
+    /// One task type by name; `NotFound` if it was never registered.
     pub fn get_type(&self, name: &str) -> Result<TaskType> {
         types::get(&self.db, name)
     }
 
+    /// Every task type, by name.
     pub fn list_types(&self) -> Result<Vec<TaskType>> {
         types::list(&self.db)
     }
 
+    /// Activates or deactivates a type. A deactivated type refuses new tasks with
+    /// `TypeInactive`; its queued tasks still run.
     pub fn set_type_active(&self, name: &str, active: bool) -> Result<TaskType> {
         types::set_active(&self.db, name, active)
     }
 
+    /// Enqueues one task after validating its params; a duplicate (same dedupe key) returns the
+    /// existing task with `deduplicated: true`.
     pub fn enqueue(
         &self,
         type_name: &str,
@@ -86,10 +96,13 @@ impl Client {
         enqueue::enqueue_batch(&self.db, &self.config, items)
     }
 
+    /// Claims up to `limit` runnable tasks under fresh leases, highest priority first, then
+    /// oldest; an empty list when nothing is runnable.
     pub fn claim(&self, worker_id: &str, options: &ClaimOptions) -> Result<Vec<ClaimedTask>> {
         claim::claim(&self.db, &self.config, worker_id, options)
     }
 
+    /// Extends a lease (and records progress) while `lease_token` still owns the task.
     pub fn heartbeat(
         &self,
         id: i64,
@@ -99,14 +112,19 @@ impl Client {
         finish::heartbeat(&self.db, &self.config, id, lease_token, options)
     }
 
+    /// Completes a claimed task. Only the current lease token may; repeating the same call
+    /// succeeds again with `repeated: true`.
     pub fn complete(&self, id: i64, lease_token: &str, result: &Value) -> Result<Finished> {
         finish::complete(&self.db, &self.config, id, lease_token, result)
     }
 
+    /// Completes many claimed tasks in one transaction, with an outcome per task.
     pub fn complete_batch(&self, items: &[CompleteItem]) -> Result<Vec<CompleteOutcome>> {
         finish::complete_batch(&self.db, &self.config, items)
     }
 
+    /// Fails a claimed task: back to pending after a backoff while attempts remain and `retry`
+    /// is not false, else `failed`.
     pub fn fail(
         &self,
         id: i64,
@@ -117,34 +135,42 @@ impl Client {
         finish::fail(&self.db, &self.config, id, lease_token, message, options)
     }
 
+    /// Gives a claimed task back to pending at once without counting the attempt.
     pub fn release(&self, id: i64, lease_token: &str) -> Result<Finished> {
         finish::release(&self.db, &self.config, id, lease_token)
     }
 
+    /// Cancels a pending or claimed task; a finished one is `Conflict`.
     pub fn cancel(&self, id: i64, reason: Option<&str>) -> Result<Finished> {
         manage::cancel(&self.db, &self.config, id, reason)
     }
 
+    /// Puts a failed or cancelled task back to pending with its attempts reset.
     pub fn retry(&self, id: i64) -> Result<Finished> {
         manage::retry(&self.db, &self.config, id)
     }
 
+    /// Recovers every expired lease now (claims also do this lazily).
     pub fn recover_expired(&self) -> Result<Recovery> {
         manage::recover_expired(&self.db, &self.config)
     }
 
+    /// One task with every column; `NotFound` for an unknown id.
     pub fn get_task(&self, id: i64) -> Result<Task> {
         read::get(&self.db, id)
     }
 
+    /// A page of tasks, newest first, filtered by type and status.
     pub fn list_tasks(&self, filter: &ListFilter) -> Result<Vec<Task>> {
         read::list(&self.db, filter)
     }
 
+    /// Task counts by type and status.
     pub fn stats(&self) -> Result<Value> {
         read::stats(&self.db)
     }
 
+    /// The history rows of a task, oldest first (none when history is off).
     pub fn task_history(&self, id: i64) -> Result<Vec<HistoryEntry>> {
         read::history(&self.db, id)
     }
