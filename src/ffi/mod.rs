@@ -4,7 +4,7 @@
 //!   only on success;
 //! - inputs are NUL-terminated UTF-8, structured data is JSON text;
 //! - output strings belong to the caller and are freed with `tm_string_free`;
-//! - no panic crosses the boundary: [`boundary`] turns one into `TM_PANIC`.
+//! - no panic crosses the boundary: `boundary()` turns one into `TM_PANIC`.
 //!
 //! The unsafe pointer handling lives in this module's helpers only; the exports are thin.
 
