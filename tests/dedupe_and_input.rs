@@ -539,3 +539,31 @@ fn concurrent_first_registrations_of_one_type_all_succeed() {
     assert!(results.iter().all(|t| t.id == results[0].id));
     assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 1);
 }
+
+#[test]
+fn retrying_a_dead_task_whose_key_is_taken_again_is_a_conflict() {
+    let db = TestDb::new(json!({}));
+    db.register("sync", any_object());
+    let active = json!({"dedupe_scope": "active"});
+    let dead = db.enqueue_with("sync", json!({"user": 1}), active.clone());
+    let t = db.claim_one("w");
+    db.client
+        .fail(t.id, &t.lease_token, "no", &from(json!({"retry": false})))
+        .unwrap();
+    let newer = db.enqueue_with("sync", json!({"user": 1}), active);
+    assert_ne!(newer, dead, "the dead task no longer holds its key");
+    let e = db.client.retry(dead).unwrap_err();
+    assert_eq!(e.code(), Code::Conflict, "{e}");
+    assert!(e.message().contains("dedupe key"));
+    assert_eq!(
+        db.client.get_task(dead).unwrap().status,
+        "failed",
+        "nothing changed"
+    );
+    db.client.cancel(newer, None).unwrap();
+    assert_eq!(
+        db.client.retry(dead).unwrap().status,
+        "pending",
+        "free again once the newer one is cancelled"
+    );
+}
