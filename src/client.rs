@@ -7,7 +7,7 @@ use crate::migrate::{self, MigrationReport};
 use crate::pool::{self, Database};
 use crate::queue::Finished;
 use crate::queue::claim::{self, ClaimOptions, ClaimedTask};
-use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued};
+use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput};
 use crate::queue::finish::{
     self, CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
 };
@@ -82,18 +82,19 @@ impl Client {
         params: &Value,
         options: &EnqueueOptions,
     ) -> Result<Enqueued> {
-        let item = BatchItem {
-            type_name: type_name.to_string(),
-            params: params.clone(),
-            options: options.clone(),
+        let input = TaskInput {
+            type_name,
+            params,
+            options,
         };
-        let mut out = enqueue::enqueue_batch(&self.db, &self.config, std::slice::from_ref(&item))?;
+        let mut out = enqueue::enqueue_batch(&self.db, &self.config, &[input])?;
         Ok(out.remove(0))
     }
 
     /// Enqueues many tasks in one transaction; all or nothing when any is invalid.
     pub fn enqueue_batch(&self, items: &[BatchItem]) -> Result<Vec<Enqueued>> {
-        enqueue::enqueue_batch(&self.db, &self.config, items)
+        let inputs: Vec<TaskInput<'_>> = items.iter().map(TaskInput::from).collect();
+        enqueue::enqueue_batch(&self.db, &self.config, &inputs)
     }
 
     /// Claims up to `limit` runnable tasks under fresh leases, highest priority first, then

@@ -49,6 +49,25 @@ pub struct BatchItem {
     pub options: EnqueueOptions,
 }
 
+/// One task to enqueue, borrowed: a single enqueue and a batch share one path without copying
+/// the params.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskInput<'a> {
+    pub type_name: &'a str,
+    pub params: &'a Value,
+    pub options: &'a EnqueueOptions,
+}
+
+impl<'a> From<&'a BatchItem> for TaskInput<'a> {
+    fn from(item: &'a BatchItem) -> Self {
+        TaskInput {
+            type_name: &item.type_name,
+            params: &item.params,
+            options: &item.options,
+        }
+    }
+}
+
 /// The result of enqueuing one task.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Enqueued {
@@ -62,7 +81,7 @@ pub struct Enqueued {
 }
 
 struct Prepared<'a> {
-    item: &'a BatchItem,
+    item: TaskInput<'a>,
     task_type: Arc<CachedType>,
     params_text: String,
     key: String,
@@ -80,7 +99,7 @@ const VERSION_RACE_RETRIES: usize = 3;
 pub(crate) fn enqueue_batch(
     db: &Database,
     config: &Config,
-    items: &[BatchItem],
+    items: &[TaskInput<'_>],
 ) -> Result<Vec<Enqueued>> {
     if items.is_empty() {
         return Ok(Vec::new());
@@ -134,9 +153,9 @@ fn at_index(e: Error, index: usize, len: usize) -> Error {
 }
 
 /// Everything that can be refused without the database.
-fn check_item(config: &Config, item: &BatchItem) -> Result<()> {
-    check_name(&item.type_name)?;
-    json::check_value(&item.params, config.max_payload_bytes, "params")?;
+fn check_item(config: &Config, item: &TaskInput<'_>) -> Result<()> {
+    check_name(item.type_name)?;
+    json::check_value(item.params, config.max_payload_bytes, "params")?;
     let o = &item.options;
     if let Some(key) = &o.dedupe_key {
         dedupe::check_custom_key(key)?;
@@ -219,19 +238,19 @@ fn prepare<'a>(
     db: &Database,
     config: &Config,
     conn: &mut mysql::PooledConn,
-    items: &'a [BatchItem],
+    items: &[TaskInput<'a>],
 ) -> Result<Vec<Prepared<'a>>> {
     let mut prepared = Vec::with_capacity(items.len());
     let mut violations: Vec<Value> = Vec::new();
     let mut first_error = None;
-    for (index, item) in items.iter().enumerate() {
+    for (index, &item) in items.iter().enumerate() {
         let task_type = db
             .types
-            .get(db, conn, &item.type_name)
+            .get(db, conn, item.type_name)
             .map_err(|e| at_index(e, index, items.len()))?;
         if config.enable_schema_validation {
             let validator = task_type.validator()?;
-            if let Err(e) = validate::check(&validator, &item.type_name, &item.params) {
+            if let Err(e) = validate::check(&validator, item.type_name, item.params) {
                 let e = at_index(e, index, items.len());
                 if let Some(list) = e.details().and_then(|d| d["violations"].as_array()) {
                     violations.extend(list.iter().cloned());
@@ -247,7 +266,7 @@ fn prepare<'a>(
             key: o
                 .dedupe_key
                 .clone()
-                .unwrap_or_else(|| dedupe::compute_key(&item.type_name, &item.params)),
+                .unwrap_or_else(|| dedupe::compute_key(item.type_name, item.params)),
             scope: o.dedupe_scope.unwrap_or_default(),
             run_at: o.run_at.as_deref().map(normalize_time).transpose()?,
             delay_micros: (o.delay_seconds.unwrap_or(0.0) * 1e6) as i64,
@@ -304,7 +323,7 @@ fn insert(
         let (_, version, active, name) = states
             .iter()
             .find(|s| s.0 == p.task_type.id)
-            .ok_or_else(|| crate::types::not_registered(&p.item.type_name))?;
+            .ok_or_else(|| crate::types::not_registered(p.item.type_name))?;
         if !active {
             return Err(Error::new(
                 Code::TypeInactive,
@@ -391,7 +410,7 @@ fn insert(
         }
         out.push(Enqueued {
             id,
-            type_name: p.item.type_name.clone(),
+            type_name: p.item.type_name.to_string(),
             status,
             deduplicated: !created_now,
             dedupe_key: p.key.clone(),
