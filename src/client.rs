@@ -2,16 +2,17 @@
 //! opened with the same connection settings share one pool.
 
 use crate::config::Config;
+use crate::database::{self, Database};
 use crate::error::Result;
 use crate::migrate::{self, MigrationReport};
-use crate::pool::{self, Database};
 use crate::queue::Finished;
+use crate::queue::claim::Recovery;
 use crate::queue::claim::{self, ClaimOptions, ClaimedTask};
 use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput};
 use crate::queue::finish::{
     self, CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
 };
-use crate::queue::manage::{self, Recovery};
+use crate::queue::manage;
 use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
 use crate::types::{self, TaskType, TypeDefinition};
 use serde_json::Value;
@@ -28,7 +29,7 @@ impl Client {
     /// that the server is reachable and supports the queue. The schema is checked on first use, so a
     /// client can be opened on an empty database to run [`Client::migrate`].
     pub fn open(config: Config) -> Result<Client> {
-        let db = pool::database(&config.connection)?;
+        let db = database::database(&config.connection)?;
         db.ensure_server()?;
         Ok(Client {
             db,
@@ -48,7 +49,7 @@ impl Client {
 
     /// Creates or upgrades the schema. The only call that runs DDL.
     pub fn migrate(&self) -> Result<MigrationReport> {
-        migrate::migrate(&self.db, self.config.task_claim_timeout)
+        migrate::migrate(&self.db.pool, self.config.task_claim_timeout)
     }
 
     /// Registers a task type (name, version, JSON Schema). The same name, version and schema
@@ -153,7 +154,7 @@ impl Client {
 
     /// Recovers every expired lease now (claims also do this lazily).
     pub fn recover_expired(&self) -> Result<Recovery> {
-        manage::recover_expired(&self.db, &self.config)
+        crate::queue::claim::recover_expired(&self.db, &self.config)
     }
 
     /// One task with every column; `NotFound` for an unknown id.

@@ -5,14 +5,16 @@
 
 mod client;
 pub mod config;
+mod database;
 pub mod dedupe;
 mod error;
 pub mod ffi;
-mod history;
 pub mod json;
 mod migrate;
 mod pool;
 pub mod queue;
+mod sql;
+mod type_cache;
 pub mod types;
 pub mod validate;
 
@@ -21,12 +23,12 @@ pub use config::Config;
 pub use error::{Code, Error, Result};
 pub use migrate::MigrationReport;
 pub use queue::Finished;
+pub use queue::claim::Recovery;
 pub use queue::claim::{ClaimOptions, ClaimedTask};
 pub use queue::enqueue::{BatchItem, EnqueueOptions, Enqueued};
 pub use queue::finish::{
     CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
 };
-pub use queue::manage::Recovery;
 pub use queue::read::{HistoryEntry, ListFilter, Task};
 pub use types::{TaskType, TypeDefinition};
 

@@ -8,8 +8,7 @@
 //! interrupted halfway can simply be run again (MySQL has no `ADD COLUMN IF NOT EXISTS`).
 
 use crate::error::{Code, Error, Result};
-use crate::pool::Database;
-use mysql::PooledConn;
+use crate::pool::{Conn, Pool};
 use mysql::prelude::Queryable;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -48,9 +47,9 @@ const MIGRATIONS: &[Migration] = &[
 
 /// Applies every migration the database has not recorded yet. Safe to run concurrently: a
 /// named lock serializes migrators.
-pub(crate) fn migrate(db: &Database, claim_timeout_secs: u32) -> Result<MigrationReport> {
-    let mut conn = db.conn()?;
-    db.ensure_server_on(&mut conn)?;
+pub(crate) fn migrate(db: &Pool, claim_timeout_secs: u32) -> Result<MigrationReport> {
+    let mut conn = db.get()?;
+    db.ensure_server(&mut conn)?;
     let mut step = Step {
         db,
         conn: &mut conn,
@@ -303,13 +302,13 @@ fn upgrade_original(step: &mut Step) -> Result<()> {
     Ok(())
 }
 
-struct Step<'a> {
-    db: &'a Database,
-    conn: &'a mut PooledConn,
+struct Step<'a, 'p> {
+    db: &'p Pool,
+    conn: &'a mut Conn<'p>,
     claim_timeout_secs: u32,
 }
 
-impl Step<'_> {
+impl Step<'_, '_> {
     fn exec(&mut self, sql: &str) -> Result<()> {
         self.conn.query_drop(sql).map_err(|e| self.db.error(e))
     }

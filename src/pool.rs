@@ -1,137 +1,195 @@
-//! The process-wide connection pools: the singleton of the original `Database.php`.
+//! Connections to one database: a small pool that never pings, never reuses a connection it
+//! cannot vouch for, and survives `fork()`.
 //!
-//! One pool per distinct [`Connection`] lives in a registry for the life of the process.
-//! Every connection gets the same session settings. After `fork()` the child notices that its
-//! pid changed and builds a fresh pool; the inherited one is leaked on purpose, because
-//! dropping it would send `COM_QUIT` over sockets the parent still uses.
+//! Why not the driver's pool: it either pings on every checkout (one round trip per call) or
+//! hands back connections whose last exchange timed out, where a late answer is then read as
+//! the reply to the next statement. Here a connection goes back to the pool only when its last
+//! exchange ended cleanly with no transaction open; anything else is closed.
+//!
+//! A connection the server dropped while it sat idle is found on its next use. Every step of a
+//! task's life is safe to repeat (see `database::Database::run`), so that step is retried once on
+//! a fresh connection instead of surfacing the error.
+//!
+//! After `fork()` the child sees another pid and starts with an empty pool; the idle connections
+//! it inherited are leaked on purpose, because closing them would send `COM_QUIT` over sockets
+//! the parent still uses.
 
 use crate::config::Connection;
 use crate::error::{Code, Error, Result};
-use crate::types::TypeCache;
 use mysql::prelude::Queryable;
-use mysql::{Opts, OptsBuilder, PoolConstraints, PoolOpts, PooledConn};
-use once_cell::sync::Lazy;
-use parking_lot::Mutex;
+use mysql::{Opts, OptsBuilder, Row};
+use parking_lot::{Condvar, Mutex};
 use serde_json::json;
-use std::collections::HashMap;
-use std::mem::ManuallyDrop;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The schema version this library needs (the highest migration it knows).
-pub const REQUIRED_SCHEMA_VERSION: i64 = crate::migrate::LATEST_VERSION;
-
-/// How often a deadlocked or lock-timed-out transaction is retried before the error surfaces.
-const DEADLOCK_RETRIES: u32 = 4;
-
-static REGISTRY: Lazy<Mutex<HashMap<Connection, Arc<Database>>>> = Lazy::new(Default::default);
-
-/// One database: its pool, and what the library caches about it.
-pub(crate) struct Database {
+/// The pool of one set of connection settings.
+pub(crate) struct Pool {
     pub(crate) connection: Connection,
-    pool: Mutex<ForkAwarePool>,
+    opts: Opts,
+    state: Mutex<State>,
+    returned: Condvar,
     server_checked: AtomicBool,
-    schema_ready: AtomicBool,
-    /// When claims in this process last recovered expired leases, in ms since [`EPOCH`].
-    last_recovery_ms: AtomicU64,
-    pub(crate) types: TypeCache,
 }
 
-/// The process's reference instant for the throttle above.
-static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
-
-/// How often a busy claimer stops to recover expired leases (a claim that comes up short
-/// always does).
-const LAZY_RECOVERY_INTERVAL_MS: u64 = 1000;
-
-struct ForkAwarePool {
+struct State {
     pid: u32,
-    pool: ManuallyDrop<mysql::Pool>,
+    idle: Vec<mysql::Conn>,
+    /// Connections open in this process: idle plus checked out.
+    open: usize,
 }
 
-impl std::fmt::Debug for Database {
+/// A checked-out connection. It returns to the pool on drop only while [`Conn::healthy`].
+pub(crate) struct Conn<'a> {
+    pool: &'a Pool,
+    conn: Option<mysql::Conn>,
+    /// Whether it came from the idle list (it may have been dropped by the server meanwhile).
+    pub(crate) reused: bool,
+    healthy: bool,
+}
+
+/// The result sets of one script, one per statement (empty for statements without rows),
+/// with the rows each statement changed.
+pub(crate) struct ScriptResult {
+    pub sets: Vec<(u64, Vec<Row>)>,
+}
+
+impl ScriptResult {
+    /// The rows of the statement at `index`.
+    pub fn rows(&mut self, index: usize) -> Vec<Row> {
+        self.sets
+            .get_mut(index)
+            .map(|s| std::mem::take(&mut s.1))
+            .unwrap_or_default()
+    }
+
+    /// Rows changed by the statement at `index`.
+    pub fn affected(&self, index: usize) -> u64 {
+        self.sets.get(index).map_or(0, |s| s.0)
+    }
+}
+
+impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
+        f.debug_struct("Pool")
             .field("connection", &self.connection)
             .finish_non_exhaustive()
     }
 }
 
-/// Returns the shared database handle for these connection settings, creating it once.
-pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
-    let mut registry = REGISTRY.lock();
-    if let Some(db) = registry.get(connection) {
-        return Ok(db.clone());
-    }
-    let db = Arc::new(Database {
-        connection: connection.clone(),
-        pool: Mutex::new(ForkAwarePool {
-            pid: std::process::id(),
-            pool: ManuallyDrop::new(new_pool(connection)?),
-        }),
-        server_checked: AtomicBool::new(false),
-        schema_ready: AtomicBool::new(false),
-        last_recovery_ms: AtomicU64::new(0),
-        types: TypeCache::default(),
-    });
-    registry.insert(connection.clone(), db.clone());
-    Ok(db)
-}
-
-fn new_pool(c: &Connection) -> Result<mysql::Pool> {
-    let constraints = PoolConstraints::new(0, c.pool_max_connections)
-        .ok_or_else(|| Error::config("pool_max_connections must be at least 1"))?;
-    let pool_opts = PoolOpts::default()
-        .with_constraints(constraints)
-        // A reset would drop the session settings below and costs a round trip per checkout.
-        .with_reset_connection(false)
-        // The ping on checkout costs one round trip and is kept on purpose: a connection the
-        // server dropped (restart, wait_timeout) is replaced before use, so it can never turn
-        // a single-statement write into TM_OUTCOME_UNKNOWN.
-        .with_check_health(true);
-    let io = Some(Duration::from_secs(c.io_timeout_secs));
-    let builder = OptsBuilder::new()
-        .ip_or_hostname(Some(c.host.clone()))
-        .tcp_port(c.port)
-        .socket(c.socket.clone())
-        .user(Some(c.user.clone()))
-        .pass(Some(c.pass.expose().to_string()))
-        .db_name(Some(c.name.clone()))
-        .tcp_connect_timeout(Some(Duration::from_secs(c.connect_timeout_secs)))
-        .read_timeout(io)
-        .write_timeout(io)
-        .tcp_nodelay(true)
-        .pool_opts(pool_opts)
-        .init(vec![
-            "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci".to_string(),
-            // READ COMMITTED: no gap locks, so concurrent claimers do not collide.
-            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
-            format!(
-                "SET time_zone = '+00:00', \
+impl Pool {
+    pub(crate) fn new(c: &Connection) -> Result<Pool> {
+        if c.pool_max_connections == 0 {
+            return Err(Error::config("pool_max_connections must be at least 1"));
+        }
+        let io = Some(Duration::from_secs(c.io_timeout_secs));
+        let builder = OptsBuilder::new()
+            .ip_or_hostname(Some(c.host.clone()))
+            .tcp_port(c.port)
+            .socket(c.socket.clone())
+            .user(Some(c.user.clone()))
+            .pass(Some(c.pass.expose().to_string()))
+            .db_name(Some(c.name.clone()))
+            .tcp_connect_timeout(Some(Duration::from_secs(c.connect_timeout_secs)))
+            .read_timeout(io)
+            .write_timeout(io)
+            .tcp_nodelay(true)
+            .init(vec![format!(
+                // READ COMMITTED: no gap locks, so concurrent claimers do not collide.
+                // One round trip at connect: both statements in one text.
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                 SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci, \
+                 time_zone = '+00:00', \
                  sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', \
                  innodb_lock_wait_timeout = {}",
                 c.lock_wait_timeout_secs
-            ),
-        ]);
-    mysql::Pool::new(Opts::from(builder)).map_err(|e| map_error(e, c))
-}
+            )]);
+        Ok(Pool {
+            connection: c.clone(),
+            opts: Opts::from(builder),
+            state: Mutex::new(State {
+                pid: std::process::id(),
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+            server_checked: AtomicBool::new(false),
+        })
+    }
 
-impl Database {
-    /// A pooled connection, from this process's own pool.
-    pub(crate) fn conn(&self) -> Result<PooledConn> {
-        let pool = {
-            let mut guard = self.pool.lock();
+    /// A connection: an idle one when there is one, else a new one while under the limit, else
+    /// the next one returned (waiting at most `connect_timeout`).
+    pub(crate) fn get(&self) -> Result<Conn<'_>> {
+        let deadline = Instant::now() + Duration::from_secs(self.connection.connect_timeout_secs);
+        let mut state = self.state.lock();
+        loop {
             let pid = std::process::id();
-            if guard.pid != pid {
-                // Forked child: build a new pool and never touch the parent's connections.
-                // Assigning over a ManuallyDrop leaks the old pool without running its Drop.
-                guard.pool = ManuallyDrop::new(new_pool(&self.connection)?);
-                guard.pid = pid;
+            if state.pid != pid {
+                // Forked child: the inherited connections belong to the parent.
+                for conn in state.idle.drain(..) {
+                    std::mem::forget(conn);
+                }
+                state.open = 0;
+                state.pid = pid;
             }
-            (*guard.pool).clone()
-        };
-        pool.get_conn().map_err(|e| self.error(e))
+            if let Some(conn) = state.idle.pop() {
+                return Ok(self.checkout(conn, true));
+            }
+            if state.open < self.connection.pool_max_connections {
+                state.open += 1;
+                drop(state);
+                return match mysql::Conn::new(self.opts.clone()) {
+                    Ok(conn) => Ok(self.checkout(conn, false)),
+                    Err(e) => {
+                        self.forget_one();
+                        Err(self.error(e))
+                    }
+                };
+            }
+            if self.returned.wait_until(&mut state, deadline).timed_out() {
+                return Err(Error::new(
+                    Code::Connection,
+                    format!(
+                        "all {} pooled connections stayed busy for {} s (raise pool_max_connections \
+                         or finish calls sooner)",
+                        self.connection.pool_max_connections, self.connection.connect_timeout_secs
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// A fresh connection, never one from the idle list: for the retry after a reused
+    /// connection turned out dead.
+    pub(crate) fn get_fresh(&self) -> Result<Conn<'_>> {
+        {
+            let mut state = self.state.lock();
+            // The other idle connections are likely dead too (a server restart): drop them.
+            let stale: Vec<mysql::Conn> = state.idle.drain(..).collect();
+            state.open -= stale.len();
+            drop(state);
+            drop(stale);
+        }
+        let mut conn = self.get()?;
+        conn.reused = false;
+        Ok(conn)
+    }
+
+    fn checkout(&self, conn: mysql::Conn, reused: bool) -> Conn<'_> {
+        Conn {
+            pool: self,
+            conn: Some(conn),
+            reused,
+            healthy: true,
+        }
+    }
+
+    fn forget_one(&self) {
+        let mut state = self.state.lock();
+        state.open = state.open.saturating_sub(1);
+        drop(state);
+        self.returned.notify_one();
     }
 
     /// Converts a driver error into ours, with the password scrubbed from the message.
@@ -139,108 +197,112 @@ impl Database {
         map_error(e, &self.connection)
     }
 
-    /// Whether a claim should recover expired leases before it selects: at most once per
-    /// interval per process, so that a busy queue does not pay the extra statement per claim.
-    pub(crate) fn lazy_recovery_due(&self) -> bool {
-        // +1 so that the first call after start is always due.
-        let now = EPOCH.elapsed().as_millis() as u64 + LAZY_RECOVERY_INTERVAL_MS + 1;
-        let last = self.last_recovery_ms.load(Ordering::Relaxed);
-        now - last >= LAZY_RECOVERY_INTERVAL_MS
-            && self
-                .last_recovery_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// Checks once per pool that the server is reachable with these credentials and supports
-    /// the queue; later clients on the same pool (a PHP-FPM worker's next request) skip it.
-    pub(crate) fn ensure_server(&self) -> Result<()> {
+    /// Checks once per pool that the server supports the queue; a PHP-FPM worker's later
+    /// requests skip it.
+    pub(crate) fn ensure_server(&self, conn: &mut Conn<'_>) -> Result<()> {
         if self.server_checked.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.ensure_server_on(&mut self.conn()?)
-    }
-
-    /// As [`Database::ensure_server`], on a connection the caller already holds.
-    pub(crate) fn ensure_server_on(&self, conn: &mut PooledConn) -> Result<()> {
-        if !self.server_checked.load(Ordering::Acquire) {
-            check_server(self, conn)?;
-            self.server_checked.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    /// Checks (once per process and database) that the server supports the queue and the
-    /// schema is migrated far enough.
-    pub(crate) fn ensure_ready(&self, conn: &mut PooledConn) -> Result<()> {
-        if self.schema_ready.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        self.ensure_server_on(conn)?;
-        let version: Option<i64> =
-            match conn.query_first("SELECT MAX(version) FROM tm_schema_migrations") {
-                Ok(v) => v.flatten(),
-                Err(mysql::Error::MySqlError(e)) if e.code == 1146 => None,
-                Err(e) => return Err(self.error(e)),
-            };
-        match version {
-            Some(v) if v >= REQUIRED_SCHEMA_VERSION => {
-                self.schema_ready.store(true, Ordering::Release);
-                Ok(())
-            }
-            found => Err(Error::new(
-                Code::SchemaOutdated,
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .map_err(|e| conn.error(e))?
+            .unwrap_or_default();
+        if !supports_skip_locked(&version) {
+            return Err(Error::new(
+                Code::UnsupportedServer,
                 format!(
-                    "database '{}' has schema version {} but this library needs {}: run the migrations \
-                     (tm_migrate, Client::migrate, or `taskmanager migrate`)",
-                    self.connection.name,
-                    found.map_or("none".to_string(), |v| v.to_string()),
-                    REQUIRED_SCHEMA_VERSION
+                    "server version {version} lacks FOR UPDATE SKIP LOCKED; \
+                     TaskManager needs MariaDB 10.6+ or MySQL 8.0.1+"
                 ),
-            )
-            .with_details(json!({"found": found, "required": REQUIRED_SCHEMA_VERSION}))),
+            ));
         }
+        self.server_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Conn<'_> {
+    /// Converts a driver error; an error that leaves the connection in doubt (I/O, timeout,
+    /// broken packet) also marks it so it is closed instead of pooled.
+    pub(crate) fn error(&mut self, e: mysql::Error) -> Error {
+        let mapped = self.pool.error(e);
+        if matches!(mapped.code(), Code::Connection | Code::OutcomeUnknown) {
+            self.healthy = false;
+        }
+        mapped
     }
 
-    /// Runs `op` on one connection, retrying a bounded number of times when InnoDB reports a
-    /// deadlock (1213) or a lock-wait timeout (1205). `op` must run its own transaction, so a
-    /// retry starts from scratch (the dropped transaction was rolled back).
-    pub(crate) fn run<T>(&self, mut op: impl FnMut(&mut PooledConn) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
-        self.ensure_ready(&mut conn)?;
-        let mut attempt = 0;
-        loop {
-            match op(&mut conn) {
-                Err(e) if attempt < DEADLOCK_RETRIES && is_lock_conflict(&e) => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(2u64 << attempt));
+    /// Closes this connection instead of pooling it.
+    pub(crate) fn discard(&mut self) {
+        self.healthy = false;
+    }
+
+    /// Sends `sql`, one or more statements separated by `;`, in one round trip and reads
+    /// every result. When a statement fails the server runs none after it; if the script had
+    /// begun a transaction (`in_transaction`), it is rolled back before the error is returned,
+    /// and a connection that cannot even do that is closed.
+    pub(crate) fn script(&mut self, sql: &str, in_transaction: bool) -> Result<ScriptResult> {
+        let outcome = (|| {
+            let conn = self.conn.as_mut().expect("a checked-out connection");
+            let mut result = conn.query_iter(sql)?;
+            let mut sets = Vec::new();
+            while let Some(set) = result.iter() {
+                let affected = set.affected_rows();
+                let rows = set.collect::<std::result::Result<Vec<Row>, _>>()?;
+                sets.push((affected, rows));
+            }
+            Ok::<_, mysql::Error>(sets)
+        })();
+        match outcome {
+            Ok(sets) => Ok(ScriptResult { sets }),
+            Err(e) => {
+                let error = self.error(e);
+                if in_transaction && self.healthy {
+                    let rolled_back = self
+                        .conn
+                        .as_mut()
+                        .is_some_and(|c| c.query_drop("ROLLBACK").is_ok());
+                    if !rolled_back {
+                        self.healthy = false;
+                    }
                 }
-                other => return other,
+                Err(error)
             }
         }
     }
 }
 
-fn is_lock_conflict(e: &Error) -> bool {
-    e.code() == Code::Database && matches!(e.server_code(), Some(1213) | Some(1205))
+impl Deref for Conn<'_> {
+    type Target = mysql::Conn;
+    fn deref(&self) -> &mysql::Conn {
+        self.conn.as_ref().expect("a checked-out connection")
+    }
 }
 
-/// Refuses servers without `FOR UPDATE SKIP LOCKED` (MariaDB < 10.6, MySQL < 8.0.1).
-fn check_server(db: &Database, conn: &mut PooledConn) -> Result<()> {
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .map_err(|e| db.error(e))?
-        .unwrap_or_default();
-    if supports_skip_locked(&version) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            Code::UnsupportedServer,
-            format!(
-                "server version {version} lacks FOR UPDATE SKIP LOCKED; \
-                 TaskManager needs MariaDB 10.6+ or MySQL 8.0.1+"
-            ),
-        ))
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut mysql::Conn {
+        self.conn.as_mut().expect("a checked-out connection")
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let mut state = self.pool.state.lock();
+        if state.pid != std::process::id() {
+            // Checked out before a fork, dropped in the child: not ours to close.
+            std::mem::forget(conn);
+            return;
+        }
+        if self.healthy {
+            state.idle.push(conn);
+        } else {
+            state.open = state.open.saturating_sub(1);
+            drop(state);
+            // Closing sends COM_QUIT; on a dead link the write timeout bounds it.
+            drop(conn);
+        }
+        self.pool.returned.notify_one();
     }
 }
 
@@ -259,13 +321,7 @@ fn supports_skip_locked(version: &str) -> bool {
     }
 }
 
-/// Commits, mapping a broken connection to `OutcomeUnknown`: the server may have committed.
-pub(crate) fn commit(db: &Database, tx: mysql::Transaction<'_>) -> Result<()> {
-    tx.commit().map_err(|e| unknown_outcome(db.error(e)))
-}
-
-/// A connection error on a statement that commits by itself (autocommit) leaves the outcome
-/// unknown, like a failed COMMIT.
+/// A connection error on a statement that commits leaves the outcome unknown.
 pub(crate) fn unknown_outcome(e: Error) -> Error {
     if e.code() == Code::Connection {
         Error::new(
@@ -276,12 +332,13 @@ pub(crate) fn unknown_outcome(e: Error) -> Error {
                 e.message()
             ),
         )
+        .with_details(e.details().cloned().unwrap_or(serde_json::Value::Null))
     } else {
         e
     }
 }
 
-fn map_error(e: mysql::Error, c: &Connection) -> Error {
+pub(crate) fn map_error(e: mysql::Error, c: &Connection) -> Error {
     let where_ = match &c.socket {
         Some(socket) => format!("socket {socket}"),
         None => format!("{}:{}", c.host, c.port),
@@ -298,7 +355,7 @@ fn map_error(e: mysql::Error, c: &Connection) -> Error {
                         c.user, c.name, server.message
                     ),
                 ),
-                1040 | 1053 | 2006 | 2013 => (
+                1040 | 1053 | 1927 | 2006 | 2013 => (
                     Code::Connection,
                     format!(
                         "database connection problem at {where_}: {}",
@@ -329,12 +386,21 @@ fn map_error(e: mysql::Error, c: &Connection) -> Error {
             };
             Error::new(code, message).with_details(details)
         }
-        mysql::Error::IoError(io) => Error::new(
-            Code::Connection,
-            format!(
-                "cannot talk to the database at {where_}: {io} (is the server running and reachable?)"
-            ),
-        ),
+        mysql::Error::IoError(io) => {
+            // A timeout means the link may be alive but silent (a partition): repeating the
+            // step on a new connection would only wait as long again.
+            let timed_out = matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            );
+            Error::new(
+                Code::Connection,
+                format!(
+                    "cannot talk to the database at {where_}: {io} (is the server running and reachable?)"
+                ),
+            )
+            .with_details(json!({"timed_out": timed_out}))
+        }
         mysql::Error::DriverError(driver) => Error::new(
             Code::Connection,
             format!("database connection problem at {where_}: {driver}"),

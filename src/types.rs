@@ -1,18 +1,14 @@
 //! Task types: registration with a JSON Schema, lookup, activation, and the per-database cache
 //! of compiled validators.
 
+use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};
 use crate::json;
-use crate::pool::{Database, commit};
 use crate::validate;
-use jsonschema::Validator;
+use mysql::TxOpts;
 use mysql::prelude::Queryable;
-use mysql::{PooledConn, TxOpts};
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Longest type name, in characters (the column is VARCHAR(255)).
 pub const MAX_NAME_CHARS: usize = 255;
@@ -44,111 +40,6 @@ pub struct TaskType {
     /// Whether this call changed anything (false for a repeated identical registration).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<bool>,
-}
-
-/// What enqueue needs to know about a type, cached per database.
-pub(crate) struct CachedType {
-    pub id: i64,
-    pub version: i64,
-    pub schema: Value,
-    validator: parking_lot::Mutex<Option<Arc<Validator>>>,
-}
-
-impl CachedType {
-    /// The compiled validator, built on first use and then kept.
-    pub fn validator(&self) -> Result<Arc<Validator>> {
-        let mut slot = self.validator.lock();
-        if let Some(v) = slot.as_ref() {
-            return Ok(v.clone());
-        }
-        let compiled = Arc::new(validate::compile(&self.schema)?);
-        *slot = Some(compiled.clone());
-        Ok(compiled)
-    }
-}
-
-/// Type ids and names never change (types are deactivated, never deleted), so they can be
-/// cached for the life of the process; the version is re-checked inside every enqueue.
-#[derive(Default)]
-pub(crate) struct TypeCache {
-    by_name: RwLock<HashMap<String, Arc<CachedType>>>,
-    names: RwLock<HashMap<i64, String>>,
-}
-
-impl TypeCache {
-    pub fn forget(&self, name: &str) {
-        self.by_name.write().remove(name);
-    }
-
-    fn remember_name(&self, id: i64, name: &str) {
-        self.names.write().insert(id, name.to_string());
-    }
-
-    /// The cached type, loading it when missing. `NotFound` when no such type exists.
-    pub fn get(&self, db: &Database, conn: &mut PooledConn, name: &str) -> Result<Arc<CachedType>> {
-        if let Some(t) = self.by_name.read().get(name) {
-            return Ok(t.clone());
-        }
-        let row: Option<(i64, i64, String)> = conn
-            .exec_first(
-                "SELECT id, version, param_schema_json FROM task_types WHERE name = ?",
-                (name,),
-            )
-            .map_err(|e| db.error(e))?;
-        let (id, version, schema) = row.ok_or_else(|| not_registered(name))?;
-        let cached = Arc::new(CachedType {
-            id,
-            version,
-            schema: serde_json::from_str(&schema).unwrap_or(Value::Bool(true)),
-            validator: parking_lot::Mutex::new(None),
-        });
-        self.remember_name(id, name);
-        self.by_name
-            .write()
-            .insert(name.to_string(), cached.clone());
-        Ok(cached)
-    }
-
-    /// Type names for ids, loading the ones not cached yet in one query.
-    pub fn names(
-        &self,
-        db: &Database,
-        conn: &mut PooledConn,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, String>> {
-        let mut found = HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let names = self.names.read();
-            for id in ids {
-                match names.get(id) {
-                    Some(n) => {
-                        found.insert(*id, n.clone());
-                    }
-                    None => missing.push(*id),
-                }
-            }
-        }
-        if !missing.is_empty() {
-            let list = id_list(&missing);
-            let rows: Vec<(i64, String)> = conn
-                .query(format!(
-                    "SELECT id, name FROM task_types WHERE id IN ({list})"
-                ))
-                .map_err(|e| db.error(e))?;
-            for (id, name) in rows {
-                self.remember_name(id, &name);
-                found.insert(id, name);
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// A comma-separated list of integers for an `IN (...)`; the values come from the database or
-/// from parsed integers, never from text.
-pub(crate) fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 pub(crate) fn not_registered(name: &str) -> Error {
@@ -207,7 +98,7 @@ pub(crate) fn register(
     validate::compile(&def.param_schema)?;
     let schema_text = json::canonical(&def.param_schema);
     let attempt = || {
-        db.run(|conn| {
+        db.run(|conn, _| {
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
         let current: Option<(i64, String)> = tx
             .exec_first(
@@ -274,7 +165,7 @@ pub(crate) fn register(
 
 pub(crate) fn get(db: &Database, name: &str) -> Result<TaskType> {
     check_name(name)?;
-    db.run(|conn| {
+    db.run(|conn, _| {
         let row: Option<TypeRow> = conn
             .exec_first(
                 format!("SELECT {TYPE_COLUMNS} FROM task_types WHERE name = ?"),
@@ -286,7 +177,7 @@ pub(crate) fn get(db: &Database, name: &str) -> Result<TaskType> {
 }
 
 pub(crate) fn list(db: &Database) -> Result<Vec<TaskType>> {
-    db.run(|conn| {
+    db.run(|conn, _| {
         let rows: Vec<TypeRow> = conn
             .query(format!(
                 "SELECT {TYPE_COLUMNS} FROM task_types ORDER BY name"
@@ -300,7 +191,7 @@ pub(crate) fn list(db: &Database) -> Result<Vec<TaskType>> {
 /// tasks still run. Types are never deleted, so their tasks and history stay.
 pub(crate) fn set_active(db: &Database, name: &str, active: bool) -> Result<TaskType> {
     check_name(name)?;
-    db.run(|conn| {
+    db.run(|conn, _| {
         conn.exec_drop(
             "UPDATE task_types SET is_active = ? WHERE name = ?",
             (active, name),

@@ -1,14 +1,16 @@
 //! Claim: hand out up to `limit` runnable tasks under fresh leases, without two claimers ever
 //! holding one task and without claimers waiting on each other (`FOR UPDATE SKIP LOCKED`).
+//! Beside it, lease recovery: every claim first turns up to 100 expired leases into failed
+//! attempts in the same round trip, so no background process is needed; `recover_expired`
+//! does the same for every expired lease, for cron.
 
 use crate::Config;
-use crate::error::{Error, Result};
-use crate::history::{self, change};
-use crate::pool::{Database, commit};
-use crate::queue::manage::recover_expired_in;
+use crate::database::Database;
+use crate::error::{Code, Error, Result};
+use crate::pool::{Conn, unknown_outcome};
+use crate::queue::lifecycle;
 use crate::queue::{MAX_BATCH, check_worker_id, random_hex};
-use crate::types::{check_name, id_list};
-use mysql::TxOpts;
+use crate::types::check_name;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -42,10 +44,6 @@ pub struct ClaimedTask {
     pub lease_expires_at: String,
 }
 
-/// How many expired leases a claim recovers on its way (the rest wait for the next call or
-/// for an explicit recovery run).
-const LAZY_RECOVERY_LIMIT: usize = 100;
-
 pub(crate) fn claim(
     db: &Database,
     config: &Config,
@@ -75,130 +73,131 @@ pub(crate) fn claim(
     if let Some(prefix) = &options.type_prefix {
         check_name(prefix)?;
     }
+    // Known before the commit and the same on a repeat, so a repeat finds what it leased.
+    let token_prefix = random_hex();
 
-    db.run(|conn| {
-        // Type filters become id lists first, outside the locking statement: a join with
-        // task_types there would lock type rows and make claimers skip each other's types.
-        let type_filter = match (&options.types, &options.type_prefix) {
-            (Some(names), _) => {
-                let mut ids = Vec::new();
-                for name in names {
-                    match db.types.get(db, conn, name) {
-                        Ok(t) => ids.push(t.id),
-                        Err(e) if e.code() == crate::Code::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Some(ids)
+    db.run(|conn, again| {
+        if again {
+            let rows = conn
+                .query(lifecycle::claimed_rows(&token_prefix))
+                .map_err(|e| conn.error(e))?;
+            let held = claimed_tasks(db, conn, rows)?;
+            if !held.is_empty() {
+                return Ok(held);
             }
-            (None, Some(prefix)) => {
-                let ids: Vec<i64> = conn
-                    .exec(
-                        "SELECT id FROM task_types WHERE name LIKE CONCAT(?, '%') ESCAPE '!'",
-                        (escape_like(prefix),),
-                    )
-                    .map_err(|e| db.error(e))?;
-                Some(ids)
-            }
-            (None, None) => None,
+        }
+        let Some(type_ids) = type_filter(db, conn, options)? else {
+            return Ok(Vec::new());
         };
-        if type_filter.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(Vec::new());
-        }
+        let request = lifecycle::ClaimRequest {
+            worker_id,
+            type_ids: type_ids.as_deref(),
+            limit,
+            lease_seconds: lease,
+            token_prefix: &token_prefix,
+        };
+        let script = lifecycle::claim(&request, config.enable_task_history);
+        let mut answer = conn
+            .script(&script.script.text(), true)
+            .map_err(unknown_outcome)?;
+        claimed_tasks(db, conn, answer.rows(script.claimed))
+    })
+}
 
-        let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
-        // Expired leases go back to the queue lazily: before the select once a second, and
-        // whenever a claim comes up short (an idle or drained queue), then selecting again.
-        let recovered_first = db.lazy_recovery_due();
-        if recovered_first {
-            recover_expired_in(db, config, &mut tx, LAZY_RECOVERY_LIMIT)?;
+/// The type ids a claim is limited to: `Some(None)` for any type, `None` when the filter
+/// matches no type at all (nothing to claim).
+///
+/// Resolved before the locking statement: a join with task_types there would lock type rows
+/// and make claimers skip each other's types. Names come from the cache after the first call.
+fn type_filter(
+    db: &Database,
+    conn: &mut Conn<'_>,
+    options: &ClaimOptions,
+) -> Result<Option<Option<Vec<i64>>>> {
+    let ids = match (&options.types, &options.type_prefix) {
+        (Some(names), _) => {
+            let mut ids = Vec::new();
+            for name in names {
+                match db.types.get(conn, name) {
+                    Ok(t) => ids.push(t.id),
+                    Err(e) if e.code() == Code::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ids
         }
-        let filter = type_filter.map_or(String::new(), |ids| format!("AND type_id IN ({})", id_list(&ids)));
-        let mut rows = select_runnable(db, &mut tx, &filter, &[], lease, limit)?;
-        if rows.len() < limit as usize
-            && !recovered_first
-            && recover_expired_in(db, config, &mut tx, LAZY_RECOVERY_LIMIT)?.requeued > 0
-        {
-            // Rows this transaction already locked are not skipped by SKIP LOCKED: exclude them.
-            let taken: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            let more = select_runnable(db, &mut tx, &filter, &taken, lease, limit - rows.len() as u32)?;
-            rows.extend(more);
-        }
-        if rows.is_empty() {
-            commit(db, tx)?;
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let expires = rows[0].6.clone();
-        let token_prefix = random_hex();
-        tx.exec_drop(
-            format!(
-                "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_by = ?, \
-                 claimed_at = NOW(6), lease_expires_at = ?, lease_token = CONCAT(?, '.', id), progress = 0 \
-                 WHERE id IN ({})",
-                id_list(&ids)
-            ),
-            (worker_id, &expires, &token_prefix),
-        )
-        .map_err(|e| db.error(e))?;
-        if config.enable_task_history {
-            history::record(
-                db,
-                &mut tx,
-                &ids,
-                &history::constant(change::CLAIMED),
-                Some(worker_id),
-                None,
-            )?;
-        }
-        commit(db, tx)?;
+        (None, Some(prefix)) => conn
+            .exec(
+                "SELECT id FROM task_types WHERE name LIKE CONCAT(?, '%') ESCAPE '!'",
+                (escape_like(prefix),),
+            )
+            .map_err(|e| conn.error(e))?,
+        (None, None) => return Ok(Some(None)),
+    };
+    Ok((!ids.is_empty()).then_some(Some(ids)))
+}
 
-        let type_ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
-        let names = db.types.names(db, conn, &type_ids)?;
-        let lease_expires_at = format!("{}Z", expires.replacen(' ', "T", 1));
-        Ok(rows
-            .into_iter()
-            .map(|(id, type_id, params, priority, attempts, max_attempts, _)| ClaimedTask {
+/// Turns rows of the claimed-task columns (see `lifecycle`) into tasks, naming their types.
+fn claimed_tasks(
+    db: &Database,
+    conn: &mut Conn<'_>,
+    rows: Vec<mysql::Row>,
+) -> Result<Vec<ClaimedTask>> {
+    type Row = (i64, i64, String, i32, u32, u32, String, String);
+    let rows: Vec<Row> = rows.into_iter().map(mysql::from_row).collect();
+    let type_ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let names = db.types.names(conn, &type_ids)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, type_id, params, priority, attempts, max_attempts, expires, token)| ClaimedTask {
                 id,
                 type_name: names.get(&type_id).cloned().unwrap_or_default(),
                 params: serde_json::from_str(&params).unwrap_or(Value::Null),
                 priority,
-                attempts: attempts + 1,
+                attempts,
                 max_attempts,
-                lease_token: format!("{token_prefix}.{id}"),
-                lease_expires_at: lease_expires_at.clone(),
-            })
-            .collect())
-    })
+                lease_token: token,
+                lease_expires_at: expires,
+            },
+        )
+        .collect())
 }
 
-type Row = (i64, i64, String, i32, u32, u32, String);
+/// What a recovery run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Recovery {
+    /// Tasks whose lease had run out.
+    pub recovered: u64,
+    /// Of those, the ones put back to pending (attempts left).
+    pub requeued: u64,
+    /// Of those, the ones that had used their last attempt and are now failed.
+    pub failed: u64,
+}
 
-/// Locks up to `limit` runnable tasks, highest priority first, then oldest, skipping rows
-/// other claimers hold; the last column is the lease end computed by the database clock.
-fn select_runnable(
-    db: &Database,
-    tx: &mut mysql::Transaction<'_>,
-    type_filter: &str,
-    exclude: &[i64],
-    lease: u32,
-    limit: u32,
-) -> Result<Vec<Row>> {
-    let exclude = if exclude.is_empty() {
-        String::new()
-    } else {
-        format!("AND id NOT IN ({})", id_list(exclude))
-    };
-    tx.exec(
-        format!(
-            "SELECT id, type_id, params_json, priority, attempts, max_attempts, \
-             DATE_FORMAT(NOW(6) + INTERVAL ? SECOND, '%Y-%m-%d %H:%i:%s.%f') \
-             FROM tasks WHERE status = 'pending' AND run_at <= NOW(6) {type_filter} {exclude} \
-             ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
-        ),
-        (lease, limit),
-    )
-    .map_err(|e| db.error(e))
+/// Recovers every expired lease, in batches of bounded size, for a cron job or an operator.
+pub(crate) fn recover_expired(db: &Database, config: &Config) -> Result<Recovery> {
+    const BATCH: u32 = 500;
+    let script = lifecycle::recovery(BATCH, config.enable_task_history);
+    let text = script.script.text();
+    let mut total = Recovery::default();
+    loop {
+        let (recovered, failed): (u64, u64) = db.run(|conn, _| {
+            let mut answer = conn.script(&text, true).map_err(unknown_outcome)?;
+            Ok(answer
+                .rows(script.report)
+                .into_iter()
+                .next()
+                .map(mysql::from_row)
+                .unwrap_or((0, 0)))
+        })?;
+        total.recovered += recovered;
+        total.requeued += recovered - failed;
+        total.failed += failed;
+        if recovered < u64::from(BATCH) {
+            return Ok(total);
+        }
+    }
 }
 
 /// Makes a prefix literal for `LIKE ... ESCAPE '!'`: `%`, `_` and `!` match only themselves.

@@ -2,19 +2,20 @@
 //!
 //! Dedupe is race-free without a read-then-insert: the UNIQUE index on `dedupe_lock` decides,
 //! `ON DUPLICATE KEY UPDATE` turns a clash into "use the existing row", and `enqueue_token`
-//! tells afterwards which rows this call inserted.
+//! tells afterwards which rows this call inserted. The whole write is one round trip (see
+//! `lifecycle::enqueue`).
 
 use crate::Config;
+use crate::database::Database;
 use crate::dedupe::{self, DedupeScope};
 use crate::error::{Code, Error, Result};
-use crate::history::{self, change};
 use crate::json;
-use crate::pool::{Database, commit};
+use crate::pool::{Conn, unknown_outcome};
+use crate::queue::lifecycle::{self, NewTask};
 use crate::queue::{MAX_BATCH, random_hex};
-use crate::types::{CachedType, check_name, id_list};
+use crate::type_cache::CachedType;
+use crate::types::check_name;
 use crate::validate;
-use mysql::prelude::Queryable;
-use mysql::{Params, TxOpts, Value as SqlValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -91,7 +92,6 @@ struct Prepared<'a> {
     max_attempts: u32,
 }
 
-const ROWS_PER_STATEMENT: usize = 500;
 /// A type re-registered between validation and insert invalidates the cached schema; the
 /// enqueue then validates again against the new one, at most this many times.
 const VERSION_RACE_RETRIES: usize = 3;
@@ -113,11 +113,13 @@ pub(crate) fn enqueue_batch(
     for (index, item) in items.iter().enumerate() {
         check_item(config, item).map_err(|e| at_index(e, index, items.len()))?;
     }
+    // The same token on every try: a repeat after a lost connection recognises its own rows.
+    let token = random_hex();
     let mut attempt = 0;
     loop {
-        let result = db.run(|conn| {
+        let result = db.run(|conn, again| {
             let prepared = prepare(db, config, conn, items)?;
-            insert(db, config, conn, &prepared)
+            insert(db, config, conn, &prepared, &token, again)
         });
         match result {
             Err(e)
@@ -237,7 +239,7 @@ fn normalize_time(text: &str) -> Result<String> {
 fn prepare<'a>(
     db: &Database,
     config: &Config,
-    conn: &mut mysql::PooledConn,
+    conn: &mut Conn<'_>,
     items: &[TaskInput<'a>],
 ) -> Result<Vec<Prepared<'a>>> {
     let mut prepared = Vec::with_capacity(items.len());
@@ -246,7 +248,7 @@ fn prepare<'a>(
     for (index, &item) in items.iter().enumerate() {
         let task_type = db
             .types
-            .get(db, conn, item.type_name)
+            .get(conn, item.type_name)
             .map_err(|e| at_index(e, index, items.len()))?;
         if config.enable_schema_validation {
             let validator = task_type.validator()?;
@@ -299,41 +301,62 @@ fn is_version_race(e: &Error) -> bool {
         == Some("type_version_changed")
 }
 
+/// Inserts the prepared tasks in one round trip and tells, per task, which row holds its key
+/// and whether this call created it.
 fn insert(
     db: &Database,
     config: &Config,
-    conn: &mut mysql::PooledConn,
+    conn: &mut Conn<'_>,
     prepared: &[Prepared<'_>],
+    token: &str,
+    again: bool,
 ) -> Result<Vec<Enqueued>> {
-    let mut tx = conn
-        .start_transaction(TxOpts::default())
-        .map_err(|e| db.error(e))?;
+    let mut types: Vec<(i64, i64)> = prepared
+        .iter()
+        .map(|p| (p.task_type.id, p.task_type.version))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    let rows: Vec<NewTask<'_>> = prepared
+        .iter()
+        .map(|p| NewTask {
+            type_id: p.task_type.id,
+            params_text: &p.params_text,
+            key: &p.key,
+            scope: p.scope.as_sql(),
+            priority: p.item.options.priority.unwrap_or(0),
+            max_attempts: p.max_attempts,
+            run_at: p.run_at.as_deref(),
+            delay_micros: p.delay_micros,
+        })
+        .collect();
+    let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history, again);
+    let mut answer = conn
+        .script(&script.script.text(), true)
+        .map_err(unknown_outcome)?;
 
-    // The shared lock makes a concurrent deactivation or re-registration wait for this insert.
-    let mut type_ids: Vec<i64> = prepared.iter().map(|p| p.task_type.id).collect();
-    type_ids.sort_unstable();
-    type_ids.dedup();
-    let states: Vec<(i64, i64, bool, String)> = tx
-        .query(format!(
-            "SELECT id, version, is_active, name FROM task_types WHERE id IN ({}) LOCK IN SHARE MODE",
-            id_list(&type_ids)
-        ))
-        .map_err(|e| db.error(e))?;
+    // The INSERT ran only if every type was still active at the validated version.
+    let states: Vec<(i64, i64, bool)> = answer
+        .rows(script.types)
+        .into_iter()
+        .map(mysql::from_row)
+        .collect();
     for p in prepared {
-        let (_, version, active, name) = states
-            .iter()
-            .find(|s| s.0 == p.task_type.id)
-            .ok_or_else(|| crate::types::not_registered(p.item.type_name))?;
+        let Some(&(_, version, active)) = states.iter().find(|s| s.0 == p.task_type.id) else {
+            db.types.forget(p.item.type_name);
+            return Err(crate::types::not_registered(p.item.type_name));
+        };
         if !active {
             return Err(Error::new(
                 Code::TypeInactive,
                 format!(
-                    "task type '{name}' is deactivated and accepts no new tasks (activate it to enqueue)"
+                    "task type '{}' is deactivated and accepts no new tasks (activate it to enqueue)",
+                    p.item.type_name
                 ),
             ));
         }
-        if *version != p.task_type.version {
-            db.types.forget(name);
+        if version != p.task_type.version {
+            db.types.forget(p.item.type_name);
             return Err(
                 Error::new(Code::Conflict, "the task type changed during enqueue")
                     .with_details(json!({"reason": "type_version_changed"})),
@@ -341,59 +364,11 @@ fn insert(
         }
     }
 
-    let token = random_hex();
-    for chunk in prepared.chunks(ROWS_PER_STATEMENT) {
-        let mut params: Vec<SqlValue> = Vec::with_capacity(chunk.len() * 11);
-        for p in chunk {
-            params.extend([
-                SqlValue::from(p.task_type.id),
-                SqlValue::from(&p.params_text),
-                SqlValue::from(&p.key),
-                SqlValue::from(&p.key),
-                SqlValue::from(p.scope.as_sql()),
-                SqlValue::from(p.item.options.priority.unwrap_or(0)),
-                SqlValue::from(p.max_attempts),
-                p.run_at.as_ref().map_or(SqlValue::NULL, SqlValue::from),
-                SqlValue::from(p.delay_micros),
-                SqlValue::from(&token),
-            ]);
-        }
-        let rows = vec![
-            "(?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE(CAST(? AS DATETIME(6)), NOW(6) + INTERVAL ? MICROSECOND), ?)";
-            chunk.len()
-        ];
-        tx.exec_drop(
-            format!(
-                "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, \
-                 priority, max_attempts, run_at, enqueue_token) VALUES {} \
-                 ON DUPLICATE KEY UPDATE id = id",
-                rows.join(", ")
-            ),
-            Params::Positional(params),
-        )
-        .map_err(|e| db.error(e))?;
-    }
-
-    // Which row holds each key now, and whether this call created it.
     let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
-    for chunk in prepared.chunks(ROWS_PER_STATEMENT) {
-        let placeholders = vec!["?"; chunk.len()].join(",");
-        let mut params: Vec<SqlValue> = vec![SqlValue::from(&token)];
-        params.extend(chunk.iter().map(|p| SqlValue::from(&p.key)));
-        let rows: Vec<(i64, String, String, bool)> = tx
-            .exec(
-                format!(
-                    "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = ?, 0) FROM tasks \
-                     WHERE dedupe_lock IN ({placeholders})"
-                ),
-                Params::Positional(params),
-            )
-            .map_err(|e| db.error(e))?;
-        for (id, key, status, created) in rows {
-            found.insert(key, (id, status, created));
-        }
+    for row in answer.rows(script.rows) {
+        let (id, key, status, created): (i64, String, String, bool) = mysql::from_row(row);
+        found.insert(key, (id, status, created));
     }
-
     let mut out = Vec::with_capacity(prepared.len());
     let mut created_ids = Vec::new();
     for p in prepared {
@@ -416,17 +391,6 @@ fn insert(
             dedupe_key: p.key.clone(),
         });
     }
-    if config.enable_task_history {
-        history::record(
-            db,
-            &mut tx,
-            &created_ids,
-            &history::constant(change::CREATED),
-            None,
-            None,
-        )?;
-    }
-    commit(db, tx)?;
     Ok(out)
 }
 

@@ -1,28 +1,21 @@
 //! The task lifecycle: enqueue, claim, heartbeat, complete, fail, release, cancel, retry,
-//! recovery of expired leases, and the read side.
+//! recovery of expired leases, and the read side. Its rules and SQL live in [`lifecycle`].
 //!
 //! Every time comparison uses the database clock (`NOW(6)`), never the client's.
 
 pub(crate) mod claim;
 pub(crate) mod enqueue;
 pub(crate) mod finish;
+pub mod lifecycle;
 pub(crate) mod manage;
 pub(crate) mod read;
 
 use crate::error::{Code, Error, Result};
+use lifecycle::Status;
 use serde::Serialize;
 
 /// Most tasks one claim or batch call handles.
 pub const MAX_BATCH: usize = 1000;
-
-/// Task statuses, as stored.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const CLAIMED: &str = "claimed";
-    pub const COMPLETED: &str = "completed";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
-}
 
 /// `DATE_FORMAT` pattern that renders a DATETIME(6) as RFC 3339 UTC.
 pub(crate) const ISO: &str = "'%Y-%m-%dT%H:%i:%s.%fZ'";
@@ -90,10 +83,12 @@ pub(crate) fn repeated_or_error(
     id: i64,
     current: LeaseState,
     token: &str,
-    done_status: &[&str],
+    done_status: &[Status],
 ) -> Result<bool> {
     match &current {
-        Some((status, Some(owner))) if owner == token && done_status.contains(&status.as_str()) => {
+        Some((status, Some(owner)))
+            if owner == token && done_status.iter().any(|s| s.as_str() == status) =>
+        {
             Ok(true)
         }
         _ => Err(lease_error(id, current, token)),

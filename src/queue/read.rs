@@ -1,7 +1,8 @@
 //! The read side: one task, a filtered page of tasks, counts, and a task's history.
 
+use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::pool::Database;
+use crate::queue::lifecycle::Status;
 use crate::queue::{check_task_id, iso};
 use crate::types::check_name;
 use mysql::prelude::Queryable;
@@ -60,8 +61,6 @@ pub struct HistoryEntry {
     pub created_at: String,
 }
 
-const STATUSES: &[&str] = &["pending", "claimed", "completed", "failed", "cancelled"];
-
 fn select_tasks() -> String {
     format!(
         "SELECT t.id, y.name, t.type_id, t.status, t.params_json, t.result_json, t.error_message, t.attempts, \
@@ -109,7 +108,7 @@ fn to_task(row: Row) -> Task {
 
 pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
     check_task_id(id)?;
-    db.run(|conn| {
+    db.run(|conn, _| {
         let row: Option<Row> = conn
             .exec_first(format!("{} WHERE t.id = ?", select_tasks()), (id,))
             .map_err(|e| db.error(e))?;
@@ -133,10 +132,10 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         params.push(name.into());
     }
     if let Some(status) = &filter.status {
-        if !STATUSES.contains(&status.as_str()) {
+        if Status::parse(status).is_none() {
             return Err(Error::invalid(format!(
                 "status must be one of {}, got '{status}'",
-                STATUSES.join(", ")
+                Status::ALL.map(Status::as_str).join(", ")
             )));
         }
         conditions.push("t.status = ?".into());
@@ -148,7 +147,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         params.push(before.into());
     }
     params.push(limit.into());
-    db.run(|conn| {
+    db.run(|conn, _| {
         let rows: Vec<Row> = conn
             .exec(
                 format!(
@@ -166,7 +165,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
 /// Counts by type and status: `{"types": {"email": {"pending": 2, ...}}, "totals": {...}}`.
 /// Every status appears in every entry, zero when there is none.
 pub(crate) fn stats(db: &Database) -> Result<Value> {
-    db.run(|conn| {
+    db.run(|conn, _| {
         let rows: Vec<(String, Option<String>, i64)> = conn
             .query(
                 "SELECT y.name, t.status, COUNT(t.id) FROM task_types y \
@@ -174,9 +173,9 @@ pub(crate) fn stats(db: &Database) -> Result<Value> {
             )
             .map_err(|e| db.error(e))?;
         let zero = || {
-            STATUSES
+            Status::ALL
                 .iter()
-                .map(|s| (s.to_string(), json!(0)))
+                .map(|s| (s.as_str().to_string(), json!(0)))
                 .collect::<Map<_, _>>()
         };
         let mut types: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
@@ -195,7 +194,7 @@ pub(crate) fn stats(db: &Database) -> Result<Value> {
 
 pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> {
     check_task_id(task_id)?;
-    db.run(|conn| {
+    db.run(|conn, _| {
         conn.exec_map(
             format!(
                 "SELECT id, task_id, status_change, worker_id, message, {} FROM task_history \

@@ -1,0 +1,183 @@
+//! One database as the library sees it: its connection pool, the type cache, and whether its
+//! schema is new enough. Shared by every client with the same connection settings: the
+//! singleton of the original `Database.php`.
+
+use crate::config::Connection;
+use crate::error::{Code, Error, Result};
+use crate::migrate::LATEST_VERSION;
+use crate::pool::{Conn, Pool, unknown_outcome};
+use crate::type_cache::TypeCache;
+use mysql::prelude::Queryable;
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often a deadlocked or lock-timed-out step is retried before the error surfaces.
+const LOCK_CONFLICT_RETRIES: u32 = 4;
+
+static REGISTRY: Lazy<Mutex<HashMap<Connection, Arc<Database>>>> = Lazy::new(Default::default);
+
+pub(crate) struct Database {
+    pub(crate) pool: Pool,
+    schema_ready: AtomicBool,
+    pub(crate) types: TypeCache,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared handle for these connection settings, created once per process.
+pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
+    let mut registry = REGISTRY.lock();
+    if let Some(db) = registry.get(connection) {
+        return Ok(db.clone());
+    }
+    let db = Arc::new(Database {
+        pool: Pool::new(connection)?,
+        schema_ready: AtomicBool::new(false),
+        types: TypeCache::default(),
+    });
+    registry.insert(connection.clone(), db.clone());
+    Ok(db)
+}
+
+impl Database {
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.pool.connection
+    }
+
+    /// Converts a driver error into ours, with the password scrubbed from the message.
+    pub(crate) fn error(&self, e: mysql::Error) -> Error {
+        self.pool.error(e)
+    }
+
+    /// Checks that the server is reachable with these credentials and supports the queue.
+    pub(crate) fn ensure_server(&self) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        self.pool.ensure_server(&mut conn)
+    }
+
+    /// Checks (once per process and database) that the schema is migrated far enough.
+    fn ensure_ready(&self, conn: &mut Conn<'_>) -> Result<()> {
+        if self.schema_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.pool.ensure_server(conn)?;
+        let version: Option<i64> =
+            match conn.query_first("SELECT MAX(version) FROM tm_schema_migrations") {
+                Ok(v) => v.flatten(),
+                Err(mysql::Error::MySqlError(e)) if e.code == 1146 => None,
+                Err(e) => return Err(conn.error(e)),
+            };
+        match version {
+            Some(v) if v >= LATEST_VERSION => {
+                self.schema_ready.store(true, Ordering::Release);
+                Ok(())
+            }
+            found => Err(Error::new(
+                Code::SchemaOutdated,
+                format!(
+                    "database '{}' has schema version {} but this library needs {}: run the migrations \
+                     (tm_migrate, Client::migrate, or `taskmanager migrate`)",
+                    self.connection().name,
+                    found.map_or("none".to_string(), |v| v.to_string()),
+                    LATEST_VERSION
+                ),
+            )
+            .with_details(json!({"found": found, "required": LATEST_VERSION}))),
+        }
+    }
+
+    /// Runs one step on one connection. Every step of the queue is safe to repeat (tokens make
+    /// finishing idempotent, enqueue tokens make enqueue so, a claim finds its own leases), so:
+    /// - a connection the server dropped while it sat in the pool is replaced and the step
+    ///   runs again, once;
+    /// - a deadlock (1213) or lock-wait timeout (1205) runs it again a bounded number of times.
+    ///
+    /// `op` gets `again = true` on a repeat after a connection error, when its first run may
+    /// have committed. A connection whose last exchange failed is never pooled again.
+    pub(crate) fn run<T>(&self, mut op: impl FnMut(&mut Conn<'_>, bool) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        self.ensure_ready(&mut conn)
+            .inspect_err(|e| discard_if_broken(&mut conn, e))?;
+        let mut lock_retries = 0;
+        let mut again = false;
+        loop {
+            let outcome = op(&mut conn, again);
+            match outcome {
+                Err(e) if is_broken(&e) && !timed_out(&e) && conn.reused && !again => {
+                    conn.discard();
+                    drop(conn);
+                    conn = self.pool.get_fresh()?;
+                    again = true;
+                }
+                Err(e) if lock_retries < LOCK_CONFLICT_RETRIES && is_lock_conflict(&e) => {
+                    lock_retries += 1;
+                    std::thread::sleep(Duration::from_millis(2u64 << lock_retries));
+                }
+                Err(e) => {
+                    discard_if_broken(&mut conn, &e);
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    /// As [`Database::run`] for a step that must not run twice (an operator action whose
+    /// repeat would answer differently): a broken connection surfaces as the error.
+    pub(crate) fn run_once<T>(&self, mut op: impl FnMut(&mut Conn<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        self.ensure_ready(&mut conn)
+            .inspect_err(|e| discard_if_broken(&mut conn, e))?;
+        let mut lock_retries = 0;
+        loop {
+            match op(&mut conn) {
+                Err(e) if lock_retries < LOCK_CONFLICT_RETRIES && is_lock_conflict(&e) => {
+                    lock_retries += 1;
+                    std::thread::sleep(Duration::from_millis(2u64 << lock_retries));
+                }
+                Err(e) => {
+                    discard_if_broken(&mut conn, &e);
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+    }
+}
+
+/// Commits a driver transaction, mapping a broken connection to `OutcomeUnknown`.
+pub(crate) fn commit(db: &Database, tx: mysql::Transaction<'_>) -> Result<()> {
+    tx.commit().map_err(|e| unknown_outcome(db.error(e)))
+}
+
+fn is_broken(e: &Error) -> bool {
+    matches!(e.code(), Code::Connection | Code::OutcomeUnknown)
+}
+
+fn timed_out(e: &Error) -> bool {
+    e.details()
+        .and_then(|d| d.get("timed_out"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+}
+
+fn discard_if_broken(conn: &mut Conn<'_>, e: &Error) {
+    if is_broken(e) {
+        conn.discard();
+    }
+}
+
+fn is_lock_conflict(e: &Error) -> bool {
+    e.code() == Code::Database && matches!(e.server_code(), Some(1213) | Some(1205))
+}

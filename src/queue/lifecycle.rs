@@ -1,0 +1,763 @@
+//! The rules of a task's life, in one place: its statuses, the transitions between them with
+//! the history kind each writes, the lease guard, the dedupe-release rule, and the SQL script
+//! of every step. Enqueue, claim and finish validate their input, call a script from here in
+//! one round trip, and read its answer.
+//!
+//! ```text
+//!   enqueue ─► pending ──claim──► claimed ──complete──► completed
+//!                 ▲  ▲              │  │
+//!                 │  └─fail(retry)──┘  ├──fail(dead)──────► failed ──retry──► pending
+//!                 │  └─lease expired───┤  (attempts left)
+//!                 │  └─release─────────┘
+//!                 └──────── lease expired (no attempts left) ─► failed
+//!   pending | claimed ──cancel──► cancelled ──retry──► pending
+//! ```
+//!
+//! A script is sent as one multi-statement text: `START TRANSACTION; ...; COMMIT`. Values go in
+//! only through [`crate::sql`]. History rows are written by the same script, so a change and
+//! its history commit together. Every guarded UPDATE re-checks the status it expects, so a
+//! repeated or misread step can never move a task that is not in that status.
+
+use crate::sql;
+use std::fmt;
+
+/// A task's status, as stored in `tasks.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Claimed,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Claimed,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Claimed => "claimed",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a `task_history` row records (`status_change`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Claimed,
+    Progress,
+    Completed,
+    Retrying,
+    Failed,
+    LeaseExpired,
+    Released,
+    Cancelled,
+    Retried,
+}
+
+impl Change {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Claimed => "claimed",
+            Change::Progress => "progress",
+            Change::Completed => "completed",
+            Change::Retrying => "retrying",
+            Change::Failed => "failed",
+            Change::LeaseExpired => "lease_expired",
+            Change::Released => "released",
+            Change::Cancelled => "cancelled",
+            Change::Retried => "retried",
+        }
+    }
+}
+
+/// One edge of the life cycle: from which statuses, to which, and the history it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition {
+    pub name: &'static str,
+    /// Statuses the guarded UPDATE accepts (empty: the task is new).
+    pub from: &'static [Status],
+    pub to: Status,
+    pub change: Change,
+}
+
+use Status::*;
+
+pub const ENQUEUE: Transition = t("enqueue", &[], Pending, Change::Created);
+pub const CLAIM: Transition = t("claim", &[Pending], Claimed, Change::Claimed);
+pub const HEARTBEAT: Transition = t("heartbeat", &[Claimed], Claimed, Change::Progress);
+pub const COMPLETE: Transition = t("complete", &[Claimed], Completed, Change::Completed);
+pub const FAIL_RETRY: Transition = t("fail, will retry", &[Claimed], Pending, Change::Retrying);
+pub const FAIL_DEAD: Transition = t("fail, dead", &[Claimed], Failed, Change::Failed);
+pub const EXPIRE_RETRY: Transition = t("lease expired", &[Claimed], Pending, Change::LeaseExpired);
+pub const EXPIRE_DEAD: Transition = t(
+    "lease expired, dead",
+    &[Claimed],
+    Failed,
+    Change::LeaseExpired,
+);
+pub const RELEASE: Transition = t("release", &[Claimed], Pending, Change::Released);
+pub const CANCEL: Transition = t("cancel", &[Pending, Claimed], Cancelled, Change::Cancelled);
+pub const RETRY: Transition = t("retry", &[Failed, Cancelled], Pending, Change::Retried);
+
+/// Every transition there is; a status change not listed here does not happen.
+pub const TRANSITIONS: &[Transition] = &[
+    ENQUEUE,
+    CLAIM,
+    HEARTBEAT,
+    COMPLETE,
+    FAIL_RETRY,
+    FAIL_DEAD,
+    EXPIRE_RETRY,
+    EXPIRE_DEAD,
+    RELEASE,
+    CANCEL,
+    RETRY,
+];
+
+const fn t(name: &'static str, from: &'static [Status], to: Status, change: Change) -> Transition {
+    Transition {
+        name,
+        from,
+        to,
+        change,
+    }
+}
+
+/// Statuses in which a task is finished for good unless someone retries it.
+pub const FINISHED: &[Status] = &[Completed, Failed, Cancelled];
+
+/// The dedupe rule, as the new value of `dedupe_lock` when a task leaves `pending`/`claimed`
+/// for good: an `active`-scope key stops blocking; an `always`-scope key blocks forever.
+const DEDUPE_RELEASED: &str = "IF(dedupe_scope = 'active', NULL, dedupe_lock)";
+
+/// The lease guard: only the current token of a claimed task may change it.
+fn lease_guard(id: i64, token: &str) -> String {
+    format!(
+        "id = {} AND lease_token = {} AND status = '{}'",
+        sql::int(id),
+        sql::text(token),
+        Claimed
+    )
+}
+
+/// `status IN (...)` for the statuses a transition starts from.
+fn from_clause(transition: &Transition) -> String {
+    let list: Vec<String> = transition.from.iter().map(|s| format!("'{s}'")).collect();
+    format!("status IN ({})", list.join(","))
+}
+
+/// A script: statements sent together, with the index of each one's result set.
+#[derive(Default)]
+pub struct Script {
+    statements: Vec<String>,
+}
+
+impl Script {
+    fn transaction() -> Script {
+        let mut s = Script::default();
+        s.push("START TRANSACTION".into());
+        s
+    }
+
+    fn push(&mut self, statement: String) -> usize {
+        self.statements.push(statement);
+        self.statements.len() - 1
+    }
+
+    fn commit(mut self) -> Script {
+        self.push("COMMIT".into());
+        self
+    }
+
+    pub fn text(&self) -> String {
+        self.statements.join(";\n")
+    }
+}
+
+/// History rows for the tasks `rows_sql` selects (a `FROM ... WHERE ...` over `tasks t`).
+fn history(change_sql: &str, worker: Option<&str>, message_sql: &str, rows_sql: &str) -> String {
+    format!(
+        "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
+         SELECT t.id, {change_sql}, {}, {message_sql}, NOW(6) {rows_sql}",
+        worker.map_or_else(|| "t.claimed_by".to_string(), sql::text),
+    )
+}
+
+fn change_sql(change: Change) -> String {
+    format!("'{}'", change.as_str())
+}
+
+/// The tasks whose ids a JSON array in user variable `var` lists, each found by primary key.
+/// STRAIGHT_JOIN and the forced index keep the optimizer from scanning `tasks` instead.
+fn listed(var: &str) -> String {
+    format!(
+        "FROM JSON_TABLE(@{var}, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+         STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// enqueue
+
+/// One row to insert.
+pub struct NewTask<'a> {
+    pub type_id: i64,
+    pub params_text: &'a str,
+    pub key: &'a str,
+    pub scope: &'static str,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub run_at: Option<&'a str>,
+    pub delay_micros: i64,
+}
+
+/// Result-set positions of an enqueue script.
+pub struct EnqueueScript {
+    pub script: Script,
+    /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
+    pub rows: usize,
+    /// `id, version, is_active` of every type of the call.
+    pub types: usize,
+}
+
+/// Inserts the tasks only when every type is still active at the version the params were
+/// validated against (checked inside the INSERT, no locking read); a key already held by
+/// another task makes its row a no-op. `token` marks the rows this call created; `again`
+/// (a repeat after a lost connection) keeps their `created` history from being written twice.
+pub fn enqueue(
+    tasks: &[NewTask<'_>],
+    types: &[(i64, i64)],
+    token: &str,
+    history_on: bool,
+    again: bool,
+) -> EnqueueScript {
+    let mut script = Script::transaction();
+    let gate = types
+        .iter()
+        .map(|(id, version)| {
+            format!(
+                "(id = {} AND version = {} AND is_active = 1)",
+                sql::int(*id),
+                sql::int(*version)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    for chunk in tasks.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|task| {
+                format!(
+                    "SELECT {} AS type_id, {} AS params_json, {} AS dedupe_key, {} AS dedupe_scope, \
+                     {} AS priority, {} AS max_attempts, \
+                     COALESCE(CAST({} AS DATETIME(6)), NOW(6) + INTERVAL {} MICROSECOND) AS run_at",
+                    sql::int(task.type_id),
+                    sql::text(task.params_text),
+                    sql::text(task.key),
+                    sql::text(task.scope),
+                    sql::int(task.priority.into()),
+                    sql::int(task.max_attempts.into()),
+                    sql::opt_text(task.run_at),
+                    sql::int(task.delay_micros),
+                )
+            })
+            .collect();
+        script.push(format!(
+            "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, \
+             priority, max_attempts, run_at, enqueue_token) \
+             SELECT v.type_id, '{}', v.params_json, v.dedupe_key, v.dedupe_key, v.dedupe_scope, \
+             v.priority, v.max_attempts, v.run_at, {} FROM ({}) AS v \
+             WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} \
+             ON DUPLICATE KEY UPDATE tasks.id = tasks.id",
+            ENQUEUE.to,
+            sql::text(token),
+            rows.join(" UNION ALL "),
+            types.len()
+        ));
+    }
+    let keys = sql::text_list(tasks.iter().map(|t| t.key));
+    if history_on {
+        let not_yet = if again {
+            format!(
+                " AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = '{}')",
+                ENQUEUE.change.as_str()
+            )
+        } else {
+            String::new()
+        };
+        script.push(history(
+            &change_sql(ENQUEUE.change),
+            None,
+            "NULL",
+            &format!(
+                "FROM tasks t WHERE t.dedupe_lock IN ({keys}) AND t.enqueue_token = {}{not_yet}",
+                sql::text(token)
+            ),
+        ));
+    }
+    let rows = script.push(format!(
+        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks WHERE dedupe_lock IN ({keys})",
+        sql::text(token)
+    ));
+    let type_ids: Vec<i64> = types.iter().map(|t| t.0).collect();
+    let types = script.push(format!(
+        "SELECT id, version, is_active FROM task_types WHERE id IN ({})",
+        sql::int_list(&type_ids)
+    ));
+    EnqueueScript {
+        script: script.commit(),
+        rows,
+        types,
+    }
+}
+
+/// Rows per INSERT statement of a batch enqueue.
+const ROWS_PER_INSERT: usize = 500;
+
+// ---------------------------------------------------------------------------------------------
+// claim and lease recovery
+
+/// What to claim.
+pub struct ClaimRequest<'a> {
+    pub worker_id: &'a str,
+    /// Only these type ids (`None`: any type).
+    pub type_ids: Option<&'a [i64]>,
+    pub limit: u32,
+    pub lease_seconds: u32,
+    /// Each lease token is `prefix.id`: known before the commit, so a repeat can find them.
+    pub token_prefix: &'a str,
+}
+
+/// Columns of a claimed task, as [`claimed_rows`] and the claim script return them.
+const CLAIMED_COLUMNS: &str = "t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, \
+     DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), t.lease_token";
+
+pub struct ClaimScript {
+    pub script: Script,
+    /// The claimed tasks ([`CLAIMED_COLUMNS`]), highest priority first, then oldest.
+    pub claimed: usize,
+}
+
+/// Most expired leases a claim recovers on its way (the rest wait for the next call or for an
+/// explicit recovery run).
+pub const LAZY_RECOVERY_LIMIT: u32 = 100;
+
+/// Recovers up to `limit` expired leases, then locks up to `limit` runnable tasks (skipping
+/// rows other claimers hold), leases them, and returns them: one transaction, one round trip.
+pub fn claim(request: &ClaimRequest<'_>, history_on: bool) -> ClaimScript {
+    let mut script = Script::transaction();
+    recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
+    let type_filter = request.type_ids.map_or(String::new(), |ids| {
+        format!("AND type_id IN ({})", sql::int_list(ids))
+    });
+    // Matches idx_tasks_claim (status, priority DESC, id) or idx_tasks_type_claim: no filesort.
+    script.push(format!(
+        "SELECT JSON_ARRAYAGG(id) INTO @tm_picked FROM (SELECT id FROM tasks \
+         WHERE {} AND run_at <= NOW(6) {type_filter} \
+         ORDER BY priority DESC, id LIMIT {} FOR UPDATE SKIP LOCKED) AS runnable",
+        from_clause(&CLAIM),
+        sql::int(request.limit.into()),
+    ));
+    // The explicit collation: MariaDB gives CONCAT over a JSON_TABLE join no coercibility,
+    // which would make the comparison with the column an error.
+    let token = format!(
+        "(CONCAT({}, '.', t.id) COLLATE utf8mb4_unicode_ci)",
+        sql::text(request.token_prefix)
+    );
+    script.push(format!(
+        "UPDATE {} SET t.status = '{}', t.attempts = t.attempts + 1, t.claimed_by = {}, \
+         t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL {} SECOND, \
+         t.lease_token = {token}, t.progress = 0 WHERE t.{}",
+        listed("tm_picked").trim_start_matches("FROM "),
+        CLAIM.to,
+        sql::text(request.worker_id),
+        sql::int(request.lease_seconds.into()),
+        from_clause(&CLAIM),
+    ));
+    if history_on {
+        script.push(history(
+            &change_sql(CLAIM.change),
+            Some(request.worker_id),
+            "NULL",
+            &format!("{} WHERE t.lease_token = {token}", listed("tm_picked")),
+        ));
+    }
+    let claimed = script.push(format!(
+        "SELECT {CLAIMED_COLUMNS} {} WHERE t.lease_token = {token} AND t.status = '{}' \
+         ORDER BY t.priority DESC, t.id",
+        listed("tm_picked"),
+        CLAIM.to
+    ));
+    ClaimScript {
+        script: script.commit(),
+        claimed,
+    }
+}
+
+/// The tasks a claim with this token prefix holds: a repeated claim whose first run may have
+/// committed returns these instead of claiming more.
+pub fn claimed_rows(token_prefix: &str) -> String {
+    format!(
+        "SELECT {CLAIMED_COLUMNS} FROM tasks t WHERE t.status = '{}' AND t.lease_token LIKE CONCAT({}, '.%') \
+         ORDER BY t.priority DESC, t.id",
+        CLAIM.to,
+        sql::text(token_prefix)
+    )
+}
+
+/// Appends the recovery of up to `limit` expired leases: each counts as a failed attempt, back
+/// to pending when attempts remain, else failed (EXPIRE_RETRY / EXPIRE_DEAD). SKIP LOCKED, so
+/// concurrent recoverers and claimers never wait on each other or recover a task twice.
+fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
+    // Matches idx_tasks_lease (status, lease_expires_at).
+    script.push(format!(
+        "SELECT JSON_ARRAYAGG(id) INTO @tm_expired FROM (SELECT id FROM tasks \
+         WHERE {} AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at LIMIT {} \
+         FOR UPDATE SKIP LOCKED) AS expired",
+        from_clause(&EXPIRE_RETRY),
+        sql::int(limit.into())
+    ));
+    let dead = "t.attempts >= t.max_attempts";
+    script.push(format!(
+        "UPDATE {} SET \
+         t.completed_at = IF({dead}, NOW(6), NULL), \
+         t.dedupe_lock = IF({dead}, {}, t.dedupe_lock), \
+         t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), \
+         t.run_at = NOW(6), t.lease_expires_at = NULL, \
+         t.status = IF({dead}, '{}', '{}') \
+         WHERE t.{} AND t.lease_expires_at <= NOW(6)",
+        listed("tm_expired").trim_start_matches("FROM "),
+        DEDUPE_RELEASED.replace("dedupe", "t.dedupe"),
+        EXPIRE_DEAD.to,
+        EXPIRE_RETRY.to,
+        from_clause(&EXPIRE_RETRY),
+    ));
+    if history_on {
+        script.push(history(
+            &change_sql(EXPIRE_RETRY.change),
+            None,
+            &sql::text("lease expired: counted as a failed attempt"),
+            &listed("tm_expired"),
+        ));
+    }
+}
+
+/// A recovery run on its own (cron, operator): `recovered, failed` counts in `report`.
+pub struct RecoveryScript {
+    pub script: Script,
+    pub report: usize,
+}
+
+pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
+    let mut script = Script::transaction();
+    recover_expired(&mut script, limit, history_on);
+    let report = script.push(format!(
+        "SELECT COUNT(*), COALESCE(SUM(t.status = '{}'), 0) {}",
+        EXPIRE_DEAD.to,
+        listed("tm_expired")
+    ));
+    RecoveryScript {
+        script: script.commit(),
+        report,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// a worker finishing what it holds
+
+/// A guarded single-task step: the UPDATE, its history when it matched, and the task's state
+/// afterwards (to answer, or to explain a miss).
+pub struct GuardedScript {
+    pub script: Script,
+    /// Rows the guarded UPDATE changed.
+    pub update: usize,
+    /// The task afterwards: `status, lease_token` and the step's own columns.
+    pub state: usize,
+}
+
+fn guarded(
+    set_sql: &str,
+    id: i64,
+    token: &str,
+    history_row: Option<(String, String)>,
+    state_columns: &str,
+) -> GuardedScript {
+    let mut script = Script::transaction();
+    let update = script.push(format!(
+        "UPDATE tasks SET {set_sql} WHERE {}",
+        lease_guard(id, token)
+    ));
+    if let Some((change, message)) = history_row {
+        // ROW_COUNT() is still the UPDATE's: history only when the guard matched.
+        script.push(history(
+            &change,
+            None,
+            &message,
+            &format!(
+                "FROM tasks t WHERE t.id = {} AND ROW_COUNT() > 0",
+                sql::int(id)
+            ),
+        ));
+    }
+    let state = script.push(format!(
+        "SELECT status, lease_token{state_columns} FROM tasks WHERE id = {}",
+        sql::int(id)
+    ));
+    GuardedScript {
+        script: script.commit(),
+        update,
+        state,
+    }
+}
+
+pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> GuardedScript {
+    guarded(
+        &format!(
+            "status = '{}', result_json = {}, completed_at = NOW(6), lease_expires_at = NULL, \
+             progress = 100, dedupe_lock = {DEDUPE_RELEASED}",
+            COMPLETE.to,
+            sql::text(result_text)
+        ),
+        id,
+        token,
+        history_on.then(|| (change_sql(COMPLETE.change), "NULL".into())),
+        "",
+    )
+}
+
+/// How a failure ends: `retry` asks for another attempt (granted while attempts remain), after
+/// `delay_sql` microseconds (an SQL expression over the row, built from numbers only).
+pub fn fail(
+    id: i64,
+    token: &str,
+    message: &str,
+    retry: bool,
+    delay_sql: &str,
+    history_on: bool,
+) -> GuardedScript {
+    let will_retry = format!("({retry} AND attempts < max_attempts)");
+    guarded(
+        &format!(
+            "run_at = IF({will_retry}, NOW(6) + INTERVAL {delay_sql} MICROSECOND, run_at), \
+             completed_at = IF({will_retry}, NULL, NOW(6)), \
+             dedupe_lock = IF({will_retry}, dedupe_lock, {DEDUPE_RELEASED}), \
+             status = IF({will_retry}, '{}', '{}'), \
+             error_message = {}, lease_expires_at = NULL",
+            FAIL_RETRY.to,
+            FAIL_DEAD.to,
+            sql::text(message)
+        ),
+        id,
+        token,
+        history_on.then(|| {
+            (
+                format!(
+                    "IF(t.status = '{}', '{}', '{}')",
+                    FAIL_RETRY.to,
+                    FAIL_RETRY.change.as_str(),
+                    FAIL_DEAD.change.as_str()
+                ),
+                sql::text(message),
+            )
+        }),
+        ", attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')",
+    )
+}
+
+pub fn heartbeat(
+    id: i64,
+    token: &str,
+    lease_seconds: u32,
+    progress: Option<u8>,
+    history_on: bool,
+) -> GuardedScript {
+    guarded(
+        &format!(
+            "lease_expires_at = NOW(6) + INTERVAL {} SECOND, progress = {}",
+            sql::int(lease_seconds.into()),
+            progress.map_or("progress".to_string(), |p| sql::int(p.into()))
+        ),
+        id,
+        token,
+        progress.filter(|_| history_on).map(|p| {
+            (
+                change_sql(HEARTBEAT.change),
+                sql::text(&format!("progress {p}%")),
+            )
+        }),
+        ", DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress",
+    )
+}
+
+/// Gives the task back without counting the attempt. The token stays on the row so that a
+/// repeated release is recognised; it no longer guards anything, since the task is pending.
+pub fn release(id: i64, token: &str, history_on: bool) -> GuardedScript {
+    guarded(
+        &format!(
+            "status = '{}', attempts = GREATEST(attempts - 1, 0), run_at = NOW(6), lease_expires_at = NULL",
+            RELEASE.to
+        ),
+        id,
+        token,
+        history_on.then(|| (change_sql(RELEASE.change), "NULL".into())),
+        "",
+    )
+}
+
+pub struct CompleteBatchScript {
+    pub script: Script,
+    /// `id, status, lease_token, finished_by_this_call` per distinct id.
+    pub state: usize,
+}
+
+/// Completes every `(id, token, result)` whose token holds its task, in one transaction.
+pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> CompleteBatchScript {
+    let mut script = Script::default();
+    // One instant for the whole batch marks the rows this call finished.
+    script.push("SET @tm_now = NOW(6)".into());
+    script.push("START TRANSACTION".into());
+    let ids: Vec<i64> = items.iter().map(|i| i.0).collect();
+    let ids = sql::int_list(&ids);
+    let tokens: String = items
+        .iter()
+        .map(|(id, token, _)| format!(" WHEN {} THEN {}", sql::int(*id), sql::text(token)))
+        .collect();
+    let results: String = items
+        .iter()
+        .map(|(id, _, result)| format!(" WHEN {} THEN {}", sql::int(*id), sql::text(result)))
+        .collect();
+    script.push(format!(
+        "UPDATE tasks SET status = '{}', result_json = CASE id{results} END, completed_at = @tm_now, \
+         lease_expires_at = NULL, progress = 100, dedupe_lock = {DEDUPE_RELEASED} \
+         WHERE id IN ({ids}) AND {} AND lease_token = CASE id{tokens} END",
+        COMPLETE.to,
+        from_clause(&COMPLETE)
+    ));
+    let finished_now = format!("t.status = '{}' AND t.completed_at = @tm_now", COMPLETE.to);
+    if history_on {
+        script.push(history(
+            &change_sql(COMPLETE.change),
+            None,
+            "NULL",
+            &format!("FROM tasks t WHERE t.id IN ({ids}) AND {finished_now}"),
+        ));
+    }
+    let state = script.push(format!(
+        "SELECT t.id, t.status, t.lease_token, COALESCE({finished_now}, 0) FROM tasks t WHERE t.id IN ({ids})"
+    ));
+    CompleteBatchScript {
+        script: script.commit(),
+        state,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// operator actions (locked first, then changed; see manage.rs)
+
+/// The UPDATE of a manual cancel or retry, for a task already locked and checked to be in one
+/// of `transition.from`.
+pub fn manual(transition: &Transition, id: i64, reason: Option<&str>) -> String {
+    let set = match transition.change {
+        Change::Cancelled => format!(
+            "status = '{}', completed_at = NOW(6), lease_expires_at = NULL, lease_token = NULL, \
+             dedupe_lock = {DEDUPE_RELEASED}",
+            transition.to
+        ),
+        // A retried task takes its key again; another active task holding it is a conflict.
+        _ => format!(
+            "status = '{}', attempts = 0, run_at = NOW(6), completed_at = NULL, lease_token = NULL, \
+             dedupe_lock = dedupe_key",
+            transition.to
+        ),
+    };
+    format!(
+        "UPDATE tasks SET {set}, error_message = COALESCE({}, error_message) WHERE id = {} AND {}",
+        sql::opt_text(reason),
+        sql::int(id),
+        from_clause(transition)
+    )
+}
+
+/// The history row of a manual action.
+pub fn manual_history(transition: &Transition, id: i64, reason: Option<&str>) -> String {
+    history(
+        &change_sql(transition.change),
+        Some("operator"),
+        &sql::opt_text(reason),
+        &format!("FROM tasks t WHERE t.id = {}", sql::int(id)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_reached_and_left_by_a_listed_transition() {
+        for status in Status::ALL {
+            assert!(
+                TRANSITIONS.iter().any(|t| t.to == status),
+                "{status} is never reached"
+            );
+            // A completed task is done for good; every other status has a way out.
+            assert_eq!(
+                TRANSITIONS.iter().any(|t| t.from.contains(&status)),
+                status != Completed,
+                "{status}"
+            );
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+        // Only a manual retry leaves a finished status.
+        for t in TRANSITIONS {
+            if t.from.iter().any(|s| FINISHED.contains(s)) {
+                assert_eq!(t.name, RETRY.name);
+            }
+        }
+    }
+
+    #[test]
+    fn scripts_are_one_transaction_and_carry_caller_text_only_as_hex() {
+        let hostile = "w'); DROP TABLE tasks; --";
+        let claim_text = claim(
+            &ClaimRequest {
+                worker_id: hostile,
+                type_ids: Some(&[1, 2]),
+                limit: 5,
+                lease_seconds: 30,
+                token_prefix: "abc",
+            },
+            true,
+        )
+        .script
+        .text();
+        let fail_text = fail(7, hostile, hostile, true, "1000", true).script.text();
+        for text in [claim_text, fail_text] {
+            assert!(text.starts_with("START TRANSACTION;"));
+            assert!(text.ends_with("COMMIT"));
+            assert!(!text.contains("DROP TABLE"), "{text}");
+        }
+    }
+}

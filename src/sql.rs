@@ -1,0 +1,64 @@
+//! The one place where values become SQL text.
+//!
+//! A step of a task's life is sent as one multi-statement script (one round trip), and the text
+//! protocol has no placeholders, so values are written into the text. Only these functions do
+//! that, and none of them can be broken out of:
+//! - integers and finite floats are formatted by Rust (digits, sign, point, exponent only);
+//! - text becomes a hexadecimal literal with a charset introducer, `_utf8mb4 X'6869'`: the
+//!   server reads hex digits only, so no quote, backslash, comment or NUL in the input can end
+//!   the literal, whatever `sql_mode` says.
+//!
+//! Everything else in a script is a constant of this crate.
+
+use std::fmt::Write;
+
+/// An integer literal.
+pub(crate) fn int(value: i64) -> String {
+    value.to_string()
+}
+
+/// A text literal: utf8mb4 text, compared under the column's collation like a quoted string.
+pub(crate) fn text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 2 + 12);
+    out.push_str("_utf8mb4 X'");
+    for byte in value.bytes() {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{byte:02x}");
+    }
+    out.push('\'');
+    out
+}
+
+/// A text literal or `NULL`.
+pub(crate) fn opt_text(value: Option<&str>) -> String {
+    value.map_or_else(|| "NULL".to_string(), text)
+}
+
+/// A comma-separated list of integer literals for `IN (...)`.
+pub(crate) fn int_list(values: &[i64]) -> String {
+    values.iter().map(|v| int(*v)).collect::<Vec<_>>().join(",")
+}
+
+/// A comma-separated list of text literals for `IN (...)`.
+pub(crate) fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    values.into_iter().map(text).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_carry_only_hex_digits() {
+        assert_eq!(text("hi"), "_utf8mb4 X'6869'");
+        assert_eq!(text(""), "_utf8mb4 X''");
+        assert_eq!(opt_text(None), "NULL");
+        assert_eq!(int(-42), "-42");
+        assert_eq!(int_list(&[1, 2, 3]), "1,2,3");
+        let hostile = "x'); DROP TABLE tasks; -- \\' \" /* \0 \u{2028} é 🎉";
+        let literal = text(hostile);
+        let inner = &literal["_utf8mb4 X'".len()..literal.len() - 1];
+        assert!(inner.bytes().all(|b| b.is_ascii_hexdigit()), "{literal}");
+        assert_eq!(inner.len(), hostile.len() * 2);
+    }
+}

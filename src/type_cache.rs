@@ -1,0 +1,118 @@
+//! The per-database cache of task types: name -> id, version and compiled validator, and
+//! id -> name. Ids and names never change while a type exists; the version is re-checked
+//! inside every enqueue, which drops a stale entry (see queue::enqueue).
+
+use crate::error::{Code, Error, Result};
+use crate::pool::Conn;
+use crate::sql;
+use crate::types::not_registered;
+use crate::validate;
+use jsonschema::Validator;
+use mysql::prelude::Queryable;
+use parking_lot::RwLock;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What enqueue needs to know about a type, cached per database.
+pub(crate) struct CachedType {
+    pub id: i64,
+    pub version: i64,
+    pub schema: Value,
+    validator: parking_lot::Mutex<Option<Arc<Validator>>>,
+}
+
+impl CachedType {
+    /// The compiled validator, built on first use and then kept.
+    pub fn validator(&self) -> Result<Arc<Validator>> {
+        let mut slot = self.validator.lock();
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let compiled = Arc::new(validate::compile(&self.schema)?);
+        *slot = Some(compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// Type ids and names never change (types are deactivated, never deleted), so they can be
+/// cached for the life of the process; the version is re-checked inside every enqueue.
+#[derive(Default)]
+pub(crate) struct TypeCache {
+    by_name: RwLock<HashMap<String, Arc<CachedType>>>,
+    names: RwLock<HashMap<i64, String>>,
+}
+
+impl TypeCache {
+    pub fn forget(&self, name: &str) {
+        self.by_name.write().remove(name);
+    }
+
+    fn remember_name(&self, id: i64, name: &str) {
+        self.names.write().insert(id, name.to_string());
+    }
+
+    /// The cached type, loading it when missing. `NotFound` when no such type exists.
+    pub fn get(&self, conn: &mut Conn<'_>, name: &str) -> Result<Arc<CachedType>> {
+        if let Some(t) = self.by_name.read().get(name) {
+            return Ok(t.clone());
+        }
+        let row: Option<(i64, i64, String)> = conn
+            .exec_first(
+                "SELECT id, version, param_schema_json FROM task_types WHERE name = ?",
+                (name,),
+            )
+            .map_err(|e| conn.error(e))?;
+        let (id, version, schema) = row.ok_or_else(|| not_registered(name))?;
+        let cached = Arc::new(CachedType {
+            id,
+            version,
+            // Fail closed: a schema that cannot be read must not turn validation off.
+            schema: serde_json::from_str(&schema).map_err(|e| {
+                Error::new(
+                    Code::InvalidSchema,
+                    format!(
+                        "the stored parameter schema of task type '{name}' is not valid JSON ({e}); \
+                         register the type again with a valid schema"
+                    ),
+                )
+            })?,
+            validator: parking_lot::Mutex::new(None),
+        });
+        self.remember_name(id, name);
+        self.by_name
+            .write()
+            .insert(name.to_string(), cached.clone());
+        Ok(cached)
+    }
+
+    /// Type names for ids, loading the ones not cached yet in one query.
+    pub fn names(&self, conn: &mut Conn<'_>, ids: &[i64]) -> Result<HashMap<i64, String>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let names = self.names.read();
+            for id in ids {
+                match names.get(id) {
+                    Some(n) => {
+                        found.insert(*id, n.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let list = sql::int_list(&missing);
+            let rows: Vec<(i64, String)> = conn
+                .query(format!(
+                    "SELECT id, name FROM task_types WHERE id IN ({list})"
+                ))
+                .map_err(|e| conn.error(e))?;
+            for (id, name) in rows {
+                self.remember_name(id, &name);
+                found.insert(id, name);
+            }
+        }
+        Ok(found)
+    }
+}
