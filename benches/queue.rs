@@ -1,217 +1,605 @@
-//! Queue throughput against the real server, next to a raw-SQL floor: the fewest statements a
-//! correct claim/complete needs, sent with the same driver to the same server.
+//! Queue benchmark against the real server. Prints:
+//! 1. round trips per call, counted on the wire by a proxy between the library and the server
+//!    (client packets that start a command), not by the library counting itself;
+//! 2. throughput of the Rust API next to a raw-SQL floor measured in the same run (median of
+//!    3 runs, with min and max): the fewest statements a correct queue needs, sent with the same
+//!    driver to the same server (single-row INSERT; BEGIN + SELECT ... FOR UPDATE SKIP LOCKED +
+//!    UPDATE + COMMIT for a claim; one UPDATE for a complete; a multi-row INSERT for a batch);
+//! 3. one worker draining behind a proxy that delays every client packet by 1 ms;
+//! 4. the drain rate with a backlog of finished and pending tasks, and EXPLAIN of every
+//!    statement of the claim path.
 //!
-//!     cargo bench --bench queue            (TASKMANAGER_TEST_HOST/_PORT/_USER/_PASS pick the server)
+//!     cargo bench --bench queue
 //!
-//! It also fills the table with finished tasks and measures again, to show that the claim and
-//! complete path does not slow down as history accumulates.
+//! `TASKMANAGER_TEST_HOST/_PORT/_USER/_PASS` pick the server; `TM_BENCH_TASKS` (default 2000)
+//! sets tasks per run, `TM_BENCH_BACKLOG_FINISHED` / `_PENDING` (default 1000000 / 100000) the
+//! backlog.
 
 use mysql::prelude::Queryable;
-use serde_json::json;
-use std::time::Instant;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, Config, EnqueueOptions};
 
-const TASKS: usize = 2000;
-
-/// Claims and completes one task per call until the queue is empty; returns how many.
-/// InnoDB rows the server has read through its handlers so far (all sessions): a count that,
-/// unlike time, does not depend on the disk or on what else the machine is doing.
-fn rows_read(raw: &mut mysql::Conn) -> u64 {
-    let rows: Vec<(String, String)> = raw
-        .query("SHOW GLOBAL STATUS LIKE 'Handler_read%'")
-        .unwrap();
-    rows.iter()
-        .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
-        .sum()
+struct Server {
+    host: String,
+    port: u16,
+    user: String,
+    pass: String,
+    db: String,
 }
 
-fn drain_one_by_one(client: &Client) -> usize {
-    let mut done = 0;
-    while let Some(task) = client
-        .claim("bench", &ClaimOptions::default())
-        .unwrap()
-        .pop()
-    {
+impl Server {
+    fn opts(&self, port: u16) -> mysql::OptsBuilder {
+        mysql::OptsBuilder::new()
+            .ip_or_hostname(Some(self.host.clone()))
+            .tcp_port(port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.pass.clone()))
+            .db_name(Some(self.db.clone()))
+            .prefer_socket(false)
+            .init(vec![
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            ])
+    }
+
+    fn raw(&self) -> mysql::Conn {
+        mysql::Conn::new(self.opts(self.port)).unwrap()
+    }
+
+    fn client(&self, port: u16, history: bool, pool: usize) -> Client {
+        let config = json!({"db_host": self.host, "db_port": port, "db_user": self.user,
+            "db_pass": self.pass, "db_name": self.db, "enable_task_history": history,
+            "pool_max_connections": pool});
+        Client::open(Config::from_map(config.as_object().unwrap()).unwrap()).unwrap()
+    }
+}
+
+/// A TCP proxy to the server that counts client packets with sequence id 0 (each starts a
+/// command: one round trip) and can delay every client chunk.
+struct Proxy {
+    port: u16,
+    commands: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    fn start(upstream: (String, u16), delay: Duration) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let commands = Arc::new(AtomicU64::new(0));
+        let counter = commands.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let server = TcpStream::connect((upstream.0.as_str(), upstream.1)).unwrap();
+                client.set_nodelay(true).unwrap();
+                server.set_nodelay(true).unwrap();
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counter = counter.clone();
+                std::thread::spawn(move || pump_counting(client, server, counter, delay));
+                std::thread::spawn(move || pump(s2, c2));
+            }
+        });
+        Proxy { port, commands }
+    }
+
+    fn commands(&self) -> u64 {
+        self.commands.load(Ordering::SeqCst)
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// Forwards client to server, parsing packet headers (3-byte length, 1-byte sequence id).
+fn pump_counting(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, delay: Duration) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pending: Vec<u8> = Vec::new();
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while pending.len() >= 4 {
+            let len =
+                pending[0] as usize | (pending[1] as usize) << 8 | (pending[2] as usize) << 16;
+            if pending.len() < 4 + len {
+                break;
+            }
+            if pending[3] == 0 {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            pending.drain(..4 + len);
+        }
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+fn item(n: u64) -> BatchItem {
+    serde_json::from_value(json!({"type": "bench", "params": {"n": n}})).unwrap()
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+fn next_n() -> u64 {
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Runs `work(worker_index)` on `workers` threads at once and returns tasks per second for
+/// `total` tasks.
+fn parallel(workers: usize, total: usize, work: impl Fn(usize) + Sync) -> f64 {
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            let work = &work;
+            s.spawn(move || work(w));
+        }
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn claim_opts(limit: u32) -> ClaimOptions {
+    serde_json::from_value(json!({"limit": limit})).unwrap()
+}
+
+fn ours_enqueue(client: &Client, count: usize) {
+    for _ in 0..count {
         client
-            .complete(task.id, &task.lease_token, &json!(null))
+            .enqueue("bench", &json!({"n": next_n()}), &EnqueueOptions::default())
             .unwrap();
+    }
+}
+
+fn ours_drain(client: &Client) -> usize {
+    let mut done = 0;
+    while let Some(t) = client.claim("bench", &claim_opts(1)).unwrap().pop() {
+        client.complete(t.id, &t.lease_token, &Value::Null).unwrap();
         done += 1;
     }
     done
+}
+
+fn ours_drain_batched(client: &Client) {
+    loop {
+        let tasks = client.claim("bench", &claim_opts(100)).unwrap();
+        if tasks.is_empty() {
+            return;
+        }
+        let items: Vec<CompleteItem> = tasks
+            .iter()
+            .map(|t| CompleteItem {
+                id: t.id,
+                lease_token: t.lease_token.clone(),
+                result: Value::Null,
+            })
+            .collect();
+        client.complete_batch(&items).unwrap();
+    }
+}
+
+/// The raw floor's enqueue: one prepared single-row INSERT per task (no dedupe, no history).
+fn raw_enqueue(conn: &mut mysql::Conn, type_id: i64, count: usize) {
+    let stmt = conn
+        .prep(
+            "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock) \
+             VALUES (?, 'pending', ?, ?, ?)",
+        )
+        .unwrap();
+    for _ in 0..count {
+        let n = next_n();
+        let key = format!("raw-{n}");
+        conn.exec_drop(&stmt, (type_id, format!("{{\"n\":{n}}}"), &key, &key))
+            .unwrap();
+    }
+}
+
+/// The raw floor's drain: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, UPDATE, COMMIT to claim,
+/// then one UPDATE to complete.
+fn raw_drain(conn: &mut mysql::Conn) {
+    let select = conn
+        .prep(
+            "SELECT id, params_json FROM tasks WHERE status = 'pending' AND run_at <= NOW(6) \
+             ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .unwrap();
+    let claim = conn
+        .prep(
+            "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_by = 'raw', \
+             claimed_at = NOW(6), lease_expires_at = NOW(6) + INTERVAL 300 SECOND, lease_token = ? \
+             WHERE id = ?",
+        )
+        .unwrap();
+    let complete = conn
+        .prep(
+            "UPDATE tasks SET status = 'completed', result_json = 'null', completed_at = NOW(6), \
+             lease_expires_at = NULL WHERE id = ? AND lease_token = ? AND status = 'claimed'",
+        )
+        .unwrap();
+    loop {
+        conn.query_drop("BEGIN").unwrap();
+        let row: Option<(i64, String)> = conn.exec_first(&select, ()).unwrap();
+        let Some((id, _params)) = row else {
+            conn.query_drop("COMMIT").unwrap();
+            return;
+        };
+        let token = format!("raw.{id}");
+        conn.exec_drop(&claim, (&token, id)).unwrap();
+        conn.query_drop("COMMIT").unwrap();
+        conn.exec_drop(&complete, (id, &token)).unwrap();
+    }
+}
+
+/// Median, min and max of three runs of `f` (each returns tasks/s).
+fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
+    let mut runs = [f(), f(), f()];
+    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (runs[1], runs[0], runs[2])
+}
+
+fn show(name: &str, ours: (f64, f64, f64), floor: (f64, f64, f64)) {
+    println!(
+        "{name:<44} {:>8.0} ({:>6.0}-{:<6.0}) {:>8.0} ({:>6.0}-{:<6.0}) {:>6.2}x",
+        ours.0,
+        ours.1,
+        ours.2,
+        floor.0,
+        floor.1,
+        floor.2,
+        ours.0 / floor.0
+    );
 }
 
 fn main() {
     let var = |k: &str, d: &str| {
         std::env::var(format!("TASKMANAGER_TEST_{k}")).unwrap_or_else(|_| d.into())
     };
-    let (host, port, user, pass) = (
-        var("HOST", "127.0.0.1"),
-        var("PORT", "3306"),
-        var("USER", "taskmanager_test"),
-        var("PASS", ""),
-    );
-    let db = format!("tm_bench_{}", std::process::id());
-    let admin_opts = mysql::OptsBuilder::new()
-        .ip_or_hostname(Some(host.clone()))
-        .tcp_port(port.parse().unwrap())
-        .user(Some(user.clone()))
-        .pass(Some(pass.clone()));
-    let mut admin = mysql::Conn::new(admin_opts.clone())
+    let num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let tasks = num("TM_BENCH_TASKS", 2000);
+    let server = Server {
+        host: var("HOST", "127.0.0.1"),
+        port: var("PORT", "3306").parse().unwrap(),
+        user: var("USER", "taskmanager_test"),
+        pass: var("PASS", ""),
+        db: format!("tm_bench_{}", std::process::id()),
+    };
+    let mut admin = mysql::Conn::new(server.opts(server.port).db_name(None::<String>))
         .expect("the benchmark needs the MariaDB server (scripts/setup)");
     admin
         .query_drop(format!(
-            "CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            server.db
         ))
         .unwrap();
-    let open = |history: bool| {
-        let config = json!({"db_host": host, "db_port": port, "db_user": user, "db_pass": pass, "db_name": db,
-            "enable_task_history": history});
-        Client::open(Config::from_map(config.as_object().unwrap()).unwrap()).unwrap()
-    };
-    let client = open(false);
+    let client = server.client(server.port, true, 32);
     client.migrate().unwrap();
-    client
+    let bench_type = client
         .register_type(
             &serde_json::from_value(json!({"name": "bench", "param_schema": {"type": "object",
-        "properties": {"n": {"type": "integer"}}}}))
+                "properties": {"n": {"type": "integer"}}}}))
             .unwrap(),
         )
         .unwrap();
-    let mut raw = mysql::Conn::new(admin_opts.db_name(Some(db.clone()))).unwrap();
-    raw.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    let mut raw = server.raw();
+    let reset = |raw: &mut mysql::Conn| {
+        raw.query_drop("DELETE FROM task_history").unwrap();
+        raw.query_drop("DELETE FROM tasks").unwrap();
+    };
+    let version: String = raw.query_first("SELECT VERSION()").unwrap().unwrap();
+    let flush: String = raw
+        .query_first("SELECT @@innodb_flush_log_at_trx_commit")
+        .unwrap()
         .unwrap();
+    println!(
+        "TaskManager benchmark: server {version}, innodb_flush_log_at_trx_commit={flush}, \
+         history on, validation on, dedupe on; {tasks} tasks per run"
+    );
 
-    println!("TaskManager queue benchmark: {TASKS} tasks per row, server {host}:{port}");
-    println!("{:<58} {:>12} {:>12}", "operation", "us/task", "tasks/s");
-    let report = |name: &str, started: Instant, n: usize| {
-        let us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-        println!("{name:<58} {us:>12.1} {:>12.0}", 1e6 / us);
-        us
+    // 1. Round trips on the wire.
+    println!("\n## Round trips per call (client commands counted by a proxy)");
+    let proxy = Proxy::start((server.host.clone(), server.port), Duration::ZERO);
+    let counted = server.client(proxy.port, true, 1);
+    // Warm: connect, check the schema, cache the type.
+    ours_enqueue(&counted, 1);
+    ours_drain(&counted);
+    let n = 200u64;
+    let measure = |name: &str, calls: u64, per: u64, f: &mut dyn FnMut()| {
+        let before = proxy.commands();
+        f();
+        let per_call = (proxy.commands() - before) as f64 / calls as f64;
+        println!(
+            "{name:<44} {per_call:>6.2} per call, {:>6.3} per task",
+            per_call / per as f64
+        );
     };
-    let mut seq = 0;
-    let mut items = |n: usize| -> Vec<BatchItem> {
-        (0..n)
-            .map(|_| {
-                seq += 1;
-                serde_json::from_value(json!({"type": "bench", "params": {"n": seq}})).unwrap()
-            })
-            .collect()
-    };
-
-    for history in [false, true] {
-        let c = open(history);
-        let label = if history { "history on" } else { "history off" };
-        let batch = items(TASKS);
-        let t = Instant::now();
-        for item in &batch {
-            c.enqueue("bench", &item.params, &EnqueueOptions::default())
+    measure("enqueue", n, 1, &mut || ours_enqueue(&counted, n as usize));
+    let mut held = Vec::new();
+    measure("claim (limit 1)", n, 1, &mut || {
+        for _ in 0..n {
+            held.extend(counted.claim("w", &claim_opts(1)).unwrap());
+        }
+    });
+    measure("heartbeat", n / 2, 1, &mut || {
+        for t in &held[..n as usize / 2] {
+            counted
+                .heartbeat(t.id, &t.lease_token, &Default::default())
                 .unwrap();
         }
-        report(&format!("enqueue, one per call ({label})"), t, TASKS);
-        let t = Instant::now();
-        let done = drain_one_by_one(&c);
-        report(
-            &format!("claim 1 + complete, one task per call ({label})"),
-            t,
-            done,
-        );
-    }
-
-    let batch = items(TASKS);
-    let t = Instant::now();
-    for chunk in batch.chunks(500) {
-        client.enqueue_batch(chunk).unwrap();
-    }
-    report("enqueue_batch, 500 per call (history off)", t, TASKS);
-    let t = Instant::now();
-    let claim100: ClaimOptions = serde_json::from_value(json!({"limit": 100})).unwrap();
-    let mut done = 0;
-    loop {
-        let tasks = client.claim("bench", &claim100).unwrap();
-        if tasks.is_empty() {
-            break;
+    });
+    measure("complete", n / 2, 1, &mut || {
+        for t in &held[..n as usize / 2] {
+            counted.complete(t.id, &t.lease_token, &json!(1)).unwrap();
         }
-        let finished: Vec<CompleteItem> = tasks
+    });
+    let fail_opts = serde_json::from_value(json!({"retry": false})).unwrap();
+    measure("fail", n / 2, 1, &mut || {
+        for t in &held[n as usize / 2..] {
+            counted
+                .fail(t.id, &t.lease_token, "no", &fail_opts)
+                .unwrap();
+        }
+    });
+    let batch: Vec<BatchItem> = (0..500).map(|_| item(next_n())).collect();
+    measure("enqueue_batch (500 tasks)", 1, 500, &mut || {
+        counted.enqueue_batch(&batch).unwrap();
+    });
+    let mut claimed = Vec::new();
+    measure("claim (limit 500)", 1, 500, &mut || {
+        claimed = counted.claim("w", &claim_opts(500)).unwrap();
+    });
+    measure("complete_batch (500 tasks)", 1, 500, &mut || {
+        let items: Vec<CompleteItem> = claimed
             .iter()
-            .map(|t| {
-                serde_json::from_value(json!({"id": t.id, "lease_token": t.lease_token})).unwrap()
+            .map(|t| CompleteItem {
+                id: t.id,
+                lease_token: t.lease_token.clone(),
+                result: Value::Null,
             })
             .collect();
-        done += client.complete_batch(&finished).unwrap().len();
+        counted.complete_batch(&items).unwrap();
+    });
+    let mut floor_conn = mysql::Conn::new(server.opts(proxy.port)).unwrap();
+    reset(&mut raw);
+    raw_enqueue(&mut floor_conn, bench_type.id, 1);
+    measure("raw floor: INSERT", n, 1, &mut || {
+        raw_enqueue(&mut floor_conn, bench_type.id, n as usize)
+    });
+    measure("raw floor: claim 1 + complete", n + 1, 1, &mut || {
+        raw_drain(&mut floor_conn)
+    });
+    drop(floor_conn);
+
+    // 2. Throughput beside the floor.
+    println!("\n## Throughput, tasks/s: median (min-max) of 3 runs; ours next to the raw floor");
+    println!(
+        "{:<44} {:>24} {:>24} {:>7}",
+        "figure", "ours", "raw floor", "ratio"
+    );
+    let history = std::env::var("TM_BENCH_HISTORY").map_or(true, |v| v != "off");
+    let clients: Vec<Client> = (0..16)
+        .map(|_| server.client(server.port, history, 32))
+        .collect();
+    for producers in [1usize, 4] {
+        let per = tasks / producers;
+        let ours = three(|| {
+            reset(&mut raw);
+            parallel(producers, per * producers, |w| {
+                ours_enqueue(&clients[w], per)
+            })
+        });
+        let floor = three(|| {
+            reset(&mut raw);
+            parallel(producers, per * producers, |_| {
+                raw_enqueue(&mut server.raw(), bench_type.id, per)
+            })
+        });
+        show(&format!("enqueue, {producers} producer(s)"), ours, floor);
     }
-    report("claim 100 + complete_batch (history off)", t, done);
+    let fill = |raw: &mut mysql::Conn| {
+        reset(raw);
+        for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+            client.enqueue_batch(&items).unwrap();
+        }
+    };
+    for workers in [1usize, 4, 16] {
+        let ours = three(|| {
+            fill(&mut raw);
+            parallel(workers, tasks, |w| {
+                ours_drain(&clients[w]);
+            })
+        });
+        let floor = three(|| {
+            fill(&mut raw);
+            parallel(workers, tasks, |_| raw_drain(&mut server.raw()))
+        });
+        show(
+            &format!("drain (claim 1 + complete), {workers} worker(s)"),
+            ours,
+            floor,
+        );
+    }
+    let batched = three(|| {
+        fill(&mut raw);
+        parallel(4, tasks, |w| ours_drain_batched(&clients[w]))
+    });
+    println!(
+        "{:<44} {:>8.0} ({:>6.0}-{:<6.0})",
+        "drain (claim 100 + complete_batch), 4 workers", batched.0, batched.1, batched.2
+    );
+    let ours = three(|| {
+        reset(&mut raw);
+        let started = Instant::now();
+        for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+            client.enqueue_batch(&items).unwrap();
+        }
+        tasks as f64 / started.elapsed().as_secs_f64()
+    });
+    let floor = three(|| {
+        reset(&mut raw);
+        let started = Instant::now();
+        for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|_| {
+                    let n = next_n();
+                    format!(
+                        "({}, 'pending', '{{\"n\":{n}}}', 'raw-{n}', 'raw-{n}')",
+                        bench_type.id
+                    )
+                })
+                .collect();
+            raw.query_drop(format!(
+                "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock) VALUES {}",
+                rows.join(",")
+            ))
+            .unwrap();
+        }
+        tasks as f64 / started.elapsed().as_secs_f64()
+    });
+    show("enqueue_batch 500 vs multi-row INSERT", ours, floor);
 
-    // The floor: claim one task and complete it with the minimal statements, no library.
-    let floor = |raw: &mut mysql::Conn, label: &str| {
-        let t = Instant::now();
-        let mut done = 0;
-        loop {
-            raw.query_drop("START TRANSACTION").unwrap();
-            let id: Option<i64> = raw
-                .query_first("SELECT id FROM tasks WHERE status = 'pending' AND run_at <= NOW(6) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED")
+    // 3. A 1 ms network.
+    println!("\n## One worker behind a proxy that delays each client packet by 1 ms");
+    let slow = Proxy::start((server.host.clone(), server.port), Duration::from_millis(1));
+    let slow_client = server.client(slow.port, true, 2);
+    let small = 500.min(tasks);
+    let ours = three(|| {
+        reset(&mut raw);
+        for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+            client.enqueue_batch(&items).unwrap();
+        }
+        let started = Instant::now();
+        let done = ours_drain(&slow_client);
+        done as f64 / started.elapsed().as_secs_f64()
+    });
+    let floor = three(|| {
+        reset(&mut raw);
+        for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+            client.enqueue_batch(&items).unwrap();
+        }
+        let started = Instant::now();
+        raw_drain(&mut mysql::Conn::new(server.opts(slow.port)).unwrap());
+        small as f64 / started.elapsed().as_secs_f64()
+    });
+    show("drain, 1 worker, 1 ms per client packet", ours, floor);
+
+    // 4. Backlog.
+    let finished = num("TM_BENCH_BACKLOG_FINISHED", 1_000_000);
+    let pending = num("TM_BENCH_BACKLOG_PENDING", 100_000);
+    println!("\n## Backlog: {finished} finished and {pending} pending tasks");
+    let small_table = three(|| {
+        fill(&mut raw);
+        parallel(4, tasks, |w| {
+            ours_drain(&clients[w]);
+        })
+    });
+    reset(&mut raw);
+    let started = Instant::now();
+    let mut admin_db = server.raw();
+    for (count, status, done) in [
+        (finished, "completed", "NOW(6)"),
+        (pending, "pending", "NULL"),
+    ] {
+        let mut left = count;
+        while left > 0 {
+            let step = left.min(100_000);
+            admin_db
+                .query_drop(format!(
+                    "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, completed_at, run_at) \
+                     SELECT {}, '{status}', CONCAT('{{\"n\":', seq, '}}'), CONCAT('{status}-', seq, '-', {left}), \
+                     CONCAT('{status}-', seq, '-', {left}), {done}, NOW(6) FROM seq_1_to_{step}",
+                    bench_type.id
+                ))
                 .unwrap();
-            let Some(id) = id else {
-                raw.query_drop("COMMIT").unwrap();
-                break;
-            };
-            raw.exec_drop("UPDATE tasks SET status = 'claimed', attempts = attempts + 1, lease_token = 'x', lease_expires_at = NOW(6) + INTERVAL 300 SECOND WHERE id = ?", (id,)).unwrap();
-            raw.query_drop("COMMIT").unwrap();
-            raw.exec_drop("UPDATE tasks SET status = 'completed', result_json = 'null', completed_at = NOW(6) WHERE id = ? AND lease_token = 'x' AND status = 'claimed'", (id,)).unwrap();
-            done += 1;
+            left -= step;
+            eprint!(
+                "\rfilling the backlog: {status} {} of {count} ({:.0} s)",
+                count - left,
+                started.elapsed().as_secs_f64()
+            );
         }
-        report(label, t, done)
-    };
-    let enqueue_all = |n: usize, items: &mut dyn FnMut(usize) -> Vec<BatchItem>| {
-        for chunk in items(n).chunks(500) {
-            client.enqueue_batch(chunk).unwrap();
-        }
-    };
-    enqueue_all(TASKS, &mut items);
-    let floor_small = floor(&mut raw, "raw SQL floor: claim 1 + complete (no library)");
-    enqueue_all(TASKS, &mut items);
-    let t = Instant::now();
-    let read_before = rows_read(&mut raw);
-    let done = drain_one_by_one(&client);
-    let reads_small = (rows_read(&mut raw) - read_before) as f64 / done as f64;
-    let lib_small = report("library: claim 1 + complete (history off)", t, done);
-    println!("  library / floor: {:.2}x", lib_small / floor_small);
-
-    // Grow the table with finished tasks and measure the same path again.
-    let finished_rows = 200_000;
-    let t = Instant::now();
-    raw.query_drop(format!(
-        "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, result_json, attempts, completed_at) \
-         SELECT 1, 'completed', '{{}}', CONCAT('old-', seq), CONCAT('old-', seq), 'null', 1, NOW(6) \
-         FROM seq_1_to_{finished_rows}"
-    ))
-    .unwrap();
-    println!(
-        "(added {finished_rows} completed tasks in {:.1}s)",
-        t.elapsed().as_secs_f64()
-    );
-    // Let the server flush what the bulk insert dirtied, so that the measurement below sees
-    // the table's size and not the insert's aftermath.
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    enqueue_all(TASKS / 4, &mut items);
-    drain_one_by_one(&client);
-    enqueue_all(TASKS, &mut items);
-    let t = Instant::now();
-    let read_before = rows_read(&mut raw);
-    let done = drain_one_by_one(&client);
-    let reads_big = (rows_read(&mut raw) - read_before) as f64 / done as f64;
-    let lib_big = report(
-        &format!("library: claim 1 + complete, {finished_rows} finished rows"),
-        t,
-        done,
-    );
-    println!(
-        "  with {finished_rows} finished rows / empty table: {:.2}x",
-        lib_big / lib_small
+    }
+    eprintln!();
+    admin_db.query_drop("ANALYZE TABLE tasks").unwrap();
+    let backlog = three(|| {
+        let started = Instant::now();
+        let per = tasks / 4;
+        std::thread::scope(|s| {
+            for c in clients.iter().take(4) {
+                s.spawn(move || {
+                    for _ in 0..per {
+                        let t = c.claim("bench", &claim_opts(1)).unwrap().pop().unwrap();
+                        c.complete(t.id, &t.lease_token, &Value::Null).unwrap();
+                    }
+                });
+            }
+        });
+        (per * 4) as f64 / started.elapsed().as_secs_f64()
+    });
+    show(
+        "drain, 4 workers: backlog vs small table",
+        backlog,
+        small_table,
     );
 
-    println!(
-        "  rows read by the server per claim + complete: {reads_small:.1} with an empty table, \
-         {reads_big:.1} with {finished_rows} finished rows"
-    );
-    admin.query_drop(format!("DROP DATABASE {db}")).unwrap();
+    println!("\n## EXPLAIN of the claim path, on the backlog");
+    let ids: Vec<i64> = admin_db
+        .query("SELECT id FROM tasks WHERE status = 'pending' ORDER BY id LIMIT 2")
+        .unwrap();
+    admin_db
+        .query_drop(format!(
+            "SET @tm_picked = '[{}]', @tm_expired = '[{}]'",
+            ids[0], ids[1]
+        ))
+        .unwrap();
+    let statements = [
+        "SELECT id FROM tasks WHERE status IN ('claimed') AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED",
+        "UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.run_at = NOW(6) WHERE t.status IN ('claimed')",
+        "SELECT id FROM tasks WHERE status IN ('pending') AND run_at <= NOW(6) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        "UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed' WHERE t.status IN ('pending')",
+        "SELECT t.id FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE t.status = 'claimed' ORDER BY t.priority DESC, t.id",
+        "UPDATE tasks SET status = 'completed' WHERE id = 1 AND lease_token = 'x' AND status = 'claimed'",
+    ];
+    for statement in statements {
+        println!("{statement}");
+        let rows: Vec<mysql::Row> = admin_db.query(format!("EXPLAIN {statement}")).unwrap();
+        for row in rows {
+            let cells: Vec<String> = row
+                .unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    mysql::Value::NULL => "NULL".into(),
+                    mysql::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            println!("    {}", cells.join(" | "));
+        }
+    }
+
+    admin
+        .query_drop(format!("DROP DATABASE {}", server.db))
+        .unwrap();
 }

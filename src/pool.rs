@@ -95,6 +95,10 @@ impl Pool {
             .read_timeout(io)
             .write_timeout(io)
             .tcp_nodelay(true)
+            // Connect where the settings say: the driver would otherwise switch a TCP
+            // connection to localhost over to the server's unix socket behind the caller's back
+            // (set db_socket to use the socket).
+            .prefer_socket(false)
             .init(vec![format!(
                 // READ COMMITTED: no gap locks, so concurrent claimers do not collide.
                 // One round trip at connect: both statements in one text.
