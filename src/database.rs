@@ -13,8 +13,8 @@ use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// How often a deadlocked or lock-timed-out step is retried before the error surfaces.
 const LOCK_CONFLICT_RETRIES: u32 = 4;
@@ -25,7 +25,15 @@ pub(crate) struct Database {
     pub(crate) pool: Pool,
     schema_ready: AtomicBool,
     pub(crate) types: TypeCache,
+    /// When claims in this process last recovered expired leases, in ms since [`EPOCH`].
+    last_recovery_ms: AtomicU64,
 }
+
+/// The process's reference instant for the recovery throttle.
+static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
+
+/// How often a busy claimer stops to recover expired leases.
+const LAZY_RECOVERY_INTERVAL_MS: u64 = 1000;
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +53,7 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
         pool: Pool::new(connection)?,
         schema_ready: AtomicBool::new(false),
         types: TypeCache::default(),
+        last_recovery_ms: AtomicU64::new(0),
     });
     registry.insert(connection.clone(), db.clone());
     Ok(db)
@@ -53,6 +62,19 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
 impl Database {
     pub(crate) fn connection(&self) -> &Connection {
         &self.pool.connection
+    }
+
+    /// Whether a claim should recover expired leases before it selects: at most once per
+    /// interval per process, so that a busy queue does not pay for recovery on every claim.
+    pub(crate) fn lazy_recovery_due(&self) -> bool {
+        // + interval + 1 so that the first call after start is always due.
+        let now = EPOCH.elapsed().as_millis() as u64 + LAZY_RECOVERY_INTERVAL_MS + 1;
+        let last = self.last_recovery_ms.load(Ordering::Relaxed);
+        now - last >= LAZY_RECOVERY_INTERVAL_MS
+            && self
+                .last_recovery_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Converts a driver error into ours, with the password scrubbed from the message.

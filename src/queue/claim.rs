@@ -1,7 +1,8 @@
 //! Claim: hand out up to `limit` runnable tasks under fresh leases, without two claimers ever
 //! holding one task and without claimers waiting on each other (`FOR UPDATE SKIP LOCKED`).
-//! Beside it, lease recovery: every claim first turns up to 100 expired leases into failed
-//! attempts in the same round trip, so no background process is needed; `recover_expired`
+//! Beside it, lease recovery: a claim turns up to 100 expired leases into failed attempts in
+//! its own round trip once a second per process, and in a second round trip when it comes up
+//! short (an idle queue's poll is two round trips), so no background process is needed; `recover_expired`
 //! does the same for every expired lease, for cron.
 
 use crate::Config;
@@ -89,19 +90,37 @@ pub(crate) fn claim(
         let Some(type_ids) = type_filter(db, conn, options)? else {
             return Ok(Vec::new());
         };
-        let request = lifecycle::ClaimRequest {
+        let mut request = lifecycle::ClaimRequest {
             worker_id,
             type_ids: type_ids.as_deref(),
             limit,
             lease_seconds: lease,
             token_prefix: &token_prefix,
         };
-        let script = lifecycle::claim(&request, config.enable_task_history);
-        let mut answer = conn
-            .script(&script.script.text(), true)
-            .map_err(unknown_outcome)?;
-        claimed_tasks(db, conn, answer.rows(script.claimed))
+        // Expired leases go back to the queue lazily: before the select once a second, and
+        // in a second round trip when a claim comes up short while expired leases wait.
+        let recover = db.lazy_recovery_due();
+        let mut rows = claim_round(conn, &request, recover, config)?;
+        if rows.len() < limit as usize && !recover {
+            request.limit = limit - rows.len() as u32;
+            rows.extend(claim_round(conn, &request, true, config)?);
+        }
+        claimed_tasks(db, conn, rows)
     })
+}
+
+/// One claim script's rows.
+fn claim_round(
+    conn: &mut Conn<'_>,
+    request: &lifecycle::ClaimRequest<'_>,
+    recover: bool,
+    config: &Config,
+) -> Result<Vec<mysql::Row>> {
+    let script = lifecycle::claim(request, recover, config.enable_task_history);
+    let mut answer = conn
+        .script(&script.script.text(), true)
+        .map_err(unknown_outcome)?;
+    Ok(answer.rows(script.claimed))
 }
 
 /// The type ids a claim is limited to: `Some(None)` for any type, `None` when the filter

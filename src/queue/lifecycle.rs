@@ -365,11 +365,15 @@ pub struct ClaimScript {
 /// explicit recovery run).
 pub const LAZY_RECOVERY_LIMIT: u32 = 100;
 
-/// Recovers up to `limit` expired leases, then locks up to `limit` runnable tasks (skipping
-/// rows other claimers hold), leases them, and returns them: one transaction, one round trip.
-pub fn claim(request: &ClaimRequest<'_>, history_on: bool) -> ClaimScript {
+/// Locks up to `limit` runnable tasks (skipping rows other claimers hold), leases them, and
+/// returns them: one transaction, one round trip. With `recover`, it first recovers up to
+/// [`LAZY_RECOVERY_LIMIT`] expired leases; recovery costs about as much as the claim itself,
+/// so the caller asks for it only now and then, and when a claim without it came up short.
+pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> ClaimScript {
     let mut script = Script::transaction();
-    recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
+    if recover {
+        recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
+    }
     let type_filter = request.type_ids.map_or(String::new(), |ids| {
         format!("AND type_id IN ({})", sql::int_list(ids))
     });
@@ -749,6 +753,7 @@ mod tests {
                 lease_seconds: 30,
                 token_prefix: "abc",
             },
+            true,
             true,
         )
         .script

@@ -28,6 +28,9 @@ pub fn admin() -> mysql::Conn {
         .tcp_port(port)
         .user(Some(user))
         .pass(Some(pass))
+        // Over TCP like the library, so both are the same account (user@127.0.0.1) and see
+        // each other's sessions in the process list.
+        .prefer_socket(false)
         .init(vec!["SET time_zone = '+00:00'"]);
     mysql::Conn::new(opts).expect("the test MariaDB server must be running (see README)")
 }
