@@ -68,8 +68,10 @@ fn depth(value: &Value) -> usize {
 }
 
 /// The canonical text of a value: object keys sorted by their UTF-8 bytes, no whitespace, and
-/// a number with an integral value written as an integer (as RFC 8785 does), so
-/// `{"b":2,"a":1}`, `{"a":1,"b":2}` and `{"a":1.0,"b":2}` give the same text.
+/// a number with an integral value written as an integer, so `{"b":2,"a":1}`, `{"a":1,"b":2}`
+/// and `{"a":1.0,"b":2}` give the same text. This borrows from RFC 8785 (JCS) but is not it:
+/// JCS sorts keys by UTF-16 code units and formats every number as ECMAScript does; keys
+/// outside the Basic Multilingual Plane and non-integral numbers may be written differently.
 pub fn canonical(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);

@@ -275,29 +275,6 @@ fn type_registration_rules() {
 }
 
 #[test]
-fn a_second_process_sees_new_versions() {
-    // Two clients with different settings have separate caches, like two processes.
-    let db = TestDb::new(json!({}));
-    let other = db.client_with(json!({"max_task_attempts": 5}));
-    db.register(
-        "v",
-        json!({"type": "object", "properties": {"a": {"type": "string"}}}),
-    );
-    other
-        .enqueue("v", &json!({"a": "s"}), &EnqueueOptions::default())
-        .unwrap();
-    db.client.register_type(&from::<TypeDefinition>(json!({"name": "v", "version": 2, "param_schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}))).unwrap();
-    let e = other
-        .enqueue("v", &json!({"a": "t"}), &EnqueueOptions::default())
-        .unwrap_err();
-    assert_eq!(
-        e.code(),
-        Code::ValidationFailed,
-        "the stale cached schema must not be used"
-    );
-}
-
-#[test]
 fn inactive_and_unknown_types_are_refused() {
     let db = TestDb::new(json!({}));
     db.register("old", any_object());
@@ -566,4 +543,118 @@ fn retrying_a_dead_task_whose_key_is_taken_again_is_a_conflict() {
         "pending",
         "free again once the newer one is cancelled"
     );
+}
+
+/// Property: any text a caller passes (type names, params, dedupe keys, worker ids, results,
+/// error messages, cancel reasons) is stored and returned byte for byte, and none of it can
+/// change the SQL it travels in. Random strings over an alphabet of SQL metacharacters.
+#[test]
+fn hostile_strings_survive_every_path() {
+    const ALPHABET: &[&str] = &[
+        "'",
+        "\"",
+        "\\",
+        "`",
+        ";",
+        "--",
+        "#",
+        "/*",
+        "*/",
+        "%",
+        "_",
+        "!",
+        "\\0",
+        "X'",
+        "0x",
+        "_utf8mb4",
+        "UNION",
+        "DROP TABLE tasks",
+        "é",
+        "🎉",
+        "\u{2028}",
+        " ",
+        "a",
+        "Z",
+        "9",
+        ")",
+        "(",
+        ",",
+    ];
+    let db = TestDb::new(json!({}));
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut text = |max: u64| -> String {
+        let len = 1 + next() % max;
+        (0..len)
+            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+            .collect()
+    };
+    for round in 0..40 {
+        let type_name = format!("t{round}{}", text(6));
+        db.register(&type_name, any_object());
+        let params = json!({"s": text(20), "k": {"nested": text(10)}});
+        let key = format!("{round}:{}", text(12));
+        let e = db
+            .client
+            .enqueue(
+                &type_name,
+                &params,
+                &from(json!({"dedupe_key": key, "priority": 1000 + round})),
+            )
+            .unwrap();
+        assert_eq!(e.dedupe_key, key);
+        let worker = text(15);
+        let claim: ClaimOptions = from(json!({"types": [type_name]}));
+        let got = db.client.claim(&worker, &claim).unwrap();
+        assert_eq!(
+            got.len(),
+            1,
+            "type {type_name:?} worker {worker:?} task {:?}",
+            db.client.get_task(e.id)
+        );
+        let t = got.into_iter().next().unwrap();
+        assert_eq!((t.id, &t.type_name, &t.params), (e.id, &type_name, &params));
+        let stored = db.client.get_task(e.id).unwrap();
+        assert_eq!(stored.claimed_by.as_deref(), Some(worker.as_str()));
+        if round % 2 == 0 {
+            let result = json!([text(20)]);
+            db.client.complete(t.id, &t.lease_token, &result).unwrap();
+            assert_eq!(db.client.get_task(e.id).unwrap().result, result);
+        } else {
+            let message = text(30);
+            let failed = db
+                .client
+                .fail(
+                    t.id,
+                    &t.lease_token,
+                    &message,
+                    &from(json!({"retry": false})),
+                )
+                .unwrap();
+            assert_eq!(failed.status, "failed");
+            assert_eq!(
+                db.client.get_task(e.id).unwrap().error_message.as_deref(),
+                Some(message.as_str())
+            );
+            let reason = text(10);
+            db.client.retry(e.id).unwrap();
+            db.client.cancel(e.id, Some(&reason)).unwrap();
+            assert_eq!(
+                db.client.get_task(e.id).unwrap().error_message.as_deref(),
+                Some(reason.as_str())
+            );
+        }
+        // The same key again is the same task: the key compared exactly, not as a pattern.
+        let again = db
+            .client
+            .enqueue(&type_name, &params, &from(json!({"dedupe_key": key})))
+            .unwrap();
+        assert!(again.deduplicated && again.id == e.id);
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 40);
 }
