@@ -179,16 +179,20 @@ fn ours_drain_batched(client: &Client) {
         if tasks.is_empty() {
             return;
         }
-        let items: Vec<CompleteItem> = tasks
-            .iter()
-            .map(|t| CompleteItem {
-                id: t.id,
-                lease_token: t.lease_token.clone(),
-                result: Value::Null,
-            })
-            .collect();
-        client.complete_batch(&items).unwrap();
+        complete_all(client, &tasks);
     }
+}
+
+fn complete_all(client: &Client, tasks: &[taskmanager::ClaimedTask]) {
+    let items: Vec<CompleteItem> = tasks
+        .iter()
+        .map(|t| CompleteItem {
+            id: t.id,
+            lease_token: t.lease_token.clone(),
+            result: Value::Null,
+        })
+        .collect();
+    client.complete_batch(&items).unwrap();
 }
 
 /// The raw floor's enqueue: one prepared single-row INSERT per task (no dedupe, no history).
@@ -366,15 +370,7 @@ fn main() {
         claimed = counted.claim("w", &claim_opts(500)).unwrap();
     });
     measure("complete_batch (500 tasks)", 1, 500, &mut || {
-        let items: Vec<CompleteItem> = claimed
-            .iter()
-            .map(|t| CompleteItem {
-                id: t.id,
-                lease_token: t.lease_token.clone(),
-                result: Value::Null,
-            })
-            .collect();
-        counted.complete_batch(&items).unwrap();
+        complete_all(&counted, &claimed);
     });
     let mut floor_conn = mysql::Conn::new(server.opts(proxy.port)).unwrap();
     reset(&mut raw);

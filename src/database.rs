@@ -127,43 +127,36 @@ impl Database {
     ///
     /// `op` gets `again = true` on a repeat after a connection error, when its first run may
     /// have committed. A connection whose last exchange failed is never pooled again.
-    pub(crate) fn run<T>(&self, mut op: impl FnMut(&mut Conn<'_>, bool) -> Result<T>) -> Result<T> {
+    pub(crate) fn run<T>(&self, op: impl FnMut(&mut Conn<'_>, bool) -> Result<T>) -> Result<T> {
+        self.run_step(op, true)
+    }
+
+    /// As [`Database::run`] for a step that must not run twice (an operator action whose
+    /// repeat would answer differently): a broken connection surfaces as the error.
+    pub(crate) fn run_once<T>(&self, mut op: impl FnMut(&mut Conn<'_>) -> Result<T>) -> Result<T> {
+        self.run_step(|conn, _| op(conn), false)
+    }
+
+    fn run_step<T>(
+        &self,
+        mut op: impl FnMut(&mut Conn<'_>, bool) -> Result<T>,
+        repeatable: bool,
+    ) -> Result<T> {
         let mut conn = self.pool.get()?;
         self.ensure_ready(&mut conn)
             .inspect_err(|e| discard_if_broken(&mut conn, e))?;
         let mut lock_retries = 0;
         let mut again = false;
         loop {
-            let outcome = op(&mut conn, again);
-            match outcome {
-                Err(e) if is_broken(&e) && !timed_out(&e) && conn.reused && !again => {
+            match op(&mut conn, again) {
+                Err(e)
+                    if repeatable && is_broken(&e) && !timed_out(&e) && conn.reused && !again =>
+                {
                     conn.discard();
                     drop(conn);
                     conn = self.pool.get_fresh()?;
                     again = true;
                 }
-                Err(e) if lock_retries < LOCK_CONFLICT_RETRIES && is_lock_conflict(&e) => {
-                    lock_retries += 1;
-                    std::thread::sleep(Duration::from_millis(2u64 << lock_retries));
-                }
-                Err(e) => {
-                    discard_if_broken(&mut conn, &e);
-                    return Err(e);
-                }
-                ok => return ok,
-            }
-        }
-    }
-
-    /// As [`Database::run`] for a step that must not run twice (an operator action whose
-    /// repeat would answer differently): a broken connection surfaces as the error.
-    pub(crate) fn run_once<T>(&self, mut op: impl FnMut(&mut Conn<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.pool.get()?;
-        self.ensure_ready(&mut conn)
-            .inspect_err(|e| discard_if_broken(&mut conn, e))?;
-        let mut lock_retries = 0;
-        loop {
-            match op(&mut conn) {
                 Err(e) if lock_retries < LOCK_CONFLICT_RETRIES && is_lock_conflict(&e) => {
                     lock_retries += 1;
                     std::thread::sleep(Duration::from_millis(2u64 << lock_retries));
