@@ -8,7 +8,7 @@
 use crate::Config;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
-use crate::pool::{Conn, unknown_outcome};
+use crate::pool::Conn;
 use crate::queue::lifecycle;
 use crate::queue::{MAX_BATCH, check_worker_id, random_hex};
 use crate::types::check_name;
@@ -117,9 +117,7 @@ fn claim_round(
     config: &Config,
 ) -> Result<Vec<mysql::Row>> {
     let script = lifecycle::claim(request, recover, config.enable_task_history);
-    let mut answer = conn
-        .script(&script.script.text(), true)
-        .map_err(unknown_outcome)?;
+    let mut answer = script.script.run(conn)?;
     Ok(answer.rows(script.claimed))
 }
 
@@ -198,11 +196,10 @@ pub struct Recovery {
 pub(crate) fn recover_expired(db: &Database, config: &Config) -> Result<Recovery> {
     const BATCH: u32 = 500;
     let script = lifecycle::recovery(BATCH, config.enable_task_history);
-    let text = script.script.text();
     let mut total = Recovery::default();
     loop {
         let (recovered, failed): (u64, u64) = db.run(|conn, _| {
-            let mut answer = conn.script(&text, true).map_err(unknown_outcome)?;
+            let mut answer = script.script.run(conn)?;
             Ok(answer
                 .rows(script.report)
                 .into_iter()

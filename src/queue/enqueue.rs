@@ -10,7 +10,7 @@ use crate::database::Database;
 use crate::dedupe::{self, DedupeScope};
 use crate::error::{Code, Error, Result};
 use crate::json;
-use crate::pool::{Conn, unknown_outcome};
+use crate::pool::Conn;
 use crate::queue::lifecycle::{self, NewTask};
 use crate::queue::{MAX_BATCH, random_hex};
 use crate::type_cache::CachedType;
@@ -331,9 +331,7 @@ fn insert(
         })
         .collect();
     let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history, again);
-    let mut answer = conn
-        .script(&script.script.text(), true)
-        .map_err(unknown_outcome)?;
+    let mut answer = script.script.run(conn)?;
 
     // The INSERT ran only if every type was still active at the validated version.
     let states: Vec<(i64, i64, bool)> = answer

@@ -10,7 +10,6 @@ use crate::Config;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
-use crate::pool::unknown_outcome;
 use crate::queue::lifecycle::{self, GuardedScript, Status};
 use crate::queue::{
     Finished, MAX_BATCH, check_task_id, check_token, lease_error, random_unit, repeated_or_error,
@@ -78,9 +77,8 @@ pub struct CompleteOutcome {
 /// Runs a guarded script; returns whether the UPDATE matched, and the task's row afterwards
 /// (`None` when the task does not exist).
 fn run_guarded(db: &Database, script: &GuardedScript) -> Result<(bool, Option<mysql::Row>)> {
-    let text = script.script.text();
     db.run(|conn, _| {
-        let mut answer = conn.script(&text, true).map_err(unknown_outcome)?;
+        let mut answer = script.script.run(conn)?;
         let changed = answer.affected(script.update) > 0;
         Ok((changed, answer.rows(script.state).into_iter().next()))
     })
@@ -178,9 +176,8 @@ pub(crate) fn complete_batch(
         .map(|i| (i.id, i.lease_token.as_str(), i.result.to_string()))
         .collect();
     let script = lifecycle::complete_batch(&rows, config.enable_task_history);
-    let text = script.script.text();
     let states: Vec<(i64, String, Option<String>, bool)> = db.run(|conn, _| {
-        let mut answer = conn.script(&text, true).map_err(unknown_outcome)?;
+        let mut answer = script.script.run(conn)?;
         Ok(answer
             .rows(script.state)
             .into_iter()

@@ -18,6 +18,8 @@
 //! its history commit together. Every guarded UPDATE re-checks the status it expects, so a
 //! repeated or misread step can never move a task that is not in that status.
 
+use crate::error::Result;
+use crate::pool::{Conn, ScriptResult, unknown_outcome};
 use crate::sql;
 use std::fmt;
 
@@ -122,7 +124,9 @@ pub const RELEASE: Transition = t("release", &[Claimed], Pending, Change::Releas
 pub const CANCEL: Transition = t("cancel", &[Pending, Claimed], Cancelled, Change::Cancelled);
 pub const RETRY: Transition = t("retry", &[Failed, Cancelled], Pending, Change::Retried);
 
-/// Every transition there is; a status change not listed here does not happen.
+/// Every transition there is; a status change not listed here does not happen. The steps use
+/// the constants above; the table is what a reader (and the test below) checks them against.
+#[cfg_attr(not(test), allow(dead_code))]
 pub const TRANSITIONS: &[Transition] = &[
     ENQUEUE,
     CLAIM,
@@ -146,12 +150,12 @@ const fn t(name: &'static str, from: &'static [Status], to: Status, change: Chan
     }
 }
 
-/// Statuses in which a task is finished for good unless someone retries it.
-pub const FINISHED: &[Status] = &[Completed, Failed, Cancelled];
-
 /// The dedupe rule, as the new value of `dedupe_lock` when a task leaves `pending`/`claimed`
 /// for good: an `active`-scope key stops blocking; an `always`-scope key blocks forever.
-const DEDUPE_RELEASED: &str = "IF(dedupe_scope = 'active', NULL, dedupe_lock)";
+/// `alias` is the table's prefix in the statement (`""` or `"t."`).
+fn dedupe_released(alias: &str) -> String {
+    format!("IF({alias}dedupe_scope = 'active', NULL, {alias}dedupe_lock)")
+}
 
 /// The lease guard: only the current token of a claimed task may change it.
 fn lease_guard(id: i64, token: &str) -> String {
@@ -192,8 +196,19 @@ impl Script {
         self
     }
 
+    fn in_transaction(&self) -> bool {
+        self.statements.iter().any(|s| s == "START TRANSACTION")
+    }
+
     pub fn text(&self) -> String {
         self.statements.join(";\n")
+    }
+
+    /// Sends the script in one round trip. A broken connection leaves the outcome unknown: the
+    /// script may have committed.
+    pub fn run(&self, conn: &mut Conn<'_>) -> Result<ScriptResult> {
+        conn.script(&self.text(), self.in_transaction())
+            .map_err(unknown_outcome)
     }
 }
 
@@ -210,13 +225,62 @@ fn change_sql(change: Change) -> String {
     format!("'{}'", change.as_str())
 }
 
-/// The tasks whose ids a JSON array in user variable `var` lists, each found by primary key.
-/// STRAIGHT_JOIN and the forced index keep the optimizer from scanning `tasks` instead.
-fn listed(var: &str) -> String {
-    format!(
-        "FROM JSON_TABLE(@{var}, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
-         STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id"
-    )
+/// Tasks that a locking SELECT earlier in the same script chose and kept in a user variable:
+/// one id (a claim of one task, the hot path, then plain primary-key statements follow) or a
+/// JSON array of ids, each later found by primary key through JSON_TABLE.
+struct Picked {
+    var: &'static str,
+    many: bool,
+}
+
+impl Picked {
+    /// The statement that locks up to `limit` of `candidates` (`FROM tasks WHERE ... ORDER BY
+    /// ...`), skipping rows others hold, and remembers their ids. Either form always yields one
+    /// row, so the variable is NULL when nothing was found.
+    fn pick(&self, candidates: &str, limit: u32) -> String {
+        let var = self.var;
+        if self.many {
+            format!(
+                "SELECT JSON_ARRAYAGG(id) INTO @{var} FROM (SELECT id {candidates} LIMIT {} \
+                 FOR UPDATE SKIP LOCKED) AS picked",
+                sql::int(limit.into())
+            )
+        } else {
+            format!("SELECT (SELECT id {candidates} LIMIT 1 FOR UPDATE SKIP LOCKED) INTO @{var}")
+        }
+    }
+
+    /// The picked tasks as `t`, for UPDATE and SELECT. STRAIGHT_JOIN and the forced index keep
+    /// the optimizer from scanning `tasks` instead of looking each id up.
+    fn tasks(&self) -> String {
+        if self.many {
+            format!(
+                "JSON_TABLE(@{}, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+                 STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id",
+                self.var
+            )
+        } else {
+            "tasks t".into()
+        }
+    }
+
+    /// The condition that starts every WHERE over [`Picked::tasks`].
+    fn condition(&self) -> String {
+        if self.many {
+            "TRUE".into()
+        } else {
+            format!("t.id = @{}", self.var)
+        }
+    }
+
+    /// `FROM ... WHERE <picked> AND <more>`.
+    fn from_where(&self, more: &str) -> String {
+        format!(
+            "FROM {} WHERE {} AND {more}",
+            self.tasks(),
+            self.condition()
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,13 +441,17 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
     let type_filter = request.type_ids.map_or(String::new(), |ids| {
         format!("AND type_id IN ({})", sql::int_list(ids))
     });
+    let picked = Picked {
+        var: "tm_picked",
+        many: request.limit > 1,
+    };
     // Matches idx_tasks_claim (status, priority DESC, id) or idx_tasks_type_claim: no filesort.
-    script.push(format!(
-        "SELECT JSON_ARRAYAGG(id) INTO @tm_picked FROM (SELECT id FROM tasks \
-         WHERE {} AND run_at <= NOW(6) {type_filter} \
-         ORDER BY priority DESC, id LIMIT {} FOR UPDATE SKIP LOCKED) AS runnable",
-        from_clause(&CLAIM),
-        sql::int(request.limit.into()),
+    script.push(picked.pick(
+        &format!(
+            "FROM tasks WHERE {} AND run_at <= NOW(6) {type_filter} ORDER BY priority DESC, id",
+            from_clause(&CLAIM)
+        ),
+        request.limit,
     ));
     // The explicit collation: MariaDB gives CONCAT over a JSON_TABLE join no coercibility,
     // which would make the comparison with the column an error.
@@ -394,26 +462,28 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
     script.push(format!(
         "UPDATE {} SET t.status = '{}', t.attempts = t.attempts + 1, t.claimed_by = {}, \
          t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL {} SECOND, \
-         t.lease_token = {token}, t.progress = 0 WHERE t.{}",
-        listed("tm_picked").trim_start_matches("FROM "),
+         t.lease_token = {token}, t.progress = 0 WHERE {} AND t.{}",
+        picked.tasks(),
         CLAIM.to,
         sql::text(request.worker_id),
         sql::int(request.lease_seconds.into()),
+        picked.condition(),
         from_clause(&CLAIM),
+    ));
+    let leased = picked.from_where(&format!(
+        "t.lease_token = {token} AND t.status = '{}'",
+        CLAIM.to
     ));
     if history_on {
         script.push(history(
             &change_sql(CLAIM.change),
             Some(request.worker_id),
             "NULL",
-            &format!("{} WHERE t.lease_token = {token}", listed("tm_picked")),
+            &leased,
         ));
     }
     let claimed = script.push(format!(
-        "SELECT {CLAIMED_COLUMNS} {} WHERE t.lease_token = {token} AND t.status = '{}' \
-         ORDER BY t.priority DESC, t.id",
-        listed("tm_picked"),
-        CLAIM.to
+        "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY t.priority DESC, t.id"
     ));
     ClaimScript {
         script: script.commit(),
@@ -437,12 +507,12 @@ pub fn claimed_rows(token_prefix: &str) -> String {
 /// concurrent recoverers and claimers never wait on each other or recover a task twice.
 fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
     // Matches idx_tasks_lease (status, lease_expires_at).
-    script.push(format!(
-        "SELECT JSON_ARRAYAGG(id) INTO @tm_expired FROM (SELECT id FROM tasks \
-         WHERE {} AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at LIMIT {} \
-         FOR UPDATE SKIP LOCKED) AS expired",
-        from_clause(&EXPIRE_RETRY),
-        sql::int(limit.into())
+    script.push(EXPIRED.pick(
+        &format!(
+            "FROM tasks WHERE {} AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at",
+            from_clause(&EXPIRE_RETRY)
+        ),
+        limit,
     ));
     let dead = "t.attempts >= t.max_attempts";
     script.push(format!(
@@ -452,11 +522,12 @@ fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
          t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), \
          t.run_at = NOW(6), t.lease_expires_at = NULL, \
          t.status = IF({dead}, '{}', '{}') \
-         WHERE t.{} AND t.lease_expires_at <= NOW(6)",
-        listed("tm_expired").trim_start_matches("FROM "),
-        DEDUPE_RELEASED.replace("dedupe", "t.dedupe"),
+         WHERE {} AND t.{} AND t.lease_expires_at <= NOW(6)",
+        EXPIRED.tasks(),
+        dedupe_released("t."),
         EXPIRE_DEAD.to,
         EXPIRE_RETRY.to,
+        EXPIRED.condition(),
         from_clause(&EXPIRE_RETRY),
     ));
     if history_on {
@@ -464,10 +535,16 @@ fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
             &change_sql(EXPIRE_RETRY.change),
             None,
             &sql::text("lease expired: counted as a failed attempt"),
-            &listed("tm_expired"),
+            &EXPIRED.from_where("TRUE"),
         ));
     }
 }
+
+/// Expired leases picked by a recovery pass.
+const EXPIRED: Picked = Picked {
+    var: "tm_expired",
+    many: true,
+};
 
 /// A recovery run on its own (cron, operator): `recovered, failed` counts in `report`.
 pub struct RecoveryScript {
@@ -481,7 +558,7 @@ pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
     let report = script.push(format!(
         "SELECT COUNT(*), COALESCE(SUM(t.status = '{}'), 0) {}",
         EXPIRE_DEAD.to,
-        listed("tm_expired")
+        EXPIRED.from_where("TRUE")
     ));
     RecoveryScript {
         script: script.commit(),
@@ -492,8 +569,8 @@ pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
 // ---------------------------------------------------------------------------------------------
 // a worker finishing what it holds
 
-/// A guarded single-task step: the UPDATE, its history when it matched, and the task's state
-/// afterwards (to answer, or to explain a miss).
+/// A guarded single-task step: the UPDATE, its history row when it matched, and a read of the
+/// task (to answer the call, or only to explain a miss).
 pub struct GuardedScript {
     pub script: Script,
     /// Rows the guarded UPDATE changed.
@@ -502,14 +579,27 @@ pub struct GuardedScript {
     pub state: usize,
 }
 
+/// What a guarded step reads back.
+enum Answer {
+    /// `status, lease_token` only when the guard missed: a success needs nothing more.
+    OnMiss,
+    /// `status, lease_token` and these columns, always.
+    Columns(&'static str),
+}
+
 fn guarded(
     set_sql: &str,
     id: i64,
     token: &str,
     history_row: Option<(String, String)>,
-    state_columns: &str,
+    answer: Answer,
 ) -> GuardedScript {
-    let mut script = Script::transaction();
+    // With no history row the UPDATE is the only write and commits by itself.
+    let mut script = if history_row.is_some() {
+        Script::transaction()
+    } else {
+        Script::default()
+    };
     let update = script.push(format!(
         "UPDATE tasks SET {set_sql} WHERE {}",
         lease_guard(id, token)
@@ -526,12 +616,23 @@ fn guarded(
             ),
         ));
     }
-    let state = script.push(format!(
-        "SELECT status, lease_token{state_columns} FROM tasks WHERE id = {}",
-        sql::int(id)
-    ));
+    let state = script.push(match answer {
+        // ROW_COUNT() is the UPDATE's or its history row's: 0 exactly when the guard missed.
+        Answer::OnMiss => format!(
+            "SELECT status, lease_token FROM tasks WHERE id = {} AND ROW_COUNT() = 0",
+            sql::int(id)
+        ),
+        Answer::Columns(columns) => format!(
+            "SELECT status, lease_token, {columns} FROM tasks WHERE id = {}",
+            sql::int(id)
+        ),
+    });
     GuardedScript {
-        script: script.commit(),
+        script: if script.in_transaction() {
+            script.commit()
+        } else {
+            script
+        },
         update,
         state,
     }
@@ -541,14 +642,15 @@ pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> Gu
     guarded(
         &format!(
             "status = '{}', result_json = {}, completed_at = NOW(6), lease_expires_at = NULL, \
-             progress = 100, dedupe_lock = {DEDUPE_RELEASED}",
+             progress = 100, dedupe_lock = {}",
             COMPLETE.to,
-            sql::text(result_text)
+            sql::text(result_text),
+            dedupe_released("")
         ),
         id,
         token,
         history_on.then(|| (change_sql(COMPLETE.change), "NULL".into())),
-        "",
+        Answer::OnMiss,
     )
 }
 
@@ -567,9 +669,10 @@ pub fn fail(
         &format!(
             "run_at = IF({will_retry}, NOW(6) + INTERVAL {delay_sql} MICROSECOND, run_at), \
              completed_at = IF({will_retry}, NULL, NOW(6)), \
-             dedupe_lock = IF({will_retry}, dedupe_lock, {DEDUPE_RELEASED}), \
+             dedupe_lock = IF({will_retry}, dedupe_lock, {}), \
              status = IF({will_retry}, '{}', '{}'), \
              error_message = {}, lease_expires_at = NULL",
+            dedupe_released(""),
             FAIL_RETRY.to,
             FAIL_DEAD.to,
             sql::text(message)
@@ -587,7 +690,7 @@ pub fn fail(
                 sql::text(message),
             )
         }),
-        ", attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')",
+        Answer::Columns("attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')"),
     )
 }
 
@@ -612,7 +715,7 @@ pub fn heartbeat(
                 sql::text(&format!("progress {p}%")),
             )
         }),
-        ", DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress",
+        Answer::Columns("DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress"),
     )
 }
 
@@ -627,7 +730,7 @@ pub fn release(id: i64, token: &str, history_on: bool) -> GuardedScript {
         id,
         token,
         history_on.then(|| (change_sql(RELEASE.change), "NULL".into())),
-        "",
+        Answer::OnMiss,
     )
 }
 
@@ -655,9 +758,10 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
         .collect();
     script.push(format!(
         "UPDATE tasks SET status = '{}', result_json = CASE id{results} END, completed_at = @tm_now, \
-         lease_expires_at = NULL, progress = 100, dedupe_lock = {DEDUPE_RELEASED} \
+         lease_expires_at = NULL, progress = 100, dedupe_lock = {} \
          WHERE id IN ({ids}) AND {} AND lease_token = CASE id{tokens} END",
         COMPLETE.to,
+        dedupe_released(""),
         from_clause(&COMPLETE)
     ));
     let finished_now = format!("t.status = '{}' AND t.completed_at = @tm_now", COMPLETE.to);
@@ -687,8 +791,9 @@ pub fn manual(transition: &Transition, id: i64, reason: Option<&str>) -> String 
     let set = match transition.change {
         Change::Cancelled => format!(
             "status = '{}', completed_at = NOW(6), lease_expires_at = NULL, lease_token = NULL, \
-             dedupe_lock = {DEDUPE_RELEASED}",
-            transition.to
+             dedupe_lock = {}",
+            transition.to,
+            dedupe_released("")
         ),
         // A retried task takes its key again; another active task holding it is a conflict.
         _ => format!(
@@ -735,6 +840,7 @@ mod tests {
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
         // Only a manual retry leaves a finished status.
+        const FINISHED: &[Status] = &[Completed, Failed, Cancelled];
         for t in TRANSITIONS {
             if t.from.iter().any(|s| FINISHED.contains(s)) {
                 assert_eq!(t.name, RETRY.name);

@@ -71,8 +71,8 @@ fn apply(
             return Err(Error::new(
                 Code::Conflict,
                 format!(
-                    "task {id} is {current} and cannot be {}: only a {} task can",
-                    transition.to,
+                    "task {id} is {current}: {} needs a {} task",
+                    transition.name,
                     allowed.join(" or ")
                 ),
             ));

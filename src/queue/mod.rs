@@ -6,7 +6,7 @@
 pub(crate) mod claim;
 pub(crate) mod enqueue;
 pub(crate) mod finish;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub(crate) mod manage;
 pub(crate) mod read;
 
