@@ -274,7 +274,7 @@ impl Picked {
     }
 
     /// `FROM ... WHERE <picked> AND <more>`.
-    fn from_where(&self, more: &str) -> String {
+    fn rows_where(&self, more: &str) -> String {
         format!(
             "FROM {} WHERE {} AND {more}",
             self.tasks(),
@@ -470,7 +470,7 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
         picked.condition(),
         from_clause(&CLAIM),
     ));
-    let leased = picked.from_where(&format!(
+    let leased = picked.rows_where(&format!(
         "t.lease_token = {token} AND t.status = '{}'",
         CLAIM.to
     ));
@@ -535,7 +535,7 @@ fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
             &change_sql(EXPIRE_RETRY.change),
             None,
             &sql::text("lease expired: counted as a failed attempt"),
-            &EXPIRED.from_where("TRUE"),
+            &EXPIRED.rows_where("TRUE"),
         ));
     }
 }
@@ -558,7 +558,7 @@ pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
     let report = script.push(format!(
         "SELECT COUNT(*), COALESCE(SUM(t.status = '{}'), 0) {}",
         EXPIRE_DEAD.to,
-        EXPIRED.from_where("TRUE")
+        EXPIRED.rows_where("TRUE")
     ));
     RecoveryScript {
         script: script.commit(),
