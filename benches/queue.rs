@@ -317,98 +317,17 @@ fn main() {
          history on, validation on, dedupe on; {tasks} tasks per run"
     );
 
-    // 1. Round trips on the wire.
-    println!("\n## Round trips per call (client commands counted by a proxy)");
-    let proxy = Proxy::start((server.host.clone(), server.port), Duration::ZERO);
-    let counted = server.client(proxy.port, true, 1);
-    // Warm: connect, check the schema, cache the type.
-    ours_enqueue(&counted, 1);
-    ours_drain(&counted);
-    let n = 200u64;
-    let measure = |name: &str, calls: u64, per: u64, f: &mut dyn FnMut()| {
-        let before = proxy.commands();
-        f();
-        let per_call = (proxy.commands() - before) as f64 / calls as f64;
-        println!(
-            "{name:<44} {per_call:>6.2} per call, {:>6.3} per task",
-            per_call / per as f64
-        );
-    };
-    measure("enqueue", n, 1, &mut || ours_enqueue(&counted, n as usize));
-    let mut held = Vec::new();
-    measure("claim (limit 1)", n, 1, &mut || {
-        for _ in 0..n {
-            held.extend(counted.claim("w", &claim_opts(1)).unwrap());
-        }
-    });
-    measure("heartbeat", n / 2, 1, &mut || {
-        for t in &held[..n as usize / 2] {
-            counted
-                .heartbeat(t.id, &t.lease_token, &Default::default())
-                .unwrap();
-        }
-    });
-    measure("complete", n / 2, 1, &mut || {
-        for t in &held[..n as usize / 2] {
-            counted.complete(t.id, &t.lease_token, &json!(1)).unwrap();
-        }
-    });
-    let fail_opts = serde_json::from_value(json!({"retry": false})).unwrap();
-    measure("fail", n / 2, 1, &mut || {
-        for t in &held[n as usize / 2..] {
-            counted
-                .fail(t.id, &t.lease_token, "no", &fail_opts)
-                .unwrap();
-        }
-    });
-    let batch: Vec<BatchItem> = (0..500).map(|_| item(next_n())).collect();
-    measure("enqueue_batch (500 tasks)", 1, 500, &mut || {
-        counted.enqueue_batch(&batch).unwrap();
-    });
-    let mut claimed = Vec::new();
-    measure("claim (limit 500)", 1, 500, &mut || {
-        claimed = counted.claim("w", &claim_opts(500)).unwrap();
-    });
-    measure("complete_batch (500 tasks)", 1, 500, &mut || {
-        complete_all(&counted, &claimed);
-    });
-    let mut floor_conn = mysql::Conn::new(server.opts(proxy.port)).unwrap();
-    reset(&mut raw);
-    raw_enqueue(&mut floor_conn, bench_type.id, 1);
-    measure("raw floor: INSERT", n, 1, &mut || {
-        raw_enqueue(&mut floor_conn, bench_type.id, n as usize)
-    });
-    measure("raw floor: claim 1 + complete", n + 1, 1, &mut || {
-        raw_drain(&mut floor_conn)
-    });
-    drop(floor_conn);
-
-    // 2. Throughput beside the floor.
-    println!("\n## Throughput, tasks/s: median (min-max) of 3 runs; ours next to the raw floor");
-    println!(
-        "{:<44} {:>24} {:>24} {:>7}",
-        "figure", "ours", "raw floor", "ratio"
-    );
+    // Sections to run: all, or those named on the command line (wire, throughput, network,
+    // backlog), e.g. `cargo bench --bench queue -- throughput`.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let history = std::env::var("TM_BENCH_HISTORY").map_or(true, |v| v != "off");
     let clients: Vec<Client> = (0..16)
         .map(|_| server.client(server.port, history, 32))
         .collect();
-    for producers in [1usize, 4] {
-        let per = tasks / producers;
-        let ours = three(|| {
-            reset(&mut raw);
-            parallel(producers, per * producers, |w| {
-                ours_enqueue(&clients[w], per)
-            })
-        });
-        let floor = three(|| {
-            reset(&mut raw);
-            parallel(producers, per * producers, |_| {
-                raw_enqueue(&mut server.raw(), bench_type.id, per)
-            })
-        });
-        show(&format!("enqueue, {producers} producer(s)"), ours, floor);
-    }
     let fill = |raw: &mut mysql::Conn| {
         reset(raw);
         for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
@@ -416,112 +335,210 @@ fn main() {
             client.enqueue_batch(&items).unwrap();
         }
     };
-    for workers in [1usize, 4, 16] {
-        let ours = three(|| {
+
+    // 1. Round trips on the wire.
+    if wants("wire") {
+        println!("\n## Round trips per call (client commands counted by a proxy)");
+        let proxy = Proxy::start((server.host.clone(), server.port), Duration::ZERO);
+        let counted = server.client(proxy.port, true, 1);
+        // Warm: connect, check the schema, cache the type.
+        ours_enqueue(&counted, 1);
+        ours_drain(&counted);
+        let n = 200u64;
+        let measure = |name: &str, calls: u64, per: u64, f: &mut dyn FnMut()| {
+            let before = proxy.commands();
+            f();
+            let per_call = (proxy.commands() - before) as f64 / calls as f64;
+            println!(
+                "{name:<44} {per_call:>6.2} per call, {:>6.3} per task",
+                per_call / per as f64
+            );
+        };
+        measure("enqueue", n, 1, &mut || ours_enqueue(&counted, n as usize));
+        let mut held = Vec::new();
+        measure("claim (limit 1)", n, 1, &mut || {
+            for _ in 0..n {
+                held.extend(counted.claim("w", &claim_opts(1)).unwrap());
+            }
+        });
+        measure("heartbeat", n / 2, 1, &mut || {
+            for t in &held[..n as usize / 2] {
+                counted
+                    .heartbeat(t.id, &t.lease_token, &Default::default())
+                    .unwrap();
+            }
+        });
+        measure("complete", n / 2, 1, &mut || {
+            for t in &held[..n as usize / 2] {
+                counted.complete(t.id, &t.lease_token, &json!(1)).unwrap();
+            }
+        });
+        let fail_opts = serde_json::from_value(json!({"retry": false})).unwrap();
+        measure("fail", n / 2, 1, &mut || {
+            for t in &held[n as usize / 2..] {
+                counted
+                    .fail(t.id, &t.lease_token, "no", &fail_opts)
+                    .unwrap();
+            }
+        });
+        let batch: Vec<BatchItem> = (0..500).map(|_| item(next_n())).collect();
+        measure("enqueue_batch (500 tasks)", 1, 500, &mut || {
+            counted.enqueue_batch(&batch).unwrap();
+        });
+        let mut claimed = Vec::new();
+        measure("claim (limit 500)", 1, 500, &mut || {
+            claimed = counted.claim("w", &claim_opts(500)).unwrap();
+        });
+        measure("complete_batch (500 tasks)", 1, 500, &mut || {
+            complete_all(&counted, &claimed);
+        });
+        let mut floor_conn = mysql::Conn::new(server.opts(proxy.port)).unwrap();
+        reset(&mut raw);
+        raw_enqueue(&mut floor_conn, bench_type.id, 1);
+        measure("raw floor: INSERT", n, 1, &mut || {
+            raw_enqueue(&mut floor_conn, bench_type.id, n as usize)
+        });
+        measure("raw floor: claim 1 + complete", n + 1, 1, &mut || {
+            raw_drain(&mut floor_conn)
+        });
+        drop(floor_conn);
+    }
+
+    // 2. Throughput beside the floor.
+    if wants("throughput") {
+        println!(
+            "\n## Throughput, tasks/s: median (min-max) of 3 runs; ours next to the raw floor"
+        );
+        println!(
+            "{:<44} {:>24} {:>24} {:>7}",
+            "figure", "ours", "raw floor", "ratio"
+        );
+        for producers in [1usize, 4] {
+            let per = tasks / producers;
+            let ours = three(|| {
+                reset(&mut raw);
+                parallel(producers, per * producers, |w| {
+                    ours_enqueue(&clients[w], per)
+                })
+            });
+            let floor = three(|| {
+                reset(&mut raw);
+                parallel(producers, per * producers, |_| {
+                    raw_enqueue(&mut server.raw(), bench_type.id, per)
+                })
+            });
+            show(&format!("enqueue, {producers} producer(s)"), ours, floor);
+        }
+        for workers in [1usize, 4, 16] {
+            let ours = three(|| {
+                fill(&mut raw);
+                parallel(workers, tasks, |w| {
+                    ours_drain(&clients[w]);
+                })
+            });
+            let floor = three(|| {
+                fill(&mut raw);
+                parallel(workers, tasks, |_| raw_drain(&mut server.raw()))
+            });
+            show(
+                &format!("drain (claim 1 + complete), {workers} worker(s)"),
+                ours,
+                floor,
+            );
+        }
+        let batched = three(|| {
             fill(&mut raw);
-            parallel(workers, tasks, |w| {
-                ours_drain(&clients[w]);
-            })
+            parallel(4, tasks, |w| ours_drain_batched(&clients[w]))
+        });
+        println!(
+            "{:<44} {:>8.0} ({:>6.0}-{:<6.0})",
+            "drain (claim 100 + complete_batch), 4 workers", batched.0, batched.1, batched.2
+        );
+        let ours = three(|| {
+            reset(&mut raw);
+            let started = Instant::now();
+            for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+                client.enqueue_batch(&items).unwrap();
+            }
+            tasks as f64 / started.elapsed().as_secs_f64()
         });
         let floor = three(|| {
-            fill(&mut raw);
-            parallel(workers, tasks, |_| raw_drain(&mut server.raw()))
-        });
-        show(
-            &format!("drain (claim 1 + complete), {workers} worker(s)"),
-            ours,
-            floor,
-        );
-    }
-    let batched = three(|| {
-        fill(&mut raw);
-        parallel(4, tasks, |w| ours_drain_batched(&clients[w]))
-    });
-    println!(
-        "{:<44} {:>8.0} ({:>6.0}-{:<6.0})",
-        "drain (claim 100 + complete_batch), 4 workers", batched.0, batched.1, batched.2
-    );
-    let ours = three(|| {
-        reset(&mut raw);
-        let started = Instant::now();
-        for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
-            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
-            client.enqueue_batch(&items).unwrap();
-        }
-        tasks as f64 / started.elapsed().as_secs_f64()
-    });
-    let floor = three(|| {
-        reset(&mut raw);
-        let started = Instant::now();
-        for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
-            let rows: Vec<String> = chunk
-                .iter()
-                .map(|_| {
-                    let n = next_n();
-                    format!(
-                        "({}, 'pending', '{{\"n\":{n}}}', 'raw-{n}', 'raw-{n}')",
-                        bench_type.id
-                    )
-                })
-                .collect();
-            raw.query_drop(format!(
+            reset(&mut raw);
+            let started = Instant::now();
+            for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+                let rows: Vec<String> = chunk
+                    .iter()
+                    .map(|_| {
+                        let n = next_n();
+                        format!(
+                            "({}, 'pending', '{{\"n\":{n}}}', 'raw-{n}', 'raw-{n}')",
+                            bench_type.id
+                        )
+                    })
+                    .collect();
+                raw.query_drop(format!(
                 "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock) VALUES {}",
                 rows.join(",")
             ))
             .unwrap();
-        }
-        tasks as f64 / started.elapsed().as_secs_f64()
-    });
-    show("enqueue_batch 500 vs multi-row INSERT", ours, floor);
+            }
+            tasks as f64 / started.elapsed().as_secs_f64()
+        });
+        show("enqueue_batch 500 vs multi-row INSERT", ours, floor);
+    }
 
     // 3. A 1 ms network.
-    println!("\n## One worker behind a proxy that delays each client packet by 1 ms");
-    let slow = Proxy::start((server.host.clone(), server.port), Duration::from_millis(1));
-    let slow_client = server.client(slow.port, true, 2);
-    let small = 500.min(tasks);
-    let ours = three(|| {
-        reset(&mut raw);
-        for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
-            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
-            client.enqueue_batch(&items).unwrap();
-        }
-        let started = Instant::now();
-        let done = ours_drain(&slow_client);
-        done as f64 / started.elapsed().as_secs_f64()
-    });
-    let floor = three(|| {
-        reset(&mut raw);
-        for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
-            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
-            client.enqueue_batch(&items).unwrap();
-        }
-        let started = Instant::now();
-        raw_drain(&mut mysql::Conn::new(server.opts(slow.port)).unwrap());
-        small as f64 / started.elapsed().as_secs_f64()
-    });
-    show("drain, 1 worker, 1 ms per client packet", ours, floor);
+    if wants("network") {
+        println!("\n## One worker behind a proxy that delays each client packet by 1 ms");
+        let slow = Proxy::start((server.host.clone(), server.port), Duration::from_millis(1));
+        let slow_client = server.client(slow.port, true, 2);
+        let small = 500.min(tasks);
+        let ours = three(|| {
+            reset(&mut raw);
+            for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
+                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+                client.enqueue_batch(&items).unwrap();
+            }
+            let started = Instant::now();
+            let done = ours_drain(&slow_client);
+            done as f64 / started.elapsed().as_secs_f64()
+        });
+        let floor = three(|| {
+            reset(&mut raw);
+            for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
+                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+                client.enqueue_batch(&items).unwrap();
+            }
+            let started = Instant::now();
+            raw_drain(&mut mysql::Conn::new(server.opts(slow.port)).unwrap());
+            small as f64 / started.elapsed().as_secs_f64()
+        });
+        show("drain, 1 worker, 1 ms per client packet", ours, floor);
+    }
 
-    // 4. Backlog.
-    let finished = num("TM_BENCH_BACKLOG_FINISHED", 1_000_000);
-    let pending = num("TM_BENCH_BACKLOG_PENDING", 100_000);
-    println!("\n## Backlog: {finished} finished and {pending} pending tasks");
-    let small_table = three(|| {
-        fill(&mut raw);
-        parallel(4, tasks, |w| {
-            ours_drain(&clients[w]);
-        })
-    });
-    reset(&mut raw);
-    let started = Instant::now();
-    let mut admin_db = server.raw();
-    for (count, status, done) in [
-        (finished, "completed", "NOW(6)"),
-        (pending, "pending", "NULL"),
-    ] {
-        let mut left = count;
-        while left > 0 {
-            let step = left.min(100_000);
-            admin_db
+    // 4. Backlog, and EXPLAIN on it.
+    if wants("backlog") {
+        let finished = num("TM_BENCH_BACKLOG_FINISHED", 1_000_000);
+        let pending = num("TM_BENCH_BACKLOG_PENDING", 100_000);
+        println!("\n## Backlog: {finished} finished and {pending} pending tasks");
+        let small_table = three(|| {
+            fill(&mut raw);
+            parallel(4, tasks, |w| {
+                ours_drain(&clients[w]);
+            })
+        });
+        reset(&mut raw);
+        let started = Instant::now();
+        let mut admin_db = server.raw();
+        for (count, status, done) in [
+            (finished, "completed", "NOW(6)"),
+            (pending, "pending", "NULL"),
+        ] {
+            let mut left = count;
+            while left > 0 {
+                let step = left.min(100_000);
+                admin_db
                 .query_drop(format!(
                     "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, completed_at, run_at) \
                      SELECT {}, '{status}', CONCAT('{{\"n\":', seq, '}}'), CONCAT('{status}-', seq, '-', {left}), \
@@ -529,69 +546,70 @@ fn main() {
                     bench_type.id
                 ))
                 .unwrap();
-            left -= step;
-            eprint!(
-                "\rfilling the backlog: {status} {} of {count} ({:.0} s)",
-                count - left,
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    eprintln!();
-    admin_db.query_drop("ANALYZE TABLE tasks").unwrap();
-    let backlog = three(|| {
-        let started = Instant::now();
-        let per = tasks / 4;
-        std::thread::scope(|s| {
-            for c in clients.iter().take(4) {
-                s.spawn(move || {
-                    for _ in 0..per {
-                        let t = c.claim("bench", &claim_opts(1)).unwrap().pop().unwrap();
-                        c.complete(t.id, &t.lease_token, &Value::Null).unwrap();
-                    }
-                });
+                left -= step;
+                eprint!(
+                    "\rfilling the backlog: {status} {} of {count} ({:.0} s)",
+                    count - left,
+                    started.elapsed().as_secs_f64()
+                );
             }
+        }
+        eprintln!();
+        admin_db.query_drop("ANALYZE TABLE tasks").unwrap();
+        let backlog = three(|| {
+            let started = Instant::now();
+            let per = tasks / 4;
+            std::thread::scope(|s| {
+                for c in clients.iter().take(4) {
+                    s.spawn(move || {
+                        for _ in 0..per {
+                            let t = c.claim("bench", &claim_opts(1)).unwrap().pop().unwrap();
+                            c.complete(t.id, &t.lease_token, &Value::Null).unwrap();
+                        }
+                    });
+                }
+            });
+            (per * 4) as f64 / started.elapsed().as_secs_f64()
         });
-        (per * 4) as f64 / started.elapsed().as_secs_f64()
-    });
-    show(
-        "drain, 4 workers: backlog vs small table",
-        backlog,
-        small_table,
-    );
+        show(
+            "drain, 4 workers: backlog vs small table",
+            backlog,
+            small_table,
+        );
 
-    println!("\n## EXPLAIN of the claim path, on the backlog");
-    let ids: Vec<i64> = admin_db
-        .query("SELECT id FROM tasks WHERE status = 'pending' ORDER BY id LIMIT 2")
-        .unwrap();
-    admin_db
-        .query_drop(format!(
-            "SET @tm_picked = '[{}]', @tm_expired = '[{}]'",
-            ids[0], ids[1]
-        ))
-        .unwrap();
-    let statements = [
-        "SELECT id FROM tasks WHERE status IN ('claimed') AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED",
-        "UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.run_at = NOW(6) WHERE t.status IN ('claimed')",
-        "SELECT id FROM tasks WHERE status IN ('pending') AND run_at <= NOW(6) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        "UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed' WHERE t.status IN ('pending')",
-        "SELECT t.id FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE t.status = 'claimed' ORDER BY t.priority DESC, t.id",
-        "UPDATE tasks SET status = 'completed' WHERE id = 1 AND lease_token = 'x' AND status = 'claimed'",
-    ];
-    for statement in statements {
-        println!("{statement}");
-        let rows: Vec<mysql::Row> = admin_db.query(format!("EXPLAIN {statement}")).unwrap();
-        for row in rows {
-            let cells: Vec<String> = row
-                .unwrap()
-                .into_iter()
-                .map(|v| match v {
-                    mysql::Value::NULL => "NULL".into(),
-                    mysql::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                    other => format!("{other:?}"),
-                })
-                .collect();
-            println!("    {}", cells.join(" | "));
+        println!("\n## EXPLAIN of the claim path, on the backlog");
+        let ids: Vec<i64> = admin_db
+            .query("SELECT id FROM tasks WHERE status = 'pending' ORDER BY id LIMIT 2")
+            .unwrap();
+        admin_db
+            .query_drop(format!(
+                "SET @tm_picked = '[{}]', @tm_expired = '[{}]'",
+                ids[0], ids[1]
+            ))
+            .unwrap();
+        let statements = [
+            "SELECT id FROM tasks WHERE status IN ('claimed') AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED",
+            "UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.run_at = NOW(6) WHERE t.status IN ('claimed')",
+            "SELECT id FROM tasks WHERE status IN ('pending') AND run_at <= NOW(6) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed' WHERE t.status IN ('pending')",
+            "SELECT t.id FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE t.status = 'claimed' ORDER BY t.priority DESC, t.id",
+            "UPDATE tasks SET status = 'completed' WHERE id = 1 AND lease_token = 'x' AND status = 'claimed'",
+        ];
+        for statement in statements {
+            println!("{statement}");
+            let rows: Vec<mysql::Row> = admin_db.query(format!("EXPLAIN {statement}")).unwrap();
+            for row in rows {
+                let cells: Vec<String> = row
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql::Value::NULL => "NULL".into(),
+                        mysql::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                println!("    {}", cells.join(" | "));
+            }
         }
     }
 

@@ -301,6 +301,31 @@ fn is_version_race(e: &Error) -> bool {
         == Some("type_version_changed")
 }
 
+/// Why a write was refused, from the type's state as the script read it.
+fn check_type_state(db: &Database, p: &Prepared<'_>, states: &[(i64, i64, bool)]) -> Result<()> {
+    let Some(&(_, version, active)) = states.iter().find(|s| s.0 == p.task_type.id) else {
+        db.types.forget(p.item.type_name);
+        return Err(crate::types::not_registered(p.item.type_name));
+    };
+    if !active {
+        return Err(Error::new(
+            Code::TypeInactive,
+            format!(
+                "task type '{}' is deactivated and accepts no new tasks (activate it to enqueue)",
+                p.item.type_name
+            ),
+        ));
+    }
+    if version != p.task_type.version {
+        db.types.forget(p.item.type_name);
+        return Err(
+            Error::new(Code::Conflict, "the task type changed during enqueue")
+                .with_details(json!({"reason": "type_version_changed"})),
+        );
+    }
+    Ok(())
+}
+
 /// Inserts the prepared tasks in one round trip and tells, per task, which row holds its key
 /// and whether this call created it.
 fn insert(
@@ -333,39 +358,22 @@ fn insert(
     let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history, again);
     let mut answer = script.script.run(conn)?;
 
-    // The INSERT ran only if every type was still active at the validated version.
     let states: Vec<(i64, i64, bool)> = answer
         .rows(script.types)
         .into_iter()
         .map(mysql::from_row)
         .collect();
-    for p in prepared {
-        let Some(&(_, version, active)) = states.iter().find(|s| s.0 == p.task_type.id) else {
-            db.types.forget(p.item.type_name);
-            return Err(crate::types::not_registered(p.item.type_name));
-        };
-        if !active {
-            return Err(Error::new(
-                Code::TypeInactive,
-                format!(
-                    "task type '{}' is deactivated and accepts no new tasks (activate it to enqueue)",
-                    p.item.type_name
-                ),
-            ));
-        }
-        if version != p.task_type.version {
-            db.types.forget(p.item.type_name);
-            return Err(
-                Error::new(Code::Conflict, "the task type changed during enqueue")
-                    .with_details(json!({"reason": "type_version_changed"})),
-            );
-        }
-    }
-
     let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
     for row in answer.rows(script.rows) {
         let (id, key, status, created): (i64, String, String, bool) = mysql::from_row(row);
         found.insert(key, (id, status, created));
+    }
+    // The INSERT is all or nothing: when it created nothing, either every task was a
+    // duplicate or a type was no longer active at the validated version.
+    if !found.values().any(|f| f.2) {
+        for p in prepared {
+            check_type_state(db, p, &states)?;
+        }
     }
     let mut out = Vec::with_capacity(prepared.len());
     let mut created_ids = Vec::new();

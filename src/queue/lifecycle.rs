@@ -303,14 +303,18 @@ pub struct EnqueueScript {
     pub script: Script,
     /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
     pub rows: usize,
-    /// `id, version, is_active` of every type of the call.
+    /// `id, version, is_active` of every type of the call, read only when the call created
+    /// no task (to tell a refused write from a duplicate).
     pub types: usize,
 }
 
 /// Inserts the tasks only when every type is still active at the version the params were
 /// validated against (checked inside the INSERT, no locking read); a key already held by
-/// another task makes its row a no-op. `token` marks the rows this call created; `again`
-/// (a repeat after a lost connection) keeps their `created` history from being written twice.
+/// another task makes its row a no-op. `token` marks the rows this call created, so a repeat
+/// after a lost connection (`again`) recognises them and writes no second `created` history.
+///
+/// The type states are read only when the call created nothing (the INSERT is all or nothing):
+/// then they tell a refused write from a duplicate.
 pub fn enqueue(
     tasks: &[NewTask<'_>],
     types: &[(i64, i64)],
@@ -318,6 +322,9 @@ pub fn enqueue(
     history_on: bool,
     again: bool,
 ) -> EnqueueScript {
+    if let ([task], [(type_id, version)]) = (tasks, types) {
+        return enqueue_one(task, *type_id, *version, token, history_on);
+    }
     let mut script = Script::transaction();
     let gate = types
         .iter()
@@ -333,36 +340,20 @@ pub fn enqueue(
     for chunk in tasks.chunks(ROWS_PER_INSERT) {
         let rows: Vec<String> = chunk
             .iter()
-            .map(|task| {
-                format!(
-                    "SELECT {} AS type_id, {} AS params_json, {} AS dedupe_key, {} AS dedupe_scope, \
-                     {} AS priority, {} AS max_attempts, \
-                     COALESCE(CAST({} AS DATETIME(6)), NOW(6) + INTERVAL {} MICROSECOND) AS run_at",
-                    sql::int(task.type_id),
-                    sql::text(task.params_text),
-                    sql::text(task.key),
-                    sql::text(task.scope),
-                    sql::int(task.priority.into()),
-                    sql::int(task.max_attempts.into()),
-                    sql::opt_text(task.run_at),
-                    sql::int(task.delay_micros),
-                )
-            })
+            .map(|task| format!("SELECT {}", new_row_values(task, token)))
             .collect();
         script.push(format!(
-            "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, \
-             priority, max_attempts, run_at, enqueue_token) \
-             SELECT v.type_id, '{}', v.params_json, v.dedupe_key, v.dedupe_key, v.dedupe_scope, \
-             v.priority, v.max_attempts, v.run_at, {} FROM ({}) AS v \
-             WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} \
-             ON DUPLICATE KEY UPDATE tasks.id = tasks.id",
-            ENQUEUE.to,
-            sql::text(token),
+            "{INSERT_TASK} SELECT * FROM ({}) AS v \
+             WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
             rows.join(" UNION ALL "),
             types.len()
         ));
     }
     let keys = sql::text_list(tasks.iter().map(|t| t.key));
+    let mine = format!(
+        "t.dedupe_lock IN ({keys}) AND t.enqueue_token = {}",
+        sql::text(token)
+    );
     if history_on {
         let not_yet = if again {
             format!(
@@ -376,26 +367,101 @@ pub fn enqueue(
             &change_sql(ENQUEUE.change),
             None,
             "NULL",
-            &format!(
-                "FROM tasks t WHERE t.dedupe_lock IN ({keys}) AND t.enqueue_token = {}{not_yet}",
-                sql::text(token)
-            ),
+            &format!("FROM tasks t WHERE {mine}{not_yet}"),
         ));
     }
-    let rows = script.push(format!(
-        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks WHERE dedupe_lock IN ({keys})",
-        sql::text(token)
-    ));
     let type_ids: Vec<i64> = types.iter().map(|t| t.0).collect();
     let types = script.push(format!(
-        "SELECT id, version, is_active FROM task_types WHERE id IN ({})",
+        "SELECT id, version, is_active FROM task_types WHERE id IN ({}) \
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE {mine})",
         sql::int_list(&type_ids)
     ));
+    let rows = script.push(enqueue_answer(&keys, token));
     EnqueueScript {
         script: script.commit(),
         rows,
         types,
     }
+}
+
+/// The common case, one task: the INSERT reads its gate from the type row itself, and the
+/// history row takes the new id from LAST_INSERT_ID(). With history off the INSERT is the only
+/// write and commits by itself.
+fn enqueue_one(
+    task: &NewTask<'_>,
+    type_id: i64,
+    version: i64,
+    token: &str,
+    history_on: bool,
+) -> EnqueueScript {
+    let mut script = if history_on {
+        Script::transaction()
+    } else {
+        Script::default()
+    };
+    script.push(format!(
+        "{INSERT_TASK} SELECT {} FROM task_types WHERE id = {} AND version = {} AND is_active = 1 \
+         {ON_DUPLICATE}",
+        new_row_values(task, token),
+        sql::int(type_id),
+        sql::int(version)
+    ));
+    if history_on {
+        // ROW_COUNT() is the INSERT's: 1 when it created the task, 0 for a duplicate (a repeat
+        // after a lost connection included) or a refused write.
+        script.push(history(
+            &change_sql(ENQUEUE.change),
+            None,
+            "NULL",
+            "FROM (SELECT LAST_INSERT_ID() AS id, NULL AS claimed_by) AS t WHERE ROW_COUNT() = 1",
+        ));
+    }
+    // ROW_COUNT() is 0 exactly when nothing was created, by either statement above.
+    let types = script.push(format!(
+        "SELECT id, version, is_active FROM task_types WHERE id = {} AND ROW_COUNT() = 0",
+        sql::int(type_id)
+    ));
+    let rows = script.push(enqueue_answer(&sql::text(task.key), token));
+    EnqueueScript {
+        script: if history_on { script.commit() } else { script },
+        rows,
+        types,
+    }
+}
+
+const INSERT_TASK: &str = "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, \
+     dedupe_scope, priority, max_attempts, run_at, enqueue_token)";
+
+/// A key another task holds makes the row a no-op (ROW_COUNT() 0: the session does not ask for
+/// found rows).
+const ON_DUPLICATE: &str = "ON DUPLICATE KEY UPDATE tasks.id = tasks.id";
+
+/// The values of one new task, in [`INSERT_TASK`]'s column order.
+fn new_row_values(task: &NewTask<'_>, token: &str) -> String {
+    format!(
+        "{} AS type_id, '{}' AS status, {} AS params_json, {key} AS dedupe_key, {key} AS dedupe_lock, \
+         {} AS dedupe_scope, {} AS priority, {} AS max_attempts, \
+         COALESCE(CAST({} AS DATETIME(6)), NOW(6) + INTERVAL {} MICROSECOND) AS run_at, \
+         {} AS enqueue_token",
+        sql::int(task.type_id),
+        ENQUEUE.to,
+        sql::text(task.params_text),
+        sql::text(task.scope),
+        sql::int(task.priority.into()),
+        sql::int(task.max_attempts.into()),
+        sql::opt_text(task.run_at),
+        sql::int(task.delay_micros),
+        sql::text(token),
+        key = sql::text(task.key),
+    )
+}
+
+/// Which row holds each key now, and whether this call created it.
+fn enqueue_answer(keys: &str, token: &str) -> String {
+    format!(
+        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks WHERE dedupe_lock IN ({keys})",
+        sql::text(token)
+    )
 }
 
 /// Rows per INSERT statement of a batch enqueue.
