@@ -6,7 +6,8 @@
 //!    driver to the same server (single-row INSERT; BEGIN + SELECT ... FOR UPDATE SKIP LOCKED +
 //!    UPDATE + COMMIT for a claim; one UPDATE for a complete; a multi-row INSERT for a batch);
 //! 3. one worker draining behind a proxy that delays every client packet by 1 ms;
-//! 4. the drain rate with a backlog of finished and pending tasks, and EXPLAIN of every
+//! 4. the drain through the PHP (FFI) and Python (ctypes) bindings next to the Rust API's;
+//! 5. the drain rate with a backlog of finished and pending tasks, and EXPLAIN of every
 //!    statement of the claim path.
 //!
 //!     cargo bench --bench queue
@@ -247,6 +248,18 @@ fn raw_drain(conn: &mut mysql::Conn) {
     }
 }
 
+/// Builds the shared library the bindings load and returns its path.
+fn build_cdylib() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--lib", "--quiet"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build --release --lib failed");
+    format!("{root}/target/release/libtaskmanager.so")
+}
+
 /// Median, min and max of three runs of `f` (each returns tasks/s).
 fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
     let mut runs = [f(), f(), f()];
@@ -318,7 +331,7 @@ fn main() {
     );
 
     // Sections to run: all, or those named on the command line (wire, throughput, network,
-    // backlog), e.g. `cargo bench --bench queue -- throughput`.
+    // bindings, backlog), e.g. `cargo bench --bench queue -- throughput`.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -517,7 +530,59 @@ fn main() {
         show("drain, 1 worker, 1 ms per client packet", ours, floor);
     }
 
-    // 4. Backlog, and EXPLAIN on it.
+    // 4. The PHP and Python bindings beside the Rust API.
+    if wants("bindings") {
+        println!("\n## Drain through the bindings, tasks/s: median (min-max) of 3 runs");
+        println!(
+            "{:<44} {:>24} {:>24} {:>7}",
+            "figure", "binding", "Rust API", "ratio"
+        );
+        let lib = build_cdylib();
+        let config = json!({"db_host": server.host, "db_port": server.port, "db_user": server.user,
+            "db_pass": server.pass, "db_name": server.db})
+        .to_string();
+        for workers in [1usize, 4] {
+            let rust = three(|| {
+                fill(&mut raw);
+                parallel(workers, tasks, |w| {
+                    ours_drain(&clients[w]);
+                })
+            });
+            for (name, program, args) in [
+                (
+                    "PHP (FFI)",
+                    "php",
+                    vec!["-d", "ffi.enable=1", "benches/bindings/drain.php"],
+                ),
+                (
+                    "Python (ctypes)",
+                    "python3",
+                    vec!["benches/bindings/drain.py"],
+                ),
+            ] {
+                let binding = three(|| {
+                    fill(&mut raw);
+                    let out = std::process::Command::new(program)
+                        .args(&args)
+                        .arg(&config)
+                        .arg(workers.to_string())
+                        .env("TASKMANAGER_LIB", &lib)
+                        .output()
+                        .expect("PHP and Python must be installed (scripts/setup)");
+                    assert!(
+                        out.status.success(),
+                        "{name} drain failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+                    tasks as f64 / report["seconds"].as_f64().unwrap()
+                });
+                show(&format!("{name}, {workers} worker(s)"), binding, rust);
+            }
+        }
+    }
+
+    // 5. Backlog, and EXPLAIN on it.
     if wants("backlog") {
         let finished = num("TM_BENCH_BACKLOG_FINISHED", 1_000_000);
         let pending = num("TM_BENCH_BACKLOG_PENDING", 100_000);
