@@ -14,6 +14,7 @@ use crate::queue::lifecycle::{self, GuardedScript, Status};
 use crate::queue::{
     Finished, MAX_BATCH, check_task_id, check_token, lease_error, random_unit, repeated_or_error,
 };
+use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -76,11 +77,25 @@ pub struct CompleteOutcome {
 
 /// Runs a guarded script; returns whether the UPDATE matched, and the task's row afterwards
 /// (`None` when the task does not exist).
-fn run_guarded(db: &Database, script: &GuardedScript) -> Result<(bool, Option<mysql::Row>)> {
+///
+/// A step that reads nothing on success reads the task's lease after a miss, in a second round
+/// trip: misses are the rare path (a repeat, a stale token).
+fn run_guarded(
+    db: &Database,
+    id: i64,
+    script: &GuardedScript,
+) -> Result<(bool, Option<mysql::Row>)> {
     db.run(|conn, _| {
         let mut answer = script.script.run(conn)?;
         let changed = answer.affected(script.update) > 0;
-        Ok((changed, answer.rows(script.state).into_iter().next()))
+        let row = match script.state {
+            Some(index) => answer.rows(index).into_iter().next(),
+            None if changed => None,
+            None => conn
+                .query_first(lifecycle::task_lease(id))
+                .map_err(|e| conn.error(e))?,
+        };
+        Ok((changed, row))
     })
 }
 
@@ -113,7 +128,7 @@ pub(crate) fn heartbeat(
         options.progress,
         config.enable_task_history,
     );
-    let (_, row) = run_guarded(db, &script)?;
+    let (_, row) = run_guarded(db, id, &script)?;
     let state = lease_state(&row);
     // A heartbeat in the very microsecond of the previous one changes no row but still owns
     // the task: ownership is judged from the row, not from the count.
@@ -141,7 +156,7 @@ pub(crate) fn complete(
     check_token(token)?;
     json::check_value(result, config.max_payload_bytes, "result")?;
     let script = lifecycle::complete(id, token, &result.to_string(), config.enable_task_history);
-    let (changed, row) = run_guarded(db, &script)?;
+    let (changed, row) = run_guarded(db, id, &script)?;
     let repeated =
         !changed && repeated_or_error(id, lease_state(&row), token, &[Status::Completed])?;
     Ok(Finished {
@@ -262,7 +277,7 @@ pub(crate) fn fail(
         &delay_sql,
         config.enable_task_history,
     );
-    let (changed, row) = run_guarded(db, &script)?;
+    let (changed, row) = run_guarded(db, id, &script)?;
     let state = lease_state(&row);
     let repeated =
         !changed && repeated_or_error(id, state, token, &[Status::Pending, Status::Failed])?;
@@ -284,7 +299,7 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
     check_task_id(id)?;
     check_token(token)?;
     let script = lifecycle::release(id, token, config.enable_task_history);
-    let (changed, row) = run_guarded(db, &script)?;
+    let (changed, row) = run_guarded(db, id, &script)?;
     let repeated = !changed && repeated_or_error(id, lease_state(&row), token, &[Status::Pending])?;
     Ok(Finished {
         id,

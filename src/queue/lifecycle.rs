@@ -635,22 +635,15 @@ pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
 // ---------------------------------------------------------------------------------------------
 // a worker finishing what it holds
 
-/// A guarded single-task step: the UPDATE, its history row when it matched, and a read of the
-/// task (to answer the call, or only to explain a miss).
+/// A guarded single-task step: the UPDATE, its history row when it matched, and, for steps
+/// that answer with the task's columns, a read of the task.
 pub struct GuardedScript {
     pub script: Script,
     /// Rows the guarded UPDATE changed.
     pub update: usize,
-    /// The task afterwards: `status, lease_token` and the step's own columns.
-    pub state: usize,
-}
-
-/// What a guarded step reads back.
-enum Answer {
-    /// `status, lease_token` only when the guard missed: a success needs nothing more.
-    OnMiss,
-    /// `status, lease_token` and these columns, always.
-    Columns(&'static str),
+    /// The task afterwards (`status, lease_token` and the step's columns), for steps that
+    /// read it; the others read [`task_lease`] only after a miss, in a second round trip.
+    pub state: Option<usize>,
 }
 
 fn guarded(
@@ -658,7 +651,7 @@ fn guarded(
     id: i64,
     token: &str,
     history_row: Option<(String, String)>,
-    answer: Answer,
+    answer_columns: Option<&str>,
 ) -> GuardedScript {
     // With no history row the UPDATE is the only write and commits by itself.
     let mut script = if history_row.is_some() {
@@ -682,16 +675,11 @@ fn guarded(
             ),
         ));
     }
-    let state = script.push(match answer {
-        // ROW_COUNT() is the UPDATE's or its history row's: 0 exactly when the guard missed.
-        Answer::OnMiss => format!(
-            "SELECT status, lease_token FROM tasks WHERE id = {} AND ROW_COUNT() = 0",
-            sql::int(id)
-        ),
-        Answer::Columns(columns) => format!(
+    let state = answer_columns.map(|columns| {
+        script.push(format!(
             "SELECT status, lease_token, {columns} FROM tasks WHERE id = {}",
             sql::int(id)
-        ),
+        ))
     });
     GuardedScript {
         script: if script.in_transaction() {
@@ -702,6 +690,14 @@ fn guarded(
         update,
         state,
     }
+}
+
+/// A task's status and lease token: why a guarded step matched nothing.
+pub fn task_lease(id: i64) -> String {
+    format!(
+        "SELECT status, lease_token FROM tasks WHERE id = {}",
+        sql::int(id)
+    )
 }
 
 pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> GuardedScript {
@@ -716,7 +712,7 @@ pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> Gu
         id,
         token,
         history_on.then(|| (change_sql(COMPLETE.change), "NULL".into())),
-        Answer::OnMiss,
+        None,
     )
 }
 
@@ -756,7 +752,7 @@ pub fn fail(
                 sql::text(message),
             )
         }),
-        Answer::Columns("attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')"),
+        Some("attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')"),
     )
 }
 
@@ -781,7 +777,7 @@ pub fn heartbeat(
                 sql::text(&format!("progress {p}%")),
             )
         }),
-        Answer::Columns("DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress"),
+        Some("DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress"),
     )
 }
 
@@ -796,7 +792,7 @@ pub fn release(id: i64, token: &str, history_on: bool) -> GuardedScript {
         id,
         token,
         history_on.then(|| (change_sql(RELEASE.change), "NULL".into())),
-        Answer::OnMiss,
+        None,
     )
 }
 
