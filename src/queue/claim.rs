@@ -2,8 +2,8 @@
 //! holding one task and without claimers waiting on each other (`FOR UPDATE SKIP LOCKED`).
 //! Beside it, lease recovery: a claim turns up to 100 expired leases into failed attempts in
 //! its own round trip once a second per process, and in a second round trip when it comes up
-//! short (an idle queue's poll is two round trips), so no background process is needed; `recover_expired`
-//! does the same for every expired lease, for cron.
+//! short (so an idle queue's poll is two round trips); no background process is needed.
+//! `recover_expired` does the same for every expired lease, for cron.
 
 use crate::Config;
 use crate::database::Database;
@@ -98,7 +98,7 @@ pub(crate) fn claim(
             token_prefix: &token_prefix,
         };
         // Expired leases go back to the queue lazily: before the select once a second, and
-        // in a second round trip when a claim comes up short while expired leases wait.
+        // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
         let mut rows = claim_round(conn, &request, recover, config)?;
         if rows.len() < limit as usize && !recover {

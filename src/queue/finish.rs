@@ -1,10 +1,11 @@
 //! Calls a worker makes on a task it holds: heartbeat, complete, fail, release. Each is
 //! guarded by the lease token: a stale token gets `LeaseLost` and changes nothing.
 //!
-//! Each call is one round trip: the guarded UPDATE, its history row, and a read of the task
-//! that answers the call or explains a miss, in one transaction (see `lifecycle`). A lease that
-//! has run out but was not yet recovered still owns its task: nobody else can hold it until
-//! recovery hands it back.
+//! Each call is one round trip: the guarded UPDATE and its history row in one transaction
+//! (see `lifecycle`), with a read of the task when the call answers with its columns
+//! (heartbeat, fail). Complete and release answer from the UPDATE's row count and read the
+//! task only after a miss, to say why. A lease that has run out but was not yet recovered
+//! still owns its task: nobody else can hold it until recovery hands it back.
 
 use crate::Config;
 use crate::database::Database;

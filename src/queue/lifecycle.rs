@@ -13,8 +13,9 @@
 //!   pending | claimed ──cancel──► cancelled ──retry──► pending
 //! ```
 //!
-//! A script is sent as one multi-statement text: `START TRANSACTION; ...; COMMIT`. Values go in
-//! only through [`crate::sql`]. History rows are written by the same script, so a change and
+//! A script is sent as one multi-statement text: `START TRANSACTION; ...; COMMIT`, or a single
+//! write that commits by itself and the reads around it. Values go in only through
+//! [`crate::sql`]. History rows are written by the same script, so a change and
 //! its history commit together. Every guarded UPDATE re-checks the status it expects, so a
 //! repeated or misread step can never move a task that is not in that status.
 
@@ -174,16 +175,23 @@ fn from_clause(transition: &Transition) -> String {
 }
 
 /// A script: statements sent together, with the index of each one's result set.
-#[derive(Default)]
 pub struct Script {
     statements: Vec<String>,
+    /// Whether its writes run in one transaction (else it is a single write that commits by
+    /// itself).
+    transaction: bool,
 }
 
 impl Script {
-    fn transaction() -> Script {
-        let mut s = Script::default();
-        s.push("START TRANSACTION".into());
-        s
+    fn new(transaction: bool) -> Script {
+        let mut script = Script {
+            statements: Vec::new(),
+            transaction,
+        };
+        if transaction {
+            script.push("START TRANSACTION".into());
+        }
+        script
     }
 
     fn push(&mut self, statement: String) -> usize {
@@ -191,13 +199,12 @@ impl Script {
         self.statements.len() - 1
     }
 
-    fn commit(mut self) -> Script {
-        self.push("COMMIT".into());
+    /// Ends the script: COMMIT when it began a transaction.
+    fn finish(mut self) -> Script {
+        if self.transaction {
+            self.push("COMMIT".into());
+        }
         self
-    }
-
-    fn in_transaction(&self) -> bool {
-        self.statements.iter().any(|s| s == "START TRANSACTION")
     }
 
     pub fn text(&self) -> String {
@@ -207,7 +214,7 @@ impl Script {
     /// Sends the script in one round trip. A broken connection leaves the outcome unknown: the
     /// script may have committed.
     pub fn run(&self, conn: &mut Conn<'_>) -> Result<ScriptResult> {
-        conn.script(&self.text(), self.in_transaction())
+        conn.script(&self.text(), self.transaction)
             .map_err(unknown_outcome)
     }
 }
@@ -325,7 +332,7 @@ pub fn enqueue(
     if let ([task], [(type_id, version)]) = (tasks, types) {
         return enqueue_one(task, *type_id, *version, token, history_on);
     }
-    let mut script = Script::transaction();
+    let mut script = Script::new(true);
     let gate = types
         .iter()
         .map(|(id, version)| {
@@ -378,7 +385,7 @@ pub fn enqueue(
     ));
     let rows = script.push(enqueue_answer(&keys, token));
     EnqueueScript {
-        script: script.commit(),
+        script: script.finish(),
         rows,
         types,
     }
@@ -394,11 +401,7 @@ fn enqueue_one(
     token: &str,
     history_on: bool,
 ) -> EnqueueScript {
-    let mut script = if history_on {
-        Script::transaction()
-    } else {
-        Script::default()
-    };
+    let mut script = Script::new(history_on);
     script.push(format!(
         "{INSERT_TASK} SELECT {} FROM task_types WHERE id = {} AND version = {} AND is_active = 1 \
          {ON_DUPLICATE}",
@@ -423,7 +426,7 @@ fn enqueue_one(
     ));
     let rows = script.push(enqueue_answer(&sql::text(task.key), token));
     EnqueueScript {
-        script: if history_on { script.commit() } else { script },
+        script: script.finish(),
         rows,
         types,
     }
@@ -500,7 +503,7 @@ pub const LAZY_RECOVERY_LIMIT: u32 = 100;
 /// [`LAZY_RECOVERY_LIMIT`] expired leases; recovery costs about as much as the claim itself,
 /// so the caller asks for it only now and then, and when a claim without it came up short.
 pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> ClaimScript {
-    let mut script = Script::transaction();
+    let mut script = Script::new(true);
     if recover {
         recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
     }
@@ -552,7 +555,7 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
         "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY t.priority DESC, t.id"
     ));
     ClaimScript {
-        script: script.commit(),
+        script: script.finish(),
         claimed,
     }
 }
@@ -619,7 +622,7 @@ pub struct RecoveryScript {
 }
 
 pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
-    let mut script = Script::transaction();
+    let mut script = Script::new(true);
     recover_expired(&mut script, limit, history_on);
     let report = script.push(format!(
         "SELECT COUNT(*), COALESCE(SUM(t.status = '{}'), 0) {}",
@@ -627,7 +630,7 @@ pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
         EXPIRED.rows_where("TRUE")
     ));
     RecoveryScript {
-        script: script.commit(),
+        script: script.finish(),
         report,
     }
 }
@@ -654,11 +657,7 @@ fn guarded(
     answer_columns: Option<&str>,
 ) -> GuardedScript {
     // With no history row the UPDATE is the only write and commits by itself.
-    let mut script = if history_row.is_some() {
-        Script::transaction()
-    } else {
-        Script::default()
-    };
+    let mut script = Script::new(history_row.is_some());
     let update = script.push(format!(
         "UPDATE tasks SET {set_sql} WHERE {}",
         lease_guard(id, token)
@@ -682,11 +681,7 @@ fn guarded(
         ))
     });
     GuardedScript {
-        script: if script.in_transaction() {
-            script.commit()
-        } else {
-            script
-        },
+        script: script.finish(),
         update,
         state,
     }
@@ -804,10 +799,9 @@ pub struct CompleteBatchScript {
 
 /// Completes every `(id, token, result)` whose token holds its task, in one transaction.
 pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> CompleteBatchScript {
-    let mut script = Script::default();
+    let mut script = Script::new(true);
     // One instant for the whole batch marks the rows this call finished.
     script.push("SET @tm_now = NOW(6)".into());
-    script.push("START TRANSACTION".into());
     let ids: Vec<i64> = items.iter().map(|i| i.0).collect();
     let ids = sql::int_list(&ids);
     let tokens: String = items
@@ -839,7 +833,7 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
         "SELECT t.id, t.status, t.lease_token, COALESCE({finished_now}, 0) FROM tasks t WHERE t.id IN ({ids})"
     ));
     CompleteBatchScript {
-        script: script.commit(),
+        script: script.finish(),
         state,
     }
 }
