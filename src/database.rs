@@ -150,7 +150,11 @@ impl Database {
         loop {
             match op(&mut conn, again) {
                 Err(e)
-                    if repeatable && is_broken(&e) && !timed_out(&e) && conn.reused && !again =>
+                    if repeatable
+                        && e.leaves_connection_in_doubt()
+                        && !timed_out(&e)
+                        && conn.reused
+                        && !again =>
                 {
                     conn.discard();
                     drop(conn);
@@ -176,10 +180,6 @@ pub(crate) fn commit(db: &Database, tx: mysql::Transaction<'_>) -> Result<()> {
     tx.commit().map_err(|e| unknown_outcome(db.error(e)))
 }
 
-fn is_broken(e: &Error) -> bool {
-    matches!(e.code(), Code::Connection | Code::OutcomeUnknown)
-}
-
 fn timed_out(e: &Error) -> bool {
     e.details()
         .and_then(|d| d.get("timed_out"))
@@ -188,7 +188,7 @@ fn timed_out(e: &Error) -> bool {
 }
 
 fn discard_if_broken(conn: &mut Conn<'_>, e: &Error) {
-    if is_broken(e) {
+    if e.leaves_connection_in_doubt() {
         conn.discard();
     }
 }

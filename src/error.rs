@@ -111,6 +111,12 @@ impl Error {
         self.details.as_ref()?.get("server_code")?.as_u64()
     }
 
+    /// Whether the connection this error came from can no longer be trusted (it broke, timed
+    /// out, or may have committed without saying so): such a connection is closed, not pooled.
+    pub(crate) fn leaves_connection_in_doubt(&self) -> bool {
+        matches!(self.code, Code::Connection | Code::OutcomeUnknown)
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(Code::InvalidArgument, message)
     }

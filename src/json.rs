@@ -20,10 +20,13 @@ pub fn parse_limited(text: &str, max_bytes: usize, what: &str) -> Result<Value> 
     Ok(value)
 }
 
-/// Applies the same limits to a value that arrived already parsed (the Rust API).
-pub fn check_value(value: &Value, max_bytes: usize, what: &str) -> Result<()> {
+/// Applies the same limits to a value that arrived already parsed (the Rust API), and returns
+/// its compact text, which is what gets stored.
+pub fn check_value(value: &Value, max_bytes: usize, what: &str) -> Result<String> {
     check_depth(value, what)?;
-    check_size(value.to_string().len(), max_bytes, what)
+    let text = value.to_string();
+    check_size(text.len(), max_bytes, what)?;
+    Ok(text)
 }
 
 fn check_size(len: usize, max_bytes: usize, what: &str) -> Result<()> {

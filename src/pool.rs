@@ -175,9 +175,7 @@ impl Pool {
             drop(state);
             drop(stale);
         }
-        let mut conn = self.get()?;
-        conn.reused = false;
-        Ok(conn)
+        self.get()
     }
 
     fn checkout(&self, conn: mysql::Conn, reused: bool) -> Conn<'_> {
@@ -230,7 +228,7 @@ impl Conn<'_> {
     /// broken packet) also marks it so it is closed instead of pooled.
     pub(crate) fn error(&mut self, e: mysql::Error) -> Error {
         let mapped = self.pool.error(e);
-        if matches!(mapped.code(), Code::Connection | Code::OutcomeUnknown) {
+        if mapped.leaves_connection_in_doubt() {
             self.healthy = false;
         }
         mapped

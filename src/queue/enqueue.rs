@@ -81,9 +81,10 @@ pub struct Enqueued {
     pub dedupe_key: String,
 }
 
-struct Prepared<'a> {
+/// A task that passed every check that needs no database, with what its row is made of
+/// (computed once, not again on a retry).
+struct Checked<'a> {
     item: TaskInput<'a>,
-    task_type: Arc<CachedType>,
     params_text: String,
     key: String,
     scope: DedupeScope,
@@ -110,16 +111,18 @@ pub(crate) fn enqueue_batch(
             items.len()
         )));
     }
-    for (index, item) in items.iter().enumerate() {
-        check_item(config, item).map_err(|e| at_index(e, index, items.len()))?;
-    }
+    let checked = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| check_item(config, *item).map_err(|e| at_index(e, index, items.len())))
+        .collect::<Result<Vec<_>>>()?;
     // The same token on every try: a repeat after a lost connection recognises its own rows.
     let token = random_hex();
     let mut attempt = 0;
     loop {
         let result = db.run(|conn, again| {
-            let prepared = prepare(db, config, conn, items)?;
-            insert(db, config, conn, &prepared, &token, again)
+            let types = validate_all(db, config, conn, &checked)?;
+            insert(db, config, conn, &checked, &types, &token, again)
         });
         match result {
             Err(e)
@@ -154,11 +157,11 @@ fn at_index(e: Error, index: usize, len: usize) -> Error {
     out
 }
 
-/// Everything that can be refused without the database.
-fn check_item(config: &Config, item: &TaskInput<'_>) -> Result<()> {
+/// Everything that can be refused without the database; what the row is made of.
+fn check_item<'a>(config: &Config, item: TaskInput<'a>) -> Result<Checked<'a>> {
     check_name(item.type_name)?;
-    json::check_value(item.params, config.max_payload_bytes, "params")?;
-    let o = &item.options;
+    let params_text = json::check_value(item.params, config.max_payload_bytes, "params")?;
+    let o = item.options;
     if let Some(key) = &o.dedupe_key {
         dedupe::check_custom_key(key)?;
     }
@@ -179,10 +182,18 @@ fn check_item(config: &Config, item: &TaskInput<'_>) -> Result<()> {
             ));
         }
     }
-    if let Some(run_at) = &o.run_at {
-        normalize_time(run_at)?;
-    }
-    Ok(())
+    Ok(Checked {
+        item,
+        params_text,
+        key: o
+            .dedupe_key
+            .clone()
+            .unwrap_or_else(|| dedupe::compute_key(item.type_name, item.params)),
+        scope: o.dedupe_scope.unwrap_or_default(),
+        run_at: o.run_at.as_deref().map(normalize_time).transpose()?,
+        delay_micros: (o.delay_seconds.unwrap_or(0.0) * 1e6) as i64,
+        max_attempts: o.max_attempts.unwrap_or(config.max_task_attempts),
+    })
 }
 
 /// Accepts `YYYY-MM-DD HH:MM:SS[.ffffff]` with an optional `T` separator and `Z` suffix and
@@ -236,24 +247,27 @@ fn normalize_time(text: &str) -> Result<String> {
     Ok(t)
 }
 
-fn prepare<'a>(
+/// Each task's type (cached) and, with validation on, its params checked against the type's
+/// schema: every violation of the whole call is listed.
+fn validate_all(
     db: &Database,
     config: &Config,
     conn: &mut Conn<'_>,
-    items: &[TaskInput<'a>],
-) -> Result<Vec<Prepared<'a>>> {
-    let mut prepared = Vec::with_capacity(items.len());
+    checked: &[Checked<'_>],
+) -> Result<Vec<Arc<CachedType>>> {
+    let mut types = Vec::with_capacity(checked.len());
     let mut violations: Vec<Value> = Vec::new();
     let mut first_error = None;
-    for (index, &item) in items.iter().enumerate() {
+    for (index, task) in checked.iter().enumerate() {
+        let item = task.item;
         let task_type = db
             .types
             .get(conn, item.type_name)
-            .map_err(|e| at_index(e, index, items.len()))?;
+            .map_err(|e| at_index(e, index, checked.len()))?;
         if config.enable_schema_validation {
             let validator = task_type.validator()?;
             if let Err(e) = validate::check(&validator, item.type_name, item.params) {
-                let e = at_index(e, index, items.len());
+                let e = at_index(e, index, checked.len());
                 if let Some(list) = e.details().and_then(|d| d["violations"].as_array()) {
                     violations.extend(list.iter().cloned());
                 }
@@ -261,24 +275,11 @@ fn prepare<'a>(
                 continue;
             }
         }
-        let o = &item.options;
-        prepared.push(Prepared {
-            item,
-            params_text: item.params.to_string(),
-            key: o
-                .dedupe_key
-                .clone()
-                .unwrap_or_else(|| dedupe::compute_key(item.type_name, item.params)),
-            scope: o.dedupe_scope.unwrap_or_default(),
-            run_at: o.run_at.as_deref().map(normalize_time).transpose()?,
-            delay_micros: (o.delay_seconds.unwrap_or(0.0) * 1e6) as i64,
-            max_attempts: o.max_attempts.unwrap_or(config.max_task_attempts),
-            task_type,
-        });
+        types.push(task_type);
     }
     if let Some(e) = first_error {
         // Nothing is written when any task of the batch is invalid; every violation is listed.
-        if items.len() == 1 {
+        if checked.len() == 1 {
             return Err(e);
         }
         return Err(Error::new(
@@ -291,7 +292,7 @@ fn prepare<'a>(
         )
         .with_details(json!({"violations": violations})));
     }
-    Ok(prepared)
+    Ok(types)
 }
 
 fn is_version_race(e: &Error) -> bool {
@@ -302,8 +303,13 @@ fn is_version_race(e: &Error) -> bool {
 }
 
 /// Why a write was refused, from the type's state as the script read it.
-fn check_type_state(db: &Database, p: &Prepared<'_>, states: &[(i64, i64, bool)]) -> Result<()> {
-    let Some(&(_, version, active)) = states.iter().find(|s| s.0 == p.task_type.id) else {
+fn check_type_state(
+    db: &Database,
+    p: &Checked<'_>,
+    task_type: &CachedType,
+    states: &[(i64, i64, bool)],
+) -> Result<()> {
+    let Some(&(_, version, active)) = states.iter().find(|s| s.0 == task_type.id) else {
         db.types.forget(p.item.type_name);
         return Err(crate::types::not_registered(p.item.type_name));
     };
@@ -316,7 +322,7 @@ fn check_type_state(db: &Database, p: &Prepared<'_>, states: &[(i64, i64, bool)]
             ),
         ));
     }
-    if version != p.task_type.version {
+    if version != task_type.version {
         db.types.forget(p.item.type_name);
         return Err(
             Error::new(Code::Conflict, "the task type changed during enqueue")
@@ -326,26 +332,25 @@ fn check_type_state(db: &Database, p: &Prepared<'_>, states: &[(i64, i64, bool)]
     Ok(())
 }
 
-/// Inserts the prepared tasks in one round trip and tells, per task, which row holds its key
+/// Inserts the checked tasks in one round trip and tells, per task, which row holds its key
 /// and whether this call created it.
 fn insert(
     db: &Database,
     config: &Config,
     conn: &mut Conn<'_>,
-    prepared: &[Prepared<'_>],
+    checked: &[Checked<'_>],
+    task_types: &[Arc<CachedType>],
     token: &str,
     again: bool,
 ) -> Result<Vec<Enqueued>> {
-    let mut types: Vec<(i64, i64)> = prepared
-        .iter()
-        .map(|p| (p.task_type.id, p.task_type.version))
-        .collect();
+    let mut types: Vec<(i64, i64)> = task_types.iter().map(|t| (t.id, t.version)).collect();
     types.sort_unstable();
     types.dedup();
-    let rows: Vec<NewTask<'_>> = prepared
+    let rows: Vec<NewTask<'_>> = checked
         .iter()
-        .map(|p| NewTask {
-            type_id: p.task_type.id,
+        .zip(task_types)
+        .map(|(p, task_type)| NewTask {
+            type_id: task_type.id,
             params_text: &p.params_text,
             key: &p.key,
             scope: p.scope.as_sql(),
@@ -371,13 +376,13 @@ fn insert(
     // The INSERT is all or nothing: when it created nothing, either every task was a
     // duplicate or a type was no longer active at the validated version.
     if !found.values().any(|f| f.2) {
-        for p in prepared {
-            check_type_state(db, p, &states)?;
+        for (p, task_type) in checked.iter().zip(task_types) {
+            check_type_state(db, p, task_type, &states)?;
         }
     }
-    let mut out = Vec::with_capacity(prepared.len());
+    let mut out = Vec::with_capacity(checked.len());
     let mut created_ids = Vec::new();
-    for p in prepared {
+    for p in checked {
         let (id, status, created) = found.get(&p.key).cloned().ok_or_else(|| {
             Error::new(
                 Code::Database,

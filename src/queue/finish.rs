@@ -155,8 +155,8 @@ pub(crate) fn complete(
 ) -> Result<Finished> {
     check_task_id(id)?;
     check_token(token)?;
-    json::check_value(result, config.max_payload_bytes, "result")?;
-    let script = lifecycle::complete(id, token, &result.to_string(), config.enable_task_history);
+    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
+    let script = lifecycle::complete(id, token, &result_text, config.enable_task_history);
     let (changed, row) = run_guarded(db, id, &script)?;
     let repeated =
         !changed && repeated_or_error(id, lease_state(&row), token, &[Status::Completed])?;
@@ -179,18 +179,16 @@ pub(crate) fn complete_batch(
             items.len()
         )));
     }
+    let mut rows: Vec<(i64, &str, String)> = Vec::with_capacity(items.len());
     for item in items {
         check_task_id(item.id)?;
         check_token(&item.lease_token)?;
-        json::check_value(&item.result, config.max_payload_bytes, "result")?;
+        let result = json::check_value(&item.result, config.max_payload_bytes, "result")?;
+        rows.push((item.id, item.lease_token.as_str(), result));
     }
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(i64, &str, String)> = items
-        .iter()
-        .map(|i| (i.id, i.lease_token.as_str(), i.result.to_string()))
-        .collect();
     let script = lifecycle::complete_batch(&rows, config.enable_task_history);
     let states: Vec<(i64, String, Option<String>, bool)> = db.run(|conn, _| {
         let mut answer = script.script.run(conn)?;
