@@ -6,8 +6,8 @@ use crate::database::{self, Database};
 use crate::error::Result;
 use crate::migrate::{self, MigrationReport};
 use crate::queue::Finished;
-use crate::queue::claim::Recovery;
 use crate::queue::claim::{self, ClaimOptions, ClaimedTask};
+use crate::queue::claim::{CompletedAndClaimed, Recovery};
 use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput};
 use crate::queue::finish::{
     self, CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
@@ -118,6 +118,27 @@ impl Client {
     /// succeeds again with `repeated: true`.
     pub fn complete(&self, id: i64, lease_token: &str, result: &Value) -> Result<Finished> {
         finish::complete(&self.db, &self.config, id, lease_token, result)
+    }
+
+    /// A worker's loop step: completes the task it holds and claims its next, in one round
+    /// trip and one commit (half the commits of `complete` followed by `claim`). Nothing is
+    /// claimed when the complete does not match: a stale token is `LeaseLost`, a repeat answers
+    /// `repeated` with no tasks.
+    pub fn complete_and_claim(
+        &self,
+        id: i64,
+        lease_token: &str,
+        result: &Value,
+        worker_id: &str,
+        options: &ClaimOptions,
+    ) -> Result<CompletedAndClaimed> {
+        claim::complete_and_claim(
+            &self.db,
+            &self.config,
+            (id, lease_token, result),
+            worker_id,
+            options,
+        )
     }
 
     /// Completes many claimed tasks in one transaction, with an outcome per task.

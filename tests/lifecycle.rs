@@ -499,3 +499,76 @@ fn cancel_and_manual_retry() {
         ["created", "cancelled", "retried", "claimed", "completed"]
     );
 }
+
+#[test]
+fn complete_and_claim_finishes_one_task_and_leases_the_next_in_one_step() {
+    let db = TestDb::new(json!({}));
+    db.register("loop", any_object());
+    let first = db.enqueue_with("loop", json!({"n": 1}), json!({"priority": 5}));
+    let second = db.enqueue("loop", json!({"n": 2}));
+    let third = db.enqueue("loop", json!({"n": 3}));
+    let held = db.claim_one("w");
+    assert_eq!(held.id, first);
+    let any = ClaimOptions::default();
+
+    let step = db
+        .client
+        .complete_and_claim(held.id, &held.lease_token, &json!("ok"), "w", &any)
+        .unwrap();
+    assert!(!step.completed.repeated);
+    let task = db.client.get_task(first).unwrap();
+    assert_eq!(
+        (task.status.as_str(), &task.result),
+        ("completed", &json!("ok"))
+    );
+    assert_eq!(step.claimed.len(), 1);
+    let next = &step.claimed[0];
+    assert_eq!((next.id, next.attempts), (second, 1));
+    assert_eq!(db.client.get_task(second).unwrap().status, "claimed");
+    assert_eq!(
+        common::history_kinds(&db.client, first),
+        ["created", "claimed", "completed"]
+    );
+    assert_eq!(
+        common::history_kinds(&db.client, second),
+        ["created", "claimed"]
+    );
+
+    // The same call again: a safe repeat, and it leases nothing more.
+    let again = db
+        .client
+        .complete_and_claim(held.id, &held.lease_token, &json!("ok"), "w", &any)
+        .unwrap();
+    assert!(again.completed.repeated && again.claimed.is_empty());
+    assert_eq!(db.client.get_task(third).unwrap().status, "pending");
+
+    // A stale token changes nothing and claims nothing.
+    let e = db
+        .client
+        .complete_and_claim(next.id, "stale.token", &json!(1), "w", &any)
+        .unwrap_err();
+    assert_eq!(e.code(), Code::LeaseLost);
+    assert_eq!(db.client.get_task(third).unwrap().status, "pending");
+
+    // A filter that matches no type completes and claims nothing.
+    let none: ClaimOptions = from(json!({"types": ["no-such-type"]}));
+    let step = db
+        .client
+        .complete_and_claim(next.id, &next.lease_token, &json!(2), "w", &none)
+        .unwrap();
+    assert!(step.claimed.is_empty());
+    assert_eq!(db.client.get_task(second).unwrap().status, "completed");
+
+    // The last task: completed, and an empty queue leaves nothing to claim.
+    let last = db.claim_one("w");
+    assert_eq!(last.id, third);
+    let step = db
+        .client
+        .complete_and_claim(last.id, &last.lease_token, &json!(3), "w", &any)
+        .unwrap();
+    assert!(step.claimed.is_empty());
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM tasks WHERE status = 'completed'"),
+        3
+    );
+}

@@ -232,6 +232,26 @@ final class TaskManager
     }
 
     /**
+     * A worker's loop step in one round trip and one commit: completes the task it holds and,
+     * only if that matched, claims the next ones (options as for claim()). A stale token throws
+     * LeaseLostException and claims nothing; a repeat answers repeated: true with no tasks.
+     *
+     * @param array<string, mixed> $options
+     * @return array{completed: array{id: int, status: string, repeated: bool}, claimed: list<array<string, mixed>>}
+     */
+    public function completeAndClaim(int $taskId, string $leaseToken, mixed $result, string $workerId, array $options = []): array
+    {
+        return $this->call(
+            'tm_task_complete_and_claim',
+            $taskId,
+            $leaseToken,
+            Native::json($result === [] ? new \stdClass() : $result),
+            $workerId,
+            self::options($options)
+        );
+    }
+
+    /**
      * Completes many claimed tasks in one transaction, with an outcome per task.
      *
      * @param list<array{id: int, lease_token: string, result?: mixed}> $items

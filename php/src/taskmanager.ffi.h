@@ -241,6 +241,22 @@ tm_error *tm_task_complete(const tm_client *client,
                            char **out_json);
 
 /**
+ * A worker's loop step in one round trip and one commit: completes `task_id` with
+ * `lease_token` (`result_json` may be NULL for JSON null) and, only if that matched, claims
+ * the next tasks for `worker_id` (`options_json` as for `tm_task_claim`, may be NULL).
+ * Output: `{"completed": {"id", "status", "repeated"}, "claimed": [...]}` with `claimed` as
+ * `tm_task_claim` returns it. A stale token: `TM_LEASE_LOST`, and nothing is claimed; a repeat
+ * of an earlier identical call: `"repeated": true` and no tasks.
+ */
+tm_error *tm_task_complete_and_claim(const tm_client *client,
+                                     int64_t task_id,
+                                     const char *lease_token,
+                                     const char *result_json,
+                                     const char *worker_id,
+                                     const char *options_json,
+                                     char **out_json);
+
+/**
  * Completes many claimed tasks in one transaction: `[{"id", "lease_token", "result"}, ...]`.
  * Output: an array of `{"id", "ok"}` plus `"code"` and `"message"` for each task that could
  * not be completed (e.g. `"TM_LEASE_LOST"`); the others are completed regardless.

@@ -70,6 +70,29 @@ final class TaskManagerTest extends TestCase
         $this->assertFalse($batch[1]['deduplicated']);
     }
 
+    public function testCompleteAndClaimFinishesOneTaskAndLeasesTheNext(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $first = $tm->enqueue($type, ['n' => 1], ['priority' => 1])['id'];
+        $second = $tm->enqueue($type, ['n' => 2])['id'];
+        $task = $tm->claim('php-loop', ['types' => [$type]])[0];
+        $this->assertSame($first, $task['id']);
+
+        $step = $tm->completeAndClaim($task['id'], $task['lease_token'], ['ok' => true], 'php-loop', ['types' => [$type]]);
+        $this->assertFalse($step['completed']['repeated']);
+        $this->assertSame(['ok' => true], $tm->getTask($first)['result']);
+        $this->assertSame([$second], array_column($step['claimed'], 'id'));
+        $this->assertSame('claimed', $tm->getTask($second)['status']);
+
+        $again = $tm->completeAndClaim($task['id'], $task['lease_token'], ['ok' => true], 'php-loop', ['types' => [$type]]);
+        $this->assertTrue($again['completed']['repeated']);
+        $this->assertSame([], $again['claimed']);
+
+        $this->expectException(Exception\LeaseLostException::class);
+        $tm->completeAndClaim($second, 'stale.token', null, 'php-loop');
+    }
+
     public function testStaleTokenIsRejectedAndChangesNothing(): void
     {
         $tm = TaskManager::getInstance();

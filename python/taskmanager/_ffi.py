@@ -69,6 +69,7 @@ _SIGNATURES = {
     "tm_task_claim": ([_client, c_char_p, c_char_p, _out], _err),
     "tm_task_heartbeat": ([_client, c_int64, c_char_p, c_char_p, _out], _err),
     "tm_task_complete": ([_client, c_int64, c_char_p, c_char_p, _out], _err),
+    "tm_task_complete_and_claim": ([_client, c_int64, c_char_p, c_char_p, c_char_p, c_char_p, _out], _err),
     "tm_task_complete_batch": ([_client, c_char_p, _out], _err),
     "tm_task_fail": ([_client, c_int64, c_char_p, c_char_p, c_char_p, _out], _err),
     "tm_task_release": ([_client, c_int64, c_char_p, _out], _err),

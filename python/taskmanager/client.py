@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _ffi
 from ._errors import Code, error_for
@@ -171,6 +171,26 @@ class Client:
     def complete(self, task_id: int, lease_token: str, result: Json = None) -> Dict[str, Any]:
         return _ffi.call_json("tm_task_complete", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                               _ffi.encode_json(result, "result"))
+
+    def complete_and_claim(
+        self,
+        task_id: int,
+        lease_token: str,
+        result: Json,
+        worker_id: str,
+        *,
+        types: Optional[List[str]] = None,
+        type_prefix: Optional[str] = None,
+        limit: Optional[int] = None,
+        lease_seconds: Optional[int] = None,
+    ) -> Tuple[Dict[str, Any], List[Task]]:
+        """A worker's loop step in one round trip and one commit: completes the task it holds
+        and, only if that matched, claims the next ones. Returns ``(completed, claimed)``. A stale
+        token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` with no tasks."""
+        options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds))
+        out = _ffi.call_json("tm_task_complete_and_claim", self._h, task_id, _ffi.text(lease_token, "lease_token"),
+                             _ffi.encode_json(result, "result"), _ffi.text(worker_id, "worker_id"), options)
+        return out["completed"], [Task(self, row) for row in out["claimed"]]
 
     def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         """Completes ``[{"id", "lease_token", "result"?}, ...]`` in one transaction; an outcome per task."""

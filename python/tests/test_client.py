@@ -35,6 +35,26 @@ def test_full_lifecycle(client):
     assert client.claim("py-worker", types=["py.mail"]) == []
 
 
+def test_complete_and_claim_finishes_one_task_and_leases_the_next(client):
+    client.register_type("py.loop", {"type": "object"})
+    first = client.enqueue("py.loop", {"n": 1}, priority=1)["id"]
+    second = client.enqueue("py.loop", {"n": 2})["id"]
+    [task] = client.claim("py-loop", types=["py.loop"])
+    assert task.id == first
+
+    completed, claimed = client.complete_and_claim(task.id, task.lease_token, {"ok": True}, "py-loop", types=["py.loop"])
+    assert completed["repeated"] is False
+    assert client.get_task(first)["result"] == {"ok": True}
+    assert [t.id for t in claimed] == [second] and claimed[0].attempts == 1
+    assert client.get_task(second)["status"] == "claimed"
+
+    completed, claimed = client.complete_and_claim(task.id, task.lease_token, {"ok": True}, "py-loop")
+    assert completed["repeated"] is True and claimed == []
+    with pytest.raises(taskmanager.LeaseLostError):
+        client.complete_and_claim(second, "stale.token", None, "py-loop")
+    assert client.get_task(second)["status"] == "claimed"
+
+
 def test_fail_retry_release_cancel(client):
     tid = client.enqueue("py.job", {"n": 1}, max_attempts=2)["id"]
     [task] = client.claim("w")

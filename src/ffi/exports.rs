@@ -223,12 +223,46 @@ pub unsafe extern "C" fn tm_task_complete(
     boundary(|| {
         let c = client_ref(client)?;
         let token = text(lease_token, "lease_token")?;
-        let result = match optional_text(result_json, "result_json")? {
-            None => serde_json::Value::Null,
-            Some(_) => json_value(result_json, "result_json", c.config().max_payload_bytes)?,
-        };
+        let result = result_arg(c, result_json)?;
         write_json(out_json, &c.complete(task_id, token, &result)?)
     })
+}
+
+/// A worker's loop step in one round trip and one commit: completes `task_id` with
+/// `lease_token` (`result_json` may be NULL for JSON null) and, only if that matched, claims
+/// the next tasks for `worker_id` (`options_json` as for `tm_task_claim`, may be NULL).
+/// Output: `{"completed": {"id", "status", "repeated"}, "claimed": [...]}` with `claimed` as
+/// `tm_task_claim` returns it. A stale token: `TM_LEASE_LOST`, and nothing is claimed; a repeat
+/// of an earlier identical call: `"repeated": true` and no tasks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_complete_and_claim(
+    client: *const tm_client,
+    task_id: i64,
+    lease_token: *const c_char,
+    result_json: *const c_char,
+    worker_id: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let token = text(lease_token, "lease_token")?;
+        let result = result_arg(c, result_json)?;
+        let worker_id = text(worker_id, "worker_id")?;
+        let options = options(options_json, "options_json")?;
+        write_json(
+            out_json,
+            &c.complete_and_claim(task_id, token, &result, worker_id, &options)?,
+        )
+    })
+}
+
+/// A task's result from C: NULL is JSON null.
+fn result_arg(c: &Client, result_json: *const c_char) -> crate::Result<serde_json::Value> {
+    match optional_text(result_json, "result_json")? {
+        None => Ok(serde_json::Value::Null),
+        Some(_) => json_value(result_json, "result_json", c.config().max_payload_bytes),
+    }
 }
 
 /// Completes many claimed tasks in one transaction: `[{"id", "lease_token", "result"}, ...]`.

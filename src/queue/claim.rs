@@ -8,9 +8,13 @@
 use crate::Config;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
+use crate::json;
 use crate::pool::Conn;
-use crate::queue::lifecycle;
-use crate::queue::{MAX_BATCH, check_worker_id, random_hex};
+use crate::queue::finish;
+use crate::queue::lifecycle::{self, Status};
+use crate::queue::{
+    Finished, MAX_BATCH, check_task_id, check_token, check_worker_id, random_hex, repeated_or_error,
+};
 use crate::types::check_name;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -45,12 +49,14 @@ pub struct ClaimedTask {
     pub lease_expires_at: String,
 }
 
-pub(crate) fn claim(
-    db: &Database,
-    config: &Config,
-    worker_id: &str,
-    options: &ClaimOptions,
-) -> Result<Vec<ClaimedTask>> {
+/// A checked claim request: how many tasks, for how long.
+struct Wanted {
+    limit: u32,
+    lease_seconds: u32,
+}
+
+/// Everything about a claim that can be refused without the database.
+fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Result<Wanted> {
     check_worker_id(worker_id)?;
     let limit = options.limit.unwrap_or(1);
     if limit == 0 || limit as usize > MAX_BATCH {
@@ -58,8 +64,8 @@ pub(crate) fn claim(
             "limit must be from 1 to {MAX_BATCH}, got {limit}"
         )));
     }
-    let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
-    if lease == 0 || lease > 31_536_000 {
+    let lease_seconds = options.lease_seconds.unwrap_or(config.task_claim_timeout);
+    if lease_seconds == 0 || lease_seconds > 31_536_000 {
         return Err(Error::invalid("lease_seconds must be from 1 to 31536000"));
     }
     if options.types.is_some() && options.type_prefix.is_some() {
@@ -74,15 +80,24 @@ pub(crate) fn claim(
     if let Some(prefix) = &options.type_prefix {
         check_name(prefix)?;
     }
+    Ok(Wanted {
+        limit,
+        lease_seconds,
+    })
+}
+
+pub(crate) fn claim(
+    db: &Database,
+    config: &Config,
+    worker_id: &str,
+    options: &ClaimOptions,
+) -> Result<Vec<ClaimedTask>> {
+    let wanted = check_claim(config, worker_id, options)?;
     // Known before the commit and the same on a repeat, so a repeat finds what it leased.
     let token_prefix = random_hex();
-
     db.run(|conn, again| {
         if again {
-            let rows = conn
-                .query(lifecycle::claimed_rows(&token_prefix))
-                .map_err(|e| conn.error(e))?;
-            let held = claimed_tasks(db, conn, rows)?;
+            let held = held_by(db, conn, &token_prefix)?;
             if !held.is_empty() {
                 return Ok(held);
             }
@@ -90,23 +105,126 @@ pub(crate) fn claim(
         let Some(type_ids) = type_filter(db, conn, options)? else {
             return Ok(Vec::new());
         };
-        let mut request = lifecycle::ClaimRequest {
+        let request = lifecycle::ClaimRequest {
             worker_id,
             type_ids: type_ids.as_deref(),
-            limit,
-            lease_seconds: lease,
+            limit: wanted.limit,
+            lease_seconds: wanted.lease_seconds,
             token_prefix: &token_prefix,
         };
         // Expired leases go back to the queue lazily: before the select once a second, and
         // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
-        let mut rows = claim_round(conn, &request, recover, config)?;
-        if rows.len() < limit as usize && !recover {
-            request.limit = limit - rows.len() as u32;
-            rows.extend(claim_round(conn, &request, true, config)?);
-        }
+        let rows = claim_round(conn, &request, recover, config)?;
+        let rows = claim_more_if_short(conn, request, recover, config, rows)?;
         claimed_tasks(db, conn, rows)
     })
+}
+
+/// Completes the task a worker holds and claims its next in one transaction and one round
+/// trip (one commit instead of two). The claim happens only when the complete matched: a
+/// stale token gets `LeaseLost` and claims nothing, a repeat of an earlier identical call
+/// answers `repeated` and claims nothing either.
+pub(crate) fn complete_and_claim(
+    db: &Database,
+    config: &Config,
+    done: (i64, &str, &Value),
+    worker_id: &str,
+    options: &ClaimOptions,
+) -> Result<CompletedAndClaimed> {
+    let (id, token, result) = done;
+    check_task_id(id)?;
+    check_token(token)?;
+    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
+    let wanted = check_claim(config, worker_id, options)?;
+    let token_prefix = random_hex();
+    let completed = |repeated| Finished {
+        id,
+        status: Status::Completed.as_str().into(),
+        repeated,
+    };
+    db.run(|conn, again| {
+        if again {
+            // The first run committed both halves if it leased anything.
+            let held = held_by(db, conn, &token_prefix)?;
+            if !held.is_empty() {
+                return Ok(CompletedAndClaimed {
+                    completed: completed(false),
+                    claimed: held,
+                });
+            }
+        }
+        let type_ids = type_filter(db, conn, options)?;
+        let request = lifecycle::ClaimRequest {
+            worker_id,
+            // A filter that matches no type still completes, and claims nothing.
+            type_ids: type_ids.as_ref().map_or(Some(&[0][..]), |t| t.as_deref()),
+            limit: wanted.limit,
+            lease_seconds: wanted.lease_seconds,
+            token_prefix: &token_prefix,
+        };
+        let recover = db.lazy_recovery_due();
+        let script = lifecycle::complete_and_claim(
+            id,
+            token,
+            &result_text,
+            &request,
+            recover,
+            config.enable_task_history,
+        );
+        let mut answer = script.script.run(conn)?;
+        if answer.affected(script.update) == 0 {
+            let repeated = repeated_or_error(
+                id,
+                finish::lease_state(&finish::lease_after_miss(conn, id)?),
+                token,
+                &[Status::Completed],
+            )?;
+            return Ok(CompletedAndClaimed {
+                completed: completed(repeated),
+                claimed: Vec::new(),
+            });
+        }
+        let rows = answer.rows(script.claimed);
+        let rows = claim_more_if_short(conn, request, recover, config, rows)?;
+        Ok(CompletedAndClaimed {
+            completed: completed(false),
+            claimed: claimed_tasks(db, conn, rows)?,
+        })
+    })
+}
+
+/// What [`complete_and_claim`] did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CompletedAndClaimed {
+    pub completed: Finished,
+    /// The next tasks, leased to the worker; empty when nothing is runnable (or the complete
+    /// was a repeat).
+    pub claimed: Vec<ClaimedTask>,
+}
+
+/// The tasks a claim with this token prefix already leased: after a lost connection, the
+/// first run of the step may have committed.
+fn held_by(db: &Database, conn: &mut Conn<'_>, token_prefix: &str) -> Result<Vec<ClaimedTask>> {
+    let rows = conn
+        .query(lifecycle::claimed_rows(token_prefix))
+        .map_err(|e| conn.error(e))?;
+    claimed_tasks(db, conn, rows)
+}
+
+/// A claim that came up short without a recovery pass tries once more with one, for the rest.
+fn claim_more_if_short(
+    conn: &mut Conn<'_>,
+    mut request: lifecycle::ClaimRequest<'_>,
+    recovered: bool,
+    config: &Config,
+    mut rows: Vec<mysql::Row>,
+) -> Result<Vec<mysql::Row>> {
+    if rows.len() < request.limit as usize && !recovered {
+        request.limit -= rows.len() as u32;
+        rows.extend(claim_round(conn, &request, true, config)?);
+    }
+    Ok(rows)
 }
 
 /// One claim script's rows.

@@ -11,9 +11,11 @@ use crate::Config;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
+use crate::pool::Conn;
 use crate::queue::lifecycle::{self, GuardedScript, Status};
 use crate::queue::{
-    Finished, MAX_BATCH, check_task_id, check_token, lease_error, random_unit, repeated_or_error,
+    Finished, LeaseState, MAX_BATCH, check_task_id, check_token, lease_error, random_unit,
+    repeated_or_error,
 };
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -92,16 +94,21 @@ fn run_guarded(
         let row = match script.state {
             Some(index) => answer.rows(index).into_iter().next(),
             None if changed => None,
-            None => conn
-                .query_first(lifecycle::task_lease(id))
-                .map_err(|e| conn.error(e))?,
+            None => return Ok((false, lease_after_miss(conn, id)?)),
         };
         Ok((changed, row))
     })
 }
 
+/// After a guarded step matched nothing: the task's status and lease token, to say why
+/// (`None` when the task does not exist).
+pub(crate) fn lease_after_miss(conn: &mut Conn<'_>, id: i64) -> Result<Option<mysql::Row>> {
+    conn.query_first(lifecycle::task_lease(id))
+        .map_err(|e| conn.error(e))
+}
+
 /// Status and lease token, the first two columns of every guarded script's state row.
-fn lease_state(row: &Option<mysql::Row>) -> Option<(String, Option<String>)> {
+pub(crate) fn lease_state(row: &Option<mysql::Row>) -> LeaseState {
     row.as_ref()
         .map(|r| (r.get(0).unwrap_or_default(), r.get(1).flatten()))
 }

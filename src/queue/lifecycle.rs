@@ -244,16 +244,22 @@ impl Picked {
     /// The statement that locks up to `limit` of `candidates` (`FROM tasks WHERE ... ORDER BY
     /// ...`), skipping rows others hold, and remembers their ids. Either form always yields one
     /// row, so the variable is NULL when nothing was found.
-    fn pick(&self, candidates: &str, limit: u32) -> String {
-        let var = self.var;
-        if self.many {
+    ///
+    /// With a `guard` (an SQL condition), nothing is locked or picked unless it holds: IF
+    /// evaluates only the branch it takes.
+    fn pick(&self, candidates: &str, limit: u32, guard: Option<&str>) -> String {
+        let ids = if self.many {
             format!(
-                "SELECT JSON_ARRAYAGG(id) INTO @{var} FROM (SELECT id {candidates} LIMIT {} \
-                 FOR UPDATE SKIP LOCKED) AS picked",
+                "(SELECT JSON_ARRAYAGG(id) FROM (SELECT id {candidates} LIMIT {} \
+                 FOR UPDATE SKIP LOCKED) AS picked)",
                 sql::int(limit.into())
             )
         } else {
-            format!("SELECT (SELECT id {candidates} LIMIT 1 FOR UPDATE SKIP LOCKED) INTO @{var}")
+            format!("(SELECT id {candidates} LIMIT 1 FOR UPDATE SKIP LOCKED)")
+        };
+        match guard {
+            Some(condition) => format!("SELECT IF({condition}, {ids}, NULL) INTO @{}", self.var),
+            None => format!("SELECT {ids} INTO @{}", self.var),
         }
     }
 
@@ -507,6 +513,21 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
     if recover {
         recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
     }
+    let claimed = push_claim(&mut script, request, history_on, None);
+    ClaimScript {
+        script: script.finish(),
+        claimed,
+    }
+}
+
+/// Appends a claim to a script that began a transaction; returns the index of the claimed
+/// rows. With a `guard`, the claim picks nothing unless the condition holds.
+fn push_claim(
+    script: &mut Script,
+    request: &ClaimRequest<'_>,
+    history_on: bool,
+    guard: Option<&str>,
+) -> usize {
     let type_filter = request.type_ids.map_or(String::new(), |ids| {
         format!("AND type_id IN ({})", sql::int_list(ids))
     });
@@ -521,6 +542,7 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
             from_clause(&CLAIM)
         ),
         request.limit,
+        guard,
     ));
     // The explicit collation: MariaDB gives CONCAT over a JSON_TABLE join no coercibility,
     // which would make the comparison with the column an error.
@@ -551,13 +573,9 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
             &leased,
         ));
     }
-    let claimed = script.push(format!(
+    script.push(format!(
         "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY t.priority DESC, t.id"
-    ));
-    ClaimScript {
-        script: script.finish(),
-        claimed,
-    }
+    ))
 }
 
 /// The tasks a claim with this token prefix holds: a repeated claim whose first run may have
@@ -582,6 +600,7 @@ fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
             from_clause(&EXPIRE_RETRY)
         ),
         limit,
+        None,
     ));
     let dead = "t.attempts >= t.max_attempts";
     script.push(format!(
@@ -658,6 +677,30 @@ fn guarded(
 ) -> GuardedScript {
     // With no history row the UPDATE is the only write and commits by itself.
     let mut script = Script::new(history_row.is_some());
+    let update = push_guarded(&mut script, set_sql, id, token, history_row);
+    let state = answer_columns.map(|columns| {
+        script.push(format!(
+            "SELECT status, lease_token, {columns} FROM tasks WHERE id = {}",
+            sql::int(id)
+        ))
+    });
+    GuardedScript {
+        script: script.finish(),
+        update,
+        state,
+    }
+}
+
+/// Appends the guarded UPDATE and, when given, its history row (written only when the guard
+/// matched); returns the UPDATE's index. Afterwards ROW_COUNT() is above 0 exactly when the
+/// guard matched.
+fn push_guarded(
+    script: &mut Script,
+    set_sql: &str,
+    id: i64,
+    token: &str,
+    history_row: Option<(String, String)>,
+) -> usize {
     let update = script.push(format!(
         "UPDATE tasks SET {set_sql} WHERE {}",
         lease_guard(id, token)
@@ -674,17 +717,7 @@ fn guarded(
             ),
         ));
     }
-    let state = answer_columns.map(|columns| {
-        script.push(format!(
-            "SELECT status, lease_token, {columns} FROM tasks WHERE id = {}",
-            sql::int(id)
-        ))
-    });
-    GuardedScript {
-        script: script.finish(),
-        update,
-        state,
-    }
+    update
 }
 
 /// A task's status and lease token: why a guarded step matched nothing.
@@ -697,18 +730,63 @@ pub fn task_lease(id: i64) -> String {
 
 pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> GuardedScript {
     guarded(
-        &format!(
-            "status = '{}', result_json = {}, completed_at = NOW(6), lease_expires_at = NULL, \
-             progress = 100, dedupe_lock = {}",
-            COMPLETE.to,
-            sql::text(result_text),
-            dedupe_released("")
-        ),
+        &complete_set(result_text),
         id,
         token,
-        history_on.then(|| (change_sql(COMPLETE.change), "NULL".into())),
+        history_on.then(complete_history),
         None,
     )
+}
+
+fn complete_set(result_text: &str) -> String {
+    format!(
+        "status = '{}', result_json = {}, completed_at = NOW(6), lease_expires_at = NULL, \
+         progress = 100, dedupe_lock = {}",
+        COMPLETE.to,
+        sql::text(result_text),
+        dedupe_released("")
+    )
+}
+
+fn complete_history() -> (String, String) {
+    (change_sql(COMPLETE.change), "NULL".into())
+}
+
+pub struct CompleteAndClaimScript {
+    pub script: Script,
+    /// Rows the complete's guarded UPDATE changed.
+    pub update: usize,
+    /// The newly claimed tasks (none unless the complete matched).
+    pub claimed: usize,
+}
+
+/// A worker's loop step in one transaction and one round trip: completes the task it holds
+/// and, only if that matched, claims the next. One commit for both.
+pub fn complete_and_claim(
+    id: i64,
+    token: &str,
+    result_text: &str,
+    request: &ClaimRequest<'_>,
+    recover: bool,
+    history_on: bool,
+) -> CompleteAndClaimScript {
+    let mut script = Script::new(true);
+    if recover {
+        recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
+    }
+    let update = push_guarded(
+        &mut script,
+        &complete_set(result_text),
+        id,
+        token,
+        history_on.then(complete_history),
+    );
+    let claimed = push_claim(&mut script, request, history_on, Some("ROW_COUNT() > 0"));
+    CompleteAndClaimScript {
+        script: script.finish(),
+        update,
+        claimed,
+    }
 }
 
 /// How a failure ends: `retry` asks for another attempt (granted while attempts remain), after

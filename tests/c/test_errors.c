@@ -67,6 +67,7 @@ int main(void) {
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_heartbeat(NULL, 1, "t", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete(NULL, 1, "t", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_batch(NULL, "[]", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_and_claim(NULL, 1, "t", NULL, "w", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_fail(NULL, 1, "t", "m", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_release(NULL, 1, "t", &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_cancel(NULL, 1, NULL, &out));
@@ -96,6 +97,8 @@ int main(void) {
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_heartbeat(client, 1, NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete(client, 1, NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_batch(client, NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_and_claim(client, 1, NULL, NULL, "w", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_and_claim(client, 1, "t", NULL, NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_fail(client, 1, NULL, "x", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_fail(client, 1, "t", NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_release(client, 1, NULL, &out));
@@ -164,7 +167,13 @@ int main(void) {
   FAILS_WITH(TM_LEASE_LOST, tm_task_complete(client, id, "stale-token", "1", &out));
   FAILS_WITH(TM_LEASE_LOST, tm_task_fail(client, id, "stale-token", "x", NULL, &out));
   FAILS_WITH(TM_LEASE_LOST, tm_task_heartbeat(client, id, "stale-token", NULL, &out));
-  OK(tm_task_complete(client, id, token, NULL, NULL));
+  FAILS_WITH(TM_LEASE_LOST, tm_task_complete_and_claim(client, id, "stale-token", "1", "w", NULL, &out));
+  /* The live token completes it; the queue is empty, so nothing is claimed next. */
+  char *step = NULL;
+  OK(tm_task_complete_and_claim(client, id, token, NULL, "w", NULL, &step));
+  CHECK(contains(step, "\"repeated\":false"));
+  CHECK(contains(step, "\"claimed\":[]"));
+  tm_string_free(step);
   FAILS_WITH(TM_CONFLICT, tm_task_cancel(client, id, NULL, &out));
   FAILS_WITH(TM_CONFLICT, tm_task_retry(client, id, &out));
   FAILS_WITH(TM_CONFLICT,
