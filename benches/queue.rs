@@ -153,6 +153,46 @@ fn parallel(workers: usize, total: usize, work: impl Fn(usize) + Sync) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// CPU seconds (user + system) a process has used, from /proc (Linux); `None` elsewhere.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    Some(ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+}
+
+/// The pid of a MariaDB/MySQL server on this machine, if there is one.
+fn local_server_pid() -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            matches!(comm.trim(), "mariadbd" | "mysqld")
+                .then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+}
+
+/// Server and client CPU microseconds per task while `run` processes `tasks` tasks.
+fn cpu_per_task(tasks: usize, run: impl FnOnce()) -> (Option<f64>, f64) {
+    let server = local_server_pid();
+    let server_before = server.as_deref().and_then(cpu_seconds);
+    let client_before = cpu_seconds("self").unwrap_or(0.0);
+    run();
+    let per = |seconds: f64| seconds * 1e6 / tasks as f64;
+    let server_used = server
+        .as_deref()
+        .and_then(cpu_seconds)
+        .zip(server_before)
+        .map(|(after, before)| per(after - before));
+    (
+        server_used,
+        per(cpu_seconds("self").unwrap_or(0.0) - client_before),
+    )
+}
+
 fn claim_opts(limit: u32) -> ClaimOptions {
     serde_json::from_value(json!({"limit": limit})).unwrap()
 }
@@ -170,6 +210,23 @@ fn ours_drain(client: &Client) -> usize {
     while let Some(t) = client.claim("bench", &claim_opts(1)).unwrap().pop() {
         client.complete(t.id, &t.lease_token, &Value::Null).unwrap();
         done += 1;
+    }
+    done
+}
+
+/// The worker loop with `complete_and_claim`: one round trip and one commit per task.
+fn ours_drain_looped(client: &Client) -> usize {
+    let mut done = 0;
+    let mut held = client.claim("bench", &claim_opts(1)).unwrap();
+    while let Some(t) = held.pop() {
+        held = client
+            .complete_and_claim(t.id, &t.lease_token, &Value::Null, "bench", &claim_opts(1))
+            .unwrap()
+            .claimed;
+        done += 1;
+        if held.is_empty() {
+            held = client.claim("bench", &claim_opts(1)).unwrap();
+        }
     }
     done
 }
@@ -381,6 +438,18 @@ fn main() {
                     .unwrap();
             }
         });
+        ours_enqueue(&counted, 20);
+        measure("complete_and_claim (1 task each)", 20, 1, &mut || {
+            let mut next = held.split_off(held.len() - 1);
+            for _ in 0..20 {
+                let t = next.pop().unwrap();
+                next = counted
+                    .complete_and_claim(t.id, &t.lease_token, &json!(1), "w", &claim_opts(1))
+                    .unwrap()
+                    .claimed;
+            }
+            held.extend(next);
+        });
         measure("complete", n / 2, 1, &mut || {
             for t in &held[..n as usize / 2] {
                 counted.complete(t.id, &t.lease_token, &json!(1)).unwrap();
@@ -458,7 +527,38 @@ fn main() {
                 ours,
                 floor,
             );
+            let looped = three(|| {
+                fill(&mut raw);
+                parallel(workers, tasks, |w| {
+                    ours_drain_looped(&clients[w]);
+                })
+            });
+            show(
+                &format!("drain (complete_and_claim), {workers} worker(s)"),
+                looped,
+                floor,
+            );
         }
+        // Where the time goes when the two cores are the limit: CPU per task on each side.
+        fill(&mut raw);
+        let ours_cpu = cpu_per_task(tasks, || {
+            parallel(4, tasks, |w| {
+                ours_drain(&clients[w]);
+            });
+        });
+        fill(&mut raw);
+        let floor_cpu = cpu_per_task(tasks, || {
+            parallel(4, tasks, |_| raw_drain(&mut server.raw()));
+        });
+        let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0} us"));
+        println!(
+            "{:<44} server {:>8} client {:>8} | floor: server {:>8} client {:>8}",
+            "CPU per task, drain, 4 workers",
+            us(ours_cpu.0),
+            us(Some(ours_cpu.1)),
+            us(floor_cpu.0),
+            us(Some(floor_cpu.1))
+        );
         let batched = three(|| {
             fill(&mut raw);
             parallel(4, tasks, |w| ours_drain_batched(&clients[w]))
@@ -528,6 +628,17 @@ fn main() {
             small as f64 / started.elapsed().as_secs_f64()
         });
         show("drain, 1 worker, 1 ms per client packet", ours, floor);
+        let looped = three(|| {
+            reset(&mut raw);
+            for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
+                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+                client.enqueue_batch(&items).unwrap();
+            }
+            let started = Instant::now();
+            let done = ours_drain_looped(&slow_client);
+            done as f64 / started.elapsed().as_secs_f64()
+        });
+        show("drain (complete_and_claim), same network", looped, floor);
     }
 
     // 4. The PHP and Python bindings beside the Rust API.
