@@ -753,26 +753,21 @@ fn main() {
             small_table,
         );
 
-        println!("\n## EXPLAIN of the claim path, on the backlog");
+        println!(
+            "\n## EXPLAIN of the hot path (claim 1 with recovery, complete, complete_and_claim), on the backlog"
+        );
         let ids: Vec<i64> = admin_db
             .query("SELECT id FROM tasks WHERE status = 'pending' ORDER BY id LIMIT 2")
             .unwrap();
         admin_db
             .query_drop(format!(
-                "SET @tm_picked = '[{}]', @tm_expired = '[{}]'",
-                ids[0], ids[1]
+                "SET @tm_example_id = {}, @tm_picked = {}, @tm_expired = '[{}]'",
+                ids[0], ids[0], ids[1]
             ))
             .unwrap();
-        let statements = [
-            "SELECT id FROM tasks WHERE status IN ('claimed') AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED",
-            "UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.run_at = NOW(6) WHERE t.status IN ('claimed')",
-            "SELECT id FROM tasks WHERE status IN ('pending') AND run_at <= NOW(6) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-            "UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed' WHERE t.status IN ('pending')",
-            "SELECT t.id FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE t.status = 'claimed' ORDER BY t.priority DESC, t.id",
-            "UPDATE tasks SET status = 'completed' WHERE id = 1 AND lease_token = 'x' AND status = 'claimed'",
-        ];
-        for statement in statements {
-            println!("{statement}");
+        let statements = taskmanager::queue::hot_path_statements(1, true);
+        for statement in &statements {
+            println!("{}", &statement[..statement.len().min(160)]);
             let rows: Vec<mysql::Row> = admin_db.query(format!("EXPLAIN {statement}")).unwrap();
             for row in rows {
                 let cells: Vec<String> = row

@@ -14,6 +14,47 @@ use crate::error::{Code, Error, Result};
 use lifecycle::Status;
 use serde::Serialize;
 
+/// The statements a worker's hot path sends (claim of `limit` with lease recovery, complete,
+/// complete_and_claim) that read or write rows, ready for EXPLAIN (the tests and the benchmark
+/// check their plans): `INTO @var` is left out, and the finished task's id is the user variable
+/// `@tm_example_id`.
+#[doc(hidden)]
+pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
+    let request = lifecycle::ClaimRequest {
+        worker_id: "explain",
+        type_ids: None,
+        limit,
+        lease_seconds: 60,
+        token_prefix: "explain",
+    };
+    let scripts = [
+        lifecycle::claim(&request, true, history_on).script.text(),
+        lifecycle::complete(0, "explain", "null", history_on)
+            .script
+            .text(),
+        lifecycle::complete_and_claim(0, "explain", "null", &request, false, history_on)
+            .script
+            .text(),
+    ];
+    scripts
+        .iter()
+        .flat_map(|text| text.split(";\n"))
+        .filter(|statement| {
+            ["SELECT", "UPDATE", "INSERT"]
+                .iter()
+                .any(|v| statement.starts_with(v))
+        })
+        .map(|statement| {
+            let statement = statement.replace("id = 0 ", "id = @tm_example_id ");
+            match statement.split_once(" INTO @") {
+                // `SELECT <ids> INTO @var`: the variable name ends the statement.
+                Some((select, _)) if statement.starts_with("SELECT") => select.to_string(),
+                _ => statement,
+            }
+        })
+        .collect()
+}
+
 /// Most tasks one claim or batch call handles.
 pub const MAX_BATCH: usize = 1000;
 
