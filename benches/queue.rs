@@ -398,13 +398,15 @@ fn main() {
     let clients: Vec<Client> = (0..16)
         .map(|_| server.client(server.port, history, 32))
         .collect();
-    let fill = |raw: &mut mysql::Conn| {
+    // An empty queue refilled with `count` pending tasks.
+    let fill_with = |raw: &mut mysql::Conn, count: usize| {
         reset(raw);
-        for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
             let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
             client.enqueue_batch(&items).unwrap();
         }
     };
+    let fill = |raw: &mut mysql::Conn| fill_with(raw, tasks);
 
     // 1. Round trips on the wire.
     if wants("wire") {
@@ -608,32 +610,20 @@ fn main() {
         let slow_client = server.client(slow.port, true, 2);
         let small = 500.min(tasks);
         let ours = three(|| {
-            reset(&mut raw);
-            for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
-                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
-                client.enqueue_batch(&items).unwrap();
-            }
+            fill_with(&mut raw, small);
             let started = Instant::now();
             let done = ours_drain(&slow_client);
             done as f64 / started.elapsed().as_secs_f64()
         });
         let floor = three(|| {
-            reset(&mut raw);
-            for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
-                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
-                client.enqueue_batch(&items).unwrap();
-            }
+            fill_with(&mut raw, small);
             let started = Instant::now();
             raw_drain(&mut mysql::Conn::new(server.opts(slow.port)).unwrap());
             small as f64 / started.elapsed().as_secs_f64()
         });
         show("drain, 1 worker, 1 ms per client packet", ours, floor);
         let looped = three(|| {
-            reset(&mut raw);
-            for chunk in (0..small).collect::<Vec<_>>().chunks(500) {
-                let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
-                client.enqueue_batch(&items).unwrap();
-            }
+            fill_with(&mut raw, small);
             let started = Instant::now();
             let done = ours_drain_looped(&slow_client);
             done as f64 / started.elapsed().as_secs_f64()
