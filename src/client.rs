@@ -121,9 +121,8 @@ impl Client {
     }
 
     /// A worker's loop step: completes the task it holds and claims its next, in one round
-    /// trip and one commit (half the commits of `complete` followed by `claim`). Nothing is
-    /// claimed when the complete does not match: a stale token is `LeaseLost`, a repeat answers
-    /// `repeated` with no tasks.
+    /// trip and one commit (half the commits of `complete` followed by `claim`). A stale token
+    /// is `LeaseLost` and claims nothing; a repeat answers `repeated` and claims as well.
     pub fn complete_and_claim(
         &self,
         id: i64,

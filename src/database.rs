@@ -158,7 +158,9 @@ impl Database {
                 {
                     conn.discard();
                     drop(conn);
-                    conn = self.pool.get_fresh()?;
+                    // If no new connection can be had, the first error says more (it may be
+                    // an unknown outcome, which a connection error would hide).
+                    conn = self.pool.get_fresh().map_err(|_| e)?;
                     again = true;
                 }
                 Err(e) if lock_retries < LOCK_CONFLICT_RETRIES && is_lock_conflict(&e) => {

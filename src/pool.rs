@@ -388,30 +388,29 @@ pub(crate) fn map_error(e: mysql::Error, c: &Connection) -> Error {
             };
             Error::new(code, message).with_details(details)
         }
-        mysql::Error::IoError(io) => {
-            // A timeout means the link may be alive but silent (a partition): repeating the
-            // step on a new connection would only wait as long again.
-            let timed_out = matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            );
-            Error::new(
-                Code::Connection,
-                format!(
-                    "cannot talk to the database at {where_}: {io} (is the server running and reachable?)"
-                ),
-            )
-            .with_details(json!({"timed_out": timed_out}))
-        }
+        mysql::Error::IoError(io) => Error::new(
+            Code::Connection,
+            format!(
+                "cannot talk to the database at {where_}: {io} (is the server running and reachable?)"
+            ),
+        )
+        .with_details(json!({"timed_out": is_timeout(&io)})),
         mysql::Error::DriverError(driver) => Error::new(
             Code::Connection,
             format!("database connection problem at {where_}: {driver}"),
         ),
         // A packet that cannot be read or written means the connection broke mid-exchange.
-        mysql::Error::CodecError(codec) => Error::new(
-            Code::Connection,
-            format!("the connection to the database at {where_} broke: {codec}"),
-        ),
+        mysql::Error::CodecError(codec) => {
+            // The driver's codec error wraps the I/O error that broke the exchange.
+            let timed_out = std::error::Error::source(&codec)
+                .and_then(|source| source.downcast_ref::<std::io::Error>())
+                .is_some_and(is_timeout);
+            Error::new(
+                Code::Connection,
+                format!("the connection to the database at {where_} broke: {codec}"),
+            )
+            .with_details(json!({"timed_out": timed_out}))
+        }
         mysql::Error::TlsError(tls) => Error::new(
             Code::Connection,
             format!("TLS with the database at {where_} failed: {tls}"),
@@ -422,6 +421,15 @@ pub(crate) fn map_error(e: mysql::Error, c: &Connection) -> Error {
         other => Error::new(Code::Database, format!("database error: {other}")),
     };
     mapped.redact(c.pass.expose())
+}
+
+/// A read or write that ran into `io_timeout`: the link may be alive but silent (a partition),
+/// so repeating the step on a new connection would only wait as long again.
+fn is_timeout(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
 }
 
 #[cfg(test)]

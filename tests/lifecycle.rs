@@ -534,14 +534,6 @@ fn complete_and_claim_finishes_one_task_and_leases_the_next_in_one_step() {
         ["created", "claimed"]
     );
 
-    // The same call again: a safe repeat, and it leases nothing more.
-    let again = db
-        .client
-        .complete_and_claim(held.id, &held.lease_token, &json!("ok"), "w", &any)
-        .unwrap();
-    assert!(again.completed.repeated && again.claimed.is_empty());
-    assert_eq!(db.client.get_task(third).unwrap().status, "pending");
-
     // A stale token changes nothing and claims nothing.
     let e = db
         .client
@@ -549,6 +541,23 @@ fn complete_and_claim_finishes_one_task_and_leases_the_next_in_one_step() {
         .unwrap_err();
     assert_eq!(e.code(), Code::LeaseLost);
     assert_eq!(db.client.get_task(third).unwrap().status, "pending");
+
+    // The same call again: a safe repeat, which hands out the next task as well.
+    let again = db
+        .client
+        .complete_and_claim(held.id, &held.lease_token, &json!("ok"), "w", &any)
+        .unwrap();
+    assert!(again.completed.repeated);
+    assert_eq!(
+        again.claimed.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [third]
+    );
+    assert_eq!(
+        common::history_kinds(&db.client, first),
+        ["created", "claimed", "completed"],
+        "a repeat writes no second history row"
+    );
+    let last = &again.claimed[0];
 
     // A filter that matches no type completes and claims nothing.
     let none: ClaimOptions = from(json!({"types": ["no-such-type"]}));
@@ -560,8 +569,6 @@ fn complete_and_claim_finishes_one_task_and_leases_the_next_in_one_step() {
     assert_eq!(db.client.get_task(second).unwrap().status, "completed");
 
     // The last task: completed, and an empty queue leaves nothing to claim.
-    let last = db.claim_one("w");
-    assert_eq!(last.id, third);
     let step = db
         .client
         .complete_and_claim(last.id, &last.lease_token, &json!(3), "w", &any)

@@ -233,8 +233,8 @@ final class TaskManager
 
     /**
      * A worker's loop step in one round trip and one commit: completes the task it holds and,
-     * only if that matched, claims the next ones (options as for claim()). A stale token throws
-     * LeaseLostException and claims nothing; a repeat answers repeated: true with no tasks.
+     * unless that failed, claims the next ones (options as for claim()). A stale token throws
+     * LeaseLostException and claims nothing; a repeat answers repeated: true and claims too.
      *
      * @param array<string, mixed> $options
      * @return array{completed: array{id: int, status: string, repeated: bool}, claimed: list<array<string, mixed>>}

@@ -246,7 +246,7 @@ tm_error *tm_task_complete(const tm_client *client,
  * the next tasks for `worker_id` (`options_json` as for `tm_task_claim`, may be NULL).
  * Output: `{"completed": {"id", "status", "repeated"}, "claimed": [...]}` with `claimed` as
  * `tm_task_claim` returns it. A stale token: `TM_LEASE_LOST`, and nothing is claimed; a repeat
- * of an earlier identical call: `"repeated": true` and no tasks.
+ * of an earlier identical call: `"repeated": true`, and the next tasks as well.
  */
 tm_error *tm_task_complete_and_claim(const tm_client *client,
                                      int64_t task_id,

@@ -185,8 +185,8 @@ class Client:
         lease_seconds: Optional[int] = None,
     ) -> Tuple[Dict[str, Any], List[Task]]:
         """A worker's loop step in one round trip and one commit: completes the task it holds
-        and, only if that matched, claims the next ones. Returns ``(completed, claimed)``. A stale
-        token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` with no tasks."""
+        and, unless that failed, claims the next ones. Returns ``(completed, claimed)``. A stale
+        token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` and claims too."""
         options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds))
         out = _ffi.call_json("tm_task_complete_and_claim", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                              _ffi.encode_json(result, "result"), _ffi.text(worker_id, "worker_id"), options)

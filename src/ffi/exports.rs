@@ -233,7 +233,7 @@ pub unsafe extern "C" fn tm_task_complete(
 /// the next tasks for `worker_id` (`options_json` as for `tm_task_claim`, may be NULL).
 /// Output: `{"completed": {"id", "status", "repeated"}, "claimed": [...]}` with `claimed` as
 /// `tm_task_claim` returns it. A stale token: `TM_LEASE_LOST`, and nothing is claimed; a repeat
-/// of an earlier identical call: `"repeated": true` and no tasks.
+/// of an earlier identical call: `"repeated": true`, and the next tasks as well.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_task_complete_and_claim(
     client: *const tm_client,

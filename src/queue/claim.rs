@@ -122,9 +122,8 @@ pub(crate) fn claim(
 }
 
 /// Completes the task a worker holds and claims its next in one transaction and one round
-/// trip (one commit instead of two). The claim happens only when the complete matched: a
-/// stale token gets `LeaseLost` and claims nothing, a repeat of an earlier identical call
-/// answers `repeated` and claims nothing either.
+/// trip (one commit instead of two). A stale token gets `LeaseLost` and claims nothing; a
+/// repeat of an earlier identical call answers `repeated` and claims the next as well.
 pub(crate) fn complete_and_claim(
     db: &Database,
     config: &Config,
@@ -173,22 +172,19 @@ pub(crate) fn complete_and_claim(
             config.enable_task_history,
         );
         let mut answer = script.script.run(conn)?;
-        if answer.affected(script.update) == 0 {
-            let repeated = repeated_or_error(
+        let rows = answer.rows(script.claimed);
+        // A miss is either a repeat (the script claimed the next all the same) or an error
+        // (it claimed nothing).
+        let repeated = answer.affected(script.update) == 0
+            && repeated_or_error(
                 id,
                 finish::lease_state(&finish::lease_after_miss(conn, id)?),
                 token,
                 &[Status::Completed],
             )?;
-            return Ok(CompletedAndClaimed {
-                completed: completed(repeated),
-                claimed: Vec::new(),
-            });
-        }
-        let rows = answer.rows(script.claimed);
         let rows = claim_more_if_short(conn, request, recover, config, rows)?;
         Ok(CompletedAndClaimed {
-            completed: completed(false),
+            completed: completed(repeated),
             claimed: claimed_tasks(db, conn, rows)?,
         })
     })
@@ -198,8 +194,7 @@ pub(crate) fn complete_and_claim(
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CompletedAndClaimed {
     pub completed: Finished,
-    /// The next tasks, leased to the worker; empty when nothing is runnable (or the complete
-    /// was a repeat).
+    /// The next tasks, leased to the worker; empty when nothing is runnable.
     pub claimed: Vec<ClaimedTask>,
 }
 

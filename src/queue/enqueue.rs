@@ -120,9 +120,9 @@ pub(crate) fn enqueue_batch(
     let token = random_hex();
     let mut attempt = 0;
     loop {
-        let result = db.run(|conn, again| {
+        let result = db.run(|conn, _| {
             let types = validate_all(db, config, conn, &checked)?;
-            insert(db, config, conn, &checked, &types, &token, again)
+            insert(db, config, conn, &checked, &types, &token)
         });
         match result {
             Err(e)
@@ -341,7 +341,6 @@ fn insert(
     checked: &[Checked<'_>],
     task_types: &[Arc<CachedType>],
     token: &str,
-    again: bool,
 ) -> Result<Vec<Enqueued>> {
     let mut types: Vec<(i64, i64)> = task_types.iter().map(|t| (t.id, t.version)).collect();
     types.sort_unstable();
@@ -360,7 +359,7 @@ fn insert(
             delay_micros: p.delay_micros,
         })
         .collect();
-    let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history, again);
+    let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history);
     let mut answer = script.script.run(conn)?;
 
     let states: Vec<(i64, i64, bool)> = answer

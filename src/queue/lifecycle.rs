@@ -160,11 +160,15 @@ fn dedupe_released(alias: &str) -> String {
 
 /// The lease guard: only the current token of a claimed task may change it.
 fn lease_guard(id: i64, token: &str) -> String {
+    under_token(id, token, Claimed)
+}
+
+/// The task is in `status` under this lease token.
+fn under_token(id: i64, token: &str, status: Status) -> String {
     format!(
-        "id = {} AND lease_token = {} AND status = '{}'",
+        "id = {} AND lease_token = {} AND status = '{status}'",
         sql::int(id),
         sql::text(token),
-        Claimed
     )
 }
 
@@ -323,8 +327,9 @@ pub struct EnqueueScript {
 
 /// Inserts the tasks only when every type is still active at the version the params were
 /// validated against (checked inside the INSERT, no locking read); a key already held by
-/// another task makes its row a no-op. `token` marks the rows this call created, so a repeat
-/// after a lost connection (`again`) recognises them and writes no second `created` history.
+/// another task makes its row a no-op. `token` marks the rows this call created: a repeat
+/// after a lost connection recognises them, and a `created` history row is written once per
+/// task whichever run gets there (the first run's text may still reach the server late).
 ///
 /// The type states are read only when the call created nothing (the INSERT is all or nothing):
 /// then they tell a refused write from a duplicate.
@@ -333,34 +338,42 @@ pub fn enqueue(
     types: &[(i64, i64)],
     token: &str,
     history_on: bool,
-    again: bool,
 ) -> EnqueueScript {
+    // One INSERT with no history row commits by itself; more writes share a transaction.
+    let mut script = Script::new(history_on || tasks.len() > ROWS_PER_INSERT);
     if let ([task], [(type_id, version)]) = (tasks, types) {
-        return enqueue_one(task, *type_id, *version, token, history_on);
-    }
-    let mut script = Script::new(true);
-    let gate = types
-        .iter()
-        .map(|(id, version)| {
-            format!(
-                "(id = {} AND version = {} AND is_active = 1)",
-                sql::int(*id),
-                sql::int(*version)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    for chunk in tasks.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|task| format!("SELECT {}", new_row_values(task, token)))
-            .collect();
+        // One task: the gate is the type row itself.
         script.push(format!(
-            "{INSERT_TASK} SELECT * FROM ({}) AS v \
-             WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
-            rows.join(" UNION ALL "),
-            types.len()
+            "{INSERT_TASK} SELECT {} FROM task_types \
+             WHERE id = {} AND version = {} AND is_active = 1 {ON_DUPLICATE}",
+            new_row_values(task, token),
+            sql::int(*type_id),
+            sql::int(*version)
         ));
+    } else {
+        let gate = types
+            .iter()
+            .map(|(id, version)| {
+                format!(
+                    "(id = {} AND version = {} AND is_active = 1)",
+                    sql::int(*id),
+                    sql::int(*version)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        for chunk in tasks.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|task| format!("SELECT {}", new_row_values(task, token)))
+                .collect();
+            script.push(format!(
+                "{INSERT_TASK} SELECT * FROM ({}) AS v \
+                 WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
+                rows.join(" UNION ALL "),
+                types.len()
+            ));
+        }
     }
     let keys = sql::text_list(tasks.iter().map(|t| t.key));
     let mine = format!(
@@ -368,19 +381,15 @@ pub fn enqueue(
         sql::text(token)
     );
     if history_on {
-        let not_yet = if again {
-            format!(
-                " AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = '{}')",
-                ENQUEUE.change.as_str()
-            )
-        } else {
-            String::new()
-        };
         script.push(history(
             &change_sql(ENQUEUE.change),
             None,
             "NULL",
-            &format!("FROM tasks t WHERE {mine}{not_yet}"),
+            &format!(
+                "FROM tasks t WHERE {mine} AND NOT EXISTS (SELECT 1 FROM task_history h \
+                 WHERE h.task_id = t.id AND h.status_change = '{}')",
+                ENQUEUE.change.as_str()
+            ),
         ));
     }
     let type_ids: Vec<i64> = types.iter().map(|t| t.0).collect();
@@ -397,52 +406,10 @@ pub fn enqueue(
     }
 }
 
-/// The common case, one task: the INSERT reads its gate from the type row itself, and the
-/// history row takes the new id from LAST_INSERT_ID(). With history off the INSERT is the only
-/// write and commits by itself.
-fn enqueue_one(
-    task: &NewTask<'_>,
-    type_id: i64,
-    version: i64,
-    token: &str,
-    history_on: bool,
-) -> EnqueueScript {
-    let mut script = Script::new(history_on);
-    script.push(format!(
-        "{INSERT_TASK} SELECT {} FROM task_types WHERE id = {} AND version = {} AND is_active = 1 \
-         {ON_DUPLICATE}",
-        new_row_values(task, token),
-        sql::int(type_id),
-        sql::int(version)
-    ));
-    if history_on {
-        // ROW_COUNT() is the INSERT's: 1 when it created the task, 0 for a duplicate (a repeat
-        // after a lost connection included) or a refused write.
-        script.push(history(
-            &change_sql(ENQUEUE.change),
-            None,
-            "NULL",
-            "FROM (SELECT LAST_INSERT_ID() AS id, NULL AS claimed_by) AS t WHERE ROW_COUNT() = 1",
-        ));
-    }
-    // ROW_COUNT() is 0 exactly when nothing was created, by either statement above.
-    let types = script.push(format!(
-        "SELECT id, version, is_active FROM task_types WHERE id = {} AND ROW_COUNT() = 0",
-        sql::int(type_id)
-    ));
-    let rows = script.push(enqueue_answer(&sql::text(task.key), token));
-    EnqueueScript {
-        script: script.finish(),
-        rows,
-        types,
-    }
-}
-
 const INSERT_TASK: &str = "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, \
      dedupe_scope, priority, max_attempts, run_at, enqueue_token)";
 
-/// A key another task holds makes the row a no-op (ROW_COUNT() 0: the session does not ask for
-/// found rows).
+/// A key another task holds makes the row a no-op.
 const ON_DUPLICATE: &str = "ON DUPLICATE KEY UPDATE tasks.id = tasks.id";
 
 /// The values of one new task, in [`INSERT_TASK`]'s column order.
@@ -672,7 +639,7 @@ fn guarded(
     set_sql: &str,
     id: i64,
     token: &str,
-    history_row: Option<(String, String)>,
+    history_row: Option<HistoryRow>,
     answer_columns: Option<&str>,
 ) -> GuardedScript {
     // With no history row the UPDATE is the only write and commits by itself.
@@ -691,33 +658,66 @@ fn guarded(
     }
 }
 
-/// Appends the guarded UPDATE and, when given, its history row (written only when the guard
-/// matched); returns the UPDATE's index. Afterwards ROW_COUNT() is above 0 exactly when the
-/// guard matched.
+/// Appends the guarded UPDATE and, when given, its history row (written only when the step
+/// changed the task); returns the UPDATE's index.
 fn push_guarded(
     script: &mut Script,
     set_sql: &str,
     id: i64,
     token: &str,
-    history_row: Option<(String, String)>,
+    history_row: Option<HistoryRow>,
 ) -> usize {
     let update = script.push(format!(
         "UPDATE tasks SET {set_sql} WHERE {}",
         lease_guard(id, token)
     ));
-    if let Some((change, message)) = history_row {
-        // ROW_COUNT() is still the UPDATE's: history only when the guard matched.
+    if let Some(row) = history_row {
         script.push(history(
-            &change,
+            &row.change,
             None,
-            &message,
+            &row.message,
             &format!(
-                "FROM tasks t WHERE t.id = {} AND ROW_COUNT() > 0",
-                sql::int(id)
+                "FROM tasks t WHERE t.id = {} AND {}",
+                sql::int(id),
+                row.written_when
             ),
         ));
     }
     update
+}
+
+/// The history row of a guarded step, and when it is written.
+struct HistoryRow {
+    /// The `status_change` expression.
+    change: String,
+    /// The `message` expression.
+    message: String,
+    /// A condition over the task `t` after the UPDATE that holds exactly when this step
+    /// changed it. It is read from the row, not from ROW_COUNT(): a step whose text reaches
+    /// the server late (after a partition) must not commit its change without its history.
+    written_when: String,
+}
+
+impl HistoryRow {
+    /// For a step that ends its lease in `change` (complete, fail, release): written when the
+    /// task holds this token in `status` and no row of this kind exists for this lease yet.
+    fn once_per_lease(
+        token: &str,
+        status_sql: &str,
+        change: String,
+        message: String,
+    ) -> HistoryRow {
+        let written_when = format!(
+            "t.lease_token = {} AND {status_sql} AND NOT EXISTS (SELECT 1 FROM task_history h \
+             WHERE h.task_id = t.id AND h.status_change = {change} AND h.created_at >= t.claimed_at)",
+            sql::text(token)
+        );
+        HistoryRow {
+            change,
+            message,
+            written_when,
+        }
+    }
 }
 
 /// A task's status and lease token: why a guarded step matched nothing.
@@ -733,7 +733,7 @@ pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> Gu
         &complete_set(result_text),
         id,
         token,
-        history_on.then(complete_history),
+        history_on.then(|| complete_history(token)),
         None,
     )
 }
@@ -748,20 +748,26 @@ fn complete_set(result_text: &str) -> String {
     )
 }
 
-fn complete_history() -> (String, String) {
-    (change_sql(COMPLETE.change), "NULL".into())
+fn complete_history(token: &str) -> HistoryRow {
+    HistoryRow::once_per_lease(
+        token,
+        &format!("t.status = '{}'", COMPLETE.to),
+        change_sql(COMPLETE.change),
+        "NULL".into(),
+    )
 }
 
 pub struct CompleteAndClaimScript {
     pub script: Script,
     /// Rows the complete's guarded UPDATE changed.
     pub update: usize,
-    /// The newly claimed tasks (none unless the complete matched).
+    /// The newly claimed tasks (none when the complete failed).
     pub claimed: usize,
 }
 
 /// A worker's loop step in one transaction and one round trip: completes the task it holds
-/// and, only if that matched, claims the next. One commit for both.
+/// and, unless that failed (the task is not completed under this token, now or by an earlier
+/// identical call), claims the next. One commit for both.
 pub fn complete_and_claim(
     id: i64,
     token: &str,
@@ -779,9 +785,13 @@ pub fn complete_and_claim(
         &complete_set(result_text),
         id,
         token,
-        history_on.then(complete_history),
+        history_on.then(|| complete_history(token)),
     );
-    let claimed = push_claim(&mut script, request, history_on, Some("ROW_COUNT() > 0"));
+    let completed = format!(
+        "EXISTS (SELECT 1 FROM tasks WHERE {})",
+        under_token(id, token, COMPLETE.to)
+    );
+    let claimed = push_claim(&mut script, request, history_on, Some(&completed));
     CompleteAndClaimScript {
         script: script.finish(),
         update,
@@ -815,7 +825,9 @@ pub fn fail(
         id,
         token,
         history_on.then(|| {
-            (
+            HistoryRow::once_per_lease(
+                token,
+                &format!("t.status IN ('{}', '{}')", FAIL_RETRY.to, FAIL_DEAD.to),
                 format!(
                     "IF(t.status = '{}', '{}', '{}')",
                     FAIL_RETRY.to,
@@ -844,11 +856,12 @@ pub fn heartbeat(
         ),
         id,
         token,
-        progress.filter(|_| history_on).map(|p| {
-            (
-                change_sql(HEARTBEAT.change),
-                sql::text(&format!("progress {p}%")),
-            )
+        // Progress rows are notes within one lease, any number of them, not a transition:
+        // ROW_COUNT() (the UPDATE's) decides, and a late-delivered heartbeat may lose its note.
+        progress.filter(|_| history_on).map(|p| HistoryRow {
+            change: change_sql(HEARTBEAT.change),
+            message: sql::text(&format!("progress {p}%")),
+            written_when: "ROW_COUNT() > 0".into(),
         }),
         Some("DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress"),
     )
@@ -864,7 +877,14 @@ pub fn release(id: i64, token: &str, history_on: bool) -> GuardedScript {
         ),
         id,
         token,
-        history_on.then(|| (change_sql(RELEASE.change), "NULL".into())),
+        history_on.then(|| {
+            HistoryRow::once_per_lease(
+                token,
+                &format!("t.status = '{}'", RELEASE.to),
+                change_sql(RELEASE.change),
+                "NULL".into(),
+            )
+        }),
         None,
     )
 }

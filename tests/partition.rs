@@ -1,0 +1,170 @@
+//! A network partition between the library and the server: a proxy in the test stops
+//! forwarding (in one or both directions) without closing anything. A blocked call must return
+//! within `io_timeout` plus a margin, say `TM_OUTCOME_UNKNOWN` whenever its commit may have
+//! happened, never reuse the connection that timed out (late answers would be read as replies
+//! to later statements), and a repeat after the partition must finish the task exactly once.
+
+mod common;
+
+use common::{TestDb, any_object};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use taskmanager::*;
+
+/// Forwards connections to the server; each direction can be held: bytes are still read (the
+/// sender sees no error) but kept until the direction is released.
+struct Proxy {
+    port: u16,
+    to_server: Arc<AtomicBool>,
+    to_client: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let (host, port, ..) = common::server();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = Proxy {
+            port: listener.local_addr().unwrap().port(),
+            to_server: Arc::new(AtomicBool::new(false)),
+            to_client: Arc::new(AtomicBool::new(false)),
+        };
+        let (up, down) = (proxy.to_server.clone(), proxy.to_client.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let server = TcpStream::connect((host.as_str(), port)).unwrap();
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (up, down) = (up.clone(), down.clone());
+                std::thread::spawn(move || pump(client, server, up));
+                std::thread::spawn(move || pump(s2, c2, down));
+            }
+        });
+        proxy
+    }
+
+    fn hold(&self, to_server: bool, to_client: bool) {
+        self.to_server.store(to_server, Ordering::SeqCst);
+        self.to_client.store(to_client, Ordering::SeqCst);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, held: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        while held.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+const IO_TIMEOUT_SECS: u64 = 1;
+
+/// A client whose connections go through `proxy`, with a short I/O timeout.
+fn client_through(db: &TestDb, proxy: &Proxy) -> Client {
+    db.client_with(json!({"db_host": "127.0.0.1", "db_port": proxy.port,
+        "io_timeout": IO_TIMEOUT_SECS, "pool_max_connections": 1}))
+}
+
+fn completed_rows(db: &TestDb, id: i64) -> i64 {
+    db.count(&format!(
+        "SELECT COUNT(*) FROM task_history WHERE task_id = {id} AND status_change = 'completed'"
+    ))
+}
+
+#[test]
+fn a_complete_lost_in_a_partition_is_bounded_and_repeats_to_exactly_once() {
+    let db = TestDb::new(json!({}));
+    db.register("cut", any_object());
+    let id = db.enqueue("cut", json!({}));
+    let proxy = Proxy::start();
+    let worker = client_through(&db, &proxy);
+    let task = worker
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(task.id, id);
+
+    // Nothing gets through either way: the call gives up within the timeout and a margin.
+    proxy.hold(true, true);
+    let started = Instant::now();
+    let e = worker
+        .complete(id, &task.lease_token, &json!("r"))
+        .unwrap_err();
+    let blocked = started.elapsed();
+    assert!(
+        blocked < Duration::from_secs(IO_TIMEOUT_SECS + 2),
+        "blocked {blocked:?}"
+    );
+    assert!(
+        matches!(e.code(), Code::OutcomeUnknown | Code::Connection),
+        "{e}"
+    );
+
+    // The network heals; the held request may still reach the server late. Repeating the
+    // call is safe, the task ends completed exactly once, and the connection that timed out
+    // was not reused (no reply out of sync).
+    proxy.hold(false, false);
+    let again = worker.complete(id, &task.lease_token, &json!("r")).unwrap();
+    assert_eq!(again.status, "completed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(db.client.get_task(id).unwrap().status, "completed");
+    eprintln!(
+        "first error: {e}; repeat: {again:?}; history: {:?}",
+        common::history_kinds(&db.client, id)
+    );
+    assert_eq!(completed_rows(&db, id), 1);
+    assert!(
+        worker
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_lost_answer_after_the_commit_is_an_unknown_outcome_not_a_connection_error() {
+    let db = TestDb::new(json!({}));
+    db.register("cut", any_object());
+    let id = db.enqueue("cut", json!({}));
+    let other = db.enqueue("cut", json!({"n": 2}));
+    let proxy = Proxy::start();
+    let worker = client_through(&db, &proxy);
+    let task = worker
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(task.id, id);
+
+    // The request reaches the server and commits; only the answer is held.
+    proxy.hold(false, true);
+    let started = Instant::now();
+    let e = worker
+        .complete(id, &task.lease_token, &json!("r"))
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(IO_TIMEOUT_SECS + 2));
+    assert_eq!(e.code(), Code::OutcomeUnknown, "{e}");
+    // It did commit: "unknown" was the honest answer, "connection failed" would not have been.
+    assert_eq!(db.client.get_task(id).unwrap().status, "completed");
+
+    // The late answer is never read as the reply to a later statement.
+    proxy.hold(false, false);
+    let again = worker.complete(id, &task.lease_token, &json!("r")).unwrap();
+    assert!(again.repeated);
+    assert_eq!(completed_rows(&db, id), 1);
+    let next = worker.claim("w", &ClaimOptions::default()).unwrap();
+    assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), [other]);
+    worker
+        .complete(other, &next[0].lease_token, &json!("r2"))
+        .unwrap();
+    assert_eq!(db.client.get_task(other).unwrap().result, json!("r2"));
+}
