@@ -64,7 +64,27 @@ pub(crate) fn migrate(db: &Pool, claim_timeout_secs: u32) -> Result<MigrationRep
     }
     let result = apply_pending(&mut step);
     let _ = step.exec("SELECT RELEASE_LOCK('taskmanager.migrate')");
-    result
+    result.map_err(ddl_privileges)
+}
+
+/// A migration refused for lack of a privilege names the privileges migrations need (the
+/// general message names the runtime's, which the account may well have).
+fn ddl_privileges(e: Error) -> Error {
+    match e.server_code() {
+        Some(1142) | Some(1143) => Error::new(
+            Code::Database,
+            format!(
+                "the account that runs migrate lacks a privilege the schema changes need: {} \
+                 (grant CREATE, ALTER, INDEX, REFERENCES on the database to it; the runtime \
+                 itself needs only SELECT, INSERT, UPDATE, DELETE)",
+                e.details()
+                    .and_then(|d| d["server_message"].as_str())
+                    .unwrap_or("refused")
+            ),
+        )
+        .with_details(e.details().cloned().unwrap_or_default()),
+        _ => e,
+    }
 }
 
 fn apply_pending(step: &mut Step) -> Result<MigrationReport> {

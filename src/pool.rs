@@ -347,7 +347,8 @@ pub(crate) fn map_error(e: mysql::Error, c: &Connection) -> Error {
     };
     let mapped = match e {
         mysql::Error::MySqlError(server) => {
-            let details = json!({"server_code": server.code, "sql_state": server.state});
+            let details = json!({"server_code": server.code, "sql_state": server.state,
+                "server_message": server.message});
             let (code, message) = match server.code {
                 1044 | 1045 | 1049 => (
                     Code::Config,

@@ -579,3 +579,17 @@ fn complete_and_claim_finishes_one_task_and_leases_the_next_in_one_step() {
         3
     );
 }
+
+#[test]
+fn a_value_changed_by_hand_into_something_unreadable_is_an_error_naming_the_column() {
+    let db = TestDb::new(json!({}));
+    db.register("odd", any_object());
+    let id = db.enqueue("odd", json!({}));
+    db.sql_exec("ALTER TABLE tasks MODIFY attempts VARCHAR(20) NOT NULL DEFAULT '0'");
+    db.sql_exec(&format!(
+        "UPDATE tasks SET attempts = 'many' WHERE id = {id}"
+    ));
+    let e = db.client.get_task(id).unwrap_err();
+    assert_eq!(e.code(), Code::Database);
+    assert!(e.message().contains("tasks.attempts"), "{e}");
+}

@@ -201,7 +201,13 @@ fn the_runtime_needs_only_data_privileges() {
     let runtime = Client::open(TestDb::config(&fresh.name, as_runtime.clone())).unwrap();
     let e = runtime.migrate().unwrap_err();
     assert_eq!(e.code(), Code::Database, "{e}");
-    assert!(e.message().contains("privilege"), "{e}");
+    assert!(
+        e.message()
+            .contains("grant CREATE, ALTER, INDEX, REFERENCES"),
+        "the message names what migrations need: {e}"
+    );
+    assert_eq!(e.server_code(), Some(1142), "{e}");
+    assert!(!e.message().contains("grant SELECT"), "{e}");
 
     // Migrated by the owner, the whole lifecycle runs with SELECT, INSERT, UPDATE, DELETE only.
     fresh.client.migrate().unwrap();

@@ -234,9 +234,16 @@ fn normalize_time(text: &str) -> Result<String> {
                 && f[1..].bytes().all(|c| c.is_ascii_digit())
         }
     };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
     if !(1970..=9999).contains(&y)
         || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
+        || !(1..=days_in_month).contains(&d)
         || h > 23
         || mi > 59
         || s > 59
@@ -418,7 +425,15 @@ mod tests {
             normalize_time("2030-01-02 03:04:05.123456").unwrap(),
             "2030-01-02 03:04:05.123456"
         );
+        assert_eq!(
+            normalize_time("2028-02-29 00:00:00").unwrap(),
+            "2028-02-29 00:00:00"
+        );
         for bad in [
+            "2030-02-29 00:00:00",
+            "2030-02-31 00:00:00",
+            "2030-04-31 00:00:00",
+            "2100-02-29 00:00:00",
             "2030-13-02 03:04:05",
             "tomorrow",
             "2030-01-02",

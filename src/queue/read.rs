@@ -1,7 +1,7 @@
 //! The read side: one task, a filtered page of tasks, counts, and a task's history.
 
 use crate::database::Database;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::queue::lifecycle::Status;
 use crate::queue::{check_task_id, iso};
 use crate::types::check_name;
@@ -75,35 +75,49 @@ fn select_tasks() -> String {
     )
 }
 
-fn to_task(row: Row) -> Task {
+/// A row of [`select_tasks`] as a task. A value of an unexpected type (a column changed by hand
+/// to something this library does not write) is an error naming the column, not a panic.
+fn to_task(row: Row) -> Result<Task> {
     let mut r = row.unwrap().into_iter();
-    let mut next = || r.next().unwrap_or(SqlValue::NULL);
     let json_or_null = |v: Option<String>| {
         v.and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null)
     };
-    Task {
-        id: mysql::from_value(next()),
-        type_name: mysql::from_value(next()),
-        type_id: mysql::from_value(next()),
-        status: mysql::from_value(next()),
-        params: json_or_null(mysql::from_value(next())),
-        result: json_or_null(mysql::from_value(next())),
-        error_message: mysql::from_value(next()),
-        attempts: mysql::from_value(next()),
-        max_attempts: mysql::from_value(next()),
-        priority: mysql::from_value(next()),
-        progress: mysql::from_value(next()),
-        dedupe_key: mysql::from_value(next()),
-        dedupe_scope: mysql::from_value(next()),
-        claimed_by: mysql::from_value(next()),
-        claimed_at: mysql::from_value(next()),
-        lease_expires_at: mysql::from_value(next()),
-        run_at: mysql::from_value(next()),
-        completed_at: mysql::from_value(next()),
-        created_at: mysql::from_value(next()),
-        updated_at: mysql::from_value(next()),
-    }
+    Ok(Task {
+        id: take(&mut r, "id")?,
+        type_name: take(&mut r, "type")?,
+        type_id: take(&mut r, "type_id")?,
+        status: take(&mut r, "status")?,
+        params: json_or_null(take(&mut r, "params_json")?),
+        result: json_or_null(take(&mut r, "result_json")?),
+        error_message: take(&mut r, "error_message")?,
+        attempts: take(&mut r, "attempts")?,
+        max_attempts: take(&mut r, "max_attempts")?,
+        priority: take(&mut r, "priority")?,
+        progress: take(&mut r, "progress")?,
+        dedupe_key: take(&mut r, "dedupe_key")?,
+        dedupe_scope: take(&mut r, "dedupe_scope")?,
+        claimed_by: take(&mut r, "claimed_by")?,
+        claimed_at: take(&mut r, "claimed_at")?,
+        lease_expires_at: take(&mut r, "lease_expires_at")?,
+        run_at: take(&mut r, "run_at")?,
+        completed_at: take(&mut r, "completed_at")?,
+        created_at: take(&mut r, "created_at")?,
+        updated_at: take(&mut r, "updated_at")?,
+    })
+}
+
+/// The next column's value as `T`.
+fn take<T: mysql::prelude::FromValue>(
+    row: &mut impl Iterator<Item = SqlValue>,
+    column: &str,
+) -> Result<T> {
+    mysql::from_value_opt(row.next().unwrap_or(SqlValue::NULL)).map_err(|e| {
+        Error::new(
+            Code::Database,
+            format!("tasks.{column} holds a value this library cannot read: {e}"),
+        )
+    })
 }
 
 pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
@@ -113,7 +127,7 @@ pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
             .exec_first(format!("{} WHERE t.id = ?", select_tasks()), (id,))
             .map_err(|e| db.error(e))?;
         row.map(to_task)
-            .ok_or_else(|| Error::not_found(format!("task {id} does not exist")))
+            .ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?
     })
 }
 
@@ -158,7 +172,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
                 Params::Positional(params.clone()),
             )
             .map_err(|e| db.error(e))?;
-        Ok(rows.into_iter().map(to_task).collect())
+        rows.into_iter().map(to_task).collect()
     })
 }
 
