@@ -68,17 +68,32 @@ pub(crate) fn iso(column: &str) -> String {
 /// 128 random bits as 32 hex characters, from the kernel's CSPRNG.
 pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 16];
+    fill_random(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `buf` from `getrandom(2)`, or from `/dev/urandom` where that call is missing or fails
+/// for another reason than a signal. Tokens must not be guessable, so with neither source there
+/// is no fallback: the call panics (TM_PANIC through the C ABI) instead of spinning.
+fn fill_random(buf: &mut [u8]) {
     let mut filled = 0;
-    while filled < bytes.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `bytes`.
-        let n = unsafe {
-            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-        };
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n > 0 {
             filled += n as usize;
+            continue;
         }
+        if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut device| device.read_exact(&mut buf[filled..]))
+            .expect("the kernel's random source (getrandom, /dev/urandom) is unavailable");
+        return;
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A uniformly random number in [0, 1).
