@@ -75,6 +75,25 @@ fn client_through(db: &TestDb, proxy: &Proxy) -> Client {
         "io_timeout": IO_TIMEOUT_SECS, "pool_max_connections": 1}))
 }
 
+/// A database with `1 + more` tasks, a proxy, a client through it, and the first task claimed
+/// through the proxy.
+fn holding_a_task(more: i64) -> (TestDb, Proxy, Client, ClaimedTask) {
+    let db = TestDb::new(json!({}));
+    db.register("cut", any_object());
+    let first = db.enqueue("cut", json!({}));
+    for n in 1..=more {
+        assert_eq!(db.enqueue("cut", json!({"n": n})), first + n);
+    }
+    let proxy = Proxy::start();
+    let worker = client_through(&db, &proxy);
+    let task = worker
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(task.id, first);
+    (db, proxy, worker, task)
+}
+
 fn completed_rows(db: &TestDb, id: i64) -> i64 {
     db.count(&format!(
         "SELECT COUNT(*) FROM task_history WHERE task_id = {id} AND status_change = 'completed'"
@@ -83,16 +102,8 @@ fn completed_rows(db: &TestDb, id: i64) -> i64 {
 
 #[test]
 fn a_complete_lost_in_a_partition_is_bounded_and_repeats_to_exactly_once() {
-    let db = TestDb::new(json!({}));
-    db.register("cut", any_object());
-    let id = db.enqueue("cut", json!({}));
-    let proxy = Proxy::start();
-    let worker = client_through(&db, &proxy);
-    let task = worker
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
-    assert_eq!(task.id, id);
+    let (db, proxy, worker, task) = holding_a_task(0);
+    let id = task.id;
 
     // Nothing gets through either way: the call gives up within the timeout and a margin.
     proxy.hold(true, true);
@@ -118,10 +129,6 @@ fn a_complete_lost_in_a_partition_is_bounded_and_repeats_to_exactly_once() {
     assert_eq!(again.status, "completed");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(db.client.get_task(id).unwrap().status, "completed");
-    eprintln!(
-        "first error: {e}; repeat: {again:?}; history: {:?}",
-        common::history_kinds(&db.client, id)
-    );
     assert_eq!(completed_rows(&db, id), 1);
     assert!(
         worker
@@ -133,17 +140,8 @@ fn a_complete_lost_in_a_partition_is_bounded_and_repeats_to_exactly_once() {
 
 #[test]
 fn a_lost_answer_after_the_commit_is_an_unknown_outcome_not_a_connection_error() {
-    let db = TestDb::new(json!({}));
-    db.register("cut", any_object());
-    let id = db.enqueue("cut", json!({}));
-    let other = db.enqueue("cut", json!({"n": 2}));
-    let proxy = Proxy::start();
-    let worker = client_through(&db, &proxy);
-    let task = worker
-        .claim("w", &ClaimOptions::default())
-        .unwrap()
-        .remove(0);
-    assert_eq!(task.id, id);
+    let (db, proxy, worker, task) = holding_a_task(1);
+    let (id, other) = (task.id, task.id + 1);
 
     // The request reaches the server and commits; only the answer is held.
     proxy.hold(false, true);
