@@ -57,12 +57,19 @@ final class Native
     public static function preload(): void
     {
         self::checkExtension();
-        $header = self::preloadHeader();
-        $file = sys_get_temp_dir() . '/taskmanager-' . md5($header) . '.h';
-        if (!is_file($file)) {
-            file_put_contents($file, $header, LOCK_EX);
+        // FFI::load() wants a file. A name only this call knows (tempnam creates it, mode 0600,
+        // failing if it exists) and removed at once: on shared hosting another account cannot
+        // plant the file or a link in its place, and nothing is left behind to trust later.
+        $file = tempnam(sys_get_temp_dir(), 'taskmanager-');
+        if ($file === false) {
+            throw new LibraryException('cannot create a temporary file for the FFI header in ' . sys_get_temp_dir(), Code::CONFIG);
         }
-        FFI::load($file);
+        try {
+            file_put_contents($file, self::preloadHeader());
+            FFI::load($file);
+        } finally {
+            unlink($file);
+        }
     }
 
     /** Where the library is looked for, in order. */

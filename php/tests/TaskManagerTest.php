@@ -360,6 +360,23 @@ final class TaskManagerTest extends TestCase
         $this->assertSame('scope ' . TaskManager::version() . ' stats 5', trim($output));
     }
 
+    public function testPreloadIgnoresPlantedFilesAndLeavesNoneBehind(): void
+    {
+        // Another account plants a header at the name an earlier version used: a bogus library.
+        $header = Native::preloadHeader();
+        $planted = sys_get_temp_dir() . '/taskmanager-' . md5($header) . '.h';
+        file_put_contents($planted, "#define FFI_LIB \"/nonexistent/evil.so\"\nint evil(void);\n");
+        $before = glob(sys_get_temp_dir() . '/taskmanager-*');
+        $output = self::runPhp(['ffi.enable' => '1'], '
+            TaskManager\Native::preload();
+            echo "loaded";
+        ');
+        $after = glob(sys_get_temp_dir() . '/taskmanager-*');
+        unlink($planted);
+        $this->assertSame('loaded', trim($output));
+        $this->assertSame($before, $after, 'preload leaves no file behind');
+    }
+
     public function testDisabledFfiSaysWhatToChange(): void
     {
         $output = self::runPhp(['ffi.enable' => '0'], '
