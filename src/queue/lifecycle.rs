@@ -215,6 +215,11 @@ impl Script {
         self.statements.join(";\n")
     }
 
+    /// The statements, one by one.
+    pub fn statements(&self) -> &[String] {
+        &self.statements
+    }
+
     /// Sends the script in one round trip. A broken connection leaves the outcome unknown: the
     /// script may have committed.
     pub fn run(&self, conn: &mut Conn<'_>) -> Result<ScriptResult> {

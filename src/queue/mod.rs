@@ -28,17 +28,13 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
         token_prefix: "explain",
     };
     let scripts = [
-        lifecycle::claim(&request, true, history_on).script.text(),
-        lifecycle::complete(0, "explain", "null", history_on)
-            .script
-            .text(),
-        lifecycle::complete_and_claim(0, "explain", "null", &request, false, history_on)
-            .script
-            .text(),
+        lifecycle::claim(&request, true, history_on).script,
+        lifecycle::complete(0, "explain", "null", history_on).script,
+        lifecycle::complete_and_claim(0, "explain", "null", &request, false, history_on).script,
     ];
     scripts
         .iter()
-        .flat_map(|text| text.split(";\n"))
+        .flat_map(|script| script.statements())
         .filter(|statement| {
             ["SELECT", "UPDATE", "INSERT"]
                 .iter()
