@@ -1,0 +1,269 @@
+//! The database server restarted, and killed with SIGKILL and restarted (InnoDB recovery),
+//! while workers drain the queue. The test runs its own server instance (its own data
+//! directory and socket), so it never disturbs a shared one.
+//!
+//! Pass: every task ends completed exactly once (one `completed` history row each), only
+//! TM_CONNECTION and TM_OUTCOME_UNKNOWN reach the workers, which carry on by themselves, and no
+//! call blocks longer than its timeouts.
+
+mod common;
+
+use common::{any_object, from};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use taskmanager::*;
+
+const TASKS: usize = 1500;
+const WORKERS: usize = 4;
+/// Connect and I/O timeouts of the workers' client: no call may block much longer.
+const TIMEOUT_SECS: u64 = 3;
+
+/// A MariaDB server of this test's own, on a unix socket in a scratch directory.
+struct OwnServer {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnServer {
+    fn install() -> OwnServer {
+        let dir = std::env::temp_dir().join(format!("tm-own-server-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root() {
+            install.arg("--user=root");
+        }
+        assert!(
+            install
+                .status()
+                .expect("mariadb-install-db (mariadb-server) is needed")
+                .success(),
+            "mariadb-install-db failed"
+        );
+        OwnServer { dir, child: None }
+    }
+
+    fn socket(&self) -> String {
+        self.dir.join("sock").display().to_string()
+    }
+
+    fn start(&mut self) {
+        let mut server = Command::new("/usr/sbin/mariadbd");
+        server
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.socket()))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("error.log").display()
+            ))
+            .args([
+                "--skip-networking",
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-log-file-size=16M",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root() {
+            server.arg("--user=root");
+        }
+        self.child = Some(server.spawn().expect("mariadbd is needed"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.admin().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the test's own server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server with `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash).
+    fn stop(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: the pid is our own child's.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            child.wait().unwrap();
+        }
+    }
+
+    fn admin(&self) -> Result<mysql::Conn, mysql::Error> {
+        mysql::Conn::new(
+            mysql::OptsBuilder::new()
+                .socket(Some(self.socket()))
+                .user(Some("root"))
+                .prefer_socket(true),
+        )
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.stop(libc::SIGKILL);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn is_fault(e: &Error) -> bool {
+    matches!(e.code(), Code::Connection | Code::OutcomeUnknown)
+}
+
+#[test]
+fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_once() {
+    use mysql::prelude::Queryable;
+    let mut server = OwnServer::install();
+    server.start();
+    server
+        .admin()
+        .unwrap()
+        .query_drop("CREATE DATABASE q")
+        .unwrap();
+    let config = |extra: serde_json::Value| {
+        let mut map = json!({"db_socket": server.socket(), "db_user": "root", "db_name": "q",
+            "connect_timeout": TIMEOUT_SECS, "io_timeout": TIMEOUT_SECS, "pool_max_connections": 8});
+        for (k, v) in extra.as_object().unwrap() {
+            map[k] = v.clone();
+        }
+        Config::from_map(map.as_object().unwrap()).unwrap()
+    };
+    let client = Arc::new(Client::open(config(json!({}))).unwrap());
+    client.migrate().unwrap();
+    client
+        .register_type(&from(
+            json!({"name": "survive", "param_schema": any_object()}),
+        ))
+        .unwrap();
+    for chunk in (0..TASKS).collect::<Vec<_>>().chunks(500) {
+        let items: Vec<BatchItem> = chunk
+            .iter()
+            .map(|n| from(json!({"type": "survive", "params": {"n": n}})))
+            .collect();
+        client.enqueue_batch(&items).unwrap();
+    }
+
+    let done = Arc::new(AtomicBool::new(false));
+    let longest_call_ms = Arc::new(AtomicU64::new(0));
+    let faults = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (client, done, longest, faults) = (
+                client.clone(),
+                done.clone(),
+                longest_call_ms.clone(),
+                faults.clone(),
+            );
+            std::thread::spawn(move || {
+                // A short lease: a claim whose answer was lost comes back soon.
+                let claim: ClaimOptions = from(json!({"lease_seconds": 2}));
+                let timed = |started: Instant| {
+                    longest.fetch_max(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                };
+                while !done.load(Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let tasks = match client.claim(&format!("w{w}"), &claim) {
+                        Ok(tasks) => tasks,
+                        Err(e) if is_fault(&e) => {
+                            faults.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                        Err(e) => panic!("claim: {e}"),
+                    };
+                    timed(started);
+                    let Some(task) = tasks.into_iter().next() else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    // Repeat the complete until it is known to have happened.
+                    loop {
+                        let started = Instant::now();
+                        let outcome = client.complete(task.id, &task.lease_token, &json!(w));
+                        timed(started);
+                        match outcome {
+                            Ok(_) => break,
+                            // The lease ran out meanwhile; another worker runs the task.
+                            Err(e) if e.code() == Code::LeaseLost => break,
+                            Err(e) if is_fault(&e) => {
+                                faults.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            Err(e) => panic!("complete: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let remaining = |server: &OwnServer| -> Option<i64> {
+        let mut admin = server.admin().ok()?;
+        admin
+            .query_first("SELECT COUNT(*) FROM q.tasks WHERE status <> 'completed'")
+            .ok()
+            .flatten()
+    };
+    // Let the drain get going, then restart cleanly, then crash and restart.
+    let wait_for_progress = |server: &OwnServer, below: i64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while remaining(server).is_none_or(|left| left > below) {
+            assert!(Instant::now() < deadline, "the workers made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_progress(&server, (TASKS * 3 / 4) as i64);
+    server.stop(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    server.start();
+    wait_for_progress(&server, (TASKS / 3) as i64);
+    server.stop(libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    server.start();
+    wait_for_progress(&server, 0);
+    done.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().expect("a worker thread panicked");
+    }
+
+    let mut admin = server.admin().unwrap();
+    let completed: i64 = admin
+        .query_first("SELECT COUNT(*) FROM q.tasks WHERE status = 'completed'")
+        .unwrap()
+        .unwrap();
+    assert_eq!(completed, TASKS as i64);
+    let not_once: Vec<(i64, i64)> = admin
+        .query(
+            "SELECT t.id, COUNT(h.id) FROM q.tasks t LEFT JOIN q.task_history h \
+             ON h.task_id = t.id AND h.status_change = 'completed' GROUP BY t.id HAVING COUNT(h.id) <> 1",
+        )
+        .unwrap();
+    assert!(
+        not_once.is_empty(),
+        "tasks not completed exactly once: {not_once:?}"
+    );
+    let longest = Duration::from_millis(longest_call_ms.load(Ordering::SeqCst));
+    assert!(
+        longest < Duration::from_secs(3 * TIMEOUT_SECS + 2),
+        "a call blocked for {longest:?}"
+    );
+    eprintln!(
+        "{TASKS} tasks, {WORKERS} workers: {} faults reached the workers, longest call {longest:?}",
+        faults.load(Ordering::SeqCst)
+    );
+}
