@@ -37,6 +37,9 @@ impl fmt::Display for Secret {
 pub struct Connection {
     pub host: String,
     pub port: u16,
+    /// Servers tried in order after `host:port` when a new connection cannot be made there
+    /// (a failover pair, a Galera cluster); empty for one server.
+    pub failover_hosts: Vec<(String, u16)>,
     pub socket: Option<String>,
     pub name: String,
     pub user: String,
@@ -73,6 +76,7 @@ pub const MAX_JSON_DEPTH: usize = 64;
 pub const KEYS: &[&str] = &[
     "database_url",
     "db_host",
+    "db_hosts",
     "db_port",
     "db_name",
     "db_user",
@@ -145,6 +149,7 @@ impl Config {
             Some(url) => {
                 if let Some(clash) = [
                     "db_host",
+                    "db_hosts",
                     "db_port",
                     "db_name",
                     "db_user",
@@ -172,19 +177,43 @@ impl Config {
                 "db_charset '{charset}' is not supported: use utf8mb4"
             )));
         }
-        let (host, port, socket, name, user, pass) = match from_url {
+        let (hosts, socket, name, user, pass) = match from_url {
             Some(url) => url,
-            None => (
-                reader
-                    .string("db_host")?
-                    .unwrap_or_else(|| "localhost".into()),
-                reader.int("db_port", 1, 65535)?.unwrap_or(3306) as u16,
-                reader.string("db_socket")?.filter(|s| !s.is_empty()),
-                reader.string("db_name")?.unwrap_or_default(),
-                reader.string("db_user")?.unwrap_or_default(),
-                Secret::new(reader.string("db_pass")?.unwrap_or_default()),
-            ),
+            None => {
+                let port = reader.int("db_port", 1, 65535)?.unwrap_or(3306) as u16;
+                let hosts = match (reader.string("db_host")?, map.get("db_hosts")) {
+                    (Some(_), Some(_)) => {
+                        return Err(Error::config("give either db_host or db_hosts, not both"));
+                    }
+                    (Some(list), None) => host_list(&list, port)?,
+                    (None, Some(Value::Array(items))) => {
+                        let mut hosts = Vec::new();
+                        for item in items {
+                            let text = item.as_str().ok_or_else(|| {
+                                Error::config("db_hosts must list host or host:port strings")
+                            })?;
+                            hosts.extend(host_list(text, port)?);
+                        }
+                        hosts
+                    }
+                    (None, Some(_)) => {
+                        host_list(&reader.string("db_hosts")?.unwrap_or_default(), port)?
+                    }
+                    (None, None) => vec![("localhost".into(), port)],
+                };
+                (
+                    hosts,
+                    reader.string("db_socket")?.filter(|s| !s.is_empty()),
+                    reader.string("db_name")?.unwrap_or_default(),
+                    reader.string("db_user")?.unwrap_or_default(),
+                    Secret::new(reader.string("db_pass")?.unwrap_or_default()),
+                )
+            }
         };
+        let mut hosts = hosts.into_iter();
+        let (host, port) = hosts
+            .next()
+            .ok_or_else(|| Error::config("db_hosts must name at least one host"))?;
         if name.is_empty() {
             return Err(Error::config(
                 "db_name is required (or a database_url with a database)",
@@ -198,6 +227,7 @@ impl Config {
         let connection = Connection {
             host,
             port,
+            failover_hosts: hosts.collect(),
             socket,
             name,
             user,
@@ -272,7 +302,44 @@ impl Reader<'_> {
     }
 }
 
-type UrlParts = (String, u16, Option<String>, String, String, Secret);
+type UrlParts = (Vec<(String, u16)>, Option<String>, String, String, Secret);
+
+/// Servers from `a`, `a:3307`, `[::1]:3307` or several of them separated by commas, in order;
+/// an entry without a port takes `default_port`.
+fn host_list(text: &str, default_port: u16) -> Result<Vec<(String, u16)>> {
+    let bad = |entry: &str| {
+        Error::config(format!(
+            "'{entry}' is not a host, host:port or [IPv6]:port (several are separated by commas)"
+        ))
+    };
+    let mut hosts = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| bad(entry))?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, port.parse().map_err(|_| bad(entry))?),
+                None if after.is_empty() => (host, default_port),
+                None => return Err(bad(entry)),
+            }
+        } else if entry.matches(':').count() > 1 {
+            // A bare IPv6 address: no port can follow it without brackets.
+            (entry, default_port)
+        } else {
+            match entry.split_once(':') {
+                Some((host, port)) => (host, port.parse().map_err(|_| bad(entry))?),
+                None => (entry, default_port),
+            }
+        };
+        if host.is_empty() || port == 0 {
+            return Err(bad(entry));
+        }
+        hosts.push((host.to_string(), port));
+    }
+    if hosts.is_empty() {
+        return Err(Error::config("no database host given"));
+    }
+    Ok(hosts)
+}
 
 /// Parses `mysql://user:pass@host:port/db?socket=/path`. Written here rather than delegated so
 /// that no error message can ever echo the URL (and the password in it).
@@ -294,13 +361,12 @@ fn parse_url(url: &str) -> Result<UrlParts> {
         .unwrap_or((path_and_query, ""));
     let (userinfo, hostport) = authority.rsplit_once('@').ok_or_else(|| bad("no user"))?;
     let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| bad("the port is not a number"))?,
-        ),
-        None => (hostport, 3306),
+    let hosts = if hostport.is_empty() {
+        vec![("localhost".to_string(), 3306)]
+    } else {
+        // Only the shape is reported: the URL itself never goes into a message.
+        host_list(hostport, 3306)
+            .map_err(|_| bad("a host is not host, host:port or [IPv6]:port"))?
     };
     let mut socket = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -312,12 +378,7 @@ fn parse_url(url: &str) -> Result<UrlParts> {
         }
     }
     Ok((
-        if host.is_empty() {
-            "localhost".into()
-        } else {
-            host.to_string()
-        },
-        port,
+        hosts,
         socket,
         percent_decode(path).ok_or_else(|| bad("bad %-escape in the database name"))?,
         percent_decode(user).ok_or_else(|| bad("bad %-escape in the user"))?,
@@ -385,6 +446,45 @@ mod tests {
         assert!(!e.message().contains("topsecret"));
         let e = parse(json!({"database_url": "postgres://u:topsecret@h/db"})).unwrap_err();
         assert!(!e.message().contains("topsecret"));
+    }
+
+    #[test]
+    fn several_hosts_are_tried_in_order() {
+        let hosts = |v: Value| {
+            let c = parse(v).unwrap().connection;
+            std::iter::once((c.host, c.port))
+                .chain(c.failover_hosts)
+                .collect::<Vec<_>>()
+        };
+        let expected = vec![
+            ("a".to_string(), 3306),
+            ("b".to_string(), 3307),
+            ("::1".to_string(), 3308),
+        ];
+        for form in [
+            json!({"db_name": "q", "db_user": "u", "db_hosts": ["a", "b:3307", "[::1]:3308"]}),
+            json!({"db_name": "q", "db_user": "u", "db_hosts": "a, b:3307, [::1]:3308"}),
+            json!({"db_name": "q", "db_user": "u", "db_host": "a,b:3307,[::1]:3308"}),
+            json!({"database_url": "mysql://u:p@a,b:3307,[::1]:3308/q"}),
+        ] {
+            assert_eq!(hosts(form.clone()), expected, "{form}");
+        }
+        // db_port is the default for hosts without one; a bare IPv6 address takes it too.
+        assert_eq!(
+            hosts(json!({"db_name": "q", "db_user": "u", "db_host": "fe80::1", "db_port": 3310})),
+            [("fe80::1".to_string(), 3310)]
+        );
+        for bad in [
+            json!({"db_name": "q", "db_user": "u", "db_host": "a", "db_hosts": ["b"]}),
+            json!({"db_name": "q", "db_user": "u", "db_hosts": []}),
+            json!({"db_name": "q", "db_user": "u", "db_hosts": ["a:port"]}),
+            json!({"db_name": "q", "db_user": "u", "db_hosts": [1]}),
+            json!({"database_url": "mysql://u:topsecret@a,[::1/q"}),
+        ] {
+            let e = parse(bad.clone()).unwrap_err();
+            assert_eq!(e.code(), crate::Code::Config, "{bad}");
+            assert!(!e.message().contains("topsecret"), "{e}");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 /// The pool of one set of connection settings.
 pub(crate) struct Pool {
     pub(crate) connection: Connection,
-    opts: Opts,
+    /// Where new connections go, tried in order: the host, then the failover hosts.
+    targets: Vec<Opts>,
     state: Mutex<State>,
     returned: Condvar,
     server_checked: AtomicBool,
@@ -35,7 +36,8 @@ pub(crate) struct Pool {
 
 struct State {
     pid: u32,
-    idle: Vec<mysql::Conn>,
+    /// Idle connections, each with the index of its target.
+    idle: Vec<(mysql::Conn, usize)>,
     /// Connections open in this process: idle plus checked out.
     open: usize,
 }
@@ -44,6 +46,8 @@ struct State {
 pub(crate) struct Conn<'a> {
     pool: &'a Pool,
     conn: Option<mysql::Conn>,
+    /// Which of the pool's targets it is connected to.
+    target: usize,
     /// Whether it came from the idle list (it may have been dropped by the server meanwhile).
     pub(crate) reused: bool,
     healthy: bool,
@@ -85,8 +89,6 @@ impl Pool {
         }
         let io = Some(Duration::from_secs(c.io_timeout_secs));
         let builder = OptsBuilder::new()
-            .ip_or_hostname(Some(c.host.clone()))
-            .tcp_port(c.port)
             .socket(c.socket.clone())
             .user(Some(c.user.clone()))
             .pass(Some(c.pass.expose().to_string()))
@@ -109,9 +111,22 @@ impl Pool {
                  innodb_lock_wait_timeout = {}",
                 c.lock_wait_timeout_secs
             )]);
+        // A unix socket names one server; over TCP every host is a target.
+        let hosts = match c.socket {
+            Some(_) => vec![(c.host.clone(), c.port)],
+            None => std::iter::once((c.host.clone(), c.port))
+                .chain(c.failover_hosts.iter().cloned())
+                .collect(),
+        };
+        let targets = hosts
+            .into_iter()
+            .map(|(host, port)| {
+                Opts::from(builder.clone().ip_or_hostname(Some(host)).tcp_port(port))
+            })
+            .collect();
         Ok(Pool {
             connection: c.clone(),
-            opts: Opts::from(builder),
+            targets,
             state: Mutex::new(State {
                 pid: std::process::id(),
                 idle: Vec::new(),
@@ -137,17 +152,17 @@ impl Pool {
                 state.open = 0;
                 state.pid = pid;
             }
-            if let Some(conn) = state.idle.pop() {
-                return Ok(self.checkout(conn, true));
+            if let Some((conn, target)) = state.idle.pop() {
+                return Ok(self.checkout(conn, true, target));
             }
             if state.open < self.connection.pool_max_connections {
                 state.open += 1;
                 drop(state);
-                return match mysql::Conn::new(self.opts.clone()) {
-                    Ok(conn) => Ok(self.checkout(conn, false)),
+                return match self.connect() {
+                    Ok((conn, target)) => Ok(self.checkout(conn, false, target)),
                     Err(e) => {
                         self.forget_one();
-                        Err(self.error(e))
+                        Err(e)
                     }
                 };
             }
@@ -170,7 +185,7 @@ impl Pool {
         {
             let mut state = self.state.lock();
             // The other idle connections are likely dead too (a server restart): drop them.
-            let stale: Vec<mysql::Conn> = state.idle.drain(..).collect();
+            let stale: Vec<(mysql::Conn, usize)> = state.idle.drain(..).collect();
             state.open -= stale.len();
             drop(state);
             drop(stale);
@@ -178,10 +193,37 @@ impl Pool {
         self.get()
     }
 
-    fn checkout(&self, conn: mysql::Conn, reused: bool) -> Conn<'_> {
+    /// A new connection to the first target that takes one. When none does, the error names
+    /// every one tried (a failover that has not finished yet answers on none).
+    fn connect(&self) -> Result<(mysql::Conn, usize)> {
+        let mut refused = Vec::new();
+        for (index, opts) in self.targets.iter().enumerate() {
+            match mysql::Conn::new(opts.clone()) {
+                Ok(conn) => return Ok((conn, index)),
+                Err(e) => refused.push(self.error_at(e, index)),
+            }
+        }
+        let last = refused.pop().expect("a pool has at least one target");
+        if refused.is_empty() {
+            return Err(last);
+        }
+        let earlier: Vec<&str> = refused.iter().map(Error::message).collect();
+        Err(Error::new(
+            last.code(),
+            format!(
+                "no database host took a connection: {}; {}",
+                earlier.join("; "),
+                last.message()
+            ),
+        )
+        .with_details(last.details().cloned().unwrap_or_default()))
+    }
+
+    fn checkout(&self, conn: mysql::Conn, reused: bool, target: usize) -> Conn<'_> {
         Conn {
             pool: self,
             conn: Some(conn),
+            target,
             reused,
             healthy: true,
         }
@@ -196,7 +238,21 @@ impl Pool {
 
     /// Converts a driver error into ours, with the password scrubbed from the message.
     pub(crate) fn error(&self, e: mysql::Error) -> Error {
-        map_error(e, &self.connection)
+        self.error_at(e, 0)
+    }
+
+    /// As [`Pool::error`], for an error from target `index`.
+    fn error_at(&self, e: mysql::Error, index: usize) -> Error {
+        let c = &self.connection;
+        let where_ = match (&c.socket, index) {
+            (Some(socket), _) => format!("socket {socket}"),
+            (None, 0) => format!("{}:{}", c.host, c.port),
+            (None, i) => {
+                let (host, port) = &c.failover_hosts[i - 1];
+                format!("{host}:{port}")
+            }
+        };
+        map_error(e, c, &where_)
     }
 
     /// Checks once per pool that the server supports the queue; a PHP-FPM worker's later
@@ -227,7 +283,7 @@ impl Conn<'_> {
     /// Converts a driver error; an error that leaves the connection in doubt (I/O, timeout,
     /// broken packet) also marks it so it is closed instead of pooled.
     pub(crate) fn error(&mut self, e: mysql::Error) -> Error {
-        let mapped = self.pool.error(e);
+        let mapped = self.pool.error_at(e, self.target);
         if mapped.leaves_connection_in_doubt() {
             self.healthy = false;
         }
@@ -297,7 +353,7 @@ impl Drop for Conn<'_> {
             return;
         }
         if self.healthy {
-            state.idle.push(conn);
+            state.idle.push((conn, self.target));
         } else {
             state.open = state.open.saturating_sub(1);
             drop(state);
@@ -340,11 +396,8 @@ pub(crate) fn unknown_outcome(e: Error) -> Error {
     }
 }
 
-pub(crate) fn map_error(e: mysql::Error, c: &Connection) -> Error {
-    let where_ = match &c.socket {
-        Some(socket) => format!("socket {socket}"),
-        None => format!("{}:{}", c.host, c.port),
-    };
+/// Converts a driver error from the server `where_` names into ours, password scrubbed.
+fn map_error(e: mysql::Error, c: &Connection, where_: &str) -> Error {
     let mapped = match e {
         mysql::Error::MySqlError(server) => {
             let details = json!({"server_code": server.code, "sql_state": server.state,

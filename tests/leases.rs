@@ -367,3 +367,35 @@ fn a_busy_queue_still_recovers_expired_leases_within_a_second() {
         ["created", "claimed", "lease_expired", "claimed"]
     );
 }
+
+#[test]
+fn new_connections_fail_over_to_the_next_host() {
+    let db = TestDb::new(json!({}));
+    db.register("failover", any_object());
+    let (host, port, ..) = common::server();
+    // Nothing listens on port 1: the first host refuses, the second takes the connection.
+    let client = db.client_with(json!({"db_host": null,
+        "db_hosts": [format!("127.0.0.1:1"), format!("{host}:{port}")]}));
+    let id = client
+        .enqueue("failover", &json!({}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    let t = client
+        .claim("w", &ClaimOptions::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(t.id, id);
+    client.complete(id, &t.lease_token, &json!(1)).unwrap();
+
+    // With no host answering, the error names each one tried.
+    let e = Client::open(TestDb::config(
+        &db.name,
+        json!({"db_host": null, "db_hosts": ["127.0.0.1:1", "127.0.0.1:2"], "connect_timeout": 1}),
+    ))
+    .unwrap_err();
+    assert_eq!(e.code(), Code::Connection, "{e}");
+    assert!(
+        e.message().contains("127.0.0.1:1") && e.message().contains("127.0.0.1:2"),
+        "{e}"
+    );
+}
