@@ -16,8 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often a deadlocked or lock-timed-out step is retried before the error surfaces.
-const LOCK_CONFLICT_RETRIES: u32 = 4;
+/// How often a step that ran into a lock-wait timeout (1205) is retried before the error
+/// surfaces: each try already waited `lock_wait_timeout`.
+const LOCK_WAIT_RETRIES: u32 = 4;
+
+/// How long a step that lost a deadlock (1213) keeps being retried. On a Galera cluster with
+/// writers on several nodes, certification conflicts at COMMIT arrive as 1213 too, and a busy
+/// cluster can lose several in a row: a time budget, not a small count, bounds them.
+const DEADLOCK_BUDGET: Duration = Duration::from_secs(10);
 
 static REGISTRY: Lazy<Mutex<HashMap<Connection, Arc<Database>>>> = Lazy::new(Default::default);
 
@@ -123,7 +129,8 @@ impl Database {
     /// finishing idempotent, enqueue tokens make enqueue so, a claim finds its own leases), so:
     /// - a connection the server dropped while it sat in the pool is replaced and the step
     ///   runs again, once;
-    /// - a deadlock (1213) or lock-wait timeout (1205) runs it again a bounded number of times.
+    /// - a deadlock (1213, also a Galera certification conflict) runs it again within a time
+    ///   budget, a lock-wait timeout (1205) a bounded number of times.
     ///
     /// `op` gets `again = true` on a repeat after a connection error, when its first run may
     /// have committed. A connection whose last exchange failed is never pooled again.
@@ -145,7 +152,8 @@ impl Database {
         let mut conn = self.pool.get()?;
         self.ensure_ready(&mut conn)
             .inspect_err(|e| discard_if_broken(&mut conn, e))?;
-        let mut lock_retries = 0;
+        let started = std::time::Instant::now();
+        let (mut conflicts, mut lock_waits) = (0u32, 0u32);
         let mut again = false;
         loop {
             match op(&mut conn, again) {
@@ -163,9 +171,19 @@ impl Database {
                     conn = self.pool.get_fresh().map_err(|_| e)?;
                     again = true;
                 }
-                Err(e) if lock_retries < LOCK_CONFLICT_RETRIES && is_lock_conflict(&e) => {
-                    lock_retries += 1;
-                    std::thread::sleep(Duration::from_millis(2u64 << lock_retries));
+                Err(e)
+                    if (e.server_code() == Some(1213) && started.elapsed() < DEADLOCK_BUDGET)
+                        || (e.server_code() == Some(1205) && lock_waits < LOCK_WAIT_RETRIES) =>
+                {
+                    conflicts += 1;
+                    if e.server_code() == Some(1205) {
+                        lock_waits += 1;
+                    }
+                    // Exponential backoff with jitter, so conflicting callers spread out.
+                    let ceiling = 2u64 << conflicts.min(8);
+                    let pause =
+                        ceiling / 2 + (crate::queue::random_unit() * (ceiling / 2) as f64) as u64;
+                    std::thread::sleep(Duration::from_millis(pause));
                 }
                 Err(e) => {
                     discard_if_broken(&mut conn, &e);
@@ -193,8 +211,4 @@ fn discard_if_broken(conn: &mut Conn<'_>, e: &Error) {
     if e.leaves_connection_in_doubt() {
         conn.discard();
     }
-}
-
-fn is_lock_conflict(e: &Error) -> bool {
-    e.code() == Code::Database && matches!(e.server_code(), Some(1213) | Some(1205))
 }

@@ -399,3 +399,34 @@ fn new_connections_fail_over_to_the_next_host() {
         "{e}"
     );
 }
+
+#[test]
+fn a_claim_repeated_on_a_new_connection_finds_what_it_may_have_leased() {
+    use mysql::prelude::Queryable;
+    let db = TestDb::new(json!({"pool_max_connections": 1}));
+    db.register("again", any_object());
+    let id = db.enqueue("again", json!({}));
+    let worker = db.client_with(json!({"pool_max_connections": 1, "enable_task_history": false}));
+    assert!(
+        worker
+            .claim("w", &from(json!({"types": ["no-such-type"]})))
+            .unwrap()
+            .is_empty()
+    );
+    // The server drops the worker's pooled connection; the next claim meets it dead, runs
+    // again on a new connection, and first looks for tasks its first run may have leased.
+    let mut admin = db.sql();
+    let ids: Vec<u64> = admin
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+            (&db.name,),
+        )
+        .unwrap();
+    for conn_id in ids {
+        admin
+            .query_drop(format!("KILL CONNECTION {conn_id}"))
+            .unwrap();
+    }
+    let got = worker.claim("w", &ClaimOptions::default()).unwrap();
+    assert_eq!(got.iter().map(|t| t.id).collect::<Vec<_>>(), [id]);
+}

@@ -8,10 +8,9 @@
 
 mod common;
 
+use common::own_server::OwnServer;
 use common::{any_object, from};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,105 +21,6 @@ const WORKERS: usize = 4;
 /// Connect and I/O timeouts of the workers' client: no call may block much longer.
 const TIMEOUT_SECS: u64 = 3;
 
-/// A MariaDB server of this test's own, on a unix socket in a scratch directory.
-struct OwnServer {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnServer {
-    fn install() -> OwnServer {
-        let dir = std::env::temp_dir().join(format!("tm-own-server-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut install = Command::new("mariadb-install-db");
-        install
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", dir.join("data").display()))
-            .arg("--auth-root-authentication-method=normal")
-            .arg("--skip-test-db")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if running_as_root() {
-            install.arg("--user=root");
-        }
-        assert!(
-            install
-                .status()
-                .expect("mariadb-install-db (mariadb-server) is needed")
-                .success(),
-            "mariadb-install-db failed"
-        );
-        OwnServer { dir, child: None }
-    }
-
-    fn socket(&self) -> String {
-        self.dir.join("sock").display().to_string()
-    }
-
-    fn start(&mut self) {
-        let mut server = Command::new("/usr/sbin/mariadbd");
-        server
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", self.dir.join("data").display()))
-            .arg(format!("--socket={}", self.socket()))
-            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                self.dir.join("error.log").display()
-            ))
-            .args([
-                "--skip-networking",
-                "--innodb-buffer-pool-size=32M",
-                "--innodb-log-file-size=16M",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if running_as_root() {
-            server.arg("--user=root");
-        }
-        self.child = Some(server.spawn().expect("mariadbd is needed"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.admin().is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the test's own server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Stops the server with `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash).
-    fn stop(&mut self, signal: i32) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: the pid is our own child's.
-            unsafe { libc::kill(child.id() as i32, signal) };
-            child.wait().unwrap();
-        }
-    }
-
-    fn admin(&self) -> Result<mysql::Conn, mysql::Error> {
-        mysql::Conn::new(
-            mysql::OptsBuilder::new()
-                .socket(Some(self.socket()))
-                .user(Some("root"))
-                .prefer_socket(true),
-        )
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        self.stop(libc::SIGKILL);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn is_fault(e: &Error) -> bool {
     matches!(e.code(), Code::Connection | Code::OutcomeUnknown)
 }
@@ -128,7 +28,8 @@ fn is_fault(e: &Error) -> bool {
 #[test]
 fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_once() {
     use mysql::prelude::Queryable;
-    let mut server = OwnServer::install();
+    let dir = std::env::temp_dir().join(format!("tm-own-server-{}", std::process::id()));
+    let mut server = OwnServer::install(&dir, vec!["--skip-networking".into()]);
     server.start();
     server
         .admin()

@@ -516,12 +516,7 @@ fn push_claim(
         request.limit,
         guard,
     ));
-    // The explicit collation: MariaDB gives CONCAT over a JSON_TABLE join no coercibility,
-    // which would make the comparison with the column an error.
-    let token = format!(
-        "(CONCAT({}, '.', t.id) COLLATE utf8mb4_unicode_ci)",
-        sql::text(request.token_prefix)
-    );
+    let token = claim_token(request.token_prefix, "t.id");
     script.push(format!(
         "UPDATE {} SET t.status = '{}', t.attempts = t.attempts + 1, t.claimed_by = {}, \
          t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL {} SECOND, \
@@ -554,10 +549,21 @@ fn push_claim(
 /// committed returns these instead of claiming more.
 pub fn claimed_rows(token_prefix: &str) -> String {
     format!(
-        "SELECT {CLAIMED_COLUMNS} FROM tasks t WHERE t.status = '{}' AND t.lease_token LIKE CONCAT({}, '.%') \
+        "SELECT {CLAIMED_COLUMNS} FROM tasks t WHERE t.status = '{}' AND t.lease_token LIKE {} \
          ORDER BY t.priority DESC, t.id",
         CLAIM.to,
-        sql::text(token_prefix)
+        claim_token(token_prefix, "'%'")
+    )
+}
+
+/// The lease token a claim with `prefix` gives the task `id_sql` (an SQL expression; `'%'`
+/// makes it a LIKE pattern for all of them). The explicit collation: a text literal carries
+/// utf8mb4's default collation and the other literals the connection's, so their CONCAT has
+/// none of its own, which a comparison with the column would refuse.
+fn claim_token(prefix: &str, id_sql: &str) -> String {
+    format!(
+        "(CONCAT({}, '.', {id_sql}) COLLATE utf8mb4_unicode_ci)",
+        sql::text(prefix)
     )
 }
 

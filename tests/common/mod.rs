@@ -4,6 +4,8 @@
 //! (default: the `taskmanager_test` account that `scripts/setup` creates, on 127.0.0.1:3306).
 #![allow(dead_code)]
 
+pub mod own_server;
+
 use mysql::prelude::Queryable;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};

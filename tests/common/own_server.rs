@@ -1,0 +1,132 @@
+//! MariaDB server instances of a test's own (own data directory, socket and ports), for the
+//! tests that restart, crash or cluster servers and must never disturb the shared one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct OwnServer {
+    pub dir: PathBuf,
+    /// Extra `mariadbd` arguments (ports, Galera settings).
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl OwnServer {
+    /// A fresh data directory under `dir`. Runs as the `mysql` account when the test runs as
+    /// root (Galera's state transfer needs a server that is not root), else as the caller.
+    pub fn install(dir: &Path, args: Vec<String>) -> OwnServer {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root() {
+            install.arg("--user=mysql");
+        }
+        assert!(
+            install
+                .status()
+                .expect("mariadb-install-db (package mariadb-server) is needed")
+                .success(),
+            "mariadb-install-db failed in {}",
+            dir.display()
+        );
+        if running_as_root() {
+            let status = Command::new("chown")
+                .args(["-R", "mysql:mysql"])
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown of {} failed", dir.display());
+        }
+        OwnServer {
+            dir: dir.to_path_buf(),
+            args,
+            child: None,
+        }
+    }
+
+    pub fn socket(&self) -> String {
+        self.dir.join("sock").display().to_string()
+    }
+
+    /// Starts the server (with `extra` arguments this once) and waits until it answers.
+    pub fn start_with(&mut self, extra: &[&str]) {
+        let mut server = Command::new("/usr/sbin/mariadbd");
+        server
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.socket()))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("error.log").display()
+            ))
+            .args([
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-log-file-size=16M",
+            ])
+            .args(&self.args)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root() {
+            server.arg("--user=mysql");
+        }
+        self.child = Some(
+            server
+                .spawn()
+                .expect("mariadbd (package mariadb-server) is needed"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self.admin().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the server in {} did not start; see its error.log",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Stops the server with `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash).
+    pub fn stop(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: the pid is our own child's.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            child.wait().unwrap();
+        }
+    }
+
+    /// A root session over the socket.
+    pub fn admin(&self) -> Result<mysql::Conn, mysql::Error> {
+        mysql::Conn::new(
+            mysql::OptsBuilder::new()
+                .socket(Some(self.socket()))
+                .user(Some("root"))
+                .prefer_socket(true),
+        )
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.stop(libc::SIGKILL);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
