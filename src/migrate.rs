@@ -64,7 +64,43 @@ pub(crate) fn migrate(db: &Pool, claim_timeout_secs: u32) -> Result<MigrationRep
     }
     let result = apply_pending(&mut step);
     let _ = step.exec("SELECT RELEASE_LOCK('taskmanager.migrate')");
-    result.map_err(ddl_privileges)
+    let report = result.map_err(ddl_privileges)?;
+    prove_skip_locked(db, &mut conn)?;
+    Ok(report)
+}
+
+/// Proves with two sessions that the server skips a row another session has locked. Some
+/// MySQL-compatible engines parse `FOR UPDATE SKIP LOCKED` and ignore it, which would hand one
+/// task to two workers; such a server is refused here, before any worker runs.
+fn prove_skip_locked(db: &Pool, holder: &mut Conn<'_>) -> Result<()> {
+    let locking = "SELECT version FROM tm_schema_migrations WHERE version = 1";
+    holder
+        .query_drop(format!("START TRANSACTION; {locking} FOR UPDATE"))
+        .map_err(|e| holder.error(e))?;
+    // A session outside the pool, which may have room for only one.
+    let outcome = db.connect_unpooled().and_then(|mut other| {
+        other
+            .query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+            .and_then(|()| other.query::<i64, _>(format!("{locking} FOR UPDATE SKIP LOCKED")))
+            .map_err(|e| db.error(e))
+    });
+    holder.query_drop("ROLLBACK").map_err(|e| holder.error(e))?;
+    let refuse = |what: &str| {
+        Error::new(
+            Code::UnsupportedServer,
+            format!(
+                "the server {what} a row another session has locked with FOR UPDATE SKIP LOCKED: \
+                 two workers could be handed one task. TaskManager needs MariaDB 10.6+ or \
+                 MySQL 8.0.1+ with InnoDB"
+            ),
+        )
+    };
+    match outcome {
+        Ok(rows) if rows.is_empty() => Ok(()),
+        Ok(_) => Err(refuse("returned")),
+        Err(e) if e.server_code() == Some(1205) => Err(refuse("waited for")),
+        Err(e) => Err(e),
+    }
 }
 
 /// A migration refused for lack of a privilege names the privileges migrations need (the

@@ -219,6 +219,12 @@ impl Pool {
         .with_details(last.details().cloned().unwrap_or_default()))
     }
 
+    /// A connection that is not the pool's and does not count against its size (for a second
+    /// session that must not wait for the pool).
+    pub(crate) fn connect_unpooled(&self) -> Result<mysql::Conn> {
+        self.connect().map(|(conn, _)| conn)
+    }
+
     fn checkout(&self, conn: mysql::Conn, reused: bool, target: usize) -> Conn<'_> {
         Conn {
             pool: self,
