@@ -1,6 +1,7 @@
 //! The database server restarted, and killed with SIGKILL and restarted (InnoDB recovery),
-//! while workers drain the queue. The test runs its own server instance (its own data
-//! directory and socket), so it never disturbs a shared one.
+//! while workers drain the queue: Rust threads, and a PHP and a Python worker process
+//! (`tests/soak/worker.*` with `--through-faults`). The test runs its own server instance (its
+//! own data directory and socket), so it never disturbs a shared one.
 //!
 //! Pass: every task ends completed exactly once (one `completed` history row each), only
 //! TM_CONNECTION and TM_OUTCOME_UNKNOWN reach the workers, which carry on by themselves, and no
@@ -11,13 +12,14 @@ mod common;
 use common::own_server::OwnServer;
 use common::{any_object, from};
 use serde_json::json;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use taskmanager::*;
 
 const TASKS: usize = 1500;
-const WORKERS: usize = 4;
+const WORKERS: usize = 2;
 /// Connect and I/O timeouts of the workers' client: no call may block much longer.
 const TIMEOUT_SECS: u64 = 3;
 
@@ -47,17 +49,47 @@ fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_onc
     let client = Arc::new(Client::open(config(json!({}))).unwrap());
     client.migrate().unwrap();
     client
-        .register_type(&from(
-            json!({"name": "survive", "param_schema": any_object()}),
-        ))
+        .register_type(&from(json!({"name": "soak", "param_schema": any_object()})))
         .unwrap();
     for chunk in (0..TASKS).collect::<Vec<_>>().chunks(500) {
         let items: Vec<BatchItem> = chunk
             .iter()
-            .map(|n| from(json!({"type": "survive", "params": {"n": n}})))
+            .map(|n| from(json!({"type": "soak", "params": {"n": n, "dead": false, "fail": 0}})))
             .collect();
         client.enqueue_batch(&items).unwrap();
     }
+
+    // The PHP and Python workers: separate processes, repeating calls through the faults.
+    let lib = common::cdylib();
+    let stop_file = server.dir.join("stop");
+    // Short leases, as for the Rust workers: a claim whose answer was lost comes back soon.
+    let process_config = json!({"db_socket": server.socket(), "db_user": "root", "db_name": "q",
+        "connect_timeout": TIMEOUT_SECS, "io_timeout": TIMEOUT_SECS, "task_claim_timeout": 2})
+    .to_string();
+    let processes: Vec<_> = [
+        (
+            "php",
+            vec!["-d", "ffi.enable=1", "tests/soak/worker.php"],
+            "php",
+        ),
+        ("python3", vec!["tests/soak/worker.py"], "python"),
+    ]
+    .into_iter()
+    .map(|(program, args, id)| {
+        Command::new(program)
+            .args(args)
+            .arg(&process_config)
+            .arg(&stop_file)
+            .arg(id)
+            .arg("--through-faults")
+            .env("TASKMANAGER_LIB", &lib)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} is needed: {e}"))
+    })
+    .collect();
 
     let done = Arc::new(AtomicBool::new(false));
     let longest_call_ms = Arc::new(AtomicU64::new(0));
@@ -138,8 +170,20 @@ fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_onc
     server.start();
     wait_for_progress(&server, 0);
     done.store(true, Ordering::SeqCst);
+    std::fs::write(&stop_file, b"stop").unwrap();
     for worker in workers {
         worker.join().expect("a worker thread panicked");
+    }
+    for process in processes {
+        let out = process.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a PHP or Python worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(report["steps"].as_u64().unwrap() > 0, "{report}");
+        eprintln!("{report}");
     }
 
     let mut admin = server.admin().unwrap();

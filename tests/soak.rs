@@ -15,18 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use taskmanager::*;
 
-/// The shared library the PHP and Python workers load, built for this test.
-fn cdylib() -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--lib", "--quiet"])
-        .current_dir(root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build --lib failed");
-    format!("{root}/target/debug/libtaskmanager.so")
-}
-
 /// Task `n`'s rule: every 10th dies at once, every 3rd fails once before it succeeds.
 fn rule(n: usize) -> (bool, u32) {
     (n % 10 == 9, if n % 3 == 1 { 1 } else { 0 })
@@ -44,7 +32,7 @@ fn rust_php_and_python_workers_share_a_queue_and_every_task_ends_by_its_rule() {
         json!({"type": "object", "required": ["n", "dead", "fail"],
             "properties": {"n": {"type": "integer"}, "dead": {"type": "boolean"}, "fail": {"type": "integer"}}}),
     );
-    let lib = cdylib();
+    let lib = common::cdylib();
     let stop_file = std::env::temp_dir().join(format!("tm-soak-stop-{}", std::process::id()));
     let _ = std::fs::remove_file(&stop_file);
     let (host, port, user, pass) = common::server();

@@ -182,3 +182,15 @@ pub fn history_kinds(client: &Client, id: i64) -> Vec<String> {
         .map(|h| h.status_change)
         .collect()
 }
+
+/// The shared library the PHP and Python processes of a test load, built for it.
+pub fn cdylib() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--lib", "--quiet"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build --lib failed");
+    format!("{root}/target/debug/libtaskmanager.so")
+}
