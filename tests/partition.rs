@@ -166,3 +166,88 @@ fn a_lost_answer_after_the_commit_is_an_unknown_outcome_not_a_connection_error()
         .unwrap();
     assert_eq!(db.client.get_task(other).unwrap().result, json!("r2"));
 }
+
+#[test]
+fn a_claim_answer_lost_in_a_partition_leaves_its_task_to_come_back_after_the_lease() {
+    let (db, proxy, worker, first) = holding_a_task(1);
+    worker
+        .complete(first.id, &first.lease_token, &json!(1))
+        .unwrap();
+    let next = first.id + 1;
+
+    // The claim commits on the server, but its answer never arrives.
+    proxy.hold(false, true);
+    let short: ClaimOptions = common::from(json!({"lease_seconds": 1}));
+    let e = worker.claim("w", &short).unwrap_err();
+    assert_eq!(e.code(), Code::OutcomeUnknown, "{e}");
+    assert_eq!(db.client.get_task(next).unwrap().status, "claimed");
+
+    // Nobody holds the answer's lease token: the task comes back when the lease runs out and
+    // is then finished exactly once.
+    proxy.hold(false, false);
+    std::thread::sleep(Duration::from_millis(1100));
+    let again = worker.claim("w", &short).unwrap();
+    assert_eq!(
+        again.iter().map(|t| (t.id, t.attempts)).collect::<Vec<_>>(),
+        [(next, 2)]
+    );
+    worker
+        .complete(next, &again[0].lease_token, &json!(2))
+        .unwrap();
+    assert_eq!(completed_rows(&db, next), 1);
+}
+
+#[test]
+fn partitions_at_random_moments_keep_every_promise() {
+    let (db, proxy, worker, mut task) = holding_a_task(12);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut finished = 0;
+    while finished < 12 {
+        // Cut the link a random moment after the complete starts, in one or both directions.
+        let directions = random(3);
+        let delay = Duration::from_micros(random(3000));
+        let cutter = {
+            let (up, down) = (proxy.to_server.clone(), proxy.to_client.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                up.store(directions != 1, Ordering::SeqCst);
+                down.store(directions != 0, Ordering::SeqCst);
+            })
+        };
+        let started = Instant::now();
+        let first_try = worker.complete(task.id, &task.lease_token, &json!("r"));
+        assert!(started.elapsed() < Duration::from_secs(IO_TIMEOUT_SECS + 2));
+        cutter.join().unwrap();
+        proxy.hold(false, false);
+        if let Err(e) = first_try {
+            assert!(
+                matches!(e.code(), Code::OutcomeUnknown | Code::Connection),
+                "{e}"
+            );
+            // Repeating after the partition is always safe.
+            worker
+                .complete(task.id, &task.lease_token, &json!("r"))
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(db.client.get_task(task.id).unwrap().status, "completed");
+        assert_eq!(completed_rows(&db, task.id), 1, "task {}", task.id);
+        finished += 1;
+        if finished < 12 {
+            task = loop {
+                match worker.claim("w", &ClaimOptions::default()) {
+                    Ok(mut got) if !got.is_empty() => break got.remove(0),
+                    Ok(_) => panic!("a task went missing"),
+                    Err(e) if matches!(e.code(), Code::OutcomeUnknown | Code::Connection) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            };
+        }
+    }
+}
