@@ -85,6 +85,11 @@ fn prove_skip_locked(db: &Pool, holder: &mut Conn<'_>) -> Result<()> {
             .map_err(|e| db.error(e))
     });
     holder.query_drop("ROLLBACK").map_err(|e| holder.error(e))?;
+    judge_skip_locked(outcome)
+}
+
+/// What the second session saw: nothing (the row was skipped) is the only acceptable answer.
+fn judge_skip_locked(outcome: Result<Vec<i64>>) -> Result<()> {
     let refuse = |what: &str| {
         Error::new(
             Code::UnsupportedServer,
@@ -433,5 +438,30 @@ impl Step<'_, '_> {
             })
             .collect();
         self.exec(&format!("ALTER TABLE `{table}` {}", clauses.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_skip_locked;
+    use crate::error::{Code, Error};
+    use serde_json::json;
+
+    #[test]
+    fn a_server_that_returns_or_waits_for_a_locked_row_is_refused() {
+        assert!(judge_skip_locked(Ok(vec![])).is_ok());
+        let returned = judge_skip_locked(Ok(vec![1])).unwrap_err();
+        assert_eq!(returned.code(), Code::UnsupportedServer);
+        let waited = Error::new(Code::Database, "lock wait timeout")
+            .with_details(json!({"server_code": 1205}));
+        assert_eq!(
+            judge_skip_locked(Err(waited)).unwrap_err().code(),
+            Code::UnsupportedServer
+        );
+        let other = Error::new(Code::Connection, "gone");
+        assert_eq!(
+            judge_skip_locked(Err(other)).unwrap_err().code(),
+            Code::Connection
+        );
     }
 }

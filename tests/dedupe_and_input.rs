@@ -658,3 +658,23 @@ fn hostile_strings_survive_every_path() {
     }
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 40);
 }
+
+#[test]
+fn a_stored_schema_that_is_not_json_fails_closed_naming_the_type() {
+    let db = TestDb::new(json!({}));
+    db.register(
+        "broken.schema",
+        json!({"type": "object", "required": ["must"]}),
+    );
+    // Edited by hand into something unreadable: validation must not silently turn off.
+    db.sql_exec(
+        "UPDATE task_types SET param_schema_json = '{not json' WHERE name = 'broken.schema'",
+    );
+    let fresh = db.client_with(json!({"max_task_attempts": 4}));
+    let e = fresh
+        .enqueue("broken.schema", &json!({}), &EnqueueOptions::default())
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidSchema, "{e}");
+    assert!(e.message().contains("broken.schema"), "{e}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 0);
+}
