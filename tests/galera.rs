@@ -178,29 +178,15 @@ fn a_galera_cluster_loses_nothing_and_does_nothing_twice() {
             owner.enqueue_batch(chunk).unwrap();
         }
     };
-    let left = |node: &OwnServer| -> Option<i64> {
-        node.admin()
-            .ok()?
-            .query_first("SELECT COUNT(*) FROM gq.tasks WHERE status <> 'completed'")
-            .ok()
-            .flatten()
-    };
-    let wait_until = |node: &OwnServer, at_most: i64| {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while left(node).is_none_or(|n| n > at_most) {
-            assert!(Instant::now() < deadline, "the drain stalled");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
     let faults = Arc::new(AtomicU64::new(0));
 
     // 1. Single writer, then the writer dies.
     enqueue(1);
     let done = Arc::new(AtomicBool::new(false));
     let workers = drain(&vec![vec![1, 2, 3]; 4], &done, &faults);
-    wait_until(&nodes[1], (TASKS_PER_PHASE / 2) as i64);
+    nodes[1].wait_for_drain("gq", (TASKS_PER_PHASE / 2) as i64);
     nodes[0].stop(libc::SIGKILL);
-    wait_until(&nodes[1], 0);
+    nodes[1].wait_for_drain("gq", 0);
     done.store(true, Ordering::SeqCst);
     for w in workers {
         w.join().expect("a worker failed");
@@ -229,7 +215,7 @@ fn a_galera_cluster_loses_nothing_and_does_nothing_twice() {
         &done,
         &faults,
     );
-    wait_until(&nodes[1], 0);
+    nodes[1].wait_for_drain("gq", 0);
     done.store(true, Ordering::SeqCst);
     for w in workers {
         w.join()

@@ -12,7 +12,6 @@ mod common;
 use common::own_server::OwnServer;
 use common::{any_object, from};
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -60,36 +59,30 @@ fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_onc
     }
 
     // The PHP and Python workers: separate processes, repeating calls through the faults.
-    let lib = common::cdylib();
     let stop_file = server.dir.join("stop");
     // Short leases, as for the Rust workers: a claim whose answer was lost comes back soon.
     let process_config = json!({"db_socket": server.socket(), "db_user": "root", "db_name": "q",
         "connect_timeout": TIMEOUT_SECS, "io_timeout": TIMEOUT_SECS, "task_claim_timeout": 2})
     .to_string();
-    let processes: Vec<_> = [
-        (
+    let through = ["--through-faults"];
+    let processes = [
+        common::worker_process(
             "php",
-            vec!["-d", "ffi.enable=1", "tests/soak/worker.php"],
+            &["-d", "ffi.enable=1", "tests/soak/worker.php"],
+            &process_config,
+            &stop_file,
             "php",
+            &through,
         ),
-        ("python3", vec!["tests/soak/worker.py"], "python"),
-    ]
-    .into_iter()
-    .map(|(program, args, id)| {
-        Command::new(program)
-            .args(args)
-            .arg(&process_config)
-            .arg(&stop_file)
-            .arg(id)
-            .arg("--through-faults")
-            .env("TASKMANAGER_LIB", &lib)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} is needed: {e}"))
-    })
-    .collect();
+        common::worker_process(
+            "python3",
+            &["tests/soak/worker.py"],
+            &process_config,
+            &stop_file,
+            "python",
+            &through,
+        ),
+    ];
 
     let done = Arc::new(AtomicBool::new(false));
     let longest_call_ms = Arc::new(AtomicU64::new(0));
@@ -145,45 +138,24 @@ fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_onc
         })
         .collect();
 
-    let remaining = |server: &OwnServer| -> Option<i64> {
-        let mut admin = server.admin().ok()?;
-        admin
-            .query_first("SELECT COUNT(*) FROM q.tasks WHERE status <> 'completed'")
-            .ok()
-            .flatten()
-    };
     // Let the drain get going, then restart cleanly, then crash and restart.
-    let wait_for_progress = |server: &OwnServer, below: i64| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while remaining(server).is_none_or(|left| left > below) {
-            assert!(Instant::now() < deadline, "the workers made no progress");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait_for_progress(&server, (TASKS * 3 / 4) as i64);
+    server.wait_for_drain("q", (TASKS * 3 / 4) as i64);
     server.stop(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     server.start();
-    wait_for_progress(&server, (TASKS / 3) as i64);
+    server.wait_for_drain("q", (TASKS / 3) as i64);
     server.stop(libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(300));
     server.start();
-    wait_for_progress(&server, 0);
+    server.wait_for_drain("q", 0);
     done.store(true, Ordering::SeqCst);
     std::fs::write(&stop_file, b"stop").unwrap();
     for worker in workers {
         worker.join().expect("a worker thread panicked");
     }
     for process in processes {
-        let out = process.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "a PHP or Python worker failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(report["steps"].as_u64().unwrap() > 0, "{report}");
-        eprintln!("{report}");
+        let steps = common::finish_worker(process);
+        assert!(steps > 0, "a PHP or Python worker did no work");
     }
 
     let mut admin = server.admin().unwrap();

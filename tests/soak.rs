@@ -10,7 +10,6 @@ mod common;
 
 use common::{TestDb, from};
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use taskmanager::*;
@@ -32,7 +31,6 @@ fn rust_php_and_python_workers_share_a_queue_and_every_task_ends_by_its_rule() {
         json!({"type": "object", "required": ["n", "dead", "fail"],
             "properties": {"n": {"type": "integer"}, "dead": {"type": "boolean"}, "fail": {"type": "integer"}}}),
     );
-    let lib = common::cdylib();
     let stop_file = std::env::temp_dir().join(format!("tm-soak-stop-{}", std::process::id()));
     let _ = std::fs::remove_file(&stop_file);
     let (host, port, user, pass) = common::server();
@@ -40,32 +38,13 @@ fn rust_php_and_python_workers_share_a_queue_and_every_task_ends_by_its_rule() {
         "db_name": db.name, "max_task_attempts": 3})
     .to_string();
 
-    let spawn = |program: &str, args: &[&str], id: &str| {
-        Command::new(program)
-            .args(args)
-            .arg(&config)
-            .arg(&stop_file)
-            .arg(id)
-            .env("TASKMANAGER_LIB", &lib)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} is needed: {e}"))
-    };
+    let php = ["-d", "ffi.enable=1", "tests/soak/worker.php"];
+    let python = ["tests/soak/worker.py"];
     let others = vec![
-        spawn(
-            "php",
-            &["-d", "ffi.enable=1", "tests/soak/worker.php"],
-            "php-1",
-        ),
-        spawn(
-            "php",
-            &["-d", "ffi.enable=1", "tests/soak/worker.php"],
-            "php-2",
-        ),
-        spawn("python3", &["tests/soak/worker.py"], "py-1"),
-        spawn("python3", &["tests/soak/worker.py"], "py-2"),
+        common::worker_process("php", &php, &config, &stop_file, "php-1", &[]),
+        common::worker_process("php", &php, &config, &stop_file, "php-2", &[]),
+        common::worker_process("python3", &python, &config, &stop_file, "py-1", &[]),
+        common::worker_process("python3", &python, &config, &stop_file, "py-2", &[]),
     ];
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -146,17 +125,7 @@ fn rust_php_and_python_workers_share_a_queue_and_every_task_ends_by_its_rule() {
     for w in rust_workers {
         w.join().expect("a Rust worker failed");
     }
-    let mut steps_by_others = 0;
-    for child in others {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "a PHP or Python worker failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        steps_by_others += report["steps"].as_u64().unwrap();
-    }
+    let steps_by_others: u64 = others.into_iter().map(common::finish_worker).sum();
     let _ = std::fs::remove_file(&stop_file);
 
     // Every task ended by its rule, exactly once.

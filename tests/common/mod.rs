@@ -100,6 +100,22 @@ impl TestDb {
         c
     }
 
+    /// The server drops every connection to this database but the caller's (as a restart or
+    /// `wait_timeout` would); returns how many it dropped.
+    pub fn kill_connections(&self) -> usize {
+        let mut admin = self.sql();
+        let ids: Vec<u64> = admin
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                (&self.name,),
+            )
+            .unwrap();
+        for id in &ids {
+            admin.query_drop(format!("KILL CONNECTION {id}")).unwrap();
+        }
+        ids.len()
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.sql().query_first(sql).unwrap().unwrap()
     }
@@ -193,4 +209,40 @@ pub fn cdylib() -> String {
         .unwrap();
     assert!(status.success(), "cargo build --lib failed");
     format!("{root}/target/debug/libtaskmanager.so")
+}
+
+/// A PHP or Python soak worker process (`tests/soak/worker.*`): `program` with `args`, then the
+/// client configuration, the stop file and the worker id, then `extra`.
+pub fn worker_process(
+    program: &str,
+    args: &[&str],
+    config: &str,
+    stop_file: &std::path::Path,
+    id: &str,
+    extra: &[&str],
+) -> std::process::Child {
+    std::process::Command::new(program)
+        .args(args)
+        .arg(config)
+        .arg(stop_file)
+        .arg(id)
+        .args(extra)
+        .env("TASKMANAGER_LIB", cdylib())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is needed: {e}"))
+}
+
+/// Waits for a soak worker process; it must exit cleanly. Returns the steps it ran.
+pub fn finish_worker(child: std::process::Child) -> u64 {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "a PHP or Python worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["steps"].as_u64().unwrap()
 }

@@ -108,6 +108,30 @@ impl OwnServer {
         }
     }
 
+    /// Waits until at most `at_most` tasks of database `db` are not completed (the server may
+    /// be restarting meanwhile).
+    pub fn wait_for_drain(&self, db: &str, at_most: i64) {
+        use mysql::prelude::Queryable;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left: Option<i64> = self.admin().ok().and_then(|mut c| {
+                c.query_first(format!(
+                    "SELECT COUNT(*) FROM {db}.tasks WHERE status <> 'completed'"
+                ))
+                .ok()
+                .flatten()
+            });
+            if left.is_some_and(|n| n <= at_most) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the drain stalled ({left:?} left)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A root session over the socket.
     pub fn admin(&self) -> Result<mysql::Conn, mysql::Error> {
         mysql::Conn::new(
