@@ -222,22 +222,7 @@ fn a_galera_cluster_loses_nothing_and_does_nothing_twice() {
             .expect("a worker failed (a certification conflict reached it?)");
     }
 
-    let mut check = nodes[1].admin().unwrap();
-    let completed: i64 = check
-        .query_first("SELECT COUNT(*) FROM gq.tasks WHERE status = 'completed'")
-        .unwrap()
-        .unwrap();
-    assert_eq!(completed, 2 * TASKS_PER_PHASE as i64);
-    let not_once: Vec<(i64, i64)> = check
-        .query(
-            "SELECT t.id, COUNT(h.id) FROM gq.tasks t LEFT JOIN gq.task_history h \
-             ON h.task_id = t.id AND h.status_change = 'completed' GROUP BY t.id HAVING COUNT(h.id) <> 1",
-        )
-        .unwrap();
-    assert!(
-        not_once.is_empty(),
-        "not completed exactly once: {not_once:?}"
-    );
+    nodes[1].assert_completed_exactly_once("gq", 2 * TASKS_PER_PHASE);
     assert_eq!(
         faults.load(Ordering::SeqCst),
         after_failover,

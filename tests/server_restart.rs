@@ -158,22 +158,7 @@ fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_onc
         assert!(steps > 0, "a PHP or Python worker did no work");
     }
 
-    let mut admin = server.admin().unwrap();
-    let completed: i64 = admin
-        .query_first("SELECT COUNT(*) FROM q.tasks WHERE status = 'completed'")
-        .unwrap()
-        .unwrap();
-    assert_eq!(completed, TASKS as i64);
-    let not_once: Vec<(i64, i64)> = admin
-        .query(
-            "SELECT t.id, COUNT(h.id) FROM q.tasks t LEFT JOIN q.task_history h \
-             ON h.task_id = t.id AND h.status_change = 'completed' GROUP BY t.id HAVING COUNT(h.id) <> 1",
-        )
-        .unwrap();
-    assert!(
-        not_once.is_empty(),
-        "tasks not completed exactly once: {not_once:?}"
-    );
+    server.assert_completed_exactly_once("q", TASKS);
     let longest = Duration::from_millis(longest_call_ms.load(Ordering::SeqCst));
     assert!(
         longest < Duration::from_secs(3 * TIMEOUT_SECS + 2),

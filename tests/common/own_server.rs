@@ -132,6 +132,31 @@ impl OwnServer {
         }
     }
 
+    /// Asserts that database `db` holds `tasks` tasks, all completed, each with exactly one
+    /// `completed` history row.
+    pub fn assert_completed_exactly_once(&self, db: &str, tasks: usize) {
+        use mysql::prelude::Queryable;
+        let mut admin = self.admin().unwrap();
+        let completed: i64 = admin
+            .query_first(format!(
+                "SELECT COUNT(*) FROM {db}.tasks WHERE status = 'completed'"
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(completed, tasks as i64);
+        let not_once: Vec<(i64, i64)> = admin
+            .query(format!(
+                "SELECT t.id, COUNT(h.id) FROM {db}.tasks t LEFT JOIN {db}.task_history h \
+                 ON h.task_id = t.id AND h.status_change = 'completed' GROUP BY t.id \
+                 HAVING COUNT(h.id) <> 1"
+            ))
+            .unwrap();
+        assert!(
+            not_once.is_empty(),
+            "tasks not completed exactly once: {not_once:?}"
+        );
+    }
+
     /// A root session over the socket.
     pub fn admin(&self) -> Result<mysql::Conn, mysql::Error> {
         mysql::Conn::new(
