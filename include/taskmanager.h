@@ -175,9 +175,12 @@ void tm_client_free(tm_client *client);
 tm_error *tm_migrate(const tm_client *client);
 
 /**
- * Registers a task type: `{"name": "...", "version": 1, "param_schema": {...}}`. The same
- * name, version and schema again is a no-op; a higher version replaces the schema for new
- * tasks. Output: the type (`id`, `name`, `version`, `is_active`, `changed`, ...).
+ * Registers a task type: `{"name": "...", "version": "1.0.0", "param_schema": {...}}`.
+ * `version` is a label of 1 to 50 characters (default `"1"`; a JSON integer is taken as its
+ * decimal text). The same name, version and schema again is a no-op; another version replaces
+ * the schema for new tasks (labels are not ordered); the same version with another schema is
+ * `TM_CONFLICT`. Output: the type (`id`, `name`, `version` as a string, `is_active`,
+ * `changed`, ...).
  */
 tm_error *tm_type_register(const tm_client *client, const char *type_json, char **out_json);
 
@@ -222,8 +225,15 @@ tm_error *tm_task_enqueue_batch(const tm_client *client, const char *items_json,
 
 /**
  * Claims up to `limit` runnable tasks for `worker_id`: highest priority first, then oldest.
- * `options_json` may be NULL or `{"types": [...]` | `"type_prefix": "..."`, `"limit"`,
- * `"lease_seconds"}`. Output: a JSON array of `{"id", "type", "params", "priority",
+ * `options_json` may be NULL or an object with these keys, all optional:
+ * - `"types"`: array of type names, or `"type_prefix"`: a literal name prefix (not both);
+ * - `"limit"`: 1..=1000, default 1;
+ * - `"lease_seconds"`: 1..=31536000, default the `task_claim_timeout` setting;
+ * - `"sort_by"`: `"created_at"`, `"priority"`, `"id"` or `"attempts"` instead of the default
+ *   order, with `"sort_order"`: `"asc"` (default) or `"desc"`; ties go by id in the same
+ *   direction.
+ *
+ * Output: a JSON array of `{"id", "type", "params", "priority",
  * "attempts", "max_attempts", "lease_token", "lease_expires_at"}`; `[]` when nothing is
  * runnable (not an error).
  */
@@ -244,6 +254,17 @@ tm_error *tm_task_heartbeat(const tm_client *client,
                             char **out_json);
 
 /**
+ * `tm_task_heartbeat` for a caller that has no lease token: the task must be claimed by
+ * `worker_id` (see `tm_task_complete_as_worker`). Options and output as for
+ * `tm_task_heartbeat`.
+ */
+tm_error *tm_task_heartbeat_as_worker(const tm_client *client,
+                                      int64_t task_id,
+                                      const char *worker_id,
+                                      const char *options_json,
+                                      char **out_json);
+
+/**
  * Completes a claimed task with a result (`result_json` NULL means JSON null). Only the
  * current lease token may do this; a stale one gets `TM_LEASE_LOST` and changes nothing.
  * Repeating the call with the same token succeeds again (`"repeated": true`), so it is safe to
@@ -254,6 +275,19 @@ tm_error *tm_task_complete(const tm_client *client,
                            const char *lease_token,
                            const char *result_json,
                            char **out_json);
+
+/**
+ * `tm_task_complete` for a caller that has no lease token (the original system's workers):
+ * the task must be claimed by `worker_id`, as the original checked it. A worker id is no
+ * fence (the same id may have claimed the task again after its lease ran out); use the token
+ * where you have it. Otherwise a task claimed by another worker, or not claimed at all, is
+ * `TM_LEASE_LOST` (details: `{"status"}`). Output: `{"id", "status", "repeated"}`.
+ */
+tm_error *tm_task_complete_as_worker(const tm_client *client,
+                                     int64_t task_id,
+                                     const char *worker_id,
+                                     const char *result_json,
+                                     char **out_json);
 
 /**
  * A worker's loop step in one round trip and one commit: completes `task_id` with
@@ -290,6 +324,17 @@ tm_error *tm_task_fail(const tm_client *client,
                        const char *error_message,
                        const char *options_json,
                        char **out_json);
+
+/**
+ * `tm_task_fail` for a caller that has no lease token: the task must be claimed by
+ * `worker_id` (see `tm_task_complete_as_worker`). Options and output as for `tm_task_fail`.
+ */
+tm_error *tm_task_fail_as_worker(const tm_client *client,
+                                 int64_t task_id,
+                                 const char *worker_id,
+                                 const char *error_message,
+                                 const char *options_json,
+                                 char **out_json);
 
 /**
  * Gives a claimed task back to pending at once without counting the attempt (for a worker

@@ -1,4 +1,4 @@
--- TaskManager schema, current version (2), for reading and for a manual install:
+-- TaskManager schema, current version (3), for reading and for a manual install:
 --   mysql --default-character-set=utf8mb4 your_db < sql/schema.sql
 -- The usual way is `tm_migrate` / Client::migrate, which reaches the same shape through the
 -- versioned migrations (an existing database of the original PHP system is upgraded in place).
@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS tm_schema_migrations (
 CREATE TABLE IF NOT EXISTS task_types (
   id BIGINT NOT NULL AUTO_INCREMENT,
   name VARCHAR(255) NOT NULL,
-  version INT NOT NULL DEFAULT 1,
+  -- Free text such as 1.0.0, as in the original.
+  version VARCHAR(50) NOT NULL DEFAULT '1',
   param_schema_json MEDIUMTEXT NOT NULL,
   is_active TINYINT(1) NOT NULL DEFAULT 1,
   created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
@@ -61,8 +62,13 @@ CREATE TABLE IF NOT EXISTS tasks (
   KEY idx_tasks_type_claim (type_id, status, priority DESC, id),
   KEY idx_tasks_lease (status, lease_expires_at),
   KEY idx_tasks_created_at (created_at),
-  -- Types are deactivated, never deleted: no cascade into tasks.
-  CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE RESTRICT
+  -- The claim orders of the HTTP API (sort_by id, created_at, priority, attempts; ASC or DESC).
+  KEY idx_tasks_claim_by_id (status, id),
+  KEY idx_tasks_claim_by_created (status, created_at, id),
+  KEY idx_tasks_claim_by_priority (status, priority, id),
+  KEY idx_tasks_claim_by_attempts (status, attempts, id),
+  -- As in the original: deleting a type deletes its tasks (and their history).
+  CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS task_history (
@@ -82,4 +88,5 @@ CREATE TABLE IF NOT EXISTS task_history (
 
 INSERT IGNORE INTO tm_schema_migrations (version, name) VALUES
   (1, 'original_schema'),
-  (2, 'leases_priorities_dedupe_scope');
+  (2, 'leases_priorities_dedupe_scope'),
+  (3, 'text_versions_claim_orders');

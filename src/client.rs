@@ -12,6 +12,7 @@ use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput
 use crate::queue::finish::{
     self, CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
 };
+use crate::queue::lifecycle::Holder;
 use crate::queue::manage;
 use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
 use crate::types::{self, TaskType, TypeDefinition};
@@ -111,13 +112,56 @@ impl Client {
         lease_token: &str,
         options: &HeartbeatOptions,
     ) -> Result<Heartbeat> {
-        finish::heartbeat(&self.db, &self.config, id, lease_token, options)
+        finish::heartbeat(
+            &self.db,
+            &self.config,
+            id,
+            Holder::Token(lease_token),
+            options,
+        )
+    }
+
+    /// [`Client::heartbeat`] for a caller that has no lease token: the task must be claimed by
+    /// `worker_id`. Unfenced: prefer the token where the caller has it.
+    pub fn heartbeat_as_worker(
+        &self,
+        id: i64,
+        worker_id: &str,
+        options: &HeartbeatOptions,
+    ) -> Result<Heartbeat> {
+        finish::heartbeat(
+            &self.db,
+            &self.config,
+            id,
+            Holder::Worker(worker_id),
+            options,
+        )
     }
 
     /// Completes a claimed task. Only the current lease token may; repeating the same call
     /// succeeds again with `repeated: true`.
     pub fn complete(&self, id: i64, lease_token: &str, result: &Value) -> Result<Finished> {
-        finish::complete(&self.db, &self.config, id, lease_token, result)
+        finish::complete(
+            &self.db,
+            &self.config,
+            id,
+            Holder::Token(lease_token),
+            result,
+        )
+    }
+
+    /// [`Client::complete`] for a caller that has no lease token (the original system's
+    /// workers): the task must be claimed by `worker_id`, as the original checked it. A worker
+    /// id is not a fence: if the lease ran out and the same id claimed the task again, this
+    /// finishes the new attempt. Repeating the call succeeds again with `repeated: true`.
+    pub fn complete_as_worker(&self, id: i64, worker_id: &str, result: &Value) -> Result<Finished> {
+        finish::complete(
+            &self.db,
+            &self.config,
+            id,
+            Holder::Worker(worker_id),
+            result,
+        )
     }
 
     /// A worker's loop step: completes the task it holds and claims its next, in one round
@@ -154,7 +198,33 @@ impl Client {
         message: &str,
         options: &FailOptions,
     ) -> Result<Failed> {
-        finish::fail(&self.db, &self.config, id, lease_token, message, options)
+        finish::fail(
+            &self.db,
+            &self.config,
+            id,
+            Holder::Token(lease_token),
+            message,
+            options,
+        )
+    }
+
+    /// [`Client::fail`] for a caller that has no lease token: the task must be claimed by
+    /// `worker_id` (see [`Client::complete_as_worker`]).
+    pub fn fail_as_worker(
+        &self,
+        id: i64,
+        worker_id: &str,
+        message: &str,
+        options: &FailOptions,
+    ) -> Result<Failed> {
+        finish::fail(
+            &self.db,
+            &self.config,
+            id,
+            Holder::Worker(worker_id),
+            message,
+            options,
+        )
     }
 
     /// Gives a claimed task back to pending at once without counting the attempt.

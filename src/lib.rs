@@ -24,7 +24,7 @@ pub use error::{Code, Error, Result};
 pub use migrate::MigrationReport;
 pub use queue::Finished;
 pub use queue::claim::Recovery;
-pub use queue::claim::{ClaimOptions, ClaimedTask, CompletedAndClaimed};
+pub use queue::claim::{ClaimOptions, ClaimedTask, CompletedAndClaimed, SortBy, SortOrder};
 pub use queue::enqueue::{BatchItem, EnqueueOptions, Enqueued};
 pub use queue::finish::{
     CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,

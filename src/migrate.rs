@@ -1,8 +1,9 @@
 //! Versioned, idempotent schema migrations, recorded in `tm_schema_migrations`.
 //!
-//! Migration 1 is the original PHP system's schema; migration 2 upgrades it in place to what
-//! this library needs. A fresh database walks the same path, so the upgrade is exercised by
-//! every install. DDL happens only here: the runtime needs SELECT, INSERT, UPDATE, DELETE.
+//! Migration 1 is the original PHP system's schema, exactly; migration 2 upgrades it in place
+//! to what this library needs; migration 3 brings databases that took an earlier migration 2
+//! to the same end (text versions, the claim-order indexes, types deleted with their tasks). A
+//! fresh database walks the same path, so the upgrade is exercised by every install. DDL happens only here: the runtime needs SELECT, INSERT, UPDATE, DELETE.
 //!
 //! Each step inspects `information_schema` before it changes anything, so a migration that was
 //! interrupted halfway can simply be run again (MySQL has no `ADD COLUMN IF NOT EXISTS`).
@@ -13,7 +14,7 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_schema.sql");
 
@@ -42,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "leases_priorities_dedupe_scope",
         run: upgrade_original,
+    },
+    Migration {
+        version: 3,
+        name: "text_versions_claim_orders",
+        run: text_versions_claim_orders,
     },
 ];
 
@@ -209,7 +215,8 @@ fn strip_comments(sql: &str) -> String {
 const TASK_TYPES_COLUMNS: &[(&str, &str)] = &[
     ("id", "BIGINT NOT NULL AUTO_INCREMENT"),
     ("name", "VARCHAR(255) NOT NULL"),
-    ("version", "INT NOT NULL DEFAULT 1"),
+    // Free text such as `1.0.0`, as in the original.
+    ("version", "VARCHAR(50) NOT NULL DEFAULT '1'"),
     ("param_schema_json", "MEDIUMTEXT NOT NULL"),
     ("is_active", "TINYINT(1) NOT NULL DEFAULT 1"),
     (
@@ -277,9 +284,12 @@ const HISTORY_COLUMNS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Indexes of the current schema: (name, unique, columns). The claim index matches the claim
-/// query's WHERE and ORDER BY so that finished tasks are never scanned.
-const TASK_INDEXES: &[(&str, bool, &str)] = &[
+/// An index of the current schema: name, unique, columns.
+type IndexSpec = (&'static str, bool, &'static str);
+
+/// The claim indexes match the claim query's WHERE and ORDER BY (one per claim order), so that
+/// finished tasks are never scanned and no claim sorts the queue.
+const TASK_INDEXES: &[IndexSpec] = &[
     ("uq_tasks_dedupe_lock", true, "dedupe_lock"),
     ("idx_tasks_dedupe_key", false, "dedupe_key"),
     ("idx_tasks_claim", false, "status, priority DESC, id"),
@@ -290,14 +300,67 @@ const TASK_INDEXES: &[(&str, bool, &str)] = &[
     ),
     ("idx_tasks_lease", false, "status, lease_expires_at"),
     ("idx_tasks_created_at", false, "created_at"),
+    // The claim orders of the HTTP API (`sort_by`): each direction is one scan of one of these.
+    ("idx_tasks_claim_by_id", false, "status, id"),
+    (
+        "idx_tasks_claim_by_created",
+        false,
+        "status, created_at, id",
+    ),
+    ("idx_tasks_claim_by_priority", false, "status, priority, id"),
+    ("idx_tasks_claim_by_attempts", false, "status, attempts, id"),
+];
+
+/// Indexes of the original (or of an earlier upgrade) that the ones above replace, by their
+/// columns: whatever they are named, they go. Indexes on other columns are left alone.
+const TASK_INDEXES_REPLACED: &[&[&str]] = &[
+    &["dedupe_key"],
+    &["type_id", "status"],
+    &["status"],
+    &["created_at"],
+    &["priority"],
+    &["progress"],
+    &["claimed_at"],
+];
+
+const TYPE_INDEXES: &[IndexSpec] = &[
+    ("uk_name", true, "name"),
+    ("idx_is_active", false, "is_active"),
+];
+const TYPE_INDEXES_REPLACED: &[&[&str]] = &[&["name"], &["is_active"]];
+
+const HISTORY_INDEXES: &[IndexSpec] = &[
+    ("idx_task_id", false, "task_id"),
+    ("idx_created_at", false, "created_at"),
+];
+const HISTORY_INDEXES_REPLACED: &[&[&str]] = &[&["task_id"], &["created_at"]];
+
+/// The foreign keys: a type deleted takes its tasks, and a task its history, as in the
+/// original (plain-SQL scripts delete types and expect that).
+const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "tasks",
+        "fk_tasks_type",
+        "FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE",
+    ),
+    (
+        "task_history",
+        "fk_history_task",
+        "FOREIGN KEY (task_id) REFERENCES tasks (id) ON DELETE CASCADE",
+    ),
 ];
 
 fn upgrade_original(step: &mut Step) -> Result<()> {
     // Foreign keys pin column types; drop them first and add them back with the new types.
-    // Types are never deleted with their tasks any more: the original cascaded that delete.
     step.drop_foreign_keys("tasks")?;
     step.drop_foreign_keys("task_history")?;
 
+    // The original's columns allowed NULL where these are NOT NULL; such a value becomes the
+    // column's default instead of stopping the upgrade. A NULL is_active is the exception: the
+    // original's queries (`is_active = 1`) treated it as inactive, and so it stays.
+    step.exec("UPDATE task_types SET is_active = 0 WHERE is_active IS NULL")?;
+    step.fill_nulls("task_types", TASK_TYPES_COLUMNS)?;
+    step.fill_nulls("tasks", TASKS_COLUMNS)?;
     step.reshape("task_types", TASK_TYPES_COLUMNS)?;
     step.reshape("tasks", TASKS_COLUMNS)?;
     step.reshape("task_history", HISTORY_COLUMNS)?;
@@ -311,56 +374,27 @@ fn upgrade_original(step: &mut Step) -> Result<()> {
          WHERE status = 'claimed' AND lease_expires_at IS NULL"
     ))?;
 
-    let indexes = step.indexes("tasks")?;
-    let mut changes: Vec<String> = Vec::new();
-    // The permanent UNIQUE(dedupe_key) moves to dedupe_lock; indexes the new ones cover go.
-    for (name, (unique, columns)) in &indexes {
-        let replaced = (*unique && columns == &["dedupe_key"])
-            || (!unique
-                && (columns == &["type_id", "status"]
-                    || columns == &["status"]
-                    || columns == &["created_at"]));
-        if replaced && !TASK_INDEXES.iter().any(|(n, ..)| n == name) {
-            changes.push(format!("DROP INDEX `{name}`"));
-        }
-    }
-    for (name, unique, columns) in TASK_INDEXES {
-        if !indexes.contains_key(*name) {
-            changes.push(format!(
-                "ADD {}INDEX {name} ({columns})",
-                if *unique { "UNIQUE " } else { "" }
-            ));
-        }
-    }
-    if !changes.is_empty() {
-        step.exec(&format!("ALTER TABLE tasks {}", changes.join(", ")))?;
-    }
-    let history_indexes = step.indexes("task_history")?;
-    let mut changes: Vec<String> = Vec::new();
-    if !history_indexes
-        .values()
-        .any(|(_, c)| c.first().map(String::as_str) == Some("task_id"))
-    {
-        changes.push("ADD INDEX idx_history_task_id (task_id)".into());
-    }
-    if !history_indexes
-        .values()
-        .any(|(_, c)| c.first().map(String::as_str) == Some("created_at"))
-    {
-        changes.push("ADD INDEX idx_history_created_at (created_at)".into());
-    }
-    if !changes.is_empty() {
-        step.exec(&format!("ALTER TABLE task_history {}", changes.join(", ")))?;
-    }
-    step.exec(
-        "ALTER TABLE tasks ADD CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) \
-         REFERENCES task_types (id) ON DELETE RESTRICT",
-    )?;
-    step.exec(
-        "ALTER TABLE task_history ADD CONSTRAINT fk_history_task FOREIGN KEY (task_id) \
-         REFERENCES tasks (id) ON DELETE CASCADE",
-    )?;
-    Ok(())
+    step.replace_indexes("task_types", TYPE_INDEXES, TYPE_INDEXES_REPLACED)?;
+    step.replace_indexes("tasks", TASK_INDEXES, TASK_INDEXES_REPLACED)?;
+    step.replace_indexes("task_history", HISTORY_INDEXES, HISTORY_INDEXES_REPLACED)?;
+    // Checked row by row here: a task whose type is gone, or history whose task is gone
+    // (possible in a database restored without its keys), stops the upgrade with the server's
+    // message; delete those rows and run migrate again to finish.
+    step.add_foreign_keys(true)
+}
+
+/// For databases upgraded by an earlier migration 2 (INT versions, RESTRICT on type delete,
+/// no claim-order indexes); on the others every step finds nothing to do.
+fn text_versions_claim_orders(step: &mut Step) -> Result<()> {
+    step.reshape("task_types", TASK_TYPES_COLUMNS)?;
+    // Index changes may touch the indexes the keys rest on: keys off, indexes, keys back on.
+    step.drop_foreign_keys("tasks")?;
+    step.drop_foreign_keys("task_history")?;
+    step.replace_indexes("task_types", TYPE_INDEXES, TYPE_INDEXES_REPLACED)?;
+    step.replace_indexes("tasks", TASK_INDEXES, TASK_INDEXES_REPLACED)?;
+    step.replace_indexes("task_history", HISTORY_INDEXES, HISTORY_INDEXES_REPLACED)?;
+    // These keys held until a moment ago: re-adding them needs no check (and no table copy).
+    step.add_foreign_keys(false)
 }
 
 struct Step<'a, 'p> {
@@ -422,6 +456,71 @@ impl Step<'_, '_> {
             self.exec(&format!("ALTER TABLE `{table}` DROP FOREIGN KEY `{name}`"))?;
         }
         Ok(())
+    }
+
+    /// Sets NULLs to the default of each existing column that is becoming `NOT NULL ... DEFAULT x`.
+    fn fill_nulls(&mut self, table: &str, columns: &[(&str, &str)]) -> Result<()> {
+        let existing = self.columns(table)?;
+        for (name, definition) in columns {
+            let default = definition
+                .split_once(" DEFAULT ")
+                .and_then(|(_, rest)| rest.split(' ').next());
+            if let (true, Some(default)) = (definition.contains("NOT NULL"), default) {
+                if existing.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                    self.exec(&format!(
+                        "UPDATE `{table}` SET `{name}` = {default} WHERE `{name}` IS NULL"
+                    ))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One ALTER: drops the indexes `ours` replace (by their columns, unless they are ours by
+    /// name) and adds those of `ours` that are missing.
+    fn replace_indexes(
+        &mut self,
+        table: &str,
+        ours: &[IndexSpec],
+        replaced: &[&[&str]],
+    ) -> Result<()> {
+        let indexes = self.indexes(table)?;
+        let mut changes: Vec<String> = Vec::new();
+        for (name, (_, columns)) in &indexes {
+            let is_ours = ours.iter().any(|(n, ..)| n == name);
+            if !is_ours && replaced.iter().any(|r| columns == r) {
+                changes.push(format!("DROP INDEX `{name}`"));
+            }
+        }
+        for (name, unique, columns) in ours {
+            if !indexes.contains_key(*name) {
+                changes.push(format!(
+                    "ADD {}INDEX {name} ({columns})",
+                    if *unique { "UNIQUE " } else { "" }
+                ));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.exec(&format!("ALTER TABLE `{table}` {}", changes.join(", ")))
+    }
+
+    /// Adds [`FOREIGN_KEYS`]; `check` false skips the row check, for keys that held until the
+    /// same migration dropped them.
+    fn add_foreign_keys(&mut self, check: bool) -> Result<()> {
+        if !check {
+            self.exec("SET SESSION foreign_key_checks = 0")?;
+        }
+        let result = FOREIGN_KEYS.iter().try_for_each(|(table, name, key)| {
+            self.exec(&format!(
+                "ALTER TABLE `{table}` ADD CONSTRAINT {name} {key}"
+            ))
+        });
+        if !check {
+            self.exec("SET SESSION foreign_key_checks = 1")?;
+        }
+        result
     }
 
     /// One ALTER per table (one table copy): MODIFY what exists, ADD what is missing.

@@ -1,6 +1,8 @@
 //! The per-database cache of task types: name -> id, version and compiled validator, and
-//! id -> name. Ids and names never change while a type exists; the version is re-checked
-//! inside every enqueue, which drops a stale entry (see queue::enqueue).
+//! id -> name. The cache never decides anything on its own: every enqueue re-checks the id and
+//! version inside its write and drops a stale entry (a new version, or a type deleted and
+//! registered again with plain SQL), and a claim re-resolves its type names when it finds
+//! nothing (see queue::enqueue and queue::claim).
 
 use crate::error::{Code, Error, Result};
 use crate::pool::Conn;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 /// What enqueue needs to know about a type, cached per database.
 pub(crate) struct CachedType {
     pub id: i64,
-    pub version: i64,
+    pub version: String,
     pub schema: Value,
     validator: parking_lot::Mutex<Option<Arc<Validator>>>,
 }
@@ -35,8 +37,7 @@ impl CachedType {
     }
 }
 
-/// Type ids and names never change (types are deactivated, never deleted), so they can be
-/// cached for the life of the process; the version is re-checked inside every enqueue.
+/// Type ids and names, cached until a write or a claim finds them stale.
 #[derive(Default)]
 pub(crate) struct TypeCache {
     by_name: RwLock<HashMap<String, Arc<CachedType>>>,
@@ -57,7 +58,7 @@ impl TypeCache {
         if let Some(t) = self.by_name.read().get(name) {
             return Ok(t.clone());
         }
-        let row: Option<(i64, i64, String)> = conn
+        let row: Option<(i64, String, String)> = conn
             .exec_first(
                 "SELECT id, version, param_schema_json FROM task_types WHERE name = ?",
                 (name,),

@@ -13,18 +13,54 @@ use serde_json::Value;
 /// Longest type name, in characters (the column is VARCHAR(255)).
 pub const MAX_NAME_CHARS: usize = 255;
 
+/// Longest version label, in characters (the column is VARCHAR(50), as in the original).
+pub const MAX_VERSION_CHARS: usize = 50;
+
 /// What a caller registers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TypeDefinition {
     pub name: String,
-    #[serde(default = "first_version")]
-    pub version: i64,
+    /// A label such as `"1.0.0"`; a JSON integer is taken as its decimal text.
+    #[serde(default = "first_version", deserialize_with = "version_text")]
+    pub version: String,
     pub param_schema: Value,
 }
 
-fn first_version() -> i64 {
-    1
+fn first_version() -> String {
+    "1".into()
+}
+
+/// Versions are text, as in the original; integers are accepted for callers that send them.
+fn version_text<'de, D: serde::Deserializer<'de>>(de: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Label {
+        Text(String),
+        Number(i64),
+    }
+    match Label::deserialize(de) {
+        Ok(Label::Text(text)) => Ok(text),
+        Ok(Label::Number(n)) => Ok(n.to_string()),
+        Err(_) => Err(serde::de::Error::custom(
+            "version must be a string such as \"1.0.0\" (or an integer)",
+        )),
+    }
+}
+
+pub(crate) fn check_version(version: &str) -> Result<()> {
+    let chars = version.chars().count();
+    if chars == 0 || chars > MAX_VERSION_CHARS {
+        return Err(Error::invalid(format!(
+            "a version must be 1 to {MAX_VERSION_CHARS} characters, got {chars}"
+        )));
+    }
+    if version.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "a version must not contain control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// A registered task type.
@@ -32,7 +68,7 @@ fn first_version() -> i64 {
 pub struct TaskType {
     pub id: i64,
     pub name: String,
-    pub version: i64,
+    pub version: String,
     pub param_schema: Value,
     pub is_active: bool,
     pub created_at: String,
@@ -66,7 +102,7 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
 const TYPE_COLUMNS: &str = "id, name, version, param_schema_json, is_active, \
      DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'), DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
 
-type TypeRow = (i64, String, i64, String, bool, String, String);
+type TypeRow = (i64, String, String, String, bool, String, String);
 
 fn to_type(row: TypeRow) -> TaskType {
     let (id, name, version, schema, is_active, created_at, updated_at) = row;
@@ -83,16 +119,15 @@ fn to_type(row: TypeRow) -> TaskType {
 }
 
 /// Registers a type, or a new version of it. The same name + version + schema again is a
-/// no-op; a higher version replaces the schema for new tasks.
+/// no-op; another version replaces the schema for new tasks (versions are labels, not
+/// ordered); the same version with another schema is a conflict.
 pub(crate) fn register(
     db: &Database,
     def: &TypeDefinition,
     max_payload: usize,
 ) -> Result<TaskType> {
     check_name(&def.name)?;
-    if def.version < 1 {
-        return Err(Error::invalid("version must be a positive integer"));
-    }
+    check_version(&def.version)?;
     json::check_value(&def.param_schema, max_payload, "param_schema")?;
     // Checked before touching the database.
     validate::compile(&def.param_schema)?;
@@ -100,7 +135,7 @@ pub(crate) fn register(
     let attempt = || {
         db.run(|conn, _| {
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
-        let current: Option<(i64, String)> = tx
+        let current: Option<(String, String)> = tx
             .exec_first(
                 "SELECT version, param_schema_json FROM task_types WHERE name = ? FOR UPDATE",
                 (&def.name,),
@@ -110,7 +145,7 @@ pub(crate) fn register(
             None => {
                 tx.exec_drop(
                     "INSERT INTO task_types (name, version, param_schema_json, is_active) VALUES (?, ?, ?, 1)",
-                    (&def.name, def.version, &schema_text),
+                    (&def.name, &def.version, &schema_text),
                 )
                 .map_err(|e| db.error(e))?;
                 true
@@ -121,27 +156,18 @@ pub(crate) fn register(
                     return Err(Error::new(
                         Code::Conflict,
                         format!(
-                            "version {} of task type '{}' is already registered with a different schema; \
-                             register it as version {}",
-                            def.version, def.name, version + 1
+                            "version '{}' of task type '{}' is already registered with a different schema; \
+                             register the new schema under a new version",
+                            def.version, def.name
                         ),
                     ));
                 }
                 false
             }
-            Some((version, _)) if version > def.version => {
-                return Err(Error::new(
-                    Code::Conflict,
-                    format!(
-                        "task type '{}' is already at version {version}; version {} is older",
-                        def.name, def.version
-                    ),
-                ));
-            }
             Some(_) => {
                 tx.exec_drop(
                     "UPDATE task_types SET version = ?, param_schema_json = ? WHERE name = ?",
-                    (def.version, &schema_text, &def.name),
+                    (&def.version, &schema_text, &def.name),
                 )
                 .map_err(|e| db.error(e))?;
                 true

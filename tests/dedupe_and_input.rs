@@ -206,27 +206,28 @@ fn type_registration_rules() {
     let first = db
         .client
         .register_type(&from::<TypeDefinition>(
-            json!({"name": "t", "version": 1, "param_schema": v1}),
+            json!({"name": "t", "version": "1.0.0", "param_schema": v1}),
         ))
         .unwrap();
     assert_eq!(
-        (first.changed, first.is_active, first.version),
-        (Some(true), true, 1)
+        (first.changed, first.is_active, first.version.as_str()),
+        (Some(true), true, "1.0.0")
     );
     let same = db
         .client
         .register_type(&from::<TypeDefinition>(
-            json!({"name": "t", "version": 1, "param_schema": v1}),
+            json!({"name": "t", "version": "1.0.0", "param_schema": v1}),
         ))
         .unwrap();
     assert_eq!((same.changed, same.id), (Some(false), first.id));
     let clash = db
         .client
         .register_type(&from::<TypeDefinition>(
-            json!({"name": "t", "version": 1, "param_schema": {"type": "object"}}),
+            json!({"name": "t", "version": "1.0.0", "param_schema": {"type": "object"}}),
         ))
         .unwrap_err();
     assert_eq!(clash.code(), Code::Conflict);
+    assert!(clash.message().contains("'1.0.0'"), "{clash}");
     // Enqueue against v1 caches its validator; v2 must replace it for new tasks.
     db.client
         .enqueue("t", &json!({"a": "x"}), &EnqueueOptions::default())
@@ -238,7 +239,8 @@ fn type_registration_rules() {
             json!({"name": "t", "version": 2, "param_schema": v2}),
         ))
         .unwrap();
-    assert_eq!((second.version, second.id), (2, first.id));
+    // An integer version is taken as its decimal text.
+    assert_eq!((second.version.as_str(), second.id), ("2", first.id));
     assert_eq!(
         db.client
             .enqueue("t", &json!({"a": "y"}), &EnqueueOptions::default())
@@ -249,13 +251,58 @@ fn type_registration_rules() {
     db.client
         .enqueue("t", &json!({"a": 5}), &EnqueueOptions::default())
         .unwrap();
-    let older = db
+    // Versions are labels, not ordered: going back to 1.0.0 replaces the schema again, and a
+    // label that differs only in case is another version.
+    let back = db
         .client
         .register_type(&from::<TypeDefinition>(
-            json!({"name": "t", "version": 1, "param_schema": v1}),
+            json!({"name": "t", "version": "1.0.0", "param_schema": v1}),
         ))
-        .unwrap_err();
-    assert_eq!(older.code(), Code::Conflict);
+        .unwrap();
+    assert_eq!((back.version.as_str(), back.changed), ("1.0.0", Some(true)));
+    db.client
+        .enqueue("t", &json!({"a": "z"}), &EnqueueOptions::default())
+        .unwrap();
+    let upper = db
+        .client
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "t", "version": "1.0.0-RC", "param_schema": v2}),
+        ))
+        .unwrap();
+    assert_eq!(upper.version, "1.0.0-RC");
+    let lower = db
+        .client
+        .register_type(&from::<TypeDefinition>(
+            json!({"name": "t", "version": "1.0.0-rc", "param_schema": v1}),
+        ))
+        .unwrap();
+    assert_eq!(lower.version, "1.0.0-rc");
+    // The enqueue validated against 1.0.0-RC's cached schema must see the change.
+    db.client
+        .enqueue("t", &json!({"a": "after"}), &EnqueueOptions::default())
+        .unwrap();
+    for (version, what) in [
+        (json!(""), "1 to 50 characters"),
+        (json!("x".repeat(51)), "1 to 50 characters"),
+        (json!("1\n"), "control characters"),
+    ] {
+        let e = db
+            .client
+            .register_type(&from::<TypeDefinition>(
+                json!({"name": "t", "version": version, "param_schema": v1}),
+            ))
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{version}: {e}");
+        assert!(e.message().contains(what), "{version}: {e}");
+    }
+    let shape = serde_json::from_value::<TypeDefinition>(
+        json!({"name": "t", "version": 1.5, "param_schema": v1}),
+    )
+    .unwrap_err();
+    assert!(
+        shape.to_string().contains("version must be a string"),
+        "{shape}"
+    );
     let bad = db
         .client
         .register_type(&from::<TypeDefinition>(
@@ -480,7 +527,7 @@ fn an_unmigrated_database_says_so() {
     assert_eq!(e.code(), Code::SchemaOutdated, "{e}");
     assert!(e.message().contains("migrat"));
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, [1, 2]);
+    assert_eq!(report.applied, [1, 2, 3]);
     assert_eq!(
         db.client
             .enqueue("x", &json!({}), &EnqueueOptions::default())

@@ -8,9 +8,9 @@ use mysql::prelude::Queryable;
 use serde_json::json;
 use taskmanager::*;
 
-/// The original system's schema as it was before `priority` and `progress` were added, with
-/// its own constraint names, so the upgrade cannot rely on names it created itself.
-const ORIGINAL: &str = "
+/// An early variant of the original system's schema (before `priority` and `progress`, INT
+/// versions, unnamed indexes), so the upgrade cannot rely on names it created itself.
+const EARLY_VARIANT: &str = "
 CREATE TABLE task_types (
   id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL UNIQUE, version INT DEFAULT 1,
   param_schema_json TEXT, is_active TINYINT(1) DEFAULT 1,
@@ -47,13 +47,13 @@ INSERT INTO task_history (task_id, status_change, worker_id, message, created_at
 ";
 
 #[test]
-fn upgrade_from_the_original_schema_keeps_every_row() {
+fn upgrade_from_an_early_variant_keeps_every_row() {
     let db = TestDb::empty(json!({}));
     let mut sql = db.sql();
-    sql.query_drop(ORIGINAL).unwrap();
+    sql.query_drop(EARLY_VARIANT).unwrap();
 
     let report = db.client.migrate().unwrap();
-    assert_eq!((report.applied.clone(), report.version), (vec![1, 2], 2));
+    assert_eq!((report.applied.clone(), report.version), (vec![1, 2, 3], 3));
     assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 2);
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 4);
     assert_eq!(db.count("SELECT COUNT(*) FROM task_history"), 4);
@@ -102,15 +102,18 @@ fn upgrade_from_the_original_schema_keeps_every_row() {
     assert_eq!(
         types
             .iter()
-            .map(|t| (t.name.as_str(), t.version))
+            .map(|t| (t.name.as_str(), t.version.as_str()))
             .collect::<Vec<_>>(),
-        [("email", 1), ("report", 3)]
+        [("email", "1"), ("report", "3")]
     );
-    // Types no longer cascade into their tasks.
-    assert!(
-        db.sql()
-            .query_drop("DELETE FROM task_types WHERE id = 1")
-            .is_err()
+    // As in the original, a type deleted takes its tasks and their history with it.
+    db.sql()
+        .query_drop("DELETE FROM task_types WHERE id = 1")
+        .unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 2);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM task_history WHERE task_id IN (1, 2)"),
+        0
     );
     assert_eq!(db.client.migrate().unwrap().applied, Vec::<i64>::new());
 }
@@ -127,11 +130,11 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let reports: Vec<MigrationReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
     assert_eq!(
-        applied, 2,
+        applied, 3,
         "each migration applied exactly once: {reports:?}"
     );
-    assert!(reports.iter().all(|r| r.version == 2));
-    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 2);
+    assert!(reports.iter().all(|r| r.version == 3));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 3);
 }
 
 fn shape(db: &TestDb) -> Vec<String> {
@@ -257,4 +260,198 @@ fn the_runtime_needs_only_data_privileges() {
         ]
     );
     assert_eq!(rt.list_tasks(&ListFilter::default()).unwrap().len(), 1);
+}
+
+/// Rows of every kind on the original schema, exactly as the original system created it
+/// (migration 1 is that schema, column by column and index by index): string versions, a
+/// task in every status, values left NULL where the original allowed it, dedupe keys computed
+/// the original's way, and the API routing tables that live beside the queue.
+const ORIGINAL_ROWS: &str = "
+CREATE TABLE api_endpoints (id INT AUTO_INCREMENT PRIMARY KEY, path VARCHAR(255) NOT NULL, method VARCHAR(10) NOT NULL, handler VARCHAR(255) NOT NULL, is_active BOOLEAN DEFAULT TRUE) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+CREATE TABLE api_validations (id INT AUTO_INCREMENT PRIMARY KEY, endpoint_id INT NOT NULL, rule_json TEXT NOT NULL, FOREIGN KEY (endpoint_id) REFERENCES api_endpoints(id) ON DELETE CASCADE) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+CREATE TABLE api_transformations (id INT AUTO_INCREMENT PRIMARY KEY, endpoint_id INT NOT NULL, transform_json TEXT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+INSERT INTO api_endpoints (path, method, handler) VALUES ('/tasks', 'POST', 'TaskController@create'), ('/tasks/claim', 'POST', 'TaskController@claim');
+INSERT INTO api_validations (endpoint_id, rule_json) VALUES (1, '{\"type\":\"required\"}');
+INSERT INTO api_transformations (endpoint_id, transform_json) VALUES (2, '{\"rename\":{}}');
+INSERT INTO task_types (id, name, version, param_schema_json, is_active) VALUES
+  (1, 'email.send', '1.0.0', '{\"type\":\"object\",\"required\":[\"to\"]}', TRUE),
+  (2, 'report', '2.1.0-beta', '{\"type\":\"object\"}', TRUE),
+  (3, 'legacy', '0.9', '{\"type\":\"object\"}', NULL);
+INSERT INTO tasks (id, type_id, status, params_json, dedupe_key, result_json, error_message, priority, progress, attempts, claimed_by, claimed_at, completed_at, created_at) VALUES
+  (1, 1, 'pending', '{\"subject\":\"Hi\",\"to\":\"a@example.com\"}', SHA2(CONCAT('email.send', CHAR(0), '{\"subject\":\"Hi\",\"to\":\"a@example.com\"}'), 256), NULL, NULL, 5, 0, 0, NULL, NULL, NULL, '2024-01-01 10:00:00'),
+  (2, 1, 'claimed', '{\"to\":\"b@example.com\"}', 'k2', NULL, NULL, 0, 40, 1, 'old-worker', '2024-01-01 10:05:00', NULL, '2024-01-01 10:01:00'),
+  (3, 2, 'completed', '{\"month\":\"2024-01\"}', 'k3', '{\"rows\":12}', NULL, 0, 100, 1, 'old-worker', '2024-01-02 00:00:00', '2024-01-02 00:01:00', '2024-01-01 11:00:00'),
+  (4, 2, 'failed', '{\"month\":\"Příliš 😀\"}', 'k4', NULL, 'boom', NULL, NULL, 3, 'old-worker', '2024-01-03 00:00:00', '2024-01-03 00:00:09', '2024-01-01 12:00:00'),
+  (5, 3, NULL, '{}', 'k5', NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, '2024-01-01 13:00:00');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES
+  (1, 'created', NULL, NULL, '2024-01-01 10:00:00'), (2, 'claimed', 'old-worker', NULL, '2024-01-01 10:05:00'),
+  (3, 'completed', 'old-worker', 'done', '2024-01-02 00:01:00'), (4, 'pending (retry)', 'old-worker', 'boom', '2024-01-03 00:00:05'),
+  (4, 'failed', 'old-worker', 'boom', '2024-01-03 00:00:09'), (2, 'progress_update', 'old-worker', '40', '2024-01-01 10:06:00');
+";
+
+/// Everything a row of the original held, as text, per table (ids included).
+fn values(db: &TestDb) -> Vec<String> {
+    let mut sql = db.sql();
+    let mut out = Vec::new();
+    for query in [
+        // The original read a NULL is_active as inactive (`WHERE is_active = 1`); so does the upgrade.
+        "SELECT CONCAT_WS('|', id, name, version, param_schema_json, COALESCE(is_active, 0)) FROM task_types ORDER BY id",
+        "SELECT CONCAT_WS('|', id, type_id, params_json, dedupe_key, COALESCE(result_json, '-'), \
+         COALESCE(error_message, '-'), COALESCE(claimed_by, '-'), COALESCE(claimed_at, '-'), \
+         COALESCE(completed_at, '-'), created_at) FROM tasks ORDER BY id",
+        "SELECT CONCAT_WS('|', id, task_id, status_change, COALESCE(worker_id, '-'), \
+         COALESCE(message, '-'), created_at) FROM task_history ORDER BY id",
+        "SELECT CONCAT_WS('|', id, path, method, handler, is_active) FROM api_endpoints ORDER BY id",
+        "SELECT CONCAT_WS('|', id, endpoint_id, rule_json) FROM api_validations ORDER BY id",
+        "SELECT CONCAT_WS('|', id, endpoint_id, transform_json) FROM api_transformations ORDER BY id",
+    ] {
+        out.extend(sql.query::<String, _>(query).unwrap());
+    }
+    // Times as the original's TIMESTAMP showed them, whatever their new column type prints.
+    out.iter().map(|l| l.replace(".000000", "")).collect()
+}
+
+fn original_database() -> TestDb {
+    let db = TestDb::empty(json!({}));
+    let mut sql = db.sql();
+    sql.query_drop("SET time_zone = '+00:00'").unwrap();
+    sql.query_drop(include_str!("../sql/migrations/0001_original_schema.sql"))
+        .unwrap();
+    sql.query_drop(ORIGINAL_ROWS).unwrap();
+    db
+}
+
+fn check_upgraded(db: &TestDb, before: &[String]) {
+    let after = values(db);
+    assert_eq!(after, before, "every row and value is kept");
+    // The same shape as a database migrated from nothing.
+    let fresh = TestDb::new(json!({}));
+    let strip = |lines: Vec<String>| -> Vec<String> {
+        lines.into_iter().filter(|l| !l.contains("api_")).collect()
+    };
+    assert_eq!(strip(shape(db)), strip(shape(&fresh)));
+
+    let client = &db.client;
+    let types = client.list_types().unwrap();
+    assert_eq!(
+        types
+            .iter()
+            .map(|t| (t.name.as_str(), t.version.as_str(), t.is_active))
+            .collect::<Vec<_>>(),
+        [
+            ("email.send", "1.0.0", true),
+            ("legacy", "0.9", false),
+            ("report", "2.1.0-beta", true)
+        ]
+    );
+    let statuses: Vec<String> = (1..=5)
+        .map(|id| client.get_task(id).unwrap().status)
+        .collect();
+    assert_eq!(
+        statuses,
+        ["pending", "claimed", "completed", "failed", "pending"]
+    );
+    // The original's key of task 1 is the key this library computes for the same params, in
+    // any key order; the original's other keys keep deduplicating.
+    let same = client
+        .enqueue(
+            "email.send",
+            &json!({"to": "a@example.com", "subject": "Hi"}),
+            &EnqueueOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((same.id, same.deduplicated), (1, true));
+    let old_key = client
+        .enqueue(
+            "report",
+            &json!({"x": 1}),
+            &from(json!({"dedupe_key": "k3"})),
+        )
+        .unwrap();
+    assert_eq!((old_key.id, old_key.deduplicated), (3, true));
+    // Registering the same version and schema again changes nothing.
+    let again = client
+        .register_type(&from(json!({"name": "email.send", "version": "1.0.0",
+            "param_schema": {"type": "object", "required": ["to"]}})))
+        .unwrap();
+    assert_eq!(again.changed, Some(false));
+    // The original's stale claim has expired: handed out again, then everything runs.
+    let claimed = client
+        .claim("new-worker", &from(json!({"limit": 10})))
+        .unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [1, 2, 5]);
+    for t in &claimed {
+        client
+            .complete(t.id, &t.lease_token, &json!({"ok": true}))
+            .unwrap();
+    }
+}
+
+#[test]
+fn upgrade_of_the_exact_original_schema_keeps_every_row_and_value() {
+    let db = original_database();
+    let before = values(&db);
+    assert_eq!(before.len(), 3 + 5 + 6 + 2 + 1 + 1);
+    let report = db.client.migrate().unwrap();
+    assert_eq!((report.applied.clone(), report.version), (vec![1, 2, 3], 3));
+    check_upgraded(&db, &before);
+}
+
+#[test]
+fn an_upgrade_that_fails_half_way_is_finished_by_running_migrate_again() {
+    let db = original_database();
+    // A history row whose task is gone, as a database restored without its keys may hold: the
+    // upgrade stops when it puts the keys back, after every table has been reshaped.
+    db.sql_exec(
+        "SET SESSION foreign_key_checks = 0; \
+         INSERT INTO task_history (task_id, status_change) VALUES (999, 'created'); \
+         SET SESSION foreign_key_checks = 1",
+    );
+    let e = db.client.migrate().unwrap_err();
+    assert_eq!(e.code(), Code::Database, "{e}");
+    assert!(e.message().contains("migration 2"), "{e}");
+    assert!(e.message().contains("foreign key"), "{e}");
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+                  AND TABLE_NAME = 'tasks' AND COLUMN_NAME = 'lease_token'"
+        ),
+        1,
+        "the failure came after the tables were reshaped"
+    );
+    db.sql_exec("DELETE FROM task_history WHERE task_id = 999");
+    let before = {
+        // What the original held, read back from the half-upgraded tables.
+        values(&db)
+    };
+    let report = db.client.migrate().unwrap();
+    assert_eq!(report.applied, vec![2, 3]);
+    check_upgraded(&db, &before);
+}
+
+#[test]
+fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders() {
+    let db = TestDb::new(json!({}));
+    db.register("kept", json!({"type": "object"}));
+    let id = db
+        .client
+        .enqueue("kept", &json!({"n": 1}), &EnqueueOptions::default())
+        .unwrap()
+        .id;
+    // What an earlier release's migration 2 left: INT versions, RESTRICT on type delete, no
+    // claim-order indexes, other index names.
+    db.sql_exec(
+        "ALTER TABLE tasks DROP FOREIGN KEY fk_tasks_type; \
+         ALTER TABLE tasks DROP INDEX idx_tasks_claim_by_id, DROP INDEX idx_tasks_claim_by_created, \
+           DROP INDEX idx_tasks_claim_by_priority, DROP INDEX idx_tasks_claim_by_attempts; \
+         ALTER TABLE tasks ADD CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE RESTRICT; \
+         ALTER TABLE task_types MODIFY version INT NOT NULL DEFAULT 1, RENAME INDEX uk_name TO name; \
+         DELETE FROM tm_schema_migrations WHERE version = 3",
+    );
+    assert_eq!(db.client.migrate().unwrap().applied, vec![3]);
+    let fresh = TestDb::new(json!({}));
+    assert_eq!(shape(&db), shape(&fresh));
+    assert_eq!(db.client.get_task(id).unwrap().status, "pending");
+    assert_eq!(db.client.get_type("kept").unwrap().version, "1");
 }

@@ -27,7 +27,7 @@ fn a_version_registered_by_another_process_is_used_at_once() {
     if pid == 0 {
         let v2: TypeDefinition = from(json!({"name": "v", "version": 2, "param_schema":
             {"type": "object", "properties": {"a": {"type": "integer"}}}}));
-        let ok = db.client.register_type(&v2).is_ok_and(|t| t.version == 2);
+        let ok = db.client.register_type(&v2).is_ok_and(|t| t.version == "2");
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
     let mut status = 0;

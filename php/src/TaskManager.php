@@ -138,16 +138,22 @@ final class TaskManager
     }
 
     /**
-     * Registers a task type. Same name, version and schema again changes nothing; a higher
-     * version replaces the schema for new tasks.
+     * Registers a task type. Same name, version and schema again changes nothing; another
+     * version (a label such as '1.0.0', 1 to 50 characters) replaces the schema for new tasks;
+     * the same version with another schema throws ConflictException.
      *
      * @param array<mixed>|object|string $paramSchema JSON Schema as an array, object or JSON text
      * @return array<string, mixed> the type: id, name, version, is_active, changed, ...
      */
-    public function registerType(string $name, array|object|string $paramSchema, int $version = 1): array
+    public function registerType(string $name, array|object|string $paramSchema, string|int $version = '1'): array
     {
         $schema = is_string($paramSchema) ? $paramSchema : Native::json($paramSchema);
-        $definition = sprintf('{"name":%s,"version":%d,"param_schema":%s}', Native::json($name), $version, $schema);
+        $definition = sprintf(
+            '{"name":%s,"version":%s,"param_schema":%s}',
+            Native::json($name),
+            Native::json((string) $version),
+            $schema
+        );
         return $this->call('tm_type_register', $definition);
     }
 
@@ -219,6 +225,40 @@ final class TaskManager
     public function heartbeat(int $taskId, string $leaseToken, array $options = []): array
     {
         return $this->call('tm_task_heartbeat', $taskId, $leaseToken, self::options($options));
+    }
+
+    /**
+     * heartbeat() for a caller that has no lease token: the task must be claimed by $workerId.
+     *
+     * @param array<string, mixed> $options
+     * @return array{id: int, lease_expires_at: string, progress: int}
+     */
+    public function heartbeatAsWorker(int $taskId, string $workerId, array $options = []): array
+    {
+        return $this->call('tm_task_heartbeat_as_worker', $taskId, $workerId, self::options($options));
+    }
+
+    /**
+     * complete() for a caller that has no lease token (the original system's workers): the task
+     * must be claimed by $workerId, as the original checked it. A worker id is no fence; use
+     * the lease token where you have it.
+     *
+     * @return array{id: int, status: string, repeated: bool}
+     */
+    public function completeAsWorker(int $taskId, string $workerId, mixed $result = null): array
+    {
+        return $this->call('tm_task_complete_as_worker', $taskId, $workerId, Native::json($result === [] ? new \stdClass() : $result));
+    }
+
+    /**
+     * fail() for a caller that has no lease token: the task must be claimed by $workerId.
+     *
+     * @param array<string, mixed> $options
+     * @return array{id: int, status: string, attempts: int, max_attempts: int, run_at: string, repeated: bool}
+     */
+    public function failAsWorker(int $taskId, string $workerId, string $error, array $options = []): array
+    {
+        return $this->call('tm_task_fail_as_worker', $taskId, $workerId, $error, self::options($options));
     }
 
     /**

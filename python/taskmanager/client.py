@@ -108,9 +108,12 @@ class Client:
         """Creates or upgrades the schema. Idempotent; the only call that runs DDL."""
         _ffi.check(_ffi.lib.tm_migrate(self._h))
 
-    def register_type(self, name: str, param_schema: Mapping[str, Any], version: int = 1) -> Dict[str, Any]:
-        """Registers a task type; the same name+version+schema again is a no-op."""
-        definition = {"name": name, "version": version, "param_schema": param_schema}
+    def register_type(self, name: str, param_schema: Mapping[str, Any],
+                      version: Union[str, int] = "1") -> Dict[str, Any]:
+        """Registers a task type; the same name+version+schema again is a no-op, another version
+        (a label such as ``"1.0.0"``) replaces the schema, and the same version with another
+        schema raises ConflictError."""
+        definition = {"name": name, "version": str(version), "param_schema": param_schema}
         return _ffi.call_json("tm_type_register", self._h, _ffi.encode_json(definition, "type"))
 
     def get_type(self, name: str) -> Dict[str, Any]:
@@ -157,9 +160,14 @@ class Client:
         type_prefix: Optional[str] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
+        sort_by: Optional[str] = None,
+        sort_order: Optional[str] = None,
     ) -> List[Task]:
-        """Claims up to ``limit`` runnable tasks; an empty list when there are none."""
-        options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds))
+        """Claims up to ``limit`` runnable tasks; an empty list when there are none. By default
+        highest priority first, then oldest; ``sort_by`` (created_at, priority, id, attempts)
+        and ``sort_order`` (asc, desc) choose another order, ties by id."""
+        options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds,
+                                sort_by=sort_by, sort_order=sort_order))
         rows = _ffi.call_json("tm_task_claim", self._h, _ffi.text(worker_id, "worker_id"), options)
         return [Task(self, row) for row in rows]
 
@@ -171,6 +179,26 @@ class Client:
     def complete(self, task_id: int, lease_token: str, result: Json = None) -> Dict[str, Any]:
         return _ffi.call_json("tm_task_complete", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                               _ffi.encode_json(result, "result"))
+
+    def heartbeat_as_worker(self, task_id: int, worker_id: str, *, progress: Optional[int] = None,
+                            lease_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """``heartbeat`` for a caller without a lease token: the task must be claimed by ``worker_id``."""
+        options = _options(dict(progress=progress, lease_seconds=lease_seconds))
+        return _ffi.call_json("tm_task_heartbeat_as_worker", self._h, task_id, _ffi.text(worker_id, "worker_id"),
+                              options)
+
+    def complete_as_worker(self, task_id: int, worker_id: str, result: Json = None) -> Dict[str, Any]:
+        """``complete`` for a caller without a lease token (the original system's workers): the
+        task must be claimed by ``worker_id``. A worker id is no fence; prefer the token."""
+        return _ffi.call_json("tm_task_complete_as_worker", self._h, task_id, _ffi.text(worker_id, "worker_id"),
+                              _ffi.encode_json(result, "result"))
+
+    def fail_as_worker(self, task_id: int, worker_id: str, message: str, *, retry: bool = True,
+                       retry_in_seconds: Optional[float] = None) -> Dict[str, Any]:
+        """``fail`` for a caller without a lease token: the task must be claimed by ``worker_id``."""
+        options = _options(dict(retry=retry, retry_in_seconds=retry_in_seconds))
+        return _ffi.call_json("tm_task_fail_as_worker", self._h, task_id, _ffi.text(worker_id, "worker_id"),
+                              _ffi.text(message, "message"), options)
 
     def complete_and_claim(
         self,

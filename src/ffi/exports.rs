@@ -69,9 +69,12 @@ pub unsafe extern "C" fn tm_migrate(client: *const tm_client) -> *mut tm_error {
     boundary(|| client_ref(client)?.migrate().map(|_| ()))
 }
 
-/// Registers a task type: `{"name": "...", "version": 1, "param_schema": {...}}`. The same
-/// name, version and schema again is a no-op; a higher version replaces the schema for new
-/// tasks. Output: the type (`id`, `name`, `version`, `is_active`, `changed`, ...).
+/// Registers a task type: `{"name": "...", "version": "1.0.0", "param_schema": {...}}`.
+/// `version` is a label of 1 to 50 characters (default `"1"`; a JSON integer is taken as its
+/// decimal text). The same name, version and schema again is a no-op; another version replaces
+/// the schema for new tasks (labels are not ordered); the same version with another schema is
+/// `TM_CONFLICT`. Output: the type (`id`, `name`, `version` as a string, `is_active`,
+/// `changed`, ...).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_type_register(
     client: *const tm_client,
@@ -166,8 +169,15 @@ pub unsafe extern "C" fn tm_task_enqueue_batch(
 }
 
 /// Claims up to `limit` runnable tasks for `worker_id`: highest priority first, then oldest.
-/// `options_json` may be NULL or `{"types": [...]` | `"type_prefix": "..."`, `"limit"`,
-/// `"lease_seconds"}`. Output: a JSON array of `{"id", "type", "params", "priority",
+/// `options_json` may be NULL or an object with these keys, all optional:
+/// - `"types"`: array of type names, or `"type_prefix"`: a literal name prefix (not both);
+/// - `"limit"`: 1..=1000, default 1;
+/// - `"lease_seconds"`: 1..=31536000, default the `task_claim_timeout` setting;
+/// - `"sort_by"`: `"created_at"`, `"priority"`, `"id"` or `"attempts"` instead of the default
+///   order, with `"sort_order"`: `"asc"` (default) or `"desc"`; ties go by id in the same
+///   direction.
+///
+/// Output: a JSON array of `{"id", "type", "params", "priority",
 /// "attempts", "max_attempts", "lease_token", "lease_expires_at"}`; `[]` when nothing is
 /// runnable (not an error).
 #[unsafe(no_mangle)]
@@ -208,6 +218,27 @@ pub unsafe extern "C" fn tm_task_heartbeat(
     })
 }
 
+/// `tm_task_heartbeat` for a caller that has no lease token: the task must be claimed by
+/// `worker_id` (see `tm_task_complete_as_worker`). Options and output as for
+/// `tm_task_heartbeat`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_heartbeat_as_worker(
+    client: *const tm_client,
+    task_id: i64,
+    worker_id: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let worker_id = text(worker_id, "worker_id")?;
+        write_json(
+            out_json,
+            &c.heartbeat_as_worker(task_id, worker_id, &options(options_json, "options_json")?)?,
+        )
+    })
+}
+
 /// Completes a claimed task with a result (`result_json` NULL means JSON null). Only the
 /// current lease token may do this; a stale one gets `TM_LEASE_LOST` and changes nothing.
 /// Repeating the call with the same token succeeds again (`"repeated": true`), so it is safe to
@@ -225,6 +256,30 @@ pub unsafe extern "C" fn tm_task_complete(
         let token = text(lease_token, "lease_token")?;
         let result = result_arg(c, result_json)?;
         write_json(out_json, &c.complete(task_id, token, &result)?)
+    })
+}
+
+/// `tm_task_complete` for a caller that has no lease token (the original system's workers):
+/// the task must be claimed by `worker_id`, as the original checked it. A worker id is no
+/// fence (the same id may have claimed the task again after its lease ran out); use the token
+/// where you have it. Otherwise a task claimed by another worker, or not claimed at all, is
+/// `TM_LEASE_LOST` (details: `{"status"}`). Output: `{"id", "status", "repeated"}`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_complete_as_worker(
+    client: *const tm_client,
+    task_id: i64,
+    worker_id: *const c_char,
+    result_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let worker_id = text(worker_id, "worker_id")?;
+        let result = result_arg(c, result_json)?;
+        write_json(
+            out_json,
+            &c.complete_as_worker(task_id, worker_id, &result)?,
+        )
     })
 }
 
@@ -303,6 +358,33 @@ pub unsafe extern "C" fn tm_task_fail(
             &c.fail(
                 task_id,
                 token,
+                message,
+                &options(options_json, "options_json")?,
+            )?,
+        )
+    })
+}
+
+/// `tm_task_fail` for a caller that has no lease token: the task must be claimed by
+/// `worker_id` (see `tm_task_complete_as_worker`). Options and output as for `tm_task_fail`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_task_fail_as_worker(
+    client: *const tm_client,
+    task_id: i64,
+    worker_id: *const c_char,
+    error_message: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let worker_id = text(worker_id, "worker_id")?;
+        let message = text(error_message, "error_message")?;
+        write_json(
+            out_json,
+            &c.fail_as_worker(
+                task_id,
+                worker_id,
                 message,
                 &options(options_json, "options_json")?,
             )?,

@@ -11,7 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::queue::finish;
-use crate::queue::lifecycle::{self, Status};
+use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
 use crate::queue::{
     Finished, MAX_BATCH, check_task_id, check_token, check_worker_id, random_hex, repeated_or_error,
 };
@@ -32,6 +32,48 @@ pub struct ClaimOptions {
     pub limit: Option<u32>,
     /// Lease length in seconds. Default: the `task_claim_timeout` setting.
     pub lease_seconds: Option<u32>,
+    /// Hand tasks out by this column instead of highest priority first, then oldest; ties by id
+    /// in the same direction.
+    pub sort_by: Option<SortBy>,
+    /// Direction of `sort_by` (default ascending).
+    pub sort_order: Option<SortOrder>,
+}
+
+/// A claim order (`sort_by`), as the original HTTP API offered them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    CreatedAt,
+    Priority,
+    Id,
+    Attempts,
+}
+
+/// `asc` or `desc` (either case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SortOrder {
+    #[serde(rename = "asc", alias = "ASC")]
+    Asc,
+    #[serde(rename = "desc", alias = "DESC")]
+    Desc,
+}
+
+impl ClaimOptions {
+    fn order(&self) -> Result<ClaimOrder> {
+        let descending = self.sort_order == Some(SortOrder::Desc);
+        Ok(match self.sort_by {
+            None if self.sort_order.is_some() => {
+                return Err(Error::invalid(
+                    "sort_order needs sort_by (created_at, priority, id or attempts)",
+                ));
+            }
+            None => ClaimOrder::PriorityThenAge,
+            Some(SortBy::CreatedAt) => ClaimOrder::By(SortColumn::CreatedAt, descending),
+            Some(SortBy::Priority) => ClaimOrder::By(SortColumn::Priority, descending),
+            Some(SortBy::Id) => ClaimOrder::By(SortColumn::Id, descending),
+            Some(SortBy::Attempts) => ClaimOrder::By(SortColumn::Attempts, descending),
+        })
+    }
 }
 
 /// A task handed to a worker, with the lease token that alone can finish it.
@@ -49,10 +91,11 @@ pub struct ClaimedTask {
     pub lease_expires_at: String,
 }
 
-/// A checked claim request: how many tasks, for how long.
+/// A checked claim request: how many tasks, for how long, in which order.
 struct Wanted {
     limit: u32,
     lease_seconds: u32,
+    order: ClaimOrder,
 }
 
 /// Everything about a claim that can be refused without the database.
@@ -83,6 +126,7 @@ fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Resu
     Ok(Wanted {
         limit,
         lease_seconds,
+        order: options.order()?,
     })
 }
 
@@ -97,7 +141,7 @@ pub(crate) fn claim(
     let token_prefix = random_hex();
     db.run(|conn, again| {
         if again {
-            let held = held_by(db, conn, &token_prefix)?;
+            let held = held_by(db, conn, &token_prefix, wanted.order)?;
             if !held.is_empty() {
                 return Ok(held);
             }
@@ -111,14 +155,37 @@ pub(crate) fn claim(
             limit: wanted.limit,
             lease_seconds: wanted.lease_seconds,
             token_prefix: &token_prefix,
+            order: wanted.order,
+            claim_timeout: config.task_claim_timeout,
         };
         // Expired leases go back to the queue lazily: before the select once a second, and
         // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
         let rows = claim_round(conn, &request, recover, config)?;
-        let rows = claim_more_if_short(conn, request, recover, config, rows)?;
+        let mut rows = claim_more_if_short(conn, request, recover, config, rows)?;
+        if rows.is_empty() && options.types.is_some() {
+            // The names came from the cache; a type deleted and registered again (plain SQL)
+            // has a new id. Resolve them afresh and, if any changed, claim with those.
+            forget_types(db, options);
+            if let Some(fresh) = type_filter(db, conn, options)? {
+                if fresh != type_ids {
+                    let request = lifecycle::ClaimRequest {
+                        type_ids: fresh.as_deref(),
+                        ..request
+                    };
+                    rows = claim_round(conn, &request, true, config)?;
+                }
+            }
+        }
         claimed_tasks(db, conn, rows)
     })
+}
+
+/// Drops the claim's type names from the cache.
+fn forget_types(db: &Database, options: &ClaimOptions) {
+    for name in options.types.iter().flatten() {
+        db.types.forget(name);
+    }
 }
 
 /// Completes the task a worker holds and claims its next in one transaction and one round
@@ -132,6 +199,7 @@ pub(crate) fn complete_and_claim(
     options: &ClaimOptions,
 ) -> Result<CompletedAndClaimed> {
     let (id, token, result) = done;
+    let holder = lifecycle::Holder::Token(token);
     check_task_id(id)?;
     check_token(token)?;
     let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
@@ -145,7 +213,7 @@ pub(crate) fn complete_and_claim(
     db.run(|conn, again| {
         if again {
             // The first run committed both halves if it leased anything.
-            let held = held_by(db, conn, &token_prefix)?;
+            let held = held_by(db, conn, &token_prefix, wanted.order)?;
             if !held.is_empty() {
                 return Ok(CompletedAndClaimed {
                     completed: completed(false),
@@ -161,6 +229,8 @@ pub(crate) fn complete_and_claim(
             limit: wanted.limit,
             lease_seconds: wanted.lease_seconds,
             token_prefix: &token_prefix,
+            order: wanted.order,
+            claim_timeout: config.task_claim_timeout,
         };
         let recover = db.lazy_recovery_due();
         let script = lifecycle::complete_and_claim(
@@ -178,8 +248,8 @@ pub(crate) fn complete_and_claim(
         let repeated = answer.affected(script.update) == 0
             && repeated_or_error(
                 id,
-                finish::lease_state(&finish::lease_after_miss(conn, id)?),
-                token,
+                finish::lease_state(&finish::lease_after_miss(conn, id, holder)?),
+                holder,
                 &[Status::Completed],
             )?;
         let rows = claim_more_if_short(conn, request, recover, config, rows)?;
@@ -200,9 +270,14 @@ pub struct CompletedAndClaimed {
 
 /// The tasks a claim with this token prefix already leased: after a lost connection, the
 /// first run of the step may have committed.
-fn held_by(db: &Database, conn: &mut Conn<'_>, token_prefix: &str) -> Result<Vec<ClaimedTask>> {
+fn held_by(
+    db: &Database,
+    conn: &mut Conn<'_>,
+    token_prefix: &str,
+    order: ClaimOrder,
+) -> Result<Vec<ClaimedTask>> {
     let rows = conn
-        .query(lifecycle::claimed_rows(token_prefix))
+        .query(lifecycle::claimed_rows(token_prefix, order))
         .map_err(|e| conn.error(e))?;
     claimed_tasks(db, conn, rows)
 }
@@ -308,7 +383,7 @@ pub struct Recovery {
 /// Recovers every expired lease, in batches of bounded size, for a cron job or an operator.
 pub(crate) fn recover_expired(db: &Database, config: &Config) -> Result<Recovery> {
     const BATCH: u32 = 500;
-    let script = lifecycle::recovery(BATCH, config.enable_task_history);
+    let script = lifecycle::recovery(BATCH, config.task_claim_timeout, config.enable_task_history);
     let mut total = Recovery::default();
     loop {
         let (recovered, failed): (u64, u64) = db.run(|conn, _| {

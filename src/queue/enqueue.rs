@@ -314,13 +314,15 @@ fn check_type_state(
     db: &Database,
     p: &Checked<'_>,
     task_type: &CachedType,
-    states: &[(i64, i64, bool)],
+    states: &[(i64, String, bool)],
 ) -> Result<()> {
-    let Some(&(_, version, active)) = states.iter().find(|s| s.0 == task_type.id) else {
+    let Some((_, version, active)) = states.iter().find(|s| s.0 == task_type.id) else {
+        // The cached id is gone: the type was deleted (perhaps with plain SQL, and perhaps
+        // registered again under a new id). Try again with what the database holds now.
         db.types.forget(p.item.type_name);
-        return Err(crate::types::not_registered(p.item.type_name));
+        return Err(type_changed());
     };
-    if !active {
+    if !*active {
         return Err(Error::new(
             Code::TypeInactive,
             format!(
@@ -329,14 +331,17 @@ fn check_type_state(
             ),
         ));
     }
-    if version != task_type.version {
+    if *version != task_type.version {
         db.types.forget(p.item.type_name);
-        return Err(
-            Error::new(Code::Conflict, "the task type changed during enqueue")
-                .with_details(json!({"reason": "type_version_changed"})),
-        );
+        return Err(type_changed());
     }
     Ok(())
+}
+
+/// The type changed between validation and the write: the caller validates again.
+fn type_changed() -> Error {
+    Error::new(Code::Conflict, "the task type changed during enqueue")
+        .with_details(json!({"reason": "type_version_changed"}))
 }
 
 /// Inserts the checked tasks in one round trip and tells, per task, which row holds its key
@@ -349,7 +354,10 @@ fn insert(
     task_types: &[Arc<CachedType>],
     token: &str,
 ) -> Result<Vec<Enqueued>> {
-    let mut types: Vec<(i64, i64)> = task_types.iter().map(|t| (t.id, t.version)).collect();
+    let mut types: Vec<(i64, &str)> = task_types
+        .iter()
+        .map(|t| (t.id, t.version.as_str()))
+        .collect();
     types.sort_unstable();
     types.dedup();
     let rows: Vec<NewTask<'_>> = checked
@@ -369,7 +377,7 @@ fn insert(
     let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history);
     let mut answer = script.script.run(conn)?;
 
-    let states: Vec<(i64, i64, bool)> = answer
+    let states: Vec<(i64, String, bool)> = answer
         .rows(script.types)
         .into_iter()
         .map(mysql::from_row)

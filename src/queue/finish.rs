@@ -1,5 +1,7 @@
 //! Calls a worker makes on a task it holds: heartbeat, complete, fail, release. Each is
-//! guarded by the lease token: a stale token gets `LeaseLost` and changes nothing.
+//! guarded by the lease token: a stale token gets `LeaseLost` and changes nothing. Heartbeat,
+//! complete and fail also take the claiming worker id instead, for callers that have no token
+//! (the original system's workers, through the HTTP API): the task must be claimed by that id.
 //!
 //! Each call is one round trip: the guarded UPDATE and its history row in one transaction
 //! (see `lifecycle`), with a read of the task when the call answers with its columns
@@ -12,10 +14,10 @@ use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
-use crate::queue::lifecycle::{self, GuardedScript, Status};
+use crate::queue::lifecycle::{self, GuardedScript, Holder, Status};
 use crate::queue::{
-    Finished, LeaseState, MAX_BATCH, check_task_id, check_token, lease_error, random_unit,
-    repeated_or_error,
+    Finished, LeaseState, MAX_BATCH, check_holder, check_task_id, check_token, lease_error,
+    random_unit, repeated_or_error,
 };
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -86,6 +88,7 @@ pub struct CompleteOutcome {
 fn run_guarded(
     db: &Database,
     id: i64,
+    holder: Holder<'_>,
     script: &GuardedScript,
 ) -> Result<(bool, Option<mysql::Row>)> {
     db.run(|conn, _| {
@@ -94,20 +97,24 @@ fn run_guarded(
         let row = match script.state {
             Some(index) => answer.rows(index).into_iter().next(),
             None if changed => None,
-            None => return Ok((false, lease_after_miss(conn, id)?)),
+            None => return Ok((false, lease_after_miss(conn, id, holder)?)),
         };
         Ok((changed, row))
     })
 }
 
-/// After a guarded step matched nothing: the task's status and lease token, to say why
-/// (`None` when the task does not exist).
-pub(crate) fn lease_after_miss(conn: &mut Conn<'_>, id: i64) -> Result<Option<mysql::Row>> {
-    conn.query_first(lifecycle::task_lease(id))
+/// After a guarded step matched nothing: the task's status and holder, to say why (`None`
+/// when the task does not exist).
+pub(crate) fn lease_after_miss(
+    conn: &mut Conn<'_>,
+    id: i64,
+    holder: Holder<'_>,
+) -> Result<Option<mysql::Row>> {
+    conn.query_first(lifecycle::task_lease(id, holder))
         .map_err(|e| conn.error(e))
 }
 
-/// Status and lease token, the first two columns of every guarded script's state row.
+/// Status and holder, the first two columns of every guarded script's state row.
 pub(crate) fn lease_state(row: &Option<mysql::Row>) -> LeaseState {
     row.as_ref()
         .map(|r| (r.get(0).unwrap_or_default(), r.get(1).flatten()))
@@ -117,11 +124,11 @@ pub(crate) fn heartbeat(
     db: &Database,
     config: &Config,
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     options: &HeartbeatOptions,
 ) -> Result<Heartbeat> {
     check_task_id(id)?;
-    check_token(token)?;
+    check_holder(holder)?;
     if options.progress.is_some_and(|p| p > 100) {
         return Err(Error::invalid("progress must be from 0 to 100"));
     }
@@ -131,17 +138,17 @@ pub(crate) fn heartbeat(
     }
     let script = lifecycle::heartbeat(
         id,
-        token,
+        holder,
         lease,
         options.progress,
         config.enable_task_history,
     );
-    let (_, row) = run_guarded(db, id, &script)?;
+    let (_, row) = run_guarded(db, id, holder, &script)?;
     let state = lease_state(&row);
     // A heartbeat in the very microsecond of the previous one changes no row but still owns
     // the task: ownership is judged from the row, not from the count.
     match (&state, row) {
-        (Some((s, Some(t))), Some(row)) if s == Status::Claimed.as_str() && t == token => {
+        (Some((s, Some(t))), Some(row)) if s == Status::Claimed.as_str() && t == holder.value() => {
             let (_, _, expires, progress): (String, String, String, i32) = mysql::from_row(row);
             Ok(Heartbeat {
                 id,
@@ -149,7 +156,7 @@ pub(crate) fn heartbeat(
                 progress,
             })
         }
-        _ => Err(lease_error(id, state, token)),
+        _ => Err(lease_error(id, state, holder)),
     }
 }
 
@@ -157,16 +164,16 @@ pub(crate) fn complete(
     db: &Database,
     config: &Config,
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     result: &Value,
 ) -> Result<Finished> {
     check_task_id(id)?;
-    check_token(token)?;
+    check_holder(holder)?;
     let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
-    let script = lifecycle::complete(id, token, &result_text, config.enable_task_history);
-    let (changed, row) = run_guarded(db, id, &script)?;
+    let script = lifecycle::complete(id, holder, &result_text, config.enable_task_history);
+    let (changed, row) = run_guarded(db, id, holder, &script)?;
     let repeated =
-        !changed && repeated_or_error(id, lease_state(&row), token, &[Status::Completed])?;
+        !changed && repeated_or_error(id, lease_state(&row), holder, &[Status::Completed])?;
     Ok(Finished {
         id,
         status: Status::Completed.as_str().into(),
@@ -220,7 +227,12 @@ pub(crate) fn complete_batch(
                 Ok(false)
             } else {
                 let current = state.map(|s| (s.1.clone(), s.2.clone()));
-                repeated_or_error(item.id, current, &item.lease_token, &[Status::Completed])
+                repeated_or_error(
+                    item.id,
+                    current,
+                    Holder::Token(&item.lease_token),
+                    &[Status::Completed],
+                )
             };
             match outcome {
                 Ok(_) => CompleteOutcome {
@@ -244,12 +256,12 @@ pub(crate) fn fail(
     db: &Database,
     config: &Config,
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     message: &str,
     options: &FailOptions,
 ) -> Result<Failed> {
     check_task_id(id)?;
-    check_token(token)?;
+    check_holder(holder)?;
     if message.len() > 65_535 {
         return Err(Error::new(
             Code::PayloadTooLarge,
@@ -277,16 +289,16 @@ pub(crate) fn fail(
     let retry = options.retry.unwrap_or(true);
     let script = lifecycle::fail(
         id,
-        token,
+        holder,
         message,
         retry,
         &delay_sql,
         config.enable_task_history,
     );
-    let (changed, row) = run_guarded(db, id, &script)?;
+    let (changed, row) = run_guarded(db, id, holder, &script)?;
     let state = lease_state(&row);
     let repeated =
-        !changed && repeated_or_error(id, state, token, &[Status::Pending, Status::Failed])?;
+        !changed && repeated_or_error(id, state, holder, &[Status::Pending, Status::Failed])?;
     let row = row.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
     let (status, _, attempts, max_attempts, run_at): (String, Option<String>, u32, u32, String) =
         mysql::from_row(row);
@@ -305,8 +317,10 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
     check_task_id(id)?;
     check_token(token)?;
     let script = lifecycle::release(id, token, config.enable_task_history);
-    let (changed, row) = run_guarded(db, id, &script)?;
-    let repeated = !changed && repeated_or_error(id, lease_state(&row), token, &[Status::Pending])?;
+    let holder = Holder::Token(token);
+    let (changed, row) = run_guarded(db, id, holder, &script)?;
+    let repeated =
+        !changed && repeated_or_error(id, lease_state(&row), holder, &[Status::Pending])?;
     Ok(Finished {
         id,
         status: Status::Pending.as_str().into(),

@@ -158,17 +158,47 @@ fn dedupe_released(alias: &str) -> String {
     format!("IF({alias}dedupe_scope = 'active', NULL, {alias}dedupe_lock)")
 }
 
-/// The lease guard: only the current token of a claimed task may change it.
-fn lease_guard(id: i64, token: &str) -> String {
-    under_token(id, token, Claimed)
+/// Who may change a claimed task: the holder of its current lease token (fenced: a task
+/// claimed again has a new token), or, for callers that have no token (the original system's
+/// workers), the worker id that claimed it, as the original checked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder<'a> {
+    Token(&'a str),
+    Worker(&'a str),
 }
 
-/// The task is in `status` under this lease token.
-fn under_token(id: i64, token: &str, status: Status) -> String {
+impl Holder<'_> {
+    /// The column that names the holder of a task.
+    pub fn column(&self) -> &'static str {
+        match self {
+            Holder::Token(_) => "lease_token",
+            Holder::Worker(_) => "claimed_by",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Holder::Token(v) | Holder::Worker(v) => v,
+        }
+    }
+
+    /// `<alias><column> = <value>`; `alias` is `""` or `"t."`.
+    fn matches(&self, alias: &str) -> String {
+        format!("{alias}{} = {}", self.column(), sql::text(self.value()))
+    }
+}
+
+/// The lease guard: only the holder of a claimed task may change it.
+fn lease_guard(id: i64, holder: Holder<'_>) -> String {
+    held_in(id, holder, Claimed)
+}
+
+/// The task is in `status` under this holder.
+fn held_in(id: i64, holder: Holder<'_>, status: Status) -> String {
     format!(
-        "id = {} AND lease_token = {} AND status = '{status}'",
+        "id = {} AND {} AND status = '{status}'",
         sql::int(id),
-        sql::text(token),
+        holder.matches(""),
     )
 }
 
@@ -340,7 +370,7 @@ pub struct EnqueueScript {
 /// then they tell a refused write from a duplicate.
 pub fn enqueue(
     tasks: &[NewTask<'_>],
-    types: &[(i64, i64)],
+    types: &[(i64, &str)],
     token: &str,
     history_on: bool,
 ) -> EnqueueScript {
@@ -350,19 +380,19 @@ pub fn enqueue(
         // One task: the gate is the type row itself.
         script.push(format!(
             "{INSERT_TASK} SELECT {} FROM task_types \
-             WHERE id = {} AND version = {} AND is_active = 1 {ON_DUPLICATE}",
+             WHERE id = {} AND {} AND is_active = 1 {ON_DUPLICATE}",
             new_row_values(task, token),
             sql::int(*type_id),
-            sql::int(*version)
+            same_version(version)
         ));
     } else {
         let gate = types
             .iter()
             .map(|(id, version)| {
                 format!(
-                    "(id = {} AND version = {} AND is_active = 1)",
+                    "(id = {} AND {} AND is_active = 1)",
                     sql::int(*id),
-                    sql::int(*version)
+                    same_version(version)
                 )
             })
             .collect::<Vec<_>>()
@@ -411,6 +441,12 @@ pub fn enqueue(
     }
 }
 
+/// The type row still has the version the params were validated against, compared byte for
+/// byte (the column's collation would call `V1` and `v1` the same version).
+fn same_version(version: &str) -> String {
+    format!("version COLLATE utf8mb4_bin = {}", sql::text(version))
+}
+
 const INSERT_TASK: &str = "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, \
      dedupe_scope, priority, max_attempts, run_at, enqueue_token)";
 
@@ -452,6 +488,7 @@ const ROWS_PER_INSERT: usize = 500;
 // claim and lease recovery
 
 /// What to claim.
+#[derive(Clone, Copy)]
 pub struct ClaimRequest<'a> {
     pub worker_id: &'a str,
     /// Only these type ids (`None`: any type).
@@ -460,6 +497,53 @@ pub struct ClaimRequest<'a> {
     pub lease_seconds: u32,
     /// Each lease token is `prefix.id`: known before the commit, so a repeat can find them.
     pub token_prefix: &'a str,
+    /// The order tasks are handed out in.
+    pub order: ClaimOrder,
+    /// The `task_claim_timeout` setting, for tasks claimed by hand (see [`lease_ran_out`]).
+    pub claim_timeout: u32,
+}
+
+/// The order a claim hands tasks out in. Each is one scan of an index that starts with
+/// `status` (see migrate.rs), so no claim sorts the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimOrder {
+    /// Highest priority first, then oldest (by id): the library's order.
+    #[default]
+    PriorityThenAge,
+    /// By one column, ties broken by id in the same direction (the HTTP API's `sort_by`).
+    By(SortColumn, bool),
+}
+
+/// The columns a claim can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    CreatedAt,
+    Priority,
+    Id,
+    Attempts,
+}
+
+impl ClaimOrder {
+    /// `ORDER BY` terms over the table alias `alias` (`""` or `"t."`).
+    fn sql(&self, alias: &str) -> String {
+        match self {
+            ClaimOrder::PriorityThenAge => format!("{alias}priority DESC, {alias}id"),
+            ClaimOrder::By(column, descending) => {
+                let direction = if *descending { "DESC" } else { "ASC" };
+                let column = match column {
+                    SortColumn::CreatedAt => "created_at",
+                    SortColumn::Priority => "priority",
+                    SortColumn::Id => "id",
+                    SortColumn::Attempts => "attempts",
+                };
+                if column == "id" {
+                    format!("{alias}id {direction}")
+                } else {
+                    format!("{alias}{column} {direction}, {alias}id {direction}")
+                }
+            }
+        }
+    }
 }
 
 /// Columns of a claimed task, as [`claimed_rows`] and the claim script return them.
@@ -483,7 +567,12 @@ pub const LAZY_RECOVERY_LIMIT: u32 = 100;
 pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> ClaimScript {
     let mut script = Script::new(true);
     if recover {
-        recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
+        recover_expired(
+            &mut script,
+            LAZY_RECOVERY_LIMIT,
+            request.claim_timeout,
+            history_on,
+        );
     }
     let claimed = push_claim(&mut script, request, history_on, None);
     ClaimScript {
@@ -507,11 +596,13 @@ fn push_claim(
         var: "tm_picked",
         many: request.limit > 1,
     };
-    // Matches idx_tasks_claim (status, priority DESC, id) or idx_tasks_type_claim: no filesort.
+    // Matches idx_tasks_claim (status, priority DESC, id) or idx_tasks_type_claim, or the
+    // index of another claim order: no filesort.
     script.push(picked.pick(
         &format!(
-            "FROM tasks WHERE {} AND run_at <= NOW(6) {type_filter} ORDER BY priority DESC, id",
-            from_clause(&CLAIM)
+            "FROM tasks WHERE {} AND run_at <= NOW(6) {type_filter} ORDER BY {}",
+            from_clause(&CLAIM),
+            request.order.sql("")
         ),
         request.limit,
         guard,
@@ -541,18 +632,20 @@ fn push_claim(
         ));
     }
     script.push(format!(
-        "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY t.priority DESC, t.id"
+        "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY {}",
+        request.order.sql("t.")
     ))
 }
 
 /// The tasks a claim with this token prefix holds: a repeated claim whose first run may have
 /// committed returns these instead of claiming more.
-pub fn claimed_rows(token_prefix: &str) -> String {
+pub fn claimed_rows(token_prefix: &str, order: ClaimOrder) -> String {
     format!(
         "SELECT {CLAIMED_COLUMNS} FROM tasks t WHERE t.status = '{}' AND t.lease_token LIKE {} \
-         ORDER BY t.priority DESC, t.id",
+         ORDER BY {}",
         CLAIM.to,
-        claim_token(token_prefix, "'%'")
+        claim_token(token_prefix, "'%'"),
+        order.sql("t.")
     )
 }
 
@@ -567,15 +660,28 @@ fn claim_token(prefix: &str, id_sql: &str) -> String {
     )
 }
 
+/// Whether the lease of the claimed task `alias` ran out. A task claimed by hand with plain
+/// SQL (or by the original system) has no lease of ours: it runs out `claim_timeout` seconds
+/// after `claimed_at`, the original's rule. Both forms are one range of idx_tasks_lease
+/// (NULLs sort first).
+fn lease_ran_out(alias: &str, claim_timeout: u32) -> String {
+    format!(
+        "({alias}lease_expires_at <= NOW(6) OR ({alias}lease_expires_at IS NULL AND \
+         COALESCE({alias}claimed_at, {alias}updated_at) <= NOW(6) - INTERVAL {} SECOND))",
+        sql::int(claim_timeout.into())
+    )
+}
+
 /// Appends the recovery of up to `limit` expired leases: each counts as a failed attempt, back
 /// to pending when attempts remain, else failed (EXPIRE_RETRY / EXPIRE_DEAD). SKIP LOCKED, so
 /// concurrent recoverers and claimers never wait on each other or recover a task twice.
-fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
+fn recover_expired(script: &mut Script, limit: u32, claim_timeout: u32, history_on: bool) {
     // Matches idx_tasks_lease (status, lease_expires_at).
     script.push(EXPIRED.pick(
         &format!(
-            "FROM tasks WHERE {} AND lease_expires_at <= NOW(6) ORDER BY lease_expires_at",
-            from_clause(&EXPIRE_RETRY)
+            "FROM tasks WHERE {} AND {} ORDER BY lease_expires_at",
+            from_clause(&EXPIRE_RETRY),
+            lease_ran_out("", claim_timeout)
         ),
         limit,
         None,
@@ -588,13 +694,14 @@ fn recover_expired(script: &mut Script, limit: u32, history_on: bool) {
          t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), \
          t.run_at = NOW(6), t.lease_expires_at = NULL, \
          t.status = IF({dead}, '{}', '{}') \
-         WHERE {} AND t.{} AND t.lease_expires_at <= NOW(6)",
+         WHERE {} AND t.{} AND {}",
         EXPIRED.tasks(),
         dedupe_released("t."),
         EXPIRE_DEAD.to,
         EXPIRE_RETRY.to,
         EXPIRED.condition(),
         from_clause(&EXPIRE_RETRY),
+        lease_ran_out("t.", claim_timeout),
     ));
     if history_on {
         script.push(history(
@@ -618,9 +725,9 @@ pub struct RecoveryScript {
     pub report: usize,
 }
 
-pub fn recovery(limit: u32, history_on: bool) -> RecoveryScript {
+pub fn recovery(limit: u32, claim_timeout: u32, history_on: bool) -> RecoveryScript {
     let mut script = Script::new(true);
-    recover_expired(&mut script, limit, history_on);
+    recover_expired(&mut script, limit, claim_timeout, history_on);
     let report = script.push(format!(
         "SELECT COUNT(*), COALESCE(SUM(t.status = '{}'), 0) {}",
         EXPIRE_DEAD.to,
@@ -641,7 +748,7 @@ pub struct GuardedScript {
     pub script: Script,
     /// Rows the guarded UPDATE changed.
     pub update: usize,
-    /// The task afterwards (`status, lease_token` and the step's columns), for steps that
+    /// The task afterwards (`status`, the holder's column and the step's columns), for steps that
     /// read it; the others read [`task_lease`] only after a miss, in a second round trip.
     pub state: Option<usize>,
 }
@@ -649,16 +756,17 @@ pub struct GuardedScript {
 fn guarded(
     set_sql: &str,
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     history_row: Option<HistoryRow>,
     answer_columns: Option<&str>,
 ) -> GuardedScript {
     // With no history row the UPDATE is the only write and commits by itself.
     let mut script = Script::new(history_row.is_some());
-    let update = push_guarded(&mut script, set_sql, id, token, history_row);
+    let update = push_guarded(&mut script, set_sql, id, holder, history_row);
     let state = answer_columns.map(|columns| {
         script.push(format!(
-            "SELECT status, lease_token, {columns} FROM tasks WHERE id = {}",
+            "SELECT status, {}, {columns} FROM tasks WHERE id = {}",
+            holder.column(),
             sql::int(id)
         ))
     });
@@ -675,12 +783,12 @@ fn push_guarded(
     script: &mut Script,
     set_sql: &str,
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     history_row: Option<HistoryRow>,
 ) -> usize {
     let update = script.push(format!(
         "UPDATE tasks SET {set_sql} WHERE {}",
-        lease_guard(id, token)
+        lease_guard(id, holder)
     ));
     if let Some(row) = history_row {
         script.push(history(
@@ -711,17 +819,17 @@ struct HistoryRow {
 
 impl HistoryRow {
     /// For a step that ends its lease in `change` (complete, fail, release): written when the
-    /// task holds this token in `status` and no row of this kind exists for this lease yet.
+    /// task is under this holder in `status` and no row of this kind exists for this lease yet.
     fn once_per_lease(
-        token: &str,
+        holder: Holder<'_>,
         status_sql: &str,
         change: String,
         message: String,
     ) -> HistoryRow {
         let written_when = format!(
-            "t.lease_token = {} AND {status_sql} AND NOT EXISTS (SELECT 1 FROM task_history h \
+            "{} AND {status_sql} AND NOT EXISTS (SELECT 1 FROM task_history h \
              WHERE h.task_id = t.id AND h.status_change = {change} AND h.created_at >= t.claimed_at)",
-            sql::text(token)
+            holder.matches("t.")
         );
         HistoryRow {
             change,
@@ -731,20 +839,21 @@ impl HistoryRow {
     }
 }
 
-/// A task's status and lease token: why a guarded step matched nothing.
-pub fn task_lease(id: i64) -> String {
+/// A task's status and its holder's column: why a guarded step matched nothing.
+pub fn task_lease(id: i64, holder: Holder<'_>) -> String {
     format!(
-        "SELECT status, lease_token FROM tasks WHERE id = {}",
+        "SELECT status, {} FROM tasks WHERE id = {}",
+        holder.column(),
         sql::int(id)
     )
 }
 
-pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> GuardedScript {
+pub fn complete(id: i64, holder: Holder<'_>, result_text: &str, history_on: bool) -> GuardedScript {
     guarded(
         &complete_set(result_text),
         id,
-        token,
-        history_on.then(|| complete_history(token)),
+        holder,
+        history_on.then(|| complete_history(holder)),
         None,
     )
 }
@@ -759,9 +868,9 @@ fn complete_set(result_text: &str) -> String {
     )
 }
 
-fn complete_history(token: &str) -> HistoryRow {
+fn complete_history(holder: Holder<'_>) -> HistoryRow {
     HistoryRow::once_per_lease(
-        token,
+        holder,
         &format!("t.status = '{}'", COMPLETE.to),
         change_sql(COMPLETE.change),
         "NULL".into(),
@@ -789,18 +898,24 @@ pub fn complete_and_claim(
 ) -> CompleteAndClaimScript {
     let mut script = Script::new(true);
     if recover {
-        recover_expired(&mut script, LAZY_RECOVERY_LIMIT, history_on);
+        recover_expired(
+            &mut script,
+            LAZY_RECOVERY_LIMIT,
+            request.claim_timeout,
+            history_on,
+        );
     }
+    let holder = Holder::Token(token);
     let update = push_guarded(
         &mut script,
         &complete_set(result_text),
         id,
-        token,
-        history_on.then(|| complete_history(token)),
+        holder,
+        history_on.then(|| complete_history(holder)),
     );
     let completed = format!(
         "EXISTS (SELECT 1 FROM tasks WHERE {})",
-        under_token(id, token, COMPLETE.to)
+        held_in(id, holder, COMPLETE.to)
     );
     let claimed = push_claim(&mut script, request, history_on, Some(&completed));
     CompleteAndClaimScript {
@@ -814,7 +929,7 @@ pub fn complete_and_claim(
 /// `delay_sql` microseconds (an SQL expression over the row, built from numbers only).
 pub fn fail(
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     message: &str,
     retry: bool,
     delay_sql: &str,
@@ -834,10 +949,10 @@ pub fn fail(
             sql::text(message)
         ),
         id,
-        token,
+        holder,
         history_on.then(|| {
             HistoryRow::once_per_lease(
-                token,
+                holder,
                 &format!("t.status IN ('{}', '{}')", FAIL_RETRY.to, FAIL_DEAD.to),
                 format!(
                     "IF(t.status = '{}', '{}', '{}')",
@@ -854,7 +969,7 @@ pub fn fail(
 
 pub fn heartbeat(
     id: i64,
-    token: &str,
+    holder: Holder<'_>,
     lease_seconds: u32,
     progress: Option<u8>,
     history_on: bool,
@@ -866,7 +981,7 @@ pub fn heartbeat(
             progress.map_or("progress".to_string(), |p| sql::int(p.into()))
         ),
         id,
-        token,
+        holder,
         // Progress rows are notes within one lease, any number of them, not a transition:
         // ROW_COUNT() (the UPDATE's) decides, and a late-delivered heartbeat may lose its note.
         progress.filter(|_| history_on).map(|p| HistoryRow {
@@ -881,16 +996,17 @@ pub fn heartbeat(
 /// Gives the task back without counting the attempt. The token stays on the row so that a
 /// repeated release is recognised; it no longer guards anything, since the task is pending.
 pub fn release(id: i64, token: &str, history_on: bool) -> GuardedScript {
+    let holder = Holder::Token(token);
     guarded(
         &format!(
             "status = '{}', attempts = GREATEST(attempts - 1, 0), run_at = NOW(6), lease_expires_at = NULL",
             RELEASE.to
         ),
         id,
-        token,
+        holder,
         history_on.then(|| {
             HistoryRow::once_per_lease(
-                token,
+                holder,
                 &format!("t.status = '{}'", RELEASE.to),
                 change_sql(RELEASE.change),
                 "NULL".into(),
@@ -1023,14 +1139,21 @@ mod tests {
                 limit: 5,
                 lease_seconds: 30,
                 token_prefix: "abc",
+                order: ClaimOrder::By(SortColumn::CreatedAt, true),
+                claim_timeout: 300,
             },
             true,
             true,
         )
         .script
         .text();
-        let fail_text = fail(7, hostile, hostile, true, "1000", true).script.text();
-        for text in [claim_text, fail_text] {
+        let fail_text = fail(7, Holder::Token(hostile), hostile, true, "1000", true)
+            .script
+            .text();
+        let by_worker = complete(7, Holder::Worker(hostile), hostile, true)
+            .script
+            .text();
+        for text in [claim_text, fail_text, by_worker] {
             assert!(text.starts_with("START TRANSACTION;"));
             assert!(text.ends_with("COMMIT"));
             assert!(!text.contains("DROP TABLE"), "{text}");

@@ -11,7 +11,7 @@ pub(crate) mod manage;
 pub(crate) mod read;
 
 use crate::error::{Code, Error, Result};
-use lifecycle::Status;
+use lifecycle::{Holder, Status};
 use serde::Serialize;
 
 /// The statements a worker's hot path sends (claim of `limit` with lease recovery, complete,
@@ -26,10 +26,12 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
         limit,
         lease_seconds: 60,
         token_prefix: "explain",
+        order: lifecycle::ClaimOrder::default(),
+        claim_timeout: 300,
     };
     let scripts = [
         lifecycle::claim(&request, true, history_on).script,
-        lifecycle::complete(0, "explain", "null", history_on).script,
+        lifecycle::complete(0, lifecycle::Holder::Token("explain"), "null", history_on).script,
         lifecycle::complete_and_claim(0, "explain", "null", &request, false, history_on).script,
     ];
     scripts
@@ -147,45 +149,58 @@ pub(crate) fn check_token(token: &str) -> Result<()> {
     Ok(())
 }
 
-/// A task's status and the token of its current (or last) lease.
+/// A task's status and its holder: the token of its current (or last) lease, or the worker
+/// id that claimed it, whichever the caller proves ownership with.
 pub(crate) type LeaseState = Option<(String, Option<String>)>;
 
-/// After a guarded change matched no row: `Ok(true)` when the same token already finished the
+/// Checks what a caller proves ownership of a task with.
+pub(crate) fn check_holder(holder: Holder<'_>) -> Result<()> {
+    match holder {
+        Holder::Token(token) => check_token(token),
+        Holder::Worker(worker_id) => check_worker_id(worker_id),
+    }
+}
+
+/// After a guarded change matched no row: `Ok(true)` when the same holder already finished the
 /// task with one of `done_status` (a safe repeat), otherwise the error that explains why.
 pub(crate) fn repeated_or_error(
     id: i64,
     current: LeaseState,
-    token: &str,
+    holder: Holder<'_>,
     done_status: &[Status],
 ) -> Result<bool> {
     match &current {
         Some((status, Some(owner)))
-            if owner == token && done_status.iter().any(|s| s.as_str() == status) =>
+            if owner == holder.value() && done_status.iter().any(|s| s.as_str() == status) =>
         {
             Ok(true)
         }
-        _ => Err(lease_error(id, current, token)),
+        _ => Err(lease_error(id, current, holder)),
     }
 }
 
-/// `NotFound` for a missing task, else `LeaseLost` naming the task's current status.
-pub(crate) fn lease_error(id: i64, current: LeaseState, token: &str) -> Error {
-    match current {
-        None => Error::not_found(format!("task {id} does not exist")),
-        Some((status, owner)) => Error::new(
-            Code::LeaseLost,
-            format!(
-                "task {id} is no longer held by this lease token (it is {status}{}); \
-                 another worker may own it now, so drop the result",
-                if owner.as_deref() == Some(token) {
-                    ""
-                } else {
-                    " under another lease"
-                }
-            ),
-        )
-        .with_details(serde_json::json!({"status": status})),
-    }
+/// `NotFound` for a missing task, else `LeaseLost` naming the task's current status. The
+/// details say whether the task is still claimed (by someone else) or not claimed at all.
+pub(crate) fn lease_error(id: i64, current: LeaseState, holder: Holder<'_>) -> Error {
+    let Some((status, owner)) = current else {
+        return Error::not_found(format!("task {id} does not exist"));
+    };
+    let ours = owner.as_deref() == Some(holder.value());
+    let message = match holder {
+        Holder::Token(_) => format!(
+            "task {id} is no longer held by this lease token (it is {status}{}); \
+             another worker may own it now, so drop the result",
+            if ours { "" } else { " under another lease" }
+        ),
+        Holder::Worker(worker) if status == Status::Claimed.as_str() => {
+            format!("task {id} is claimed by another worker, not by '{worker}'; drop the result")
+        }
+        Holder::Worker(_) => format!(
+            "task {id} is not claimed (it is {status}); it may have been finished already or \
+             handed out again after its lease ran out, so drop the result"
+        ),
+    };
+    Error::new(Code::LeaseLost, message).with_details(serde_json::json!({"status": status}))
 }
 
 /// The outcome of a single finishing call.

@@ -46,8 +46,12 @@ pub struct ListFilter {
     pub status: Option<String>,
     /// Page size, 1..=1000 (default 100).
     pub limit: Option<u32>,
-    /// Only tasks with an id below this one: pass the last id of a page to get the next.
+    /// Only tasks with an id below this one: pass the last id of a page to get the next
+    /// (cheap at any depth).
     pub before_id: Option<i64>,
+    /// Skip this many tasks first (0..=1000000), for callers that page by number, as the
+    /// original HTTP API did; deep offsets cost a scan, prefer `before_id`.
+    pub offset: Option<u32>,
 }
 
 /// One history row.
@@ -160,12 +164,19 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         conditions.push("t.id < ?".into());
         params.push(before.into());
     }
+    let offset = filter.offset.unwrap_or(0);
+    if offset > 1_000_000 {
+        return Err(Error::invalid(format!(
+            "offset must be from 0 to 1000000, got {offset}"
+        )));
+    }
     params.push(limit.into());
+    params.push(offset.into());
     db.run(|conn, _| {
         let rows: Vec<Row> = conn
             .exec(
                 format!(
-                    "{} WHERE {} ORDER BY t.id DESC LIMIT ?",
+                    "{} WHERE {} ORDER BY t.id DESC LIMIT ? OFFSET ?",
                     select_tasks(),
                     conditions.join(" AND ")
                 ),

@@ -1,0 +1,53 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager\Api;
+
+use TaskManager\Code;
+use TaskManager\Exception\TaskManagerException;
+
+/** How a library error reaches an HTTP client. */
+final class Failure
+{
+    /**
+     * Caller errors keep the library's message (it names the field and the rule); server-side
+     * failures get a fixed text with the error's name, and the message goes to the log only.
+     */
+    public static function fromLibrary(TaskManagerException $e): HttpError
+    {
+        return match ($e->getTmCode()) {
+            Code::NULL_PARAMETER, Code::INVALID_ARGUMENT, Code::INVALID_SCHEMA, Code::PAYLOAD_TOO_LARGE => HttpError::badRequest($e->getMessage()),
+            Code::VALIDATION_FAILED => HttpError::badRequest(
+                'Parameter validation failed: ' . $e->getMessage(),
+                array_values((array) ($e->getDetails()['violations'] ?? [])),
+            ),
+            Code::NOT_FOUND => new HttpError(404, $e->getMessage()),
+            Code::TYPE_INACTIVE => HttpError::badRequest('Task type is not active'),
+            Code::CONFLICT => new HttpError(409, $e->getMessage()),
+            Code::LEASE_LOST => self::leaseLost($e),
+            default => self::serverSide($e),
+        };
+    }
+
+    /** Not claimed at all: 400, as the original; claimed by someone else: 403. */
+    public static function leaseLost(TaskManagerException $e): HttpError
+    {
+        $status = $e->getDetails()['status'] ?? null;
+        return $status === 'claimed'
+            ? new HttpError(403, 'Task is claimed by another worker')
+            : HttpError::badRequest('Task is not in claimed state');
+    }
+
+    private static function serverSide(TaskManagerException $e): HttpError
+    {
+        error_log(sprintf('taskmanager api: error %d: %s', $e->getTmCode(), $e->getMessage()));
+        return match ($e->getTmCode()) {
+            Code::CONNECTION => new HttpError(500, 'Database unavailable (TM_CONNECTION); try again shortly'),
+            Code::OUTCOME_UNKNOWN => new HttpError(500, 'The connection to the database was lost during the change (TM_OUTCOME_UNKNOWN); repeating the request is safe'),
+            Code::SCHEMA_OUTDATED => new HttpError(500, 'Database schema is outdated (TM_SCHEMA_OUTDATED): run the migrations'),
+            Code::CONFIG => new HttpError(500, 'Server configuration error (TM_CONFIG); see the server log'),
+            default => new HttpError(500, sprintf('Internal server error (code %d); see the server log', $e->getTmCode())),
+        };
+    }
+}

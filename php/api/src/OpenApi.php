@@ -1,0 +1,82 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager\Api;
+
+/** The OpenAPI 3.1 description of the routes, for client generators and people. */
+final class OpenApi
+{
+    /** path => [method, summary, success status, request body fields, query parameters] */
+    private const OPERATIONS = [
+        '/health' => [['get', 'Service and database health (no API key needed)', 200, [], []]],
+        '/task-types/register' => [['post', 'Register a task type, or a new version of it', 201, ['name' => 'string', 'version' => 'string', 'param_schema' => 'object'], []]],
+        '/task-types' => [['get', 'List task types', 200, [], ['active_only' => 'boolean']]],
+        '/task-types/{name}' => [['get', 'Get a task type by name', 200, [], []]],
+        '/tasks' => [
+            ['post', 'Create a task (deduplicated by type and params)', 201, ['type' => 'string', 'params' => 'object', 'priority' => 'integer', 'delay_seconds' => 'number', 'run_at' => 'string', 'max_attempts' => 'integer', 'dedupe_key' => 'string', 'dedupe_scope' => 'string'], []],
+            ['get', 'List tasks, newest first', 200, [], ['status' => 'string', 'type' => 'string', 'limit' => 'integer', 'offset' => 'integer']],
+        ],
+        '/tasks/claim' => [['post', 'Claim the next runnable task (404 when there is none)', 200, ['worker_id' => 'string', 'task_type_id' => 'integer', 'type_pattern' => 'string', 'sort_by' => 'string', 'sort_order' => 'string', 'lease_seconds' => 'integer'], []]],
+        '/tasks/{id}' => [['get', 'Get a task', 200, [], []]],
+        '/tasks/{id}/complete' => [['post', 'Complete or fail a claimed task (by lease_token, or by worker_id without one)', 200, ['worker_id' => 'string', 'lease_token' => 'string', 'success' => 'boolean', 'result' => 'object', 'error' => 'string'], []]],
+        '/tasks/{id}/progress' => [['post', 'Report progress 0..100 on a claimed task and extend its lease', 200, ['worker_id' => 'string', 'lease_token' => 'string', 'progress' => 'integer', 'message' => 'string'], []]],
+    ];
+
+    /** @return array<string, mixed> */
+    public static function document(): array
+    {
+        $paths = [];
+        foreach (self::OPERATIONS as $path => $operations) {
+            foreach ($operations as [$method, $summary, $status, $fields, $query]) {
+                $operation = [
+                    'summary' => $summary,
+                    'responses' => [
+                        (string) $status => ['description' => 'Success envelope', 'content' => ['application/json' => ['schema' => ['$ref' => '#/components/schemas/Success']]]],
+                        'default' => ['description' => 'Error envelope', 'content' => ['application/json' => ['schema' => ['$ref' => '#/components/schemas/Error']]]],
+                    ],
+                ];
+                $parameters = [];
+                preg_match_all('/\{(\w+)\}/', $path, $names);
+                foreach ($names[1] as $name) {
+                    $parameters[] = ['name' => $name, 'in' => 'path', 'required' => true, 'schema' => ['type' => $name === 'id' ? 'integer' : 'string']];
+                }
+                foreach ($query as $name => $type) {
+                    $parameters[] = ['name' => $name, 'in' => 'query', 'required' => false, 'schema' => ['type' => $type]];
+                }
+                if ($parameters !== []) {
+                    $operation['parameters'] = $parameters;
+                }
+                if ($fields !== []) {
+                    $properties = [];
+                    foreach ($fields as $name => $type) {
+                        $properties[$name] = ['type' => $type];
+                    }
+                    $operation['requestBody'] = ['content' => ['application/json' => ['schema' => ['type' => 'object', 'properties' => $properties]]]];
+                }
+                if ($path !== '/health') {
+                    $operation['security'] = [['apiKey' => []]];
+                }
+                $paths[$path][$method] = $operation;
+            }
+        }
+        return [
+            'openapi' => '3.1.0',
+            'info' => ['title' => 'TaskManager API', 'version' => \TaskManager\TaskManager::version()],
+            'servers' => [['url' => '/api']],
+            'paths' => $paths,
+            'components' => [
+                'securitySchemes' => ['apiKey' => ['type' => 'apiKey', 'in' => 'header', 'name' => 'X-API-Key']],
+                'schemas' => [
+                    'Success' => ['type' => 'object', 'required' => ['success', 'message', 'data', 'timestamp'], 'properties' => [
+                        'success' => ['const' => true], 'message' => ['type' => 'string'], 'data' => [], 'timestamp' => ['type' => 'integer'],
+                    ]],
+                    'Error' => ['type' => 'object', 'required' => ['success', 'error', 'message', 'timestamp'], 'properties' => [
+                        'success' => ['const' => false], 'error' => ['type' => 'string'], 'message' => ['type' => 'string'],
+                        'details' => ['type' => 'array'], 'timestamp' => ['type' => 'integer'],
+                    ]],
+                ],
+            ],
+        ];
+    }
+}

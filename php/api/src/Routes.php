@@ -1,0 +1,401 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager\Api;
+
+use TaskManager\Exception\NotFoundException;
+use TaskManager\Exception\TaskManagerException;
+use TaskManager\TaskManager;
+
+/**
+ * One method per route of the original API (see the route table in Server). Each checks its
+ * input, makes one library call (claim: one claim), and shapes the answer as the original
+ * did: ids as integers, times as "YYYY-MM-DD HH:MM:SS" UTC.
+ */
+final class Routes
+{
+    private const SORT_FIELDS = ['created_at', 'priority', 'id', 'attempts'];
+
+    /** @param \Closure(): TaskManager $queue opened on first use: /health must not fail early */
+    public function __construct(private readonly \Closure $queue)
+    {
+    }
+
+    private function tm(): TaskManager
+    {
+        return ($this->queue)();
+    }
+
+    public function health(Request $request): Response
+    {
+        try {
+            $this->tm()->listTypes();
+        } catch (TaskManagerException $e) {
+            error_log('taskmanager api: health: ' . $e->getMessage());
+            throw new HttpError(503, 'Database unreachable', null, ['status' => 'unhealthy', 'database' => 'unreachable']);
+        }
+        return Response::success('Service is healthy', ['status' => 'healthy', 'database' => 'connected']);
+    }
+
+    public function openapi(Request $request): Response
+    {
+        $response = new Response(200, OpenApi::document());
+        return $response;
+    }
+
+    public function registerType(Request $request): Response
+    {
+        $body = $request->json();
+        foreach (['name', 'version', 'param_schema'] as $field) {
+            if (!isset($body->$field) || $body->$field === '') {
+                throw HttpError::missing($field);
+            }
+        }
+        $name = self::text($body->name, 'name');
+        if (!is_string($body->version) && !is_int($body->version)) {
+            throw HttpError::badRequest('version must be a string such as "1.0.0"');
+        }
+        $schema = $body->param_schema;
+        if (is_string($schema)) {
+            $schema = json_decode($schema);
+            if (!$schema instanceof \stdClass) {
+                throw HttpError::badRequest('param_schema must be a JSON object (or a string holding one)');
+            }
+        } elseif (!$schema instanceof \stdClass) {
+            throw HttpError::badRequest('param_schema must be a JSON object (or a string holding one)');
+        }
+        $existed = true;
+        try {
+            $this->tm()->getType($name);
+        } catch (NotFoundException) {
+            $existed = false;
+        }
+        $type = $this->tm()->registerType($name, $schema, $body->version);
+        $data = ['id' => $type['id'], 'name' => $type['name'], 'version' => $type['version']];
+        if (!$existed) {
+            return Response::success('Task type registered successfully', $data + ['created' => true], 201);
+        }
+        return Response::success('Task type updated successfully', $data + ['updated' => true]);
+    }
+
+    public function getType(Request $request, string $name): Response
+    {
+        try {
+            $type = $this->tm()->getType($name);
+        } catch (NotFoundException) {
+            throw new HttpError(404, 'Task type not found');
+        } catch (TaskManagerException $e) {
+            // A name the library refuses (too long, control characters) names no type.
+            if ($e->getTmCode() === \TaskManager\Code::INVALID_ARGUMENT) {
+                throw new HttpError(404, 'Task type not found');
+            }
+            throw $e;
+        }
+        return Response::success('Task type retrieved successfully', self::type($type));
+    }
+
+    public function listTypes(Request $request): Response
+    {
+        $activeOnly = filter_var($request->query['active_only'] ?? false, FILTER_VALIDATE_BOOLEAN);
+        $types = array_values(array_filter(
+            array_map(static fn (array $t): array => self::type($t), $this->tm()->listTypes()),
+            static fn (array $t): bool => !$activeOnly || $t['is_active'],
+        ));
+        return Response::success('Task types retrieved successfully', ['task_types' => $types, 'count' => count($types)]);
+    }
+
+    public function createTask(Request $request): Response
+    {
+        $body = $request->json();
+        if (!isset($body->type) || $body->type === '') {
+            throw HttpError::missing('type');
+        }
+        $type = self::text($body->type, 'type');
+        $params = $body->params ?? new \stdClass();
+        if (!$params instanceof \stdClass && !is_array($params)) {
+            throw HttpError::badRequest('params must be a JSON object');
+        }
+        $priority = self::integer($body->priority ?? 0, 'priority');
+        $options = ['priority' => $priority];
+        foreach (['delay_seconds', 'run_at', 'max_attempts', 'dedupe_key', 'dedupe_scope'] as $option) {
+            if (isset($body->$option)) {
+                $options[$option] = $body->$option;
+            }
+        }
+        try {
+            $task = $this->tm()->enqueue($type, $params, $options);
+        } catch (NotFoundException) {
+            throw new HttpError(404, 'Task type not found');
+        }
+        if ($task['deduplicated']) {
+            return Response::success('Task already exists (deduplicated)', [
+                'id' => $task['id'],
+                'status' => $task['status'],
+                'deduplicated' => true,
+            ]);
+        }
+        return Response::success('Task created successfully', [
+            'id' => $task['id'],
+            'type' => $type,
+            'status' => $task['status'],
+            'priority' => $priority,
+            'dedupe_key' => $task['dedupe_key'],
+        ], 201);
+    }
+
+    public function claim(Request $request): Response
+    {
+        $body = $request->json();
+        if (!isset($body->worker_id) || $body->worker_id === '') {
+            throw HttpError::missing('worker_id');
+        }
+        $worker = self::text($body->worker_id, 'worker_id');
+        $options = [];
+        $sortBy = $body->sort_by ?? 'created_at';
+        if (!is_string($sortBy) || !in_array($sortBy, self::SORT_FIELDS, true)) {
+            throw HttpError::badRequest('Invalid sort_by field. Allowed values: ' . implode(', ', self::SORT_FIELDS));
+        }
+        $sortOrder = $body->sort_order ?? 'ASC';
+        if (!is_string($sortOrder) || !in_array(strtoupper($sortOrder), ['ASC', 'DESC'], true)) {
+            throw HttpError::badRequest('Invalid sort_order. Allowed values: ASC, DESC');
+        }
+        $options['sort_by'] = $sortBy;
+        $options['sort_order'] = strtolower($sortOrder);
+        if (isset($body->lease_seconds)) {
+            $options['lease_seconds'] = self::integer($body->lease_seconds, 'lease_seconds');
+        }
+        $typeId = null;
+        if (isset($body->task_type_id)) {
+            $typeId = $body->task_type_id;
+            if (is_string($typeId) && ctype_digit($typeId)) {
+                $typeId = (int) $typeId;
+            }
+            if (!is_int($typeId) || $typeId < 1) {
+                throw HttpError::badRequest('task_type_id must be a positive integer');
+            }
+        }
+        $pattern = isset($body->type_pattern) ? self::text($body->type_pattern, 'type_pattern') : null;
+        if ($typeId !== null || $pattern !== null) {
+            $names = [];
+            foreach ($this->tm()->listTypes() as $type) {
+                if (($typeId === null || $type['id'] === $typeId)
+                    && ($pattern === null || self::like($pattern, $type['name']))) {
+                    $names[] = $type['name'];
+                }
+            }
+            if ($names === []) {
+                throw new HttpError(404, 'No available tasks');
+            }
+            $options['types'] = $names;
+        }
+        $claimed = $this->tm()->claim($worker, $options);
+        if ($claimed === []) {
+            throw new HttpError(404, 'No available tasks');
+        }
+        $task = $claimed[0];
+        return Response::success('Task claimed successfully', [
+            'id' => $task['id'],
+            'type' => $task['type'],
+            'params' => self::object($task['params']),
+            'priority' => $task['priority'],
+            'attempts' => $task['attempts'],
+            'lease_token' => $task['lease_token'],
+            'lease_expires_at' => self::time($task['lease_expires_at']),
+        ]);
+    }
+
+    public function complete(Request $request, string $id): Response
+    {
+        $taskId = self::taskId($id);
+        $body = $request->json();
+        [$worker, $token] = self::holder($body);
+        $success = $body->success ?? true;
+        if (!is_bool($success)) {
+            throw HttpError::badRequest('success must be true or false');
+        }
+        $tm = $this->tm();
+        try {
+            if ($success) {
+                $result = $body->result ?? null;
+                $done = $token !== null
+                    ? $tm->complete($taskId, $token, $result)
+                    : $tm->completeAsWorker($taskId, $worker, $result);
+            } else {
+                $error = isset($body->error) ? self::text($body->error, 'error') : 'failed';
+                $done = $token !== null
+                    ? $tm->fail($taskId, $token, $error)
+                    : $tm->failAsWorker($taskId, $worker, $error);
+            }
+        } catch (NotFoundException) {
+            throw new HttpError(404, 'Task not found');
+        }
+        return Response::success('Task completed successfully', ['id' => $done['id'], 'status' => $done['status']]);
+    }
+
+    public function progress(Request $request, string $id): Response
+    {
+        $taskId = self::taskId($id);
+        $body = $request->json();
+        [$worker, $token] = self::holder($body);
+        if (!isset($body->progress)) {
+            throw HttpError::missing('progress');
+        }
+        $progress = self::integer($body->progress, 'progress');
+        if ($progress < 0 || $progress > 100) {
+            throw HttpError::badRequest('progress must be an integer from 0 to 100');
+        }
+        try {
+            $beat = $token !== null
+                ? $this->tm()->heartbeat($taskId, $token, ['progress' => $progress])
+                : $this->tm()->heartbeatAsWorker($taskId, $worker, ['progress' => $progress]);
+        } catch (NotFoundException) {
+            throw new HttpError(404, 'Task not found');
+        }
+        return Response::success('Progress updated successfully', ['id' => $beat['id'], 'progress' => $beat['progress']]);
+    }
+
+    public function getTask(Request $request, string $id): Response
+    {
+        try {
+            $task = $this->tm()->getTask(self::taskId($id));
+        } catch (NotFoundException) {
+            throw new HttpError(404, 'Task not found');
+        }
+        return Response::success('Task retrieved successfully', [
+            'id' => $task['id'],
+            'type' => $task['type'],
+            'status' => $task['status'],
+            'params' => self::object($task['params']),
+            'result' => $task['result'],
+            'error_message' => $task['error_message'],
+            'priority' => $task['priority'],
+            'progress' => $task['progress'],
+            'attempts' => $task['attempts'],
+            'claimed_by' => $task['claimed_by'],
+            'claimed_at' => self::time($task['claimed_at']),
+            'completed_at' => self::time($task['completed_at']),
+            'created_at' => self::time($task['created_at']),
+        ]);
+    }
+
+    public function listTasks(Request $request): Response
+    {
+        $filter = [];
+        foreach (['limit' => [1, 1000, 50], 'offset' => [0, 1000000, 0]] as $name => [$min, $max, $default]) {
+            $value = $request->query[$name] ?? (string) $default;
+            if (!is_string($value) || !ctype_digit($value) || (int) $value < $min || (int) $value > $max) {
+                throw HttpError::badRequest("Invalid $name: must be an integer from $min to $max");
+            }
+            $filter[$name] = (int) $value;
+        }
+        foreach (['status', 'type'] as $name) {
+            if (isset($request->query[$name]) && $request->query[$name] !== '') {
+                $filter[$name] = (string) $request->query[$name];
+            }
+        }
+        $tasks = array_map(static fn (array $t): array => [
+            'id' => $t['id'],
+            'type' => $t['type'],
+            'status' => $t['status'],
+            'priority' => $t['priority'],
+            'progress' => $t['progress'],
+            'attempts' => $t['attempts'],
+            'claimed_by' => $t['claimed_by'],
+            'created_at' => self::time($t['created_at']),
+            'completed_at' => self::time($t['completed_at']),
+        ], $this->tm()->listTasks($filter));
+        return Response::success('Tasks retrieved successfully', $tasks);
+    }
+
+    // -- input and output shapes ---------------------------------------------------------------
+
+    /**
+     * Who finishes the task: the lease token when given (fenced), else the worker id (the
+     * original's rule).
+     *
+     * @return array{0: ?string, 1: ?string}
+     */
+    private static function holder(\stdClass $body): array
+    {
+        $token = isset($body->lease_token) && $body->lease_token !== '' ? self::text($body->lease_token, 'lease_token') : null;
+        $worker = isset($body->worker_id) && $body->worker_id !== '' ? self::text($body->worker_id, 'worker_id') : null;
+        if ($worker === null && $token === null) {
+            throw HttpError::missing('worker_id');
+        }
+        return [$worker, $token];
+    }
+
+    private static function taskId(string $segment): int
+    {
+        if (!ctype_digit($segment) || (int) $segment < 1 || strlen($segment) > 18) {
+            throw HttpError::badRequest('Task id must be a positive integer');
+        }
+        return (int) $segment;
+    }
+
+    private static function text(mixed $value, string $field): string
+    {
+        if (!is_string($value)) {
+            throw HttpError::badRequest("$field must be a string");
+        }
+        return $value;
+    }
+
+    private static function integer(mixed $value, string $field): int
+    {
+        if (is_string($value) && preg_match('/^-?\d{1,10}$/', $value)) {
+            $value = (int) $value;
+        }
+        if (!is_int($value)) {
+            throw HttpError::badRequest("$field must be an integer");
+        }
+        return $value;
+    }
+
+    /** A LIKE pattern (`%`, `_`, `\` escapes) matched as the database would: case-insensitive. */
+    public static function like(string $pattern, string $subject): bool
+    {
+        $regex = '';
+        $chars = preg_split('//u', $pattern, -1, PREG_SPLIT_NO_EMPTY) ?: [];
+        for ($i = 0; $i < count($chars); $i++) {
+            $c = $chars[$i];
+            if ($c === '\\' && isset($chars[$i + 1])) {
+                $regex .= preg_quote($chars[++$i], '/');
+            } elseif ($c === '%') {
+                $regex .= '.*';
+            } elseif ($c === '_') {
+                $regex .= '.';
+            } else {
+                $regex .= preg_quote($c, '/');
+            }
+        }
+        return preg_match('/^' . $regex . '$/isu', $subject) === 1;
+    }
+
+    /** @param array<string, mixed> $type */
+    private static function type(array $type): array
+    {
+        return [
+            'id' => $type['id'],
+            'name' => $type['name'],
+            'version' => $type['version'],
+            'param_schema' => self::object($type['param_schema']),
+            'is_active' => (bool) $type['is_active'],
+            'created_at' => self::time($type['created_at']),
+            'updated_at' => self::time($type['updated_at']),
+        ];
+    }
+
+    /** An empty PHP array came from `{}`: send it back as an object. */
+    private static function object(mixed $value): mixed
+    {
+        return $value === [] ? new \stdClass() : $value;
+    }
+
+    /** "2024-01-01T10:00:00.000000Z" -> "2024-01-01 10:00:00" (UTC), as the original showed times. */
+    private static function time(?string $iso): ?string
+    {
+        return $iso === null ? null : str_replace('T', ' ', substr($iso, 0, 19));
+    }
+}

@@ -1,0 +1,120 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager\Api;
+
+use TaskManager\Exception\TaskManagerException;
+use TaskManager\TaskManager;
+
+/**
+ * Dispatches a request: CORS, OPTIONS, auth, the route, and the mapping of every failure to
+ * a status and a text a client can act on. A 500 never carries the library's message (it may
+ * quote the server's); the full error goes to the PHP error log.
+ */
+final class Server
+{
+    /** method, path pattern (`{x}` takes one segment), handler, whether it needs the key */
+    private const ROUTES = [
+        ['GET', 'health', 'health', false],
+        ['GET', 'openapi.json', 'openapi', true],
+        ['POST', 'task-types/register', 'registerType', true],
+        ['GET', 'task-types', 'listTypes', true],
+        ['GET', 'task-types/{name}', 'getType', true],
+        ['POST', 'tasks', 'createTask', true],
+        ['GET', 'tasks', 'listTasks', true],
+        ['POST', 'tasks/claim', 'claim', true],
+        ['GET', 'tasks/{id}', 'getTask', true],
+        ['POST', 'tasks/{id}/complete', 'complete', true],
+        ['POST', 'tasks/{id}/progress', 'progress', true],
+    ];
+
+    public function __construct(private readonly ?Settings $settings, private readonly ?\Throwable $settingsError = null)
+    {
+    }
+
+    public static function fromEnvironment(string $apiDir): self
+    {
+        try {
+            return new self(Settings::load($apiDir));
+        } catch (\Throwable $e) {
+            return new self(null, $e);
+        }
+    }
+
+    public function handle(Request $request): Response
+    {
+        $cors = $this->settings?->corsHeaders($request->header('Origin'))
+            ?? ['Access-Control-Allow-Origin' => '*'];
+        if ($request->method === 'OPTIONS') {
+            $response = Response::empty();
+        } else {
+            try {
+                $response = $this->route($request);
+            } catch (HttpError $e) {
+                $response = Response::error($e);
+            } catch (TaskManagerException $e) {
+                $response = Response::error(Failure::fromLibrary($e));
+            } catch (\Throwable $e) {
+                error_log('taskmanager api: ' . get_class($e) . ': ' . $e->getMessage());
+                $response = Response::error(new HttpError(500, 'Internal server error'));
+            }
+        }
+        $response->headers += $cors;
+        return $response;
+    }
+
+    private function route(Request $request): Response
+    {
+        $path = implode('/', $request->segments);
+        $allowed = [];
+        foreach (self::ROUTES as [$method, $pattern, $handler, $needsKey]) {
+            $params = self::match($pattern, $request->segments);
+            if ($params === null) {
+                continue;
+            }
+            if ($method !== $request->method) {
+                $allowed[] = $method;
+                continue;
+            }
+            if ($this->settings === null) {
+                error_log('taskmanager api: settings: ' . $this->settingsError?->getMessage());
+                throw new HttpError(500, 'Server configuration error: the API settings could not be read; see the server log');
+            }
+            if ($needsKey) {
+                $this->settings->authorize($request->header('X-API-Key'));
+            }
+            return (new Routes(static fn (): TaskManager => TaskManager::getInstance()))->$handler($request, ...$params);
+        }
+        if ($allowed !== []) {
+            $error = new HttpError(405, "Method not allowed: use " . implode(' or ', $allowed) . " for /$path");
+            $response = Response::error($error);
+            $response->headers['Allow'] = implode(', ', $allowed);
+            return $response;
+        }
+        throw new HttpError(404, 'Endpoint not found');
+    }
+
+    /**
+     * The values of a pattern's `{x}` segments, or null when the path does not match.
+     *
+     * @param list<string> $segments
+     * @return list<string>|null
+     */
+    private static function match(string $pattern, array $segments): ?array
+    {
+        $parts = explode('/', $pattern);
+        if (count($parts) !== count($segments)) {
+            return null;
+        }
+        $params = [];
+        foreach ($parts as $i => $part) {
+            if (str_starts_with($part, '{')) {
+                $params[] = $segments[$i];
+            } elseif ($part !== $segments[$i]) {
+                return null;
+            }
+        }
+        return $params;
+    }
+}

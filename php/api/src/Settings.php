@@ -1,0 +1,81 @@
+<?php
+
+declare(strict_types=1);
+
+namespace TaskManager\Api;
+
+/**
+ * The API's settings: the original `config.php` (found through TASKMANAGER_CONFIG or next to
+ * index.php) and the TASKMANAGER_* environment variables, which win. The database settings
+ * themselves are read by TaskManager::getInstance() from the same constants or variables.
+ */
+final class Settings
+{
+    /** @param list<string> $corsOrigins empty: any origin (`*`) */
+    public function __construct(
+        public readonly ?string $apiKey,
+        public readonly array $corsOrigins,
+    ) {
+    }
+
+    public static function load(string $apiDir): self
+    {
+        $file = getenv('TASKMANAGER_CONFIG') ?: $apiDir . '/config.php';
+        if (is_file($file)) {
+            require_once $file;
+        } elseif (getenv('TASKMANAGER_CONFIG')) {
+            throw new \RuntimeException("TASKMANAGER_CONFIG names $file, which does not exist");
+        }
+        $key = getenv('TASKMANAGER_API_KEY');
+        if ($key === false) {
+            $key = defined('API_KEY') ? (string) constant('API_KEY') : null;
+        }
+        $origins = getenv('TASKMANAGER_CORS_ALLOWED_ORIGINS');
+        if ($origins === false) {
+            $origins = defined('CORS_ALLOWED_ORIGINS') ? constant('CORS_ALLOWED_ORIGINS') : [];
+        }
+        if (is_string($origins)) {
+            $origins = explode(',', $origins);
+        }
+        $origins = array_values(array_filter(array_map(
+            static fn ($o): string => trim((string) $o),
+            (array) $origins
+        ), static fn (string $o): bool => $o !== '' && $o !== '*'));
+        return new self($key, $origins);
+    }
+
+    /**
+     * Whether the request may pass. No key configured at all is a configuration error (never
+     * an open API); an empty key turns authentication off, as the original did.
+     */
+    public function authorize(?string $presented): void
+    {
+        if ($this->apiKey === null) {
+            throw new HttpError(500, 'Server configuration error: no API key is configured (define API_KEY in config.php or set TASKMANAGER_API_KEY; an empty value turns authentication off)');
+        }
+        if ($this->apiKey === '') {
+            return;
+        }
+        if ($presented === null || !hash_equals($this->apiKey, $presented)) {
+            throw new HttpError(401, 'Invalid or missing API key');
+        }
+    }
+
+    /** @return array<string, string> */
+    public function corsHeaders(?string $origin): array
+    {
+        $headers = [
+            'Access-Control-Allow-Methods' => 'GET, POST, OPTIONS',
+            'Access-Control-Allow-Headers' => 'Content-Type, Authorization, X-API-Key',
+        ];
+        if ($this->corsOrigins === []) {
+            $headers['Access-Control-Allow-Origin'] = '*';
+        } else {
+            $headers['Vary'] = 'Origin';
+            if ($origin !== null && in_array($origin, $this->corsOrigins, true)) {
+                $headers['Access-Control-Allow-Origin'] = $origin;
+            }
+        }
+        return $headers;
+    }
+}
