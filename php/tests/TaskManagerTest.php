@@ -110,6 +110,38 @@ final class TaskManagerTest extends TestCase
         $this->assertNull($tm->getTask($id)['result']);
     }
 
+    public function testVersionsAreTextAndIntegersBecomeTheirDecimalText(): void
+    {
+        $tm = TaskManager::getInstance();
+        $name = 'php.versions.' . bin2hex(random_bytes(4));
+        $this->assertSame('1.0.0', $tm->registerType($name, ['type' => 'object'], '1.0.0')['version']);
+        $this->assertSame('7', $tm->registerType($name, ['type' => 'array'], 7)['version']);
+        $this->assertSame('1', $tm->registerType($name . '.default', ['type' => 'object'])['version']);
+    }
+
+    public function testLegacyCallersFinishByTheClaimingWorkerIdInTheirOrder(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $old = $tm->enqueue($type, ['n' => 1], ['priority' => 9])['id'];
+        $new = $tm->enqueue($type, ['n' => 2])['id'];
+        $task = $tm->claim('legacy', ['types' => [$type], 'sort_by' => 'id', 'sort_order' => 'DESC'])[0];
+        $this->assertSame($new, $task['id']);
+        try {
+            $tm->completeAsWorker($new, 'someone-else', ['x' => 1]);
+            $this->fail('another worker id must not complete the task');
+        } catch (Exception\LeaseLostException $e) {
+            $this->assertSame('claimed', $e->getDetails()['status']);
+        }
+        $this->assertSame(40, $tm->heartbeatAsWorker($new, 'legacy', ['progress' => 40])['progress']);
+        $this->assertSame('completed', $tm->completeAsWorker($new, 'legacy', ['ok' => true])['status']);
+        $this->assertTrue($tm->completeAsWorker($new, 'legacy', ['ok' => true])['repeated']);
+        $this->assertSame(['ok' => true], $tm->getTask($new)['result']);
+        $task = $tm->claim('legacy', ['types' => [$type]])[0];
+        $this->assertSame($old, $task['id']);
+        $this->assertSame('failed', $tm->failAsWorker($old, 'legacy', 'no', ['retry' => false])['status']);
+    }
+
     public function testValidationListsEveryViolation(): void
     {
         $tm = TaskManager::getInstance();
@@ -139,8 +171,8 @@ final class TaskManagerTest extends TestCase
         yield 'too large' => [Exception\InvalidArgumentException::class, Code::PAYLOAD_TOO_LARGE, fn (TaskManager $tm) => $tm->enqueue('x', ['blob' => str_repeat('x', 2 << 20)])];
         yield 'invalid schema' => [Exception\InvalidSchemaException::class, Code::INVALID_SCHEMA, fn (TaskManager $tm) => $tm->registerType('php.bad-schema', ['type' => 42])];
         yield 'conflict' => [Exception\ConflictException::class, Code::CONFLICT, function (TaskManager $tm) {
-            $tm->registerType('php.conflict', ['type' => 'object'], 3);
-            $tm->registerType('php.conflict', ['type' => 'object'], 2);
+            $tm->registerType('php.conflict', ['type' => 'object'], '3.0.0');
+            $tm->registerType('php.conflict', ['type' => 'array'], '3.0.0');
         }];
     }
 

@@ -55,6 +55,28 @@ def test_complete_and_claim_finishes_one_task_and_leases_the_next(client):
     assert client.get_task(second)["status"] == "claimed"
 
 
+def test_versions_are_text(client):
+    assert client.register_type("py.ver", {"type": "object"}, version="2.0.0-rc.1")["version"] == "2.0.0-rc.1"
+    assert client.register_type("py.ver", {"type": "array"}, version=3)["version"] == "3"
+    with pytest.raises(taskmanager.ConflictError):
+        client.register_type("py.ver", {"type": "object"}, version="3")
+
+
+def test_legacy_callers_finish_by_worker_id_in_their_order(client):
+    client.register_type("py.legacy", {"type": "object"})
+    low = client.enqueue("py.legacy", {"n": 1}, priority=0)["id"]
+    high = client.enqueue("py.legacy", {"n": 2}, priority=5)["id"]
+    [task] = client.claim("legacy", types=["py.legacy"], sort_by="priority", sort_order="asc")
+    assert task.id == low
+    with pytest.raises(taskmanager.LeaseLostError):
+        client.complete_as_worker(low, "someone-else", {"x": 1})
+    assert client.heartbeat_as_worker(low, "legacy", progress=10)["progress"] == 10
+    assert client.complete_as_worker(low, "legacy", {"ok": True})["status"] == "completed"
+    [task] = client.claim("legacy", types=["py.legacy"])
+    assert task.id == high
+    assert client.fail_as_worker(high, "legacy", "boom", retry=False)["status"] == "failed"
+
+
 def test_fail_retry_release_cancel(client):
     tid = client.enqueue("py.job", {"n": 1}, max_attempts=2)["id"]
     [task] = client.claim("w")

@@ -33,7 +33,7 @@ int main(void) {
   OK(tm_migrate(client)); /* idempotent */
 
   OK(tm_type_register(client,
-                      "{\"name\":\"c.email\",\"version\":1,\"param_schema\":{\"type\":\"object\","
+                      "{\"name\":\"c.email\",\"version\":\"1.0.0\",\"param_schema\":{\"type\":\"object\","
                       "\"required\":[\"to\"],\"properties\":{\"to\":{\"type\":\"string\"}}}}",
                       &out));
   CHECK(contains(out, "\"name\":\"c.email\""));
@@ -125,7 +125,7 @@ int main(void) {
   CHECK(json_int(out, "failed") == 1);
   tm_string_free(out);
   OK(tm_type_get(client, "c.email", &out));
-  CHECK(json_int(out, "version") == 1);
+  CHECK(contains(out, "\"version\":\"1.0.0\""));
   tm_string_free(out);
   OK(tm_type_list(client, &out));
   CHECK(out[0] == '[');
@@ -149,6 +149,31 @@ int main(void) {
   CHECK(contains(out, "\"ok\":true"));
   CHECK(contains(out, "\"code\":\"TM_NOT_FOUND\""));
   tm_string_free(out);
+
+  /* A caller without a lease token finishes as the worker id that claimed the task, in an
+     order of its choosing. */
+  OK(tm_type_register(client, "{\"name\":\"c.legacy\",\"param_schema\":{\"type\":\"object\"}}", NULL));
+  OK(tm_task_enqueue(client, "c.legacy", "{\"n\":1}", "{\"priority\":1}", NULL));
+  OK(tm_task_enqueue(client, "c.legacy", "{\"n\":2}", "{\"priority\":9}", NULL));
+  OK(tm_task_claim(client, "c-legacy", "{\"types\":[\"c.legacy\"],\"sort_by\":\"priority\",\"sort_order\":\"asc\"}", &out));
+  CHECK(contains(out, "\"params\":{\"n\":1}"));
+  long long legacy = json_int(out, "id");
+  tm_string_free(out);
+  FAILS_WITH(TM_INVALID_ARGUMENT, tm_task_claim(client, "c-legacy", "{\"sort_by\":\"name\"}", &out));
+  FAILS_WITH(TM_LEASE_LOST, tm_task_complete_as_worker(client, legacy, "someone-else", NULL, &out));
+  OK(tm_task_heartbeat_as_worker(client, legacy, "c-legacy", "{\"progress\":30}", &out));
+  CHECK(json_int(out, "progress") == 30);
+  tm_string_free(out);
+  OK(tm_task_fail_as_worker(client, legacy, "c-legacy", "once", "{\"retry_in_seconds\":0}", &out));
+  CHECK(contains(out, "\"status\":\"pending\""));
+  tm_string_free(out);
+  OK(tm_task_claim(client, "c-legacy", "{\"types\":[\"c.legacy\"],\"sort_by\":\"id\"}", &out));
+  CHECK(json_int(out, "id") == legacy);
+  tm_string_free(out);
+  OK(tm_task_complete_as_worker(client, legacy, "c-legacy", "{\"ok\":true}", &out));
+  CHECK(contains(out, "\"repeated\":false"));
+  tm_string_free(out);
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_as_worker(client, legacy, NULL, NULL, &out));
 
   /* One handle, several threads. */
   OK(tm_type_register(client, "{\"name\":\"c.thread\",\"param_schema\":{\"type\":\"object\"}}", NULL));
