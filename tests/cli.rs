@@ -30,7 +30,7 @@ fn migrate_recover_and_stats_from_the_command_line() {
     let (ok, out, err) = cli(&db, &["migrate"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("applied migrations [1, 2]; schema now at version 2"),
+        out.contains("applied migrations [1, 2, 3]; schema now at version 3"),
         "{out}"
     );
     assert!(

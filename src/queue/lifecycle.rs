@@ -202,6 +202,11 @@ fn held_in(id: i64, holder: Holder<'_>, status: Status) -> String {
     )
 }
 
+/// The hint on every statement that names its tasks by id. Indexes that start with `status`
+/// and end with `id` would serve `id = x AND status = y` too, and the optimizer picks them; the
+/// primary key is the shortest path and locks the one row only.
+const BY_ID: &str = "FORCE INDEX (PRIMARY)";
+
 /// `status IN (...)` for the statuses a transition starts from.
 fn from_clause(transition: &Transition) -> String {
     let list: Vec<String> = transition.from.iter().map(|s| format!("'{s}'")).collect();
@@ -302,8 +307,9 @@ impl Picked {
         }
     }
 
-    /// The picked tasks as `t`, for UPDATE and SELECT. STRAIGHT_JOIN and the forced index keep
-    /// the optimizer from scanning `tasks` instead of looking each id up.
+    /// The picked tasks as `t`, for UPDATE and SELECT, always found by primary key. STRAIGHT_JOIN
+    /// and the forced index keep the optimizer from scanning `tasks` instead of looking each id
+    /// up.
     fn tasks(&self) -> String {
         if self.many {
             format!(
@@ -312,7 +318,9 @@ impl Picked {
                 self.var
             )
         } else {
-            "tasks t".into()
+            // A status-and-id index would serve `id = @x AND status = ...` as well; the
+            // primary key is the shortest path and the one every step takes.
+            format!("tasks t {BY_ID}")
         }
     }
 
@@ -765,7 +773,7 @@ fn guarded(
     let update = push_guarded(&mut script, set_sql, id, holder, history_row);
     let state = answer_columns.map(|columns| {
         script.push(format!(
-            "SELECT status, {}, {columns} FROM tasks WHERE id = {}",
+            "SELECT status, {}, {columns} FROM tasks {BY_ID} WHERE id = {}",
             holder.column(),
             sql::int(id)
         ))
@@ -787,7 +795,7 @@ fn push_guarded(
     history_row: Option<HistoryRow>,
 ) -> usize {
     let update = script.push(format!(
-        "UPDATE tasks SET {set_sql} WHERE {}",
+        "UPDATE tasks {BY_ID} SET {set_sql} WHERE {}",
         lease_guard(id, holder)
     ));
     if let Some(row) = history_row {
@@ -796,7 +804,7 @@ fn push_guarded(
             None,
             &row.message,
             &format!(
-                "FROM tasks t WHERE t.id = {} AND {}",
+                "FROM tasks t {BY_ID} WHERE t.id = {} AND {}",
                 sql::int(id),
                 row.written_when
             ),
@@ -842,7 +850,7 @@ impl HistoryRow {
 /// A task's status and its holder's column: why a guarded step matched nothing.
 pub fn task_lease(id: i64, holder: Holder<'_>) -> String {
     format!(
-        "SELECT status, {} FROM tasks WHERE id = {}",
+        "SELECT status, {} FROM tasks {BY_ID} WHERE id = {}",
         holder.column(),
         sql::int(id)
     )
@@ -914,7 +922,7 @@ pub fn complete_and_claim(
         history_on.then(|| complete_history(holder)),
     );
     let completed = format!(
-        "EXISTS (SELECT 1 FROM tasks WHERE {})",
+        "EXISTS (SELECT 1 FROM tasks {BY_ID} WHERE {})",
         held_in(id, holder, COMPLETE.to)
     );
     let claimed = push_claim(&mut script, request, history_on, Some(&completed));
@@ -1038,7 +1046,7 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
         .map(|(id, _, result)| format!(" WHEN {} THEN {}", sql::int(*id), sql::text(result)))
         .collect();
     script.push(format!(
-        "UPDATE tasks SET status = '{}', result_json = CASE id{results} END, completed_at = @tm_now, \
+        "UPDATE tasks {BY_ID} SET status = '{}', result_json = CASE id{results} END, completed_at = @tm_now, \
          lease_expires_at = NULL, progress = 100, dedupe_lock = {} \
          WHERE id IN ({ids}) AND {} AND lease_token = CASE id{tokens} END",
         COMPLETE.to,
@@ -1051,11 +1059,11 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
             &change_sql(COMPLETE.change),
             None,
             "NULL",
-            &format!("FROM tasks t WHERE t.id IN ({ids}) AND {finished_now}"),
+            &format!("FROM tasks t {BY_ID} WHERE t.id IN ({ids}) AND {finished_now}"),
         ));
     }
     let state = script.push(format!(
-        "SELECT t.id, t.status, t.lease_token, COALESCE({finished_now}, 0) FROM tasks t WHERE t.id IN ({ids})"
+        "SELECT t.id, t.status, t.lease_token, COALESCE({finished_now}, 0) FROM tasks t {BY_ID} WHERE t.id IN ({ids})"
     ));
     CompleteBatchScript {
         script: script.finish(),
@@ -1084,7 +1092,7 @@ pub fn manual(transition: &Transition, id: i64, reason: Option<&str>) -> String 
         ),
     };
     format!(
-        "UPDATE tasks SET {set}, error_message = COALESCE({}, error_message) WHERE id = {} AND {}",
+        "UPDATE tasks {BY_ID} SET {set}, error_message = COALESCE({}, error_message) WHERE id = {} AND {}",
         sql::opt_text(reason),
         sql::int(id),
         from_clause(transition)
@@ -1097,7 +1105,7 @@ pub fn manual_history(transition: &Transition, id: i64, reason: Option<&str>) ->
         &change_sql(transition.change),
         Some("operator"),
         &sql::opt_text(reason),
-        &format!("FROM tasks t WHERE t.id = {}", sql::int(id)),
+        &format!("FROM tasks t {BY_ID} WHERE t.id = {}", sql::int(id)),
     )
 }
 

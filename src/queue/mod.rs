@@ -15,7 +15,7 @@ use lifecycle::{Holder, Status};
 use serde::Serialize;
 
 /// The statements a worker's hot path sends (claim of `limit` with lease recovery, complete,
-/// complete_and_claim) that read or write rows, ready for EXPLAIN (the tests and the benchmark
+/// complete_and_claim, and the claim in every other order) that read or write rows, ready for EXPLAIN (the tests and the benchmark
 /// check their plans): `INTO @var` is left out, and the finished task's id is the user variable
 /// `@tm_example_id`.
 #[doc(hidden)]
@@ -29,11 +29,26 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
         order: lifecycle::ClaimOrder::default(),
         claim_timeout: 300,
     };
-    let scripts = [
+    let mut scripts = vec![
         lifecycle::claim(&request, true, history_on).script,
         lifecycle::complete(0, lifecycle::Holder::Token("explain"), "null", history_on).script,
         lifecycle::complete_and_claim(0, "explain", "null", &request, false, history_on).script,
     ];
+    // Every other claim order, in both directions.
+    use lifecycle::SortColumn::*;
+    for column in [CreatedAt, Priority, Id, Attempts] {
+        for descending in [false, true] {
+            let order = lifecycle::ClaimOrder::By(column, descending);
+            scripts.push(
+                lifecycle::claim(
+                    &lifecycle::ClaimRequest { order, ..request },
+                    false,
+                    history_on,
+                )
+                .script,
+            );
+        }
+    }
     scripts
         .iter()
         .flat_map(|script| script.statements())
