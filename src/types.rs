@@ -49,16 +49,21 @@ fn version_text<'de, D: serde::Deserializer<'de>>(de: D) -> std::result::Result<
 }
 
 pub(crate) fn check_version(version: &str) -> Result<()> {
-    let chars = version.chars().count();
-    if chars == 0 || chars > MAX_VERSION_CHARS {
+    check_label(version, "a version", MAX_VERSION_CHARS)
+}
+
+/// A name-like text: 1 to `max` characters, none of them control characters.
+fn check_label(text: &str, what: &str, max: usize) -> Result<()> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > max {
         return Err(Error::invalid(format!(
-            "a version must be 1 to {MAX_VERSION_CHARS} characters, got {chars}"
+            "{what} must be 1 to {max} characters, got {chars}"
         )));
     }
-    if version.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "a version must not contain control characters",
-        ));
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "{what} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -85,18 +90,7 @@ pub(crate) fn not_registered(name: &str) -> Error {
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(Error::invalid(format!(
-            "a task type name must be 1 to {MAX_NAME_CHARS} characters, got {chars}"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "a task type name must not contain control characters",
-        ));
-    }
-    Ok(())
+    check_label(name, "a task type name", MAX_NAME_CHARS)
 }
 
 const TYPE_COLUMNS: &str = "id, name, version, param_schema_json, is_active, \
