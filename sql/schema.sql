@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   KEY idx_tasks_claim_by_created (status, created_at, id),
   KEY idx_tasks_claim_by_priority (status, priority, id),
   KEY idx_tasks_claim_by_attempts (status, attempts, id),
+  -- Finished tasks by age: retention (prune) and the last hour's throughput (stats).
+  KEY idx_tasks_finished (status, completed_at),
   -- As in the original: deleting a type deletes its tasks (and their history).
   CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -14,7 +14,9 @@ use crate::queue::finish::{
 };
 use crate::queue::lifecycle::Holder;
 use crate::queue::manage;
+use crate::queue::prune::{self, PruneOptions, PruneReport};
 use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
+use crate::queue::stats;
 use crate::types::{self, TaskType, TypeDefinition};
 use serde_json::Value;
 use std::sync::Arc;
@@ -257,9 +259,30 @@ impl Client {
         read::list(&self.db, filter)
     }
 
-    /// Task counts by type and status.
+    /// What an operator watches: counts by type and status, the oldest pending task, expired
+    /// leases, the last hour's throughput per minute, the workers seen (see `queue::stats`).
     pub fn stats(&self) -> Result<Value> {
-        read::stats(&self.db)
+        stats::stats(&self.db)
+    }
+
+    /// [`Client::stats`] as Prometheus text exposition.
+    pub fn metrics(&self) -> Result<String> {
+        self.stats().map(|s| stats::metrics(&s))
+    }
+
+    /// Deletes finished tasks older than `older_than_seconds` with their history, in small
+    /// transactions by primary key while the queue keeps running.
+    pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport> {
+        prune::prune(&self.db, options, &mut |_| {})
+    }
+
+    /// [`Client::prune`], telling `progress` the running totals after every batch.
+    pub fn prune_with_progress(
+        &self,
+        options: &PruneOptions,
+        mut progress: impl FnMut(&PruneReport),
+    ) -> Result<PruneReport> {
+        prune::prune(&self.db, options, &mut progress)
     }
 
     /// The history rows of a task, oldest first (none when history is off).

@@ -309,6 +309,8 @@ const TASK_INDEXES: &[IndexSpec] = &[
     ),
     ("idx_tasks_claim_by_priority", false, "status, priority, id"),
     ("idx_tasks_claim_by_attempts", false, "status, attempts, id"),
+    // Finished tasks by age: retention (prune) and the throughput of the last hour (stats).
+    ("idx_tasks_finished", false, "status, completed_at"),
 ];
 
 /// Indexes of the original (or of an earlier upgrade) that the ones above replace, by their
@@ -384,7 +386,7 @@ fn upgrade_original(step: &mut Step) -> Result<()> {
 }
 
 /// For databases upgraded by an earlier migration 2 (INT versions, RESTRICT on type delete,
-/// no claim-order indexes); on the others every step finds nothing to do.
+/// no claim-order or retention indexes); on the others every step finds nothing to do.
 fn text_versions_claim_orders(step: &mut Step) -> Result<()> {
     step.reshape("task_types", TASK_TYPES_COLUMNS)?;
     // Index changes may touch the indexes the keys rest on: keys off, indexes, keys back on.

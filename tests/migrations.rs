@@ -444,7 +444,8 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
     db.sql_exec(
         "ALTER TABLE tasks DROP FOREIGN KEY fk_tasks_type; \
          ALTER TABLE tasks DROP INDEX idx_tasks_claim_by_id, DROP INDEX idx_tasks_claim_by_created, \
-           DROP INDEX idx_tasks_claim_by_priority, DROP INDEX idx_tasks_claim_by_attempts; \
+           DROP INDEX idx_tasks_claim_by_priority, DROP INDEX idx_tasks_claim_by_attempts, \
+           DROP INDEX idx_tasks_finished; \
          ALTER TABLE tasks ADD CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE RESTRICT; \
          ALTER TABLE task_types MODIFY version INT NOT NULL DEFAULT 1, RENAME INDEX uk_name TO name; \
          DELETE FROM tm_schema_migrations WHERE version = 3",

@@ -171,12 +171,20 @@ final class Native
         if (FFI::isNull($slot)) {
             return null;
         }
+        return json_decode(self::takeText($slot), true, 512, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
+    }
+
+    /** Copies the string in an out slot into PHP and frees the native one. */
+    public static function takeText(CData $slot): string
+    {
+        if (FFI::isNull($slot)) {
+            return '';
+        }
         try {
-            $text = FFI::string($slot);
+            return FFI::string($slot);
         } finally {
             self::ffi()->tm_string_free($slot);
         }
-        return json_decode($text, true, 512, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
     }
 
     /** Encodes a PHP value as JSON for the library; an empty PHP array becomes `{}`. */

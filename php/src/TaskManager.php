@@ -332,6 +332,26 @@ final class TaskManager
         return $this->call('tm_task_retry', $taskId);
     }
 
+    /**
+     * Deletes tasks that finished at least $olderThanSeconds ago, with their history, in short
+     * transactions (options: statuses, batch_size, dry_run, max_batches).
+     *
+     * @param array<string, mixed> $options
+     * @return array{tasks: int, history: int, batches: int, done: bool, dry_run: bool}
+     */
+    public function prune(int $olderThanSeconds, array $options = []): array
+    {
+        return $this->call('tm_tasks_prune', Native::json(['older_than_seconds' => $olderThanSeconds] + $options));
+    }
+
+    /** The stats() figures as Prometheus text exposition. */
+    public function metrics(): string
+    {
+        $out = Native::outString();
+        Native::check($this->ffi->tm_stats_prometheus($this->client, FFI::addr($out)));
+        return Native::takeText($out);
+    }
+
     /** Recovers every expired lease now. @return array{recovered: int, requeued: int, failed: int} */
     public function recoverExpired(): array
     {

@@ -371,9 +371,33 @@ tm_error *tm_task_list(const tm_client *client, const char *filter_json, char **
 tm_error *tm_task_history(const tm_client *client, int64_t task_id, char **out_json);
 
 /**
- * Task counts by type and status: `{"types": {"name": {"pending": n, ...}}, "totals": {...}}`.
+ * What an operator watches, as JSON:
+ * - `"types"`: `{"name": {"pending": n, "claimed": n, "completed": n, "failed": n,
+ *   "cancelled": n}}`, and `"totals"` the same summed;
+ * - `"queue"`: `{"name": {"oldest_pending_seconds": x or null, "expired_leases": n}}`;
+ * - `"throughput"`: `{"name": {"completed_per_minute": [60 counts], "failed_per_minute":
+ *   [...]}}`, index 0 the most recent minute;
+ * - `"workers"`: `[{"worker_id", "last_claim_at", "claims_last_hour", "holding"}]`;
+ * - `"generated_at"`: the server's time.
  */
 tm_error *tm_stats(const tm_client *client, char **out_json);
+
+/**
+ * The same figures as `tm_stats`, as Prometheus text exposition (`out_text` is plain text,
+ * not JSON; free it with `tm_string_free`). Metric names start with `taskmanager_`.
+ */
+tm_error *tm_stats_prometheus(const tm_client *client, char **out_text);
+
+/**
+ * Deletes tasks that finished (completed, failed, cancelled) at least `older_than_seconds`
+ * ago, with their history, in short transactions by primary key, so workers keep running.
+ * `options_json` (required): `{"older_than_seconds": n}` and, optional, `"statuses": [...]`
+ * (a subset of the finished ones), `"batch_size"`: 1..=5000 (default 500), `"dry_run"`:
+ * true to count only, `"max_batches"`: n to bound this call. Output: `{"tasks", "history",
+ * "batches", "done", "dry_run"}`; `done` is false when `max_batches` stopped it early (call
+ * again to go on). A pruned task's dedupe key is free again.
+ */
+tm_error *tm_tasks_prune(const tm_client *client, const char *options_json, char **out_json);
 
 /**
  * Frees a string returned by this library. NULL is ignored. Never use libc `free` on it.

@@ -142,6 +142,24 @@ final class TaskManagerTest extends TestCase
         $this->assertSame('failed', $tm->failAsWorker($old, 'legacy', 'no', ['retry' => false])['status']);
     }
 
+    public function testPruneAndMetrics(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $id = $tm->enqueue($type, ['n' => 1])['id'];
+        $task = $tm->claim('w', ['types' => [$type]])[0];
+        $tm->complete($id, $task['lease_token'], ['ok' => true]);
+        $report = $tm->prune(0, ['dry_run' => true]);
+        $this->assertTrue($report['dry_run']);
+        $this->assertGreaterThanOrEqual(1, $report['tasks']);
+        $this->assertStringContainsString('taskmanager_tasks{type="' . $type . '",status="completed"} 1', $tm->metrics());
+        $done = $tm->prune(0, ['batch_size' => 100]);
+        $this->assertTrue($done['done']);
+        $this->assertGreaterThanOrEqual(1, $done['tasks']);
+        $this->expectException(Exception\NotFoundException::class);
+        $tm->getTask($id);
+    }
+
     public function testValidationListsEveryViolation(): void
     {
         $tm = TaskManager::getInstance();

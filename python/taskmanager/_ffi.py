@@ -83,6 +83,8 @@ _SIGNATURES = {
     "tm_task_list": ([_client, c_char_p, _out], _err),
     "tm_task_history": ([_client, c_int64, _out], _err),
     "tm_stats": ([_client, _out], _err),
+    "tm_stats_prometheus": ([_client, _out], _err),
+    "tm_tasks_prune": ([_client, c_char_p, _out], _err),
     "tm_string_free": ([c_void_p], None),
     "tm_error_code": ([_err], c_int),
     "tm_error_message": ([_err], c_void_p),  # borrowed from the error: copied before freeing
@@ -130,6 +132,12 @@ def encode_json(value: Any, name: str) -> bytes:
 
 def call_json(function: str, *args: Any) -> Any:
     """Calls ``tm_<function>(..., &out)``; raises on error; returns the decoded output."""
+    raw = call_text(function, *args)
+    return None if raw is None else json.loads(raw)
+
+
+def call_text(function: str, *args: Any) -> Optional[bytes]:
+    """Calls ``tm_<function>(..., &out)``; raises on error; returns the output as bytes."""
     out = c_void_p()
     try:
         error = getattr(lib, function)(*args, ctypes.byref(out))
@@ -139,14 +147,13 @@ def call_json(function: str, *args: Any) -> Any:
     if not out.value:
         return None
     try:
-        raw = ctypes.string_at(out.value)
+        return ctypes.string_at(out.value)
     finally:
         lib.tm_string_free(out)
-    return json.loads(raw)
 
 
 def version() -> str:
     return lib.tm_version().decode()
 
 
-__all__ = ["lib", "check", "call_json", "text", "encode_json", "version", "candidate_paths"]
+__all__ = ["lib", "check", "call_json", "call_text", "text", "encode_json", "version", "candidate_paths"]

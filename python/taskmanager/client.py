@@ -258,4 +258,19 @@ class Client:
         return _ffi.call_json("tm_task_history", self._h, task_id)
 
     def stats(self) -> Dict[str, Any]:
+        """Counts by type and status, oldest pending, expired leases, the last hour per minute,
+        the workers seen (see ``tm_stats`` in the header)."""
         return _ffi.call_json("tm_stats", self._h)
+
+    def metrics(self) -> str:
+        """The same figures as Prometheus text exposition."""
+        return (_ffi.call_text("tm_stats_prometheus", self._h) or b"").decode()
+
+    def prune(self, older_than_seconds: int, *, statuses: Optional[List[str]] = None,
+              batch_size: Optional[int] = None, dry_run: bool = False,
+              max_batches: Optional[int] = None) -> Dict[str, Any]:
+        """Deletes tasks that finished at least ``older_than_seconds`` ago, with their history,
+        in short transactions. Returns ``{"tasks", "history", "batches", "done", "dry_run"}``."""
+        options = _options(dict(older_than_seconds=older_than_seconds, statuses=statuses,
+                                batch_size=batch_size, dry_run=dry_run, max_batches=max_batches))
+        return _ffi.call_json("tm_tasks_prune", self._h, options)

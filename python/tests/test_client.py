@@ -77,6 +77,24 @@ def test_legacy_callers_finish_by_worker_id_in_their_order(client):
     assert client.fail_as_worker(high, "legacy", "boom", retry=False)["status"] == "failed"
 
 
+def test_prune_and_metrics(client, db_name):
+    client.register_type("py.old", {"type": "object"})
+    ids = [client.enqueue("py.old", {"n": n})["id"] for n in range(3)]
+    for task in client.claim("w", types=["py.old"], limit=2):
+        task.complete(True)
+    sql(f"UPDATE tasks SET completed_at = NOW(6) - INTERVAL 2 HOUR WHERE id = {ids[0]}", db_name)
+    assert client.prune(3600, dry_run=True)["tasks"] == 1
+    report = client.prune(3600, batch_size=10)
+    assert (report["tasks"], report["done"]) == (1, True) and report["history"] >= 3
+    with pytest.raises(taskmanager.NotFoundError):
+        client.get_task(ids[0])
+    with pytest.raises(taskmanager.InvalidArgumentError):
+        client.prune(1, statuses=["pending"])
+    text = client.metrics()
+    assert 'taskmanager_tasks{type="py.old",status="completed"} 1' in text
+    assert 'taskmanager_tasks{type="py.old",status="pending"} 1' in text
+
+
 def test_fail_retry_release_cancel(client):
     tid = client.enqueue("py.job", {"n": 1}, max_attempts=2)["id"]
     [task] = client.claim("w")

@@ -10,10 +10,10 @@
 
 use super::{
     boundary, client_ref, json_arg, json_value, optional_text, options, text, tm_client, tm_error,
-    write_json,
+    write_json, write_text,
 };
 use crate::error::Error;
-use crate::{BatchItem, Client, CompleteItem, TypeDefinition};
+use crate::{BatchItem, Client, CompleteItem, PruneOptions, TypeDefinition};
 use std::ffi::{CString, c_char};
 
 /// The largest batch text accepted: 64 payloads' worth. Each item inside is still held to
@@ -489,13 +489,50 @@ pub unsafe extern "C" fn tm_task_history(
     boundary(|| write_json(out_json, &client_ref(client)?.task_history(task_id)?))
 }
 
-/// Task counts by type and status: `{"types": {"name": {"pending": n, ...}}, "totals": {...}}`.
+/// What an operator watches, as JSON:
+/// - `"types"`: `{"name": {"pending": n, "claimed": n, "completed": n, "failed": n,
+///   "cancelled": n}}`, and `"totals"` the same summed;
+/// - `"queue"`: `{"name": {"oldest_pending_seconds": x or null, "expired_leases": n}}`;
+/// - `"throughput"`: `{"name": {"completed_per_minute": [60 counts], "failed_per_minute":
+///   [...]}}`, index 0 the most recent minute;
+/// - `"workers"`: `[{"worker_id", "last_claim_at", "claims_last_hour", "holding"}]`;
+/// - `"generated_at"`: the server's time.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_stats(
     client: *const tm_client,
     out_json: *mut *mut c_char,
 ) -> *mut tm_error {
     boundary(|| write_json(out_json, &client_ref(client)?.stats()?))
+}
+
+/// The same figures as `tm_stats`, as Prometheus text exposition (`out_text` is plain text,
+/// not JSON; free it with `tm_string_free`). Metric names start with `taskmanager_`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_stats_prometheus(
+    client: *const tm_client,
+    out_text: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| write_text(out_text, client_ref(client)?.metrics()?))
+}
+
+/// Deletes tasks that finished (completed, failed, cancelled) at least `older_than_seconds`
+/// ago, with their history, in short transactions by primary key, so workers keep running.
+/// `options_json` (required): `{"older_than_seconds": n}` and, optional, `"statuses": [...]`
+/// (a subset of the finished ones), `"batch_size"`: 1..=5000 (default 500), `"dry_run"`:
+/// true to count only, `"max_batches"`: n to bound this call. Output: `{"tasks", "history",
+/// "batches", "done", "dry_run"}`; `done` is false when `max_batches` stopped it early (call
+/// again to go on). A pruned task's dedupe key is free again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_tasks_prune(
+    client: *const tm_client,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        let c = client_ref(client)?;
+        let options: PruneOptions = json_arg(options_json, "options_json", 4096)?;
+        write_json(out_json, &c.prune(&options)?)
+    })
 }
 
 /// Frees a string returned by this library. NULL is ignored. Never use libc `free` on it.

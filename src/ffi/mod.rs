@@ -126,6 +126,14 @@ pub(crate) fn write_json(out: *mut *mut c_char, value: &impl Serialize) -> Resul
     }
     let text = serde_json::to_string(value)
         .map_err(|e| Error::new(Code::Panic, format!("cannot serialize output: {e}")))?;
+    write_text(out, text)
+}
+
+/// Hands `text` to the caller as a string it frees with `tm_string_free`.
+pub(crate) fn write_text(out: *mut *mut c_char, text: String) -> Result<()> {
+    if out.is_null() {
+        return Ok(());
+    }
     let owned =
         CString::new(text).map_err(|_| Error::new(Code::Panic, "output contains a NUL byte"))?;
     // SAFETY: `out` is non-NULL and points to writable storage for one pointer.

@@ -1072,6 +1072,76 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
 }
 
 // ---------------------------------------------------------------------------------------------
+// retention: finished tasks leave the table, with their history
+
+/// Statuses a task may be pruned in: finished for good (a manual retry is the only way back,
+/// and a pruned task is gone).
+pub const PRUNABLE: [Status; 3] = [Completed, Failed, Cancelled];
+
+/// The task finished more than `older_than` seconds ago. Rows the original system finished
+/// may have no `completed_at`; their last change stands in. One range of idx_tasks_finished
+/// (status, completed_at): NULLs sort first.
+fn finished_before(alias: &str, older_than: u64) -> String {
+    let cutoff = format!(
+        "NOW(6) - INTERVAL {} SECOND",
+        sql::int(older_than.min(i64::MAX as u64) as i64)
+    );
+    format!(
+        "({alias}completed_at < {cutoff} OR ({alias}completed_at IS NULL AND {alias}updated_at < {cutoff}))"
+    )
+}
+
+/// Up to `limit` ids of tasks in `status` that finished more than `older_than` seconds ago,
+/// oldest first: a read of the index only, no lock.
+pub fn prune_page(status: Status, older_than: u64, limit: u32) -> String {
+    format!(
+        "SELECT id FROM tasks FORCE INDEX (idx_tasks_finished) WHERE status = '{status}' AND {} \
+         ORDER BY completed_at, id LIMIT {}",
+        finished_before("", older_than),
+        sql::int(limit.into())
+    )
+}
+
+/// How many tasks in `statuses` a prune with this age would delete.
+pub fn prune_count(statuses: &[Status], older_than: u64) -> String {
+    let list: Vec<String> = statuses.iter().map(|s| format!("'{s}'")).collect();
+    format!(
+        "SELECT COUNT(*) FROM tasks WHERE status IN ({}) AND {}",
+        list.join(","),
+        finished_before("", older_than)
+    )
+}
+
+pub struct PruneScript {
+    pub script: Script,
+    /// History rows deleted.
+    pub history: usize,
+    /// Tasks deleted.
+    pub tasks: usize,
+}
+
+/// Deletes the tasks `ids` and their history in one short transaction, each re-checked (still
+/// in `status`, still old enough), so a task retried since it was listed stays. Safe to repeat.
+pub fn prune(status: Status, ids: &[i64], older_than: u64) -> PruneScript {
+    let mut script = Script::new(true);
+    let ids = sql::int_list(ids);
+    let history = script.push(format!(
+        "DELETE h FROM task_history h JOIN tasks t {BY_ID} ON t.id = h.task_id \
+         WHERE t.id IN ({ids}) AND t.status = '{status}' AND {}",
+        finished_before("t.", older_than)
+    ));
+    let tasks = script.push(format!(
+        "DELETE FROM tasks WHERE id IN ({ids}) AND status = '{status}' AND {}",
+        finished_before("", older_than)
+    ));
+    PruneScript {
+        script: script.finish(),
+        history,
+        tasks,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // operator actions (locked first, then changed; see manage.rs)
 
 /// The UPDATE of a manual cancel or retry, for a task already locked and checked to be in one

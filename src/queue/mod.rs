@@ -8,7 +8,9 @@ pub(crate) mod enqueue;
 pub(crate) mod finish;
 pub(crate) mod lifecycle;
 pub(crate) mod manage;
+pub(crate) mod prune;
 pub(crate) mod read;
+pub(crate) mod stats;
 
 use crate::error::{Code, Error, Result};
 use lifecycle::{Holder, Status};

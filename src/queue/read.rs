@@ -8,8 +8,7 @@ use crate::types::check_name;
 use mysql::prelude::Queryable;
 use mysql::{Params, Row, Value as SqlValue};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use serde_json::Value;
 
 /// A task as stored, with params and result as JSON values.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -52,6 +51,15 @@ pub struct ListFilter {
     /// Skip this many tasks first (0..=1000000), for callers that page by number, as the
     /// original HTTP API did; deep offsets cost a scan, prefer `before_id`.
     pub offset: Option<u32>,
+    /// Only tasks created at least this many seconds ago.
+    pub older_than_seconds: Option<u64>,
+    /// Only tasks created at most this many seconds ago.
+    pub newer_than_seconds: Option<u64>,
+    /// Only tasks claimed (now or last) by this worker id.
+    pub worker_id: Option<String>,
+    /// Only tasks whose params or error message contain this text (literal, case-insensitive;
+    /// read row by row, so combine it with other filters on a large table).
+    pub text: Option<String>,
 }
 
 /// One history row.
@@ -164,6 +172,38 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         conditions.push("t.id < ?".into());
         params.push(before.into());
     }
+    for (seconds, comparison) in [
+        (filter.older_than_seconds, "<="),
+        (filter.newer_than_seconds, ">="),
+    ] {
+        if let Some(seconds) = seconds {
+            let seconds = i64::try_from(seconds)
+                .unwrap_or(i64::MAX)
+                .min(3_153_600_000);
+            conditions.push(format!(
+                "t.created_at {comparison} NOW(6) - INTERVAL ? SECOND"
+            ));
+            params.push(seconds.into());
+        }
+    }
+    if let Some(worker) = &filter.worker_id {
+        crate::queue::check_worker_id(worker)?;
+        conditions.push("t.claimed_by = ?".into());
+        params.push(worker.into());
+    }
+    if let Some(text) = &filter.text {
+        if text.is_empty() || text.chars().count() > 200 {
+            return Err(Error::invalid("text must be 1 to 200 characters"));
+        }
+        conditions.push(
+            "(t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!' \
+             OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!')"
+                .into(),
+        );
+        let pattern = crate::queue::claim::escape_like(text);
+        params.push(pattern.clone().into());
+        params.push(pattern.into());
+    }
     let offset = filter.offset.unwrap_or(0);
     if offset > 1_000_000 {
         return Err(Error::invalid(format!(
@@ -184,36 +224,6 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
             )
             .map_err(|e| db.error(e))?;
         rows.into_iter().map(to_task).collect()
-    })
-}
-
-/// Counts by type and status: `{"types": {"email": {"pending": 2, ...}}, "totals": {...}}`.
-/// Every status appears in every entry, zero when there is none.
-pub(crate) fn stats(db: &Database) -> Result<Value> {
-    db.run(|conn, _| {
-        let rows: Vec<(String, Option<String>, i64)> = conn
-            .query(
-                "SELECT y.name, t.status, COUNT(t.id) FROM task_types y \
-                 LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status",
-            )
-            .map_err(|e| db.error(e))?;
-        let zero = || {
-            Status::ALL
-                .iter()
-                .map(|s| (s.as_str().to_string(), json!(0)))
-                .collect::<Map<_, _>>()
-        };
-        let mut types: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-        let mut totals = zero();
-        for (name, status, count) in rows {
-            let entry = types.entry(name).or_insert_with(zero);
-            if let Some(status) = status {
-                entry.insert(status.clone(), json!(count));
-                let total = totals[&status].as_i64().unwrap_or(0) + count;
-                totals.insert(status, json!(total));
-            }
-        }
-        Ok(json!({"types": types, "totals": totals}))
     })
 }
 

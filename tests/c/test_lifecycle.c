@@ -175,6 +175,22 @@ int main(void) {
   tm_string_free(out);
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete_as_worker(client, legacy, NULL, NULL, &out));
 
+  /* Retention and metrics. */
+  OK(tm_tasks_prune(client, "{\"older_than_seconds\":0,\"dry_run\":true}", &out));
+  CHECK(contains(out, "\"dry_run\":true"));
+  CHECK(json_int(out, "tasks") >= 1);
+  tm_string_free(out);
+  FAILS_WITH(TM_NULL_PARAMETER, tm_tasks_prune(client, NULL, &out));
+  FAILS_WITH(TM_INVALID_ARGUMENT, tm_tasks_prune(client, "{\"older_than_seconds\":0,\"statuses\":[\"claimed\"]}", &out));
+  OK(tm_tasks_prune(client, "{\"older_than_seconds\":0,\"statuses\":[\"completed\"]}", &out));
+  CHECK(contains(out, "\"done\":true"));
+  tm_string_free(out);
+  FAILS_WITH(TM_NOT_FOUND, tm_task_get(client, legacy, &out));
+  OK(tm_stats_prometheus(client, &out));
+  CHECK(contains(out, "# TYPE taskmanager_tasks gauge"));
+  CHECK(contains(out, "taskmanager_tasks{type=\"c.legacy\",status=\"completed\"} 0"));
+  tm_string_free(out);
+
   /* One handle, several threads. */
   OK(tm_type_register(client, "{\"name\":\"c.thread\",\"param_schema\":{\"type\":\"object\"}}", NULL));
   pthread_t threads[4];
