@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from conftest import KEY, original_config
@@ -72,10 +73,22 @@ def test_a_body_that_is_not_json_is_400(api):
     assert api.error("POST", "/api/tasks", raw=b"{oops") == "Invalid JSON in request body"
 
 
+def test_metrics_are_prometheus_text_behind_the_key(api):
+    register(api)
+    api.ok("POST", "/api/tasks", {"type": "email.send", "params": {"n": 1}}, status=201)
+    assert api.call("GET", "/metrics", key=None)[0] == 401
+    req = urllib.request.Request(api.base + "/api/metrics", headers={"X-API-Key": KEY})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.read().decode()
+    assert 'taskmanager_tasks{type="email.send",status="pending"} 1' in text
+    assert "# TYPE taskmanager_oldest_pending_seconds gauge" in text
+
+
 def test_openapi_describes_every_route(api):
     status, _, doc = api.call("GET", "/api/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.1")
-    assert {"/tasks/claim", "/tasks/{id}/complete", "/task-types/{name}", "/health"} <= set(doc["paths"])
+    assert {"/tasks/claim", "/tasks/{id}/complete", "/task-types/{name}", "/health", "/metrics"} <= set(doc["paths"])
 
 
 # -- task types ----------------------------------------------------------------------------------

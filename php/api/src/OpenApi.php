@@ -10,6 +10,7 @@ final class OpenApi
     /** path => [method, summary, success status, request body fields, query parameters] */
     private const OPERATIONS = [
         '/health' => [['get', 'Service and database health (no API key needed)', 200, [], []]],
+        '/metrics' => [['get', 'The queue in Prometheus text exposition (counts, oldest pending, expired leases, last hour)', 200, [], []]],
         '/task-types/register' => [['post', 'Register a task type, or a new version of it', 201, ['name' => 'string', 'version' => 'string', 'param_schema' => 'object'], []]],
         '/task-types' => [['get', 'List task types', 200, [], ['active_only' => 'boolean']]],
         '/task-types/{name}' => [['get', 'Get a task type by name', 200, [], []]],

@@ -12,7 +12,14 @@ final class Response
         public readonly int $status,
         public readonly ?array $body,
         public array $headers = [],
+        private readonly ?string $text = null,
     ) {
+    }
+
+    /** A body that is not JSON (Prometheus metrics, the dashboard). */
+    public static function text(string $text, string $contentType): self
+    {
+        return new self(200, null, ['Content-Type' => $contentType], $text);
     }
 
     public static function success(string $message, mixed $data, int $status = 200): self
@@ -53,6 +60,10 @@ final class Response
         http_response_code($this->status);
         foreach ($this->headers as $name => $value) {
             header("$name: $value");
+        }
+        if ($this->text !== null) {
+            echo $this->text;
+            return;
         }
         if ($this->body === null) {
             header('Content-Length: 0');

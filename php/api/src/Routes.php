@@ -44,6 +44,12 @@ final class Routes
         return $response;
     }
 
+    /** The queue's figures in Prometheus text exposition, for a scraper that sends the key. */
+    public function metrics(Request $request): Response
+    {
+        return Response::text($this->tm()->metrics(), 'text/plain; version=0.0.4; charset=utf-8');
+    }
+
     public function registerType(Request $request): Response
     {
         $body = $request->json();

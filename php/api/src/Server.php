@@ -18,6 +18,7 @@ final class Server
     private const ROUTES = [
         ['GET', 'health', 'health', false],
         ['GET', 'openapi.json', 'openapi', true],
+        ['GET', 'metrics', 'metrics', true],
         ['POST', 'task-types/register', 'registerType', true],
         ['GET', 'task-types', 'listTypes', true],
         ['GET', 'task-types/{name}', 'getType', true],
