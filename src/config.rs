@@ -118,14 +118,21 @@ impl Config {
         }
     }
 
+    /// The settings the `TASKMANAGER_*` environment variables give, as a map of [`KEYS`] (for
+    /// callers that layer them over a file, as the command line does).
+    pub fn env_map() -> Map<String, Value> {
+        KEYS.iter()
+            .filter_map(|key| {
+                std::env::var(format!("TASKMANAGER_{}", key.to_uppercase()))
+                    .ok()
+                    .map(|value| ((*key).to_string(), Value::String(value)))
+            })
+            .collect()
+    }
+
     /// Reads `TASKMANAGER_DB_HOST`, `TASKMANAGER_DB_NAME`, ... (see [`KEYS`]).
     pub fn from_env() -> Result<Config> {
-        let mut map = Map::new();
-        for key in KEYS {
-            if let Ok(value) = std::env::var(format!("TASKMANAGER_{}", key.to_uppercase())) {
-                map.insert((*key).to_string(), Value::String(value));
-            }
-        }
+        let map = Config::env_map();
         if map.is_empty() {
             return Err(Error::config(
                 "no configuration given and no TASKMANAGER_* environment variable is set: \

@@ -1,22 +1,31 @@
-//! The operator's command line against the real server.
+//! The operator's command line against the real server: every subcommand, its `--json`
+//! parsed, its exit code, and the settings' layering.
 
 mod common;
 
 use common::TestDb;
-use serde_json::json;
-use std::process::Command;
+use serde_json::{Value, json};
+use std::process::{Command, Output};
 
-fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+fn run(db_name: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let (host, port, user, pass) = common::server();
-    let out = Command::new(env!("CARGO_BIN_EXE_taskmanager"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskmanager"));
+    command
         .args(args)
+        .env_remove("TASKMANAGER_DATABASE_URL")
         .env("TASKMANAGER_DB_HOST", host)
         .env("TASKMANAGER_DB_PORT", port.to_string())
         .env("TASKMANAGER_DB_USER", user)
         .env("TASKMANAGER_DB_PASS", pass)
-        .env("TASKMANAGER_DB_NAME", &db.name)
-        .output()
-        .unwrap();
+        .env("TASKMANAGER_DB_NAME", db_name);
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    let out = run(&db.name, args, &[]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -24,8 +33,31 @@ fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs with `--json`, expects success, parses stdout.
+fn json_of(db: &TestDb, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = cli(db, &all);
+    assert!(ok, "{args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+}
+
+fn exit_code(db: &TestDb, args: &[&str]) -> (i32, String) {
+    let out = run(&db.name, args, &[]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn temp_file(name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("tm-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into()
+}
+
 #[test]
-fn migrate_recover_and_stats_from_the_command_line() {
+fn every_subcommand_against_the_server() {
     let db = TestDb::empty(json!({}));
     let (ok, out, err) = cli(&db, &["migrate"]);
     assert!(ok, "{err}");
@@ -37,27 +69,308 @@ fn migrate_recover_and_stats_from_the_command_line() {
         err.contains("migrating database"),
         "a progress line goes to stderr: {err}"
     );
-    let (ok, out, _) = cli(&db, &["migrate"]);
-    assert!(ok && out.contains("nothing to do"), "{out}");
+    assert_eq!(json_of(&db, &["migrate"])["applied"], json!([]));
 
-    db.register("cli", common::any_object());
-    db.enqueue("cli", json!({}));
-    db.claim_one("w");
-    db.sql_exec("UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND");
+    // Types.
+    let schema = temp_file(
+        "schema.json",
+        r#"{"type":"object","properties":{"n":{"type":"integer"}}}"#,
+    );
+    let t = json_of(
+        &db,
+        &[
+            "type",
+            "register",
+            "cli.job",
+            "--schema",
+            &schema,
+            "--version",
+            "1.2.0",
+        ],
+    );
+    assert_eq!(
+        (t["name"].as_str(), t["version"].as_str()),
+        (Some("cli.job"), Some("1.2.0"))
+    );
+    assert_eq!(json_of(&db, &["type", "list"])[0]["name"], "cli.job");
+    assert_eq!(
+        json_of(&db, &["type", "show", "cli.job"])["param_schema"]["type"],
+        "object"
+    );
+    assert_eq!(
+        json_of(&db, &["type", "deactivate", "cli.job"])["is_active"],
+        false
+    );
+    let (code, err) = exit_code(&db, &["enqueue", "cli.job", "{}"]);
+    assert_eq!(code, 4, "a deactivated type is a queue outcome: {err}");
+    assert!(err.contains("TM_TYPE_INACTIVE"), "{err}");
+    assert_eq!(
+        json_of(&db, &["type", "activate", "cli.job"])["is_active"],
+        true
+    );
+
+    // Enqueue one, and many from a JSON-lines file (with a duplicate).
+    let one = json_of(
+        &db,
+        &[
+            "enqueue",
+            "cli.job",
+            r#"{"n": 1}"#,
+            "--priority",
+            "5",
+            "--max-attempts",
+            "2",
+        ],
+    );
+    assert_eq!(one["deduplicated"], false);
+    let lines: String = (1..=250)
+        .map(|n| format!("{{\"type\": \"cli.job\", \"params\": {{\"n\": {n}}}}}\n"))
+        .collect();
+    let file = temp_file("tasks.jsonl", &lines);
+    let batch = json_of(&db, &["enqueue", "--file", &file, "--batch-size", "100"]);
+    assert_eq!(
+        batch,
+        json!({"tasks": 250, "created": 249, "deduplicated": 1})
+    );
+    let bad = temp_file(
+        "bad.jsonl",
+        "{\"type\": \"cli.job\", \"params\": {}}\nnot json\n",
+    );
+    let (code, err) = exit_code(&db, &["enqueue", "--file", &bad]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("line 2"), "{err}");
+
+    // Read side.
+    let task = json_of(&db, &["get", &one["id"].to_string()]);
+    assert_eq!(
+        (task["priority"].as_i64(), task["max_attempts"].as_i64()),
+        (Some(5), Some(2))
+    );
+    let page = json_of(&db, &["list", "--type", "cli.job", "--limit", "10"]);
+    assert_eq!(page.as_array().unwrap().len(), 10);
+    let next = json_of(
+        &db,
+        &[
+            "list",
+            "--limit",
+            "10",
+            "--before-id",
+            &page[9]["id"].to_string(),
+        ],
+    );
+    assert!(next[0]["id"].as_i64() < page[9]["id"].as_i64());
+    assert_eq!(
+        json_of(&db, &["list", "--text", "\"n\":250"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(json_of(&db, &["list", "--older-than", "1h"]), json!([]));
+    assert_eq!(
+        json_of(&db, &["list", "--newer-than", "1h", "--limit", "1000"])
+            .as_array()
+            .unwrap()
+            .len(),
+        250
+    );
+    let history = json_of(&db, &["history", &one["id"].to_string()]);
+    assert_eq!(history[0]["status_change"], "created");
+
+    // Cancel and retry, by id and by filter, with dry runs.
+    let dry = json_of(
+        &db,
+        &[
+            "cancel",
+            "--status",
+            "pending",
+            "--text",
+            "\"n\":2",
+            "--dry-run",
+        ],
+    );
+    let would = dry["would_change"].as_u64().unwrap();
+    assert!(would >= 10, "{dry}");
+    assert_eq!(
+        json_of(&db, &["stats"])["totals"]["cancelled"],
+        0,
+        "a dry run changes nothing"
+    );
+    let cancelled = json_of(
+        &db,
+        &[
+            "cancel",
+            "--status",
+            "pending",
+            "--text",
+            "\"n\":2",
+            "--reason",
+            "not needed",
+        ],
+    );
+    assert_eq!(cancelled["changed"].as_u64(), Some(would));
+    let retried = json_of(&db, &["retry", "--status", "cancelled", "--limit", "3"]);
+    assert_eq!(retried["changed"], 3);
+    let (code, err) = exit_code(&db, &["retry", &one["id"].to_string()]);
+    assert_eq!(code, 4, "a pending task cannot be retried: {err}");
+    let (code, err) = exit_code(&db, &["cancel"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("give task ids"), "{err}");
+
+    // Stats as JSON, a table and Prometheus text; recover.
+    let stats = json_of(&db, &["stats"]);
+    assert_eq!(stats["totals"]["cancelled"].as_u64(), Some(would - 3));
+    let (ok, table, _) = cli(&db, &["stats"]);
+    assert!(
+        ok && table.contains("cli.job") && table.contains("oldest pending"),
+        "{table}"
+    );
+    let (ok, text, _) = cli(&db, &["stats", "--prometheus"]);
+    assert!(
+        ok && text.contains("taskmanager_tasks{type=\"cli.job\",status=\"cancelled\"}"),
+        "{text}"
+    );
+    db.client
+        .claim("w", &common::from(json!({"limit": 2})))
+        .unwrap();
+    db.sql_exec(
+        "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE status = 'claimed'",
+    );
     let (ok, out, _) = cli(&db, &["recover-expired"]);
     assert!(
-        ok && out.contains("recovered 1 expired lease(s): 1 back to pending, 0 failed"),
+        ok && out.contains("recovered 2 expired lease(s): 2 back to pending, 0 failed"),
         "{out}"
     );
-    let (ok, out, _) = cli(&db, &["stats"]);
-    assert!(ok);
-    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stats["types"]["cli"]["pending"], 1);
+    assert_eq!(json_of(&db, &["recover"])["recovered"], 0);
 
-    let (ok, _, err) = cli(&db, &["frobnicate"]);
-    assert!(!ok && err.contains("unknown command"), "{err}");
-    let (ok, _, err) = cli(&db, &[]);
-    assert!(!ok && err.contains("usage"), "{err}");
+    // Prune: dry run, then for real.
+    db.sql_exec(
+        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 2 DAY WHERE status = 'cancelled'",
+    );
+    let dry = json_of(&db, &["prune", "--older-than", "1d", "--dry-run"]);
+    assert_eq!(dry["tasks"].as_u64(), Some(would - 3));
+    let pruned = json_of(
+        &db,
+        &[
+            "prune",
+            "--older-than",
+            "1d",
+            "--batch-size",
+            "5",
+            "--status",
+            "cancelled",
+        ],
+    );
+    assert_eq!(
+        (pruned["tasks"].as_u64(), pruned["done"].as_bool()),
+        (Some(would - 3), Some(true))
+    );
+    let (ok, out, _) = cli(&db, &["prune", "--older-than", "1d"]);
+    assert!(ok && out.contains("pruned 0 task(s)"), "{out}");
+}
+
+#[test]
+fn bad_arguments_get_a_clear_message_and_a_usage_exit_code() {
+    let db = TestDb::new(json!({}));
+    for (args, says) in [
+        (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec![], "Usage"),
+        (vec!["get", "abc"], "invalid value 'abc'"),
+        (vec!["prune"], "--older-than"),
+        (vec!["prune", "--older-than", "3y"], "unknown unit"),
+        (vec!["enqueue"], "required"),
+        (
+            vec!["stats", "--json", "--prometheus"],
+            "cannot be used with",
+        ),
+    ] {
+        let (code, err) = exit_code(&db, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let (code, err) = exit_code(&db, &["list", "--status", "nope"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("TM_INVALID_ARGUMENT") && err.contains("status must be one of"),
+        "{err}"
+    );
+    let (code, err) = exit_code(&db, &["get", "424242"]);
+    assert_eq!(code, 4, "{err}");
+    // Every subcommand explains itself.
+    for sub in [
+        "migrate",
+        "type",
+        "enqueue",
+        "get",
+        "list",
+        "history",
+        "stats",
+        "recover",
+        "retry",
+        "cancel",
+        "prune",
+        "completions",
+    ] {
+        let out = run(&db.name, &[sub, "--help"], &[]);
+        assert!(out.status.success(), "{sub} --help");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: taskmanager"),
+            "{sub}"
+        );
+    }
+    let out = run(&db.name, &["completions", "bash"], &[]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_taskmanager"));
+}
+
+#[test]
+fn settings_come_from_flags_over_environment_over_a_file() {
+    let db = TestDb::new(json!({}));
+    db.register("layered", common::any_object());
+    let (host, port, user, pass) = common::server();
+    // The file names a database that does not exist; the environment names the right one.
+    let file = temp_file(
+        "settings.json",
+        &json!({"db_host": host, "db_port": port, "db_user": user, "db_pass": pass, "db_name": "tm_no_such_db"})
+            .to_string(),
+    );
+    let out = run(
+        &db.name,
+        &["--json", "--config", &file, "type", "list"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A flag beats the environment.
+    let out = run(
+        &db.name,
+        &["--db-name", "tm_no_such_db", "type", "list"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a refused login is a configuration error: {err}"
+    );
+    assert!(
+        err.contains("TM_CONFIG") && err.contains("tm_no_such_db"),
+        "{err}"
+    );
+    // A password never shows, whatever fails.
+    let out = run(
+        &db.name,
+        &["type", "list"],
+        &[
+            ("TASKMANAGER_DB_PASS", "Sup3r-S3cret"),
+            ("TASKMANAGER_DB_USER", "nobody"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("Sup3r-S3cret"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,464 @@
+//! What each command does: one or a few library calls, then output.
+
+use crate::output::{Output, cell, progress, table};
+use crate::{BulkArgs, Command, EnqueueArgs, Filter, ListArgs, PruneArgs, TypeCommand};
+use serde_json::{Value, json};
+use std::io::BufRead;
+use taskmanager::{
+    BatchItem, Client, Code, EnqueueOptions, Error, ListFilter, PruneOptions, Result, Task,
+    TaskType, TypeDefinition,
+};
+
+pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
+    match command {
+        Command::Migrate => migrate(client, out),
+        Command::Type(command) => task_type(client, command, out),
+        Command::Enqueue(args) => enqueue(client, args, out),
+        Command::Get { id } => {
+            let task = client.get_task(id)?;
+            out.show(&task, || show_task(&task));
+            Ok(())
+        }
+        Command::List(args) => list(client, args, out),
+        Command::History { id } => {
+            let rows = client.task_history(id)?;
+            out.show(&rows, || {
+                table(
+                    &["at", "change", "worker", "message"],
+                    rows.iter()
+                        .map(|h| {
+                            vec![
+                                h.created_at.clone(),
+                                h.status_change.clone(),
+                                h.worker_id.clone().unwrap_or_default(),
+                                h.message.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                )
+            });
+            Ok(())
+        }
+        Command::Stats { prometheus } => {
+            if prometheus {
+                print!("{}", client.metrics()?);
+                return Ok(());
+            }
+            let stats = client.stats()?;
+            out.show(&stats, || show_stats(&stats));
+            Ok(())
+        }
+        Command::Recover => {
+            let r = client.recover_expired()?;
+            out.show(&r, || {
+                println!(
+                    "recovered {} expired lease(s): {} back to pending, {} failed",
+                    r.recovered, r.requeued, r.failed
+                )
+            });
+            Ok(())
+        }
+        Command::Retry(args) => bulk(client, args, out, "retried", |id| client.retry(id)),
+        Command::Cancel(args) => {
+            let reason = args.reason.clone();
+            bulk(client, args.bulk, out, "cancelled", |id| {
+                client.cancel(id, reason.as_deref())
+            })
+        }
+        Command::Prune(args) => prune(client, args, out),
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+fn migrate(client: &Client, out: &Output) -> Result<()> {
+    eprintln!(
+        "migrating database '{}' ...",
+        client.config().connection.name
+    );
+    let report = client.migrate()?;
+    out.show(&report, || {
+        if report.applied.is_empty() {
+            println!(
+                "schema already at version {}; nothing to do",
+                report.version
+            );
+        } else {
+            println!(
+                "applied migrations {:?}; schema now at version {}",
+                report.applied, report.version
+            );
+        }
+    });
+    Ok(())
+}
+
+fn task_type(client: &Client, command: TypeCommand, out: &Output) -> Result<()> {
+    let shown = match command {
+        TypeCommand::Register {
+            name,
+            schema,
+            version,
+        } => {
+            let text = if schema == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&schema)
+            }
+            .map_err(|e| invalid(format!("cannot read the schema file {schema}: {e}")))?;
+            let param_schema: Value = serde_json::from_str(&text)
+                .map_err(|e| invalid(format!("the schema file {schema} is not JSON: {e}")))?;
+            let definition: TypeDefinition = serde_json::from_value(
+                json!({"name": name, "version": version, "param_schema": param_schema}),
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+            client.register_type(&definition)?
+        }
+        TypeCommand::List => {
+            let types = client.list_types()?;
+            out.show(&types, || {
+                table(
+                    &["id", "name", "version", "active", "updated"],
+                    types
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                t.name.clone(),
+                                t.version.clone(),
+                                yes_no(t.is_active),
+                                t.updated_at.clone(),
+                            ]
+                        })
+                        .collect(),
+                )
+            });
+            return Ok(());
+        }
+        TypeCommand::Show { name } => client.get_type(&name)?,
+        TypeCommand::Activate { name } => client.set_type_active(&name, true)?,
+        TypeCommand::Deactivate { name } => client.set_type_active(&name, false)?,
+    };
+    out.show(&shown, || show_type(&shown));
+    Ok(())
+}
+
+fn show_type(t: &TaskType) {
+    table(
+        &["field", "value"],
+        vec![
+            vec!["id".into(), t.id.to_string()],
+            vec!["name".into(), t.name.clone()],
+            vec!["version".into(), t.version.clone()],
+            vec!["active".into(), yes_no(t.is_active)],
+            vec!["schema".into(), t.param_schema.to_string()],
+            vec!["created".into(), t.created_at.clone()],
+            vec!["updated".into(), t.updated_at.clone()],
+        ],
+    );
+}
+
+fn enqueue(client: &Client, args: EnqueueArgs, out: &Output) -> Result<()> {
+    if let Some(file) = &args.file {
+        return enqueue_file(client, file, args.batch_size, out);
+    }
+    let task_type = args.task_type.unwrap_or_default();
+    let params: Value = serde_json::from_str(&args.params)
+        .map_err(|e| invalid(format!("params are not JSON: {e}")))?;
+    let mut options = json!({});
+    let set = |options: &mut Value, key: &str, value: Value| {
+        if !value.is_null() {
+            options[key] = value;
+        }
+    };
+    set(&mut options, "priority", json!(args.priority));
+    set(&mut options, "delay_seconds", json!(args.delay));
+    set(&mut options, "max_attempts", json!(args.max_attempts));
+    set(&mut options, "dedupe_key", json!(args.dedupe_key));
+    set(
+        &mut options,
+        "dedupe_scope",
+        json!(args.dedupe_scope.map(|s| match s {
+            crate::Scope::Always => "always",
+            crate::Scope::Active => "active",
+        })),
+    );
+    let options: EnqueueOptions =
+        serde_json::from_value(options).map_err(|e| invalid(e.to_string()))?;
+    let task = client.enqueue(&task_type, &params, &options)?;
+    out.show(&task, || {
+        if task.deduplicated {
+            println!("task {} already exists ({})", task.id, task.status);
+        } else {
+            println!("enqueued task {} ({})", task.id, task.type_name);
+        }
+    });
+    Ok(())
+}
+
+/// Many tasks from a JSON-lines file, `batch` per transaction, with a progress bar. Every line
+/// is read and checked before the first batch is sent, so a bad line enqueues nothing.
+fn enqueue_file(client: &Client, file: &str, batch: usize, out: &Output) -> Result<()> {
+    if batch == 0 || batch > 1000 {
+        return Err(invalid("--batch-size must be from 1 to 1000"));
+    }
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).map_err(|e| invalid(format!("cannot read {file}: {e}")))?,
+        ))
+    };
+    let mut items: Vec<BatchItem> = Vec::new();
+    for (number, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| invalid(format!("cannot read {file}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        items.push(serde_json::from_str(&line).map_err(|e| {
+            invalid(format!(
+                "{file} line {}: {e} (each line: {{\"type\": ..., \"params\": {{...}}, \"options\": {{...}}}})",
+                number + 1
+            ))
+        })?);
+    }
+    let bar = progress(Some(items.len() as u64), "tasks");
+    let (mut created, mut duplicates) = (0u64, 0u64);
+    for chunk in items.chunks(batch) {
+        for task in client.enqueue_batch(chunk)? {
+            if task.deduplicated {
+                duplicates += 1;
+            } else {
+                created += 1;
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let summary = json!({"tasks": items.len(), "created": created, "deduplicated": duplicates});
+    out.show(&summary, || {
+        println!(
+            "enqueued {} task(s) from {file}: {created} new, {duplicates} already there",
+            items.len()
+        )
+    });
+    Ok(())
+}
+
+fn filter(f: &Filter, limit: u32) -> ListFilter {
+    ListFilter {
+        type_name: f.task_type.clone(),
+        status: f.status.clone(),
+        limit: Some(limit),
+        older_than_seconds: f.older_than,
+        newer_than_seconds: f.newer_than,
+        worker_id: f.worker.clone(),
+        text: f.text.clone(),
+        ..ListFilter::default()
+    }
+}
+
+fn list(client: &Client, args: ListArgs, out: &Output) -> Result<()> {
+    let mut query = filter(&args.filter, args.limit);
+    query.before_id = args.before_id;
+    query.offset = args.offset;
+    let tasks = client.list_tasks(&query)?;
+    out.show(&tasks, || {
+        table(
+            &[
+                "id", "type", "status", "prio", "attempts", "worker", "created", "error",
+            ],
+            tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.type_name.clone(),
+                        t.status.clone(),
+                        t.priority.to_string(),
+                        format!("{}/{}", t.attempts, t.max_attempts),
+                        t.claimed_by.clone().unwrap_or_default(),
+                        t.created_at.clone(),
+                        t.error_message.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        );
+        if let Some(last) = tasks.last() {
+            if tasks.len() == args.limit as usize {
+                println!("next page: --before-id {}", last.id);
+            }
+        }
+    });
+    Ok(())
+}
+
+fn show_task(t: &Task) {
+    let value = serde_json::to_value(t).unwrap_or_default();
+    let rows = value
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect())
+        .unwrap_or_default();
+    table(&["field", "value"], rows);
+}
+
+/// Retry or cancel: the ids given, or every task the filter selects (up to `limit`, paged by
+/// id), one call each, with a progress bar; `--dry-run` lists them and changes nothing.
+fn bulk(
+    client: &Client,
+    args: BulkArgs,
+    out: &Output,
+    done: &str,
+    action: impl Fn(i64) -> Result<taskmanager::Finished>,
+) -> Result<()> {
+    let by_filter = args.ids.is_empty();
+    let ids = if by_filter {
+        let f = &args.filter;
+        if f.status.is_none() && f.task_type.is_none() && f.worker.is_none() && f.text.is_none() {
+            return Err(invalid(
+                "give task ids, or select with --status, --type, --worker or --text",
+            ));
+        }
+        select(client, &args.filter, args.limit)?
+    } else {
+        args.ids.clone()
+    };
+    if args.dry_run {
+        let report = json!({"dry_run": true, "would_change": ids.len(), "ids": ids});
+        out.show(&report, || {
+            println!(
+                "would change {} task(s): {}",
+                ids.len(),
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
+            )
+        });
+        return Ok(());
+    }
+    let bar = progress(Some(ids.len() as u64), done);
+    let (mut changed, mut failures) = (0u64, Vec::new());
+    for id in &ids {
+        match action(*id) {
+            Ok(_) => changed += 1,
+            // By id, the first refusal is the answer; by filter, a task that changed since it
+            // was selected is reported and the rest go on.
+            Err(e) if !by_filter => return Err(e),
+            Err(e) => {
+                failures.push(json!({"id": id, "code": e.code().name(), "message": e.message()}))
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let report = json!({"changed": changed, "failed": failures});
+    out.show(&report, || {
+        println!("{done} {changed} task(s)");
+        for f in &failures {
+            println!(
+                "  task {}: {} {}",
+                f["id"],
+                cell(&f["code"]),
+                cell(&f["message"])
+            );
+        }
+    });
+    Ok(())
+}
+
+/// Ids of up to `limit` tasks the filter selects, newest first.
+fn select(client: &Client, f: &Filter, limit: usize) -> Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    let mut query = filter(f, 1000);
+    while ids.len() < limit {
+        let page = client.list_tasks(&query)?;
+        ids.extend(page.iter().map(|t| t.id).take(limit - ids.len()));
+        match page.last() {
+            Some(last) if page.len() == 1000 => query.before_id = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(ids)
+}
+
+fn prune(client: &Client, args: PruneArgs, out: &Output) -> Result<()> {
+    let options: PruneOptions = serde_json::from_value(json!({
+        "older_than_seconds": args.older_than,
+        "statuses": if args.statuses.is_empty() { Value::Null } else { json!(args.statuses) },
+        "batch_size": args.batch_size,
+        "dry_run": args.dry_run,
+    }))
+    .map_err(|e| invalid(e.to_string()))?;
+    let bar = progress(None, "tasks pruned");
+    let report = client.prune_with_progress(&options, |r| bar.set_position(r.tasks))?;
+    bar.finish_and_clear();
+    out.show(&report, || {
+        if report.dry_run {
+            println!("would prune {} task(s)", report.tasks);
+        } else {
+            println!(
+                "pruned {} task(s) and {} history row(s) in {} batch(es)",
+                report.tasks, report.history, report.batches
+            );
+        }
+    });
+    Ok(())
+}
+
+fn show_stats(stats: &Value) {
+    let statuses = ["pending", "claimed", "completed", "failed", "cancelled"];
+    let mut headers = vec!["type"];
+    headers.extend(statuses);
+    headers.extend(["oldest pending", "expired", "done/h", "failed/h"]);
+    let sum = |v: &Value| -> i64 {
+        v.as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).sum())
+            .unwrap_or(0)
+    };
+    let rows = stats["types"]
+        .as_object()
+        .map(|types| {
+            types
+                .iter()
+                .map(|(name, counts)| {
+                    let mut row = vec![name.clone()];
+                    row.extend(statuses.iter().map(|s| cell(&counts[*s])));
+                    let queue = &stats["queue"][name];
+                    row.push(
+                        queue["oldest_pending_seconds"]
+                            .as_f64()
+                            .map(|s| format!("{s:.0}s"))
+                            .unwrap_or_default(),
+                    );
+                    row.push(cell(&queue["expired_leases"]));
+                    let hour = &stats["throughput"][name];
+                    row.push(sum(&hour["completed_per_minute"]).to_string());
+                    row.push(sum(&hour["failed_per_minute"]).to_string());
+                    row
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&headers, rows);
+    if let Some(workers) = stats["workers"].as_array().filter(|w| !w.is_empty()) {
+        table(
+            &["worker", "last claim", "claims last hour", "holding"],
+            workers
+                .iter()
+                .map(|w| {
+                    vec![
+                        cell(&w["worker_id"]),
+                        cell(&w["last_claim_at"]),
+                        cell(&w["claims_last_hour"]),
+                        cell(&w["holding"]),
+                    ]
+                })
+                .collect(),
+        );
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(Code::InvalidArgument, message)
+}
