@@ -84,7 +84,18 @@ final class Native
         $paths[] = $root . '/lib/libtaskmanager.so';
         $paths[] = dirname($root) . '/target/release/libtaskmanager.so';
         $paths[] = dirname($root) . '/target/debug/libtaskmanager.so';
+        foreach (self::loaderDirectories() as $directory) {
+            $paths[] = $directory . '/libtaskmanager.so';
+        }
         return $paths;
+    }
+
+    /** Directories the system loader searches, where `scripts/install` puts the library. */
+    private static function loaderDirectories(): array
+    {
+        $dirs = array_values(array_filter(explode(':', (string) getenv('LD_LIBRARY_PATH'))));
+        $machine = php_uname('m');
+        return [...$dirs, '/usr/local/lib', '/usr/local/lib64', "/usr/lib/$machine-linux-gnu", '/usr/lib64', '/usr/lib'];
     }
 
     public static function libraryPath(): string
@@ -97,7 +108,8 @@ final class Native
         }
         throw new LibraryException(
             "libtaskmanager.so was not found. Tried:\n  " . implode("\n  ", $tried)
-            . "\nBuild it with `cargo build --release` or set TASKMANAGER_LIB to its absolute path.",
+            . "\nInstall it with `scripts/install /usr/local` (or build it with `cargo build --release`), "
+            . "or set TASKMANAGER_LIB to its absolute path.",
             Code::CONFIG
         );
     }

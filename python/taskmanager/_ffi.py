@@ -9,8 +9,10 @@ exception and freed with ``tm_error_free``.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import json
 import os
+import platform
 from ctypes import POINTER, c_bool, c_char_p, c_int, c_int64, c_void_p
 from pathlib import Path
 from typing import Any, List, Optional
@@ -20,31 +22,56 @@ from ._errors import Code, LibraryNotFoundError, error_for
 _HERE = Path(__file__).resolve().parent
 
 
+def _loader_dirs() -> List[str]:
+    """Directories the system loader searches, where `scripts/install` puts the library."""
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    machine = platform.machine()
+    dirs += ["/usr/local/lib", "/usr/local/lib64", f"/usr/lib/{machine}-linux-gnu", "/usr/lib64", "/usr/lib"]
+    return dirs
+
+
 def candidate_paths() -> List[str]:
-    """Where the library is looked for, in order."""
+    """Where the library is looked for, in order: TASKMANAGER_LIB; inside the package (where
+    `pip install` puts it); a build tree next to the package; the system loader's paths."""
     paths = []
     override = os.environ.get("TASKMANAGER_LIB")
     if override:
         paths.append(override)
-    paths.append(str(_HERE / "libtaskmanager.so"))
+    packaged = sorted(str(p) for p in _HERE.glob("libtaskmanager*.so"))
+    paths += packaged or [str(_HERE / "libtaskmanager.so")]
     repo = _HERE.parent.parent
     paths.append(str(repo / "target" / "release" / "libtaskmanager.so"))
     paths.append(str(repo / "target" / "debug" / "libtaskmanager.so"))
+    paths += [os.path.join(d, "libtaskmanager.so") for d in _loader_dirs()]
+    found = ctypes.util.find_library("taskmanager")
+    if found:
+        paths.append(found if os.path.isabs(found) else _resolve_soname(found))
     return paths
+
+
+def _resolve_soname(name: str) -> str:
+    """A bare name from the loader cache, made a path where one of its directories holds it."""
+    for directory in _loader_dirs():
+        if os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    return name
 
 
 def _load() -> ctypes.CDLL:
     tried = candidate_paths()
     for path in tried:
-        if os.path.isfile(path):
+        # A bare name (from the loader cache) is handed to the loader as is.
+        bare = os.sep not in path
+        if os.path.isfile(path) or bare:
             try:
-                return ctypes.CDLL(os.path.abspath(path))
+                return ctypes.CDLL(path if bare else os.path.abspath(path))
             except OSError as e:
                 raise LibraryNotFoundError(Code.CONFIG, f"cannot load {path}: {e}") from e
     raise LibraryNotFoundError(
         Code.CONFIG,
         "libtaskmanager.so was not found. Tried:\n  " + "\n  ".join(tried)
-        + "\nBuild it with `cargo build --release` or set TASKMANAGER_LIB to its absolute path.",
+        + "\nInstall the package with `pip install ./python` (it builds the library into the package), "
+        "install the library with `scripts/install /usr/local`, or set TASKMANAGER_LIB to its absolute path.",
     )
 
 
