@@ -20,7 +20,7 @@ pub mod validate;
 
 pub use client::Client;
 pub use config::Config;
-pub use error::{Code, Error, Result};
+pub use error::{CODES, Code, CodeInfo, Error, Result};
 pub use migrate::MigrationReport;
 pub use queue::Finished;
 pub use queue::claim::Recovery;
