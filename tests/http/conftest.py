@@ -77,6 +77,14 @@ class Api:
             text = e.read()
             return e.code, e.headers, json.loads(text) if text else None
 
+    def raw(self, path):
+        """GET without the key, as a browser would: -> (status, headers, text)."""
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=60) as resp:
+                return resp.status, resp.headers, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
     def ok(self, method, path, body=None, status=200):
         got, _, answer = self.call(method, path, body)
         assert got == status, (got, answer)

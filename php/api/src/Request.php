@@ -11,6 +11,7 @@ final class Request
      * @param list<string> $segments
      * @param array<string, mixed> $query
      * @param array<string, string> $headers lower-case names
+     * @param array<string, string> $cookies
      */
     public function __construct(
         public readonly string $method,
@@ -18,7 +19,16 @@ final class Request
         public readonly array $query,
         public readonly array $headers,
         private readonly string $body,
+        public readonly array $cookies = [],
+        public readonly string $path = '/',
     ) {
+    }
+
+    /** The body as an HTML form (`application/x-www-form-urlencoded`). @return array<string, mixed> */
+    public function form(): array
+    {
+        parse_str($this->body, $fields);
+        return $fields;
     }
 
     public static function fromGlobals(): self
@@ -39,6 +49,8 @@ final class Request
             $_GET,
             $headers,
             (string) file_get_contents('php://input'),
+            array_map('strval', $_COOKIE),
+            $path,
         );
     }
 

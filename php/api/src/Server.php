@@ -67,6 +67,13 @@ final class Server
 
     private function route(Request $request): Response
     {
+        if (($request->segments[0] ?? null) === 'dashboard') {
+            if ($this->settings === null) {
+                throw new HttpError(500, 'Server configuration error: the API settings could not be read; see the server log');
+            }
+            return (new Dashboard($this->settings, static fn (): TaskManager => TaskManager::getInstance()))
+                ->handle($request, array_slice($request->segments, 1));
+        }
         $path = implode('/', $request->segments);
         $allowed = [];
         foreach (self::ROUTES as [$method, $pattern, $handler, $needsKey]) {

@@ -11,11 +11,30 @@ namespace TaskManager\Api;
  */
 final class Settings
 {
-    /** @param list<string> $corsOrigins empty: any origin (`*`) */
+    /**
+     * @param list<string> $corsOrigins empty: any origin (`*`)
+     * @param ?string $dashboardPassword the dashboard's own password; without it the API key
+     *   opens the dashboard
+     */
     public function __construct(
         public readonly ?string $apiKey,
         public readonly array $corsOrigins,
+        public readonly ?string $dashboardPassword = null,
     ) {
+    }
+
+    /**
+     * What opens the dashboard: its own password, else the API key. Null when neither is set
+     * (or the key is empty): the dashboard is then closed, never open to anyone.
+     */
+    public function dashboardSecret(): ?string
+    {
+        foreach ([$this->dashboardPassword, $this->apiKey] as $secret) {
+            if ($secret !== null && $secret !== '') {
+                return $secret;
+            }
+        }
+        return null;
     }
 
     public static function load(string $apiDir): self
@@ -41,7 +60,11 @@ final class Settings
             static fn ($o): string => trim((string) $o),
             (array) $origins
         ), static fn (string $o): bool => $o !== '' && $o !== '*'));
-        return new self($key, $origins);
+        $dashboard = getenv('TASKMANAGER_DASHBOARD_PASSWORD');
+        if ($dashboard === false) {
+            $dashboard = defined('DASHBOARD_PASSWORD') ? (string) constant('DASHBOARD_PASSWORD') : null;
+        }
+        return new self($key, $origins, $dashboard);
     }
 
     /**
