@@ -95,7 +95,9 @@ typedef struct tm_client tm_client;
 
 /**
  * An error: a code, a message, and optional JSON details. Owned by the caller, freed with
- * `tm_error_free`. Not shared between threads while being freed.
+ * `tm_error_free`. It never changes, so it may be read from any thread or handed to another;
+ * free it once, when no thread reads it any more. Output strings (freed with `tm_string_free`)
+ * follow the same rule.
  */
 typedef struct tm_error tm_error;
 
@@ -140,10 +142,27 @@ void tm_error_free(tm_error *err);
 const char *tm_version(void);
 
 /**
- * Opens a client. `config_json` is a JSON object of settings (see the README), or NULL /
- * `"{}"` to read the `TASKMANAGER_*` environment variables. Clients with the same connection
- * settings share one connection pool. Checks that the server is reachable and supported.
- * On success `*out_client` receives a handle to free with `tm_client_free`.
+ * Opens a client. `config_json` is a JSON object of settings, or NULL / `"{}"` to read the
+ * same keys from `TASKMANAGER_<KEY>` environment variables. Keys (numbers and booleans may
+ * also be strings holding them):
+ * - connection: `"database_url"` (`mysql://user:pass@host:port/db`, several hosts separated by
+ *   commas), or `"db_host"` (string, several comma-separated; default `localhost`) or
+ *   `"db_hosts"` (array), `"db_port"` (1..=65535, default 3306), `"db_socket"` (path),
+ *   `"db_name"`, `"db_user"`, `"db_pass"` (strings), `"db_charset"` (`utf8mb4`; `utf8` accepted);
+ * - `"task_claim_timeout"`: default lease in seconds (default 300);
+ *   `"max_task_attempts"`: 1..=1000000 (default 3); `"enable_task_history"` and
+ *   `"enable_schema_validation"`: booleans (default true);
+ * - `"max_payload_bytes"`: largest params/result/schema JSON (default 1048576);
+ *   `"retry_backoff_base"` (0..=86400, default 10) and `"retry_backoff_max"` (default 3600):
+ *   seconds of the retry backoff;
+ * - `"connect_timeout"` (1..=3600, default 10), `"io_timeout"` (1..=86400, default 60),
+ *   `"lock_wait_timeout"` (1..=3600, default 10): seconds; `"pool_max_connections"`
+ *   (1..=1000, default 16).
+ *
+ * Unknown keys are `TM_CONFIG`. Clients with the same connection settings share one
+ * connection pool. Checks that the server is reachable and supported. On success
+ * `*out_client` receives a handle to free with `tm_client_free`; the handle may be used from
+ * any number of threads at once.
  */
 tm_error *tm_client_open(const char *config_json, tm_client **out_client);
 
@@ -190,8 +209,15 @@ tm_error *tm_type_set_active(const tm_client *client,
 
 /**
  * Enqueues a task. `params_json` is the params document (validated against the type's
- * schema); `options_json` may be NULL or `{"priority", "delay_seconds" | "run_at",
- * "max_attempts", "dedupe_key", "dedupe_scope": "always"|"active"}`.
+ * schema). `options_json` may be NULL or an object with these keys, all optional:
+ * - `"priority"`: integer (32-bit), higher runs first, default 0;
+ * - `"delay_seconds"`: 0..=315360000, or `"run_at"`: UTC `"YYYY-MM-DD HH:MM:SS[.ffffff]"`
+ *   (not both); default: now;
+ * - `"max_attempts"`: 1..=1000000, default the `max_task_attempts` setting;
+ * - `"dedupe_key"`: 1..=191 characters, default the SHA-256 of type name and canonical params;
+ * - `"dedupe_scope"`: `"always"` (default: a key once used blocks forever) or `"active"`
+ *   (only a pending or claimed task blocks).
+ *
  * Output: `{"id", "type", "status", "deduplicated", "dedupe_key"}`; a duplicate returns the
  * existing task with `"deduplicated": true`.
  */
@@ -229,7 +255,8 @@ tm_error *tm_task_claim(const tm_client *client,
 
 /**
  * Extends the lease of a claimed task (and records progress) if `lease_token` still owns it.
- * `options_json` may be NULL or `{"progress": 0..100, "lease_seconds": n}`.
+ * `options_json` may be NULL or `{"progress": 0..=100, "lease_seconds": 1..=31536000}`
+ * (both optional; the lease defaults to the `task_claim_timeout` setting from now).
  * Output: `{"id", "lease_expires_at", "progress"}`. A stale token: `TM_LEASE_LOST`.
  */
 tm_error *tm_task_heartbeat(const tm_client *client,
@@ -298,8 +325,8 @@ tm_error *tm_task_complete_and_claim(const tm_client *client,
 tm_error *tm_task_complete_batch(const tm_client *client, const char *items_json, char **out_json);
 
 /**
- * Fails a claimed task. `options_json` may be NULL or `{"retry": true|false,
- * "retry_in_seconds": n}`. A retryable failure with attempts left goes back to pending with
+ * Fails a claimed task. `options_json` may be NULL or `{"retry": true|false (default true),
+ * "retry_in_seconds": 0..=315360000 (default: the backoff)}`. A retryable failure with attempts left goes back to pending with
  * `run_at` pushed out by exponential backoff with jitter; otherwise the task is `failed`.
  * Output: `{"id", "status", "attempts", "max_attempts", "run_at", "repeated"}`.
  */
@@ -358,9 +385,11 @@ tm_error *tm_tasks_recover_expired(const tm_client *client, char **out_json);
 tm_error *tm_task_get(const tm_client *client, int64_t task_id, char **out_json);
 
 /**
- * A page of tasks, newest first. `filter_json` may be NULL or `{"type", "status", "limit"
- * (1..1000, default 100), "before_id"}`; pass the last id of a page as `before_id` for the
- * next. Output: a JSON array of tasks.
+ * A page of tasks, newest first. `filter_json` may be NULL or an object with these keys, all
+ * optional: `"type"` (name), `"status"`, `"limit"` (1..=1000, default 100), `"before_id"`
+ * (pass the last id of a page for the next), `"offset"` (0..=1000000), `"older_than_seconds"`
+ * and `"newer_than_seconds"` (by creation time), `"worker_id"` (claimed by), `"text"` (1..=200
+ * characters found in params or error message). Output: a JSON array of tasks.
  */
 tm_error *tm_task_list(const tm_client *client, const char *filter_json, char **out_json);
 

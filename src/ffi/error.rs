@@ -68,7 +68,9 @@ impl From<Code> for tm_code {
 }
 
 /// An error: a code, a message, and optional JSON details. Owned by the caller, freed with
-/// `tm_error_free`. Not shared between threads while being freed.
+/// `tm_error_free`. It never changes, so it may be read from any thread or handed to another;
+/// free it once, when no thread reads it any more. Output strings (freed with `tm_string_free`)
+/// follow the same rule.
 pub struct tm_error {
     pub(crate) code: tm_code,
     pub(crate) message: CString,

@@ -83,6 +83,11 @@ def test_metrics_are_prometheus_text_behind_the_key(api):
         text = resp.read().decode()
     assert 'taskmanager_tasks{type="email.send",status="pending"} 1' in text
     assert "# TYPE taskmanager_oldest_pending_seconds gauge" in text
+    # A scraper may send the key as a bearer token instead.
+    req = urllib.request.Request(api.base + "/metrics", headers={"Authorization": "Bearer " + KEY})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    assert api.call("GET", "/metrics", key=None, headers={"Authorization": "Bearer wrong"})[0] == 401
 
 
 def test_openapi_describes_every_route(api):

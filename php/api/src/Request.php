@@ -39,6 +39,10 @@ final class Request
                 $headers[strtolower(str_replace('_', '-', substr((string) $key, 5)))] = (string) $value;
             }
         }
+        // PHP-FPM behind Apache often hands Authorization over only as REDIRECT_HTTP_AUTHORIZATION.
+        if (!isset($headers['authorization']) && isset($_SERVER['REDIRECT_HTTP_AUTHORIZATION'])) {
+            $headers['authorization'] = (string) $_SERVER['REDIRECT_HTTP_AUTHORIZATION'];
+        }
         if (isset($_SERVER['CONTENT_TYPE'])) {
             $headers['content-type'] = (string) $_SERVER['CONTENT_TYPE'];
         }

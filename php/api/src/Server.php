@@ -90,7 +90,7 @@ final class Server
                 throw new HttpError(500, 'Server configuration error: the API settings could not be read; see the server log');
             }
             if ($needsKey) {
-                $this->settings->authorize($request->header('X-API-Key'));
+                $this->settings->authorize(self::presentedKey($request));
             }
             return (new Routes(static fn (): TaskManager => TaskManager::getInstance()))->$handler($request, ...$params);
         }
@@ -101,6 +101,20 @@ final class Server
             return $response;
         }
         throw new HttpError(404, 'Endpoint not found');
+    }
+
+    /**
+     * The key a client presents: `X-API-Key`, or `Authorization: Bearer KEY` (what Prometheus
+     * and most HTTP tools can send without a custom header).
+     */
+    private static function presentedKey(Request $request): ?string
+    {
+        $key = $request->header('X-API-Key');
+        if ($key !== null) {
+            return $key;
+        }
+        $authorization = (string) $request->header('Authorization');
+        return preg_match('/^Bearer\s+(\S+)$/i', $authorization, $m) ? $m[1] : null;
     }
 
     /**
