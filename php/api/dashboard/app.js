@@ -142,8 +142,8 @@ async function tasks(query) {
     const filter = Object.fromEntries(['status', 'type', 'worker', 'text'].filter(k => query.get(k)).map(k => [k, query.get(k)]));
     if (!confirm(`${action} every task matching ${JSON.stringify(filter)} (up to 1000)?`)) return;
     const done = await api('bulk', { action, filter });
+    await route();
     say(`${action}: ${done.changed} of ${done.matched} changed` + (done.failed.length ? `, ${done.failed.length} refused` : ''));
-    route();
   } }, `${action[0].toUpperCase() + action.slice(1)} all matching`);
   const next = page.length === 50 ? el('a', { href: '#/tasks?' + withParam(query, 'before_id', page[page.length - 1].id), id: 'next-page' }, 'Older →') : null;
   show(el('h1', {}, 'Tasks'), form,
@@ -167,8 +167,8 @@ async function task(id) {
   const act = (action, allowed) => allowed ? el('button', { id: 'action-' + action, class: action === 'cancel' ? 'danger' : 'primary', onclick: async () => {
     if (!confirm(`${action} task ${t.id}?`)) return;
     await api(`tasks/${t.id}/${action}`, {});
+    await route();
     say(`task ${t.id}: ${action} done`);
-    route();
   } }, action[0].toUpperCase() + action.slice(1)) : null;
   const row = (k, v) => el('tr', {}, el('th', {}, k), el('td', {}, v ?? ''));
   show(
