@@ -96,6 +96,18 @@ pub const KEYS: &[&str] = &[
     "pool_max_connections",
 ];
 
+/// The keys that say where and how to connect one by one; `database_url` says it all at once,
+/// so it excludes each of them.
+pub const CONNECTION_KEYS: &[&str] = &[
+    "db_host",
+    "db_hosts",
+    "db_port",
+    "db_name",
+    "db_user",
+    "db_pass",
+    "db_socket",
+];
+
 impl Config {
     /// Parses a JSON object. `None`, empty text or `{}` read the environment instead.
     pub fn from_json_text(text: Option<&str>) -> Result<Config> {
@@ -154,18 +166,7 @@ impl Config {
         let reader = Reader(map);
         let from_url = match reader.string("database_url")? {
             Some(url) => {
-                if let Some(clash) = [
-                    "db_host",
-                    "db_hosts",
-                    "db_port",
-                    "db_name",
-                    "db_user",
-                    "db_pass",
-                    "db_socket",
-                ]
-                .iter()
-                .find(|k| map.contains_key(**k))
-                {
+                if let Some(clash) = CONNECTION_KEYS.iter().find(|k| map.contains_key(**k)) {
                     return Err(Error::config(format!(
                         "give either database_url or {clash}, not both"
                     )));

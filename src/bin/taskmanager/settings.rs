@@ -4,6 +4,7 @@
 
 use clap::Args;
 use serde_json::{Map, Value};
+use taskmanager::config::CONNECTION_KEYS;
 use taskmanager::{Client, Code, Config, Error, Result};
 
 #[derive(Args)]
@@ -84,20 +85,11 @@ pub fn open(flags: &Flags) -> Result<Client> {
 /// Puts `over` on top of `map`. A database URL and the separate connection keys exclude each
 /// other, so whichever a higher layer gives replaces the other form from the layers below.
 fn layer(map: &mut Map<String, Value>, over: Map<String, Value>) {
-    const SEPARATE: [&str; 7] = [
-        "db_host",
-        "db_hosts",
-        "db_port",
-        "db_name",
-        "db_user",
-        "db_pass",
-        "db_socket",
-    ];
     if over.contains_key("database_url") {
-        SEPARATE.iter().for_each(|k| {
+        CONNECTION_KEYS.iter().for_each(|k| {
             map.remove(*k);
         });
-    } else if SEPARATE.iter().any(|k| over.contains_key(*k)) {
+    } else if CONNECTION_KEYS.iter().any(|k| over.contains_key(*k)) {
         map.remove("database_url");
     }
     map.extend(over);
