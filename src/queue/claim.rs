@@ -98,6 +98,27 @@ struct Wanted {
     order: ClaimOrder,
 }
 
+impl Wanted {
+    /// The claim script's request for these tasks.
+    fn request<'a>(
+        &self,
+        worker_id: &'a str,
+        type_ids: Option<&'a [i64]>,
+        token_prefix: &'a str,
+        config: &Config,
+    ) -> lifecycle::ClaimRequest<'a> {
+        lifecycle::ClaimRequest {
+            worker_id,
+            type_ids,
+            limit: self.limit,
+            lease_seconds: self.lease_seconds,
+            token_prefix,
+            order: self.order,
+            claim_timeout: config.task_claim_timeout,
+        }
+    }
+}
+
 /// Everything about a claim that can be refused without the database.
 fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Result<Wanted> {
     check_worker_id(worker_id)?;
@@ -149,15 +170,7 @@ pub(crate) fn claim(
         let Some(type_ids) = type_filter(db, conn, options)? else {
             return Ok(Vec::new());
         };
-        let request = lifecycle::ClaimRequest {
-            worker_id,
-            type_ids: type_ids.as_deref(),
-            limit: wanted.limit,
-            lease_seconds: wanted.lease_seconds,
-            token_prefix: &token_prefix,
-            order: wanted.order,
-            claim_timeout: config.task_claim_timeout,
-        };
+        let request = wanted.request(worker_id, type_ids.as_deref(), &token_prefix, config);
         // Expired leases go back to the queue lazily: before the select once a second, and
         // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
@@ -222,16 +235,9 @@ pub(crate) fn complete_and_claim(
             }
         }
         let type_ids = type_filter(db, conn, options)?;
-        let request = lifecycle::ClaimRequest {
-            worker_id,
-            // A filter that matches no type still completes, and claims nothing.
-            type_ids: type_ids.as_ref().map_or(Some(&[0][..]), |t| t.as_deref()),
-            limit: wanted.limit,
-            lease_seconds: wanted.lease_seconds,
-            token_prefix: &token_prefix,
-            order: wanted.order,
-            claim_timeout: config.task_claim_timeout,
-        };
+        // A filter that matches no type still completes, and claims nothing.
+        let filter = type_ids.as_ref().map_or(Some(&[0][..]), |t| t.as_deref());
+        let request = wanted.request(worker_id, filter, &token_prefix, config);
         let recover = db.lazy_recovery_due();
         let script = lifecycle::complete_and_claim(
             id,

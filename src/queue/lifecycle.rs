@@ -590,11 +590,9 @@ pub struct ClaimScript {
 /// explicit recovery run).
 pub const LAZY_RECOVERY_LIMIT: u32 = 100;
 
-/// Locks up to `limit` runnable tasks (skipping rows other claimers hold), leases them, and
-/// returns them: one transaction, one round trip. With `recover`, it first recovers up to
-/// [`LAZY_RECOVERY_LIMIT`] expired leases; recovery costs about as much as the claim itself,
-/// so the caller asks for it only now and then, and when a claim without it came up short.
-pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> ClaimScript {
+/// A transaction that claims, beginning with the lazy recovery of up to
+/// [`LAZY_RECOVERY_LIMIT`] expired leases when `recover` asks for it.
+fn claim_transaction(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Script {
     let mut script = Script::new(true);
     if recover {
         recover_expired(
@@ -604,6 +602,15 @@ pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> Cla
             history_on,
         );
     }
+    script
+}
+
+/// Locks up to `limit` runnable tasks (skipping rows other claimers hold), leases them, and
+/// returns them: one transaction, one round trip. With `recover`, it first recovers up to
+/// [`LAZY_RECOVERY_LIMIT`] expired leases; recovery costs about as much as the claim itself,
+/// so the caller asks for it only now and then, and when a claim without it came up short.
+pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> ClaimScript {
+    let mut script = claim_transaction(request, recover, history_on);
     let claimed = push_claim(&mut script, request, history_on, None);
     ClaimScript {
         script: script.finish(),
@@ -927,15 +934,7 @@ pub fn complete_and_claim(
     recover: bool,
     history_on: bool,
 ) -> CompleteAndClaimScript {
-    let mut script = Script::new(true);
-    if recover {
-        recover_expired(
-            &mut script,
-            LAZY_RECOVERY_LIMIT,
-            request.claim_timeout,
-            history_on,
-        );
-    }
+    let mut script = claim_transaction(request, recover, history_on);
     let holder = Holder::Token(token);
     let update = push_guarded(
         &mut script,
