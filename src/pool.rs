@@ -53,10 +53,19 @@ pub(crate) struct Conn<'a> {
     healthy: bool,
 }
 
-/// The result sets of one script, one per statement (empty for statements without rows),
-/// with the rows each statement changed.
+/// What one statement of a script answered.
+struct StatementResult {
+    /// Rows it changed.
+    affected: u64,
+    /// The id it inserted, or the one `LAST_INSERT_ID(expr)` set; 0 when none.
+    insert_id: u64,
+    /// Its rows (none for statements that return none).
+    rows: Vec<Row>,
+}
+
+/// The results of one script, one per statement.
 pub(crate) struct ScriptResult {
-    pub sets: Vec<(u64, Vec<Row>)>,
+    sets: Vec<StatementResult>,
 }
 
 impl ScriptResult {
@@ -64,13 +73,18 @@ impl ScriptResult {
     pub fn rows(&mut self, index: usize) -> Vec<Row> {
         self.sets
             .get_mut(index)
-            .map(|s| std::mem::take(&mut s.1))
+            .map(|s| std::mem::take(&mut s.rows))
             .unwrap_or_default()
     }
 
     /// Rows changed by the statement at `index`.
     pub fn affected(&self, index: usize) -> u64 {
-        self.sets.get(index).map_or(0, |s| s.0)
+        self.sets.get(index).map_or(0, |s| s.affected)
+    }
+
+    /// The id the statement at `index` inserted or set with `LAST_INSERT_ID(expr)`; 0 when none.
+    pub fn insert_id(&self, index: usize) -> u64 {
+        self.sets.get(index).map_or(0, |s| s.insert_id)
     }
 }
 
@@ -311,9 +325,13 @@ impl Conn<'_> {
             let mut result = conn.query_iter(sql)?;
             let mut sets = Vec::new();
             while let Some(set) = result.iter() {
-                let affected = set.affected_rows();
+                let (affected, insert_id) = (set.affected_rows(), set.last_insert_id());
                 let rows = set.collect::<std::result::Result<Vec<Row>, _>>()?;
-                sets.push((affected, rows));
+                sets.push(StatementResult {
+                    affected,
+                    insert_id: insert_id.unwrap_or(0),
+                    rows,
+                });
             }
             Ok::<_, mysql::Error>(sets)
         })();

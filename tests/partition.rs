@@ -251,3 +251,68 @@ fn partitions_at_random_moments_keep_every_promise() {
         }
     }
 }
+
+#[test]
+fn enqueues_cut_at_random_moments_create_each_task_once_with_one_history_row() {
+    let db = TestDb::new(json!({}));
+    db.register("cut", any_object());
+    let proxy = Proxy::start();
+    let producer = client_through(&db, &proxy);
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let (mut ids, mut cut) = (Vec::new(), 0);
+    for n in 0..12 {
+        let directions = random(3);
+        let delay = Duration::from_micros(random(3000));
+        let cutter = {
+            let (up, down) = (proxy.to_server.clone(), proxy.to_client.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                up.store(directions != 1, Ordering::SeqCst);
+                down.store(directions != 0, Ordering::SeqCst);
+            })
+        };
+        let params = json!({"n": n});
+        let first_try = producer.enqueue("cut", &params, &EnqueueOptions::default());
+        cutter.join().unwrap();
+        proxy.hold(false, false);
+        let enqueued = match first_try {
+            Ok(enqueued) => {
+                assert!(!enqueued.deduplicated, "{enqueued:?}");
+                enqueued
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.code(), Code::OutcomeUnknown | Code::Connection),
+                    "{e}"
+                );
+                cut += 1;
+                // Repeating is safe: the same params find the task if the first try made it.
+                producer
+                    .enqueue("cut", &params, &EnqueueOptions::default())
+                    .unwrap()
+            }
+        };
+        ids.push(enqueued.id);
+    }
+    assert!(cut > 0, "no enqueue was cut: the test proved nothing");
+    // A late first try may still be on its way: give it time, then count.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 12);
+    let distinct: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), 12);
+    for id in ids {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM task_history WHERE task_id = {id} AND status_change = 'created'"
+            )),
+            1,
+            "task {id}"
+        );
+    }
+}

@@ -376,14 +376,35 @@ fn insert(
         .collect();
     let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history);
     let mut answer = script.script.run(conn)?;
+    let lookup = match script.lookup {
+        Some(lookup) => lookup,
+        None if answer.affected(script.insert) == 1 => {
+            // One task, created: the INSERT's own answer says everything.
+            let task = &checked[0];
+            return Ok(vec![Enqueued {
+                id: answer.insert_id(script.insert) as i64,
+                type_name: task.item.type_name.to_string(),
+                status: lifecycle::ENQUEUE.to.to_string(),
+                deduplicated: false,
+                dedupe_key: task.key.clone(),
+            }]);
+        }
+        None => {
+            // It created nothing now: a duplicate, a refused type, or an earlier run of this
+            // call that committed after all. A second round trip tells which.
+            let (lookup_script, lookup) = lifecycle::enqueue_lookup(&rows, &types, token);
+            answer = lookup_script.run(conn)?;
+            lookup
+        }
+    };
 
     let states: Vec<(i64, String, bool)> = answer
-        .rows(script.types)
+        .rows(lookup.types)
         .into_iter()
         .map(mysql::from_row)
         .collect();
     let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
-    for row in answer.rows(script.rows) {
+    for row in answer.rows(lookup.rows) {
         let (id, key, status, created): (i64, String, String, bool) = mysql::from_row(row);
         found.insert(key, (id, status, created));
     }

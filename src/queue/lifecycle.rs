@@ -369,6 +369,16 @@ pub struct NewTask<'a> {
 /// Result-set positions of an enqueue script.
 pub struct EnqueueScript {
     pub script: Script,
+    /// The (first) INSERT. For one task its changed-row count says whether it created the task
+    /// (1) and its insert id is the task's id; only when it created nothing does the caller
+    /// run [`enqueue_lookup`], in a second round trip (a duplicate, a refused type, a repeat).
+    pub insert: usize,
+    /// For a batch, the lookup ran in the same script.
+    pub lookup: Option<EnqueueLookup>,
+}
+
+/// Result-set positions of an enqueue's lookup.
+pub struct EnqueueLookup {
     /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
     pub rows: usize,
     /// `id, version, is_active` of every type of the call, read only when the call created
@@ -379,11 +389,13 @@ pub struct EnqueueScript {
 /// Inserts the tasks only when every type is still active at the version the params were
 /// validated against (checked inside the INSERT, no locking read); a key already held by
 /// another task makes its row a no-op. `token` marks the rows this call created: a repeat
-/// after a lost connection recognises them, and a `created` history row is written once per
-/// task whichever run gets there (the first run's text may still reach the server late).
+/// after a lost connection recognises them.
 ///
-/// The type states are read only when the call created nothing (the INSERT is all or nothing):
-/// then they tell a refused write from a duplicate.
+/// One task (the common call) is an INSERT and, with history on, its `created` row keyed by
+/// `LAST_INSERT_ID()` and written only when the INSERT created the task (`ROW_COUNT() = 1`,
+/// which a duplicate, a refused type and a late repeat all leave at 0). A batch writes its
+/// history rows for the tasks it created that have none yet, and reads back which row holds
+/// each key in the same script (the INSERT is all or nothing).
 pub fn enqueue(
     tasks: &[NewTask<'_>],
     types: &[(i64, &str)],
@@ -393,68 +405,117 @@ pub fn enqueue(
     // One INSERT with no history row commits by itself; more writes share a transaction.
     let mut script = Script::new(history_on || tasks.len() > ROWS_PER_INSERT);
     if let ([task], [(type_id, version)]) = (tasks, types) {
-        // One task: the gate is the type row itself.
-        script.push(format!(
+        // One task: the gate is the type row itself; a duplicate's id becomes LAST_INSERT_ID().
+        let insert = script.push(format!(
             "{INSERT_TASK} SELECT {} FROM task_types \
-             WHERE id = {} AND {} AND is_active = 1 {ON_DUPLICATE}",
+             WHERE id = {} AND {} AND is_active = 1 \
+             ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
             new_row_values(task, token),
             sql::int(*type_id),
             same_version(version)
         ));
-    } else {
-        let gate = types
-            .iter()
-            .map(|(id, version)| {
-                format!(
-                    "(id = {} AND {} AND is_active = 1)",
-                    sql::int(*id),
-                    same_version(version)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        for chunk in tasks.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<String> = chunk
-                .iter()
-                .map(|task| format!("SELECT {}", new_row_values(task, token)))
-                .collect();
+        if history_on {
             script.push(format!(
-                "{INSERT_TASK} SELECT * FROM ({}) AS v \
-                 WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
-                rows.join(" UNION ALL "),
-                types.len()
+                "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
+                 SELECT LAST_INSERT_ID(), {}, NULL, NULL, NOW(6) FROM DUAL WHERE ROW_COUNT() = 1",
+                change_sql(ENQUEUE.change)
             ));
         }
+        return EnqueueScript {
+            script: script.finish(),
+            insert,
+            lookup: None,
+        };
     }
-    let keys = sql::text_list(tasks.iter().map(|t| t.key));
-    let mine = format!(
-        "t.dedupe_lock IN ({keys}) AND t.enqueue_token = {}",
-        sql::text(token)
-    );
+    let gate = types
+        .iter()
+        .map(|(id, version)| {
+            format!(
+                "(id = {} AND {} AND is_active = 1)",
+                sql::int(*id),
+                same_version(version)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let mut inserts = tasks.chunks(ROWS_PER_INSERT).map(|chunk| {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|task| format!("SELECT {}", new_row_values(task, token)))
+            .collect();
+        format!(
+            "{INSERT_TASK} SELECT * FROM ({}) AS v \
+             WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
+            rows.join(" UNION ALL "),
+            types.len()
+        )
+    });
+    let insert = script.push(inserts.next().expect("a batch has tasks"));
+    for statement in inserts {
+        script.push(statement);
+    }
     if history_on {
         script.push(history(
             &change_sql(ENQUEUE.change),
             None,
             "NULL",
             &format!(
-                "FROM tasks t {BY_KEY} WHERE {mine} AND NOT EXISTS (SELECT 1 FROM task_history h \
+                "FROM tasks t {BY_KEY} WHERE {} AND NOT EXISTS (SELECT 1 FROM task_history h \
                  WHERE h.task_id = t.id AND h.status_change = '{}')",
+                created_by(tasks, token),
                 ENQUEUE.change.as_str()
             ),
         ));
     }
+    let lookup = push_lookup(&mut script, tasks, types, token);
+    EnqueueScript {
+        script: script.finish(),
+        insert,
+        lookup: Some(lookup),
+    }
+}
+
+/// Which row holds each key of the call now, and the types' states: what a single enqueue
+/// reads when its INSERT created nothing.
+pub fn enqueue_lookup(
+    tasks: &[NewTask<'_>],
+    types: &[(i64, &str)],
+    token: &str,
+) -> (Script, EnqueueLookup) {
+    let mut script = Script::new(false);
+    let lookup = push_lookup(&mut script, tasks, types, token);
+    (script.finish(), lookup)
+}
+
+/// The tasks of the call that this call (any run of it) created.
+fn created_by(tasks: &[NewTask<'_>], token: &str) -> String {
+    format!(
+        "t.dedupe_lock IN ({}) AND t.enqueue_token = {}",
+        sql::text_list(tasks.iter().map(|t| t.key)),
+        sql::text(token)
+    )
+}
+
+fn push_lookup(
+    script: &mut Script,
+    tasks: &[NewTask<'_>],
+    types: &[(i64, &str)],
+    token: &str,
+) -> EnqueueLookup {
     let type_ids: Vec<i64> = types.iter().map(|t| t.0).collect();
     let types = script.push(format!(
         "SELECT id, version, is_active FROM task_types WHERE id IN ({}) \
-         AND NOT EXISTS (SELECT 1 FROM tasks t {BY_KEY} WHERE {mine})",
-        sql::int_list(&type_ids)
+         AND NOT EXISTS (SELECT 1 FROM tasks t {BY_KEY} WHERE {})",
+        sql::int_list(&type_ids),
+        created_by(tasks, token)
     ));
-    let rows = script.push(enqueue_answer(&keys, token));
-    EnqueueScript {
-        script: script.finish(),
-        rows,
-        types,
-    }
+    let rows = script.push(format!(
+        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks {BY_KEY} \
+         WHERE dedupe_lock IN ({})",
+        sql::text(token),
+        sql::text_list(tasks.iter().map(|t| t.key))
+    ));
+    EnqueueLookup { rows, types }
 }
 
 /// The type row still has the version the params were validated against, compared byte for
@@ -486,14 +547,6 @@ fn new_row_values(task: &NewTask<'_>, token: &str) -> String {
         sql::int(task.delay_micros),
         sql::text(token),
         key = sql::text(task.key),
-    )
-}
-
-/// Which row holds each key now, and whether this call created it.
-fn enqueue_answer(keys: &str, token: &str) -> String {
-    format!(
-        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks {BY_KEY} WHERE dedupe_lock IN ({keys})",
-        sql::text(token)
     )
 }
 
