@@ -427,6 +427,20 @@ fn main() {
             );
         };
         measure("enqueue", n, 1, &mut || ours_enqueue(&counted, n as usize));
+        let duplicate = json!({"n": SEQ.load(Ordering::SeqCst) - 1});
+        measure(
+            "enqueue of a duplicate (reads the holder)",
+            20,
+            1,
+            &mut || {
+                for _ in 0..20 {
+                    let again = counted
+                        .enqueue("bench", &duplicate, &EnqueueOptions::default())
+                        .unwrap();
+                    assert!(again.deduplicated);
+                }
+            },
+        );
         let mut held = Vec::new();
         measure("claim (limit 1)", n, 1, &mut || {
             for _ in 0..n {

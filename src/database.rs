@@ -33,6 +33,9 @@ pub(crate) struct Database {
     pub(crate) types: TypeCache,
     /// When claims in this process last recovered expired leases, in ms since [`EPOCH`].
     last_recovery_ms: AtomicU64,
+    /// Whether the hot path's stored procedures may be called (see `queue::procedures`); false
+    /// from the first refusal on.
+    procedures: AtomicBool,
 }
 
 /// The process's reference instant for the recovery throttle.
@@ -60,6 +63,7 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
         schema_ready: AtomicBool::new(false),
         types: TypeCache::default(),
         last_recovery_ms: AtomicU64::new(0),
+        procedures: AtomicBool::new(true),
     });
     registry.insert(connection.clone(), db.clone());
     Ok(db)
@@ -81,6 +85,17 @@ impl Database {
                 .last_recovery_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// Whether the hot path may call the stored procedures.
+    pub(crate) fn procedures_usable(&self) -> bool {
+        self.procedures.load(Ordering::Relaxed)
+    }
+
+    /// From now on this process sends scripts instead of CALLs: the server said the
+    /// procedures are missing or not this account's to run. Slower, never wrong.
+    pub(crate) fn stop_using_procedures(&self) {
+        self.procedures.store(false, Ordering::Relaxed);
     }
 
     /// Converts a driver error into ours, with the password scrubbed from the message.

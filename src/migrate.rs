@@ -2,8 +2,10 @@
 //!
 //! Migration 1 is the original PHP system's schema, exactly; migration 2 upgrades it in place
 //! to what this library needs; migration 3 brings databases that took an earlier migration 2
-//! to the same end (text versions, the claim-order indexes, types deleted with their tasks). A
-//! fresh database walks the same path, so the upgrade is exercised by every install. DDL happens only here: the runtime needs SELECT, INSERT, UPDATE, DELETE.
+//! to the same end (text versions, the claim-order indexes, types deleted with their tasks);
+//! migration 4 creates the hot path's stored procedures. A fresh database walks the same path,
+//! so the upgrade is exercised by every install. DDL happens only here: the runtime needs
+//! SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
 //! Each step inspects `information_schema` before it changes anything, so a migration that was
 //! interrupted halfway can simply be run again (MySQL has no `ADD COLUMN IF NOT EXISTS`).
@@ -14,7 +16,7 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_schema.sql");
 
@@ -48,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "text_versions_claim_orders",
         run: text_versions_claim_orders,
+    },
+    Migration {
+        version: 4,
+        name: "hot_path_procedures",
+        run: hot_path_procedures,
     },
 ];
 
@@ -118,12 +125,13 @@ fn judge_skip_locked(outcome: Result<Vec<i64>>) -> Result<()> {
 /// general message names the runtime's, which the account may well have).
 fn ddl_privileges(e: Error) -> Error {
     match e.server_code() {
-        Some(1142) | Some(1143) => Error::new(
+        Some(1142) | Some(1143) | Some(1044) => Error::new(
             Code::Database,
             format!(
                 "the account that runs migrate lacks a privilege the schema changes need: {} \
-                 (grant CREATE, ALTER, INDEX, REFERENCES on the database to it; the runtime \
-                 itself needs only SELECT, INSERT, UPDATE, DELETE)",
+                 (grant CREATE, ALTER, INDEX, REFERENCES, CREATE ROUTINE, ALTER ROUTINE on the \
+                 database to it; the runtime itself needs only SELECT, INSERT, UPDATE, DELETE, \
+                 and EXECUTE for the fast path)",
                 e.details()
                     .and_then(|d| d["server_message"].as_str())
                     .unwrap_or("refused")
@@ -397,6 +405,16 @@ fn text_versions_claim_orders(step: &mut Step) -> Result<()> {
     step.replace_indexes("task_history", HISTORY_INDEXES, HISTORY_INDEXES_REPLACED)?;
     // These keys held until a moment ago: re-adding them needs no check (and no table copy).
     step.add_foreign_keys(false)
+}
+
+/// The hot path's stored procedures (see `queue::procedures`), created anew: a repeat, or a
+/// later release, replaces them.
+fn hot_path_procedures(step: &mut Step) -> Result<()> {
+    for procedure in crate::queue::procedures::all() {
+        step.exec(&procedure.drop_sql())?;
+        step.exec(&procedure.create_sql())?;
+    }
+    Ok(())
 }
 
 struct Step<'a, 'p> {

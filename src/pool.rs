@@ -77,6 +77,15 @@ impl ScriptResult {
             .unwrap_or_default()
     }
 
+    /// The first column of the first row of the statement at `index`, if it has one.
+    pub fn first_value<T: mysql::prelude::FromValue>(&mut self, index: usize) -> Option<T> {
+        self.rows(index)
+            .into_iter()
+            .next()
+            .and_then(|row| row.get_opt(0))
+            .and_then(|value| value.ok())
+    }
+
     /// Rows changed by the statement at `index`.
     pub fn affected(&self, index: usize) -> u64 {
         self.sets.get(index).map_or(0, |s| s.affected)

@@ -12,8 +12,10 @@ use crate::json;
 use crate::pool::Conn;
 use crate::queue::finish;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
+use crate::queue::procedures;
 use crate::queue::{
-    Finished, MAX_BATCH, check_task_id, check_token, check_worker_id, random_hex, repeated_or_error,
+    Finished, MAX_BATCH, call_procedure, check_task_id, check_token, check_worker_id, random_hex,
+    repeated_or_error,
 };
 use crate::types::check_name;
 use mysql::prelude::Queryable;
@@ -174,8 +176,8 @@ pub(crate) fn claim(
         // Expired leases go back to the queue lazily: before the select once a second, and
         // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
-        let rows = claim_round(conn, &request, recover, config)?;
-        let mut rows = claim_more_if_short(conn, request, recover, config, rows)?;
+        let rows = claim_round(db, conn, &request, recover, config)?;
+        let mut rows = claim_more_if_short(db, conn, request, recover, config, rows)?;
         if rows.is_empty() && options.types.is_some() {
             // The names came from the cache; a type deleted and registered again (plain SQL)
             // has a new id. Resolve them afresh and, if any changed, claim with those.
@@ -186,7 +188,7 @@ pub(crate) fn claim(
                         type_ids: fresh.as_deref(),
                         ..request
                     };
-                    rows = claim_round(conn, &request, true, config)?;
+                    rows = claim_round(db, conn, &request, true, config)?;
                 }
             }
         }
@@ -239,26 +241,35 @@ pub(crate) fn complete_and_claim(
         let filter = type_ids.as_ref().map_or(Some(&[0][..]), |t| t.as_deref());
         let request = wanted.request(worker_id, filter, &token_prefix, config);
         let recover = db.lazy_recovery_due();
-        let script = lifecycle::complete_and_claim(
-            id,
-            token,
-            &result_text,
-            &request,
-            recover,
-            config.enable_task_history,
-        );
-        let mut answer = script.script.run(conn)?;
-        let rows = answer.rows(script.claimed);
-        // A miss is either a repeat (the script claimed the next all the same) or an error
+        let history_on = config.enable_task_history;
+        // The procedure when it serves the claim and no recovery pass is due, else the script.
+        let call = procedures::complete_and_claim(id, token, &result_text, &request, history_on)
+            .filter(|_| !recover);
+        let (changed, rows) = match call_procedure(db, conn, call.as_ref())? {
+            Some(mut answer) => (answer.first_value::<u64>(0).unwrap_or(0), answer.rows(1)),
+            None => {
+                let script = lifecycle::complete_and_claim(
+                    id,
+                    token,
+                    &result_text,
+                    &request,
+                    recover,
+                    history_on,
+                );
+                let mut answer = script.script.run(conn)?;
+                (answer.affected(script.update), answer.rows(script.claimed))
+            }
+        };
+        // A miss is either a repeat (the step claimed the next all the same) or an error
         // (it claimed nothing).
-        let repeated = answer.affected(script.update) == 0
+        let repeated = changed == 0
             && repeated_or_error(
                 id,
                 finish::lease_state(&finish::lease_after_miss(conn, id, holder)?),
                 holder,
                 &[Status::Completed],
             )?;
-        let rows = claim_more_if_short(conn, request, recover, config, rows)?;
+        let rows = claim_more_if_short(db, conn, request, recover, config, rows)?;
         Ok(CompletedAndClaimed {
             completed: completed(repeated),
             claimed: claimed_tasks(db, conn, rows)?,
@@ -290,6 +301,7 @@ fn held_by(
 
 /// A claim that came up short without a recovery pass tries once more with one, for the rest.
 fn claim_more_if_short(
+    db: &Database,
     conn: &mut Conn<'_>,
     mut request: lifecycle::ClaimRequest<'_>,
     recovered: bool,
@@ -298,18 +310,24 @@ fn claim_more_if_short(
 ) -> Result<Vec<mysql::Row>> {
     if rows.len() < request.limit as usize && !recovered {
         request.limit -= rows.len() as u32;
-        rows.extend(claim_round(conn, &request, true, config)?);
+        rows.extend(claim_round(db, conn, &request, true, config)?);
     }
     Ok(rows)
 }
 
-/// One claim script's rows.
+/// One claim's rows: the procedure when it serves the request and no recovery pass is asked
+/// for, else the script.
 fn claim_round(
+    db: &Database,
     conn: &mut Conn<'_>,
     request: &lifecycle::ClaimRequest<'_>,
     recover: bool,
     config: &Config,
 ) -> Result<Vec<mysql::Row>> {
+    let call = procedures::claim(request, config.enable_task_history).filter(|_| !recover);
+    if let Some(mut answer) = call_procedure(db, conn, call.as_ref())? {
+        return Ok(answer.rows(0));
+    }
     let script = lifecycle::claim(request, recover, config.enable_task_history);
     let mut answer = script.script.run(conn)?;
     Ok(answer.rows(script.claimed))

@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::queue::lifecycle::{self, NewTask};
-use crate::queue::{MAX_BATCH, random_hex};
+use crate::queue::{MAX_BATCH, call_procedure, procedures, random_hex};
 use crate::type_cache::CachedType;
 use crate::types::check_name;
 use crate::validate;
@@ -374,23 +374,44 @@ fn insert(
             delay_micros: p.delay_micros,
         })
         .collect();
-    let script = lifecycle::enqueue(&rows, &types, token, config.enable_task_history);
-    let mut answer = script.script.run(conn)?;
-    let lookup = match script.lookup {
-        Some(lookup) => lookup,
-        None if answer.affected(script.insert) == 1 => {
-            // One task, created: the INSERT's own answer says everything.
-            let task = &checked[0];
-            return Ok(vec![Enqueued {
-                id: answer.insert_id(script.insert) as i64,
-                type_name: task.item.type_name.to_string(),
-                status: lifecycle::ENQUEUE.to.to_string(),
-                deduplicated: false,
-                dedupe_key: task.key.clone(),
-            }]);
+    let history_on = config.enable_task_history;
+    // One task: the procedure, else the script; either says whether it created the task.
+    let call = match (&rows[..], &types[..]) {
+        ([task], [(_, version)]) => Some(procedures::enqueue(task, version, token, history_on)),
+        _ => None,
+    };
+    let (mut answer, lookup, created) = match call_procedure(db, conn, call.as_ref())? {
+        Some(mut answer) => {
+            let (id, created) = answer
+                .rows(0)
+                .into_iter()
+                .next()
+                .map_or((0, 0), mysql::from_row::<(i64, i64)>);
+            (answer, None, (created == 1).then_some(id))
         }
         None => {
-            // It created nothing now: a duplicate, a refused type, or an earlier run of this
+            let script = lifecycle::enqueue(&rows, &types, token, history_on);
+            let answer = script.script.run(conn)?;
+            let created = (script.lookup.is_none() && answer.affected(script.insert) == 1)
+                .then(|| answer.insert_id(script.insert) as i64);
+            (answer, script.lookup, created)
+        }
+    };
+    if let Some(id) = created {
+        // One task, created: the write's own answer says everything.
+        let task = &checked[0];
+        return Ok(vec![Enqueued {
+            id,
+            type_name: task.item.type_name.to_string(),
+            status: lifecycle::ENQUEUE.to.to_string(),
+            deduplicated: false,
+            dedupe_key: task.key.clone(),
+        }]);
+    }
+    let lookup = match lookup {
+        Some(lookup) => lookup,
+        None => {
+            // One task, not created now: a duplicate, a refused type, or an earlier run of this
             // call that committed after all. A second round trip tells which.
             let (lookup_script, lookup) = lifecycle::enqueue_lookup(&rows, &types, token);
             answer = lookup_script.run(conn)?;

@@ -14,10 +14,11 @@ use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
-use crate::queue::lifecycle::{self, GuardedScript, Holder, Status};
+use crate::queue::lifecycle::{self, GuardedScript, Holder, Script, Status};
+use crate::queue::procedures;
 use crate::queue::{
-    Finished, LeaseState, MAX_BATCH, check_holder, check_task_id, check_token, lease_error,
-    random_unit, repeated_or_error,
+    Finished, LeaseState, MAX_BATCH, call_procedure, check_holder, check_task_id, check_token,
+    lease_error, random_unit, repeated_or_error,
 };
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -85,13 +86,22 @@ pub struct CompleteOutcome {
 ///
 /// A step that reads nothing on success reads the task's lease after a miss, in a second round
 /// trip: misses are the rare path (a repeat, a stale token).
+///
+/// `call` is the same step as a stored procedure, which answers the rows its UPDATE changed.
 fn run_guarded(
     db: &Database,
     id: i64,
     holder: Holder<'_>,
     script: &GuardedScript,
+    call: Option<&Script>,
 ) -> Result<(bool, Option<mysql::Row>)> {
     db.run(|conn, _| {
+        if let Some(mut answer) = call_procedure(db, conn, call)? {
+            if answer.first_value::<i64>(0).unwrap_or(0) > 0 {
+                return Ok((true, None));
+            }
+            return Ok((false, lease_after_miss(conn, id, holder)?));
+        }
         let mut answer = script.script.run(conn)?;
         let changed = answer.affected(script.update) > 0;
         let row = match script.state {
@@ -143,7 +153,7 @@ pub(crate) fn heartbeat(
         options.progress,
         config.enable_task_history,
     );
-    let (_, row) = run_guarded(db, id, holder, &script)?;
+    let (_, row) = run_guarded(db, id, holder, &script, None)?;
     let state = lease_state(&row);
     // A heartbeat in the very microsecond of the previous one changes no row but still owns
     // the task: ownership is judged from the row, not from the count.
@@ -170,8 +180,13 @@ pub(crate) fn complete(
     check_task_id(id)?;
     check_holder(holder)?;
     let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
-    let script = lifecycle::complete(id, holder, &result_text, config.enable_task_history);
-    let (changed, row) = run_guarded(db, id, holder, &script)?;
+    let history_on = config.enable_task_history;
+    let script = lifecycle::complete(id, holder, &result_text, history_on);
+    let call = match holder {
+        Holder::Token(token) => Some(procedures::complete(id, token, &result_text, history_on)),
+        Holder::Worker(_) => None,
+    };
+    let (changed, row) = run_guarded(db, id, holder, &script, call.as_ref())?;
     let repeated =
         !changed && repeated_or_error(id, lease_state(&row), holder, &[Status::Completed])?;
     Ok(Finished {
@@ -295,7 +310,7 @@ pub(crate) fn fail(
         &delay_sql,
         config.enable_task_history,
     );
-    let (changed, row) = run_guarded(db, id, holder, &script)?;
+    let (changed, row) = run_guarded(db, id, holder, &script, None)?;
     let state = lease_state(&row);
     let repeated =
         !changed && repeated_or_error(id, state, holder, &[Status::Pending, Status::Failed])?;
@@ -318,7 +333,7 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
     check_token(token)?;
     let script = lifecycle::release(id, token, config.enable_task_history);
     let holder = Holder::Token(token);
-    let (changed, row) = run_guarded(db, id, holder, &script)?;
+    let (changed, row) = run_guarded(db, id, holder, &script, None)?;
     let repeated =
         !changed && repeated_or_error(id, lease_state(&row), holder, &[Status::Pending])?;
     Ok(Finished {

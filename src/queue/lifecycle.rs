@@ -182,22 +182,39 @@ impl Holder<'_> {
         }
     }
 
-    /// `<alias><column> = <value>`; `alias` is `""` or `"t."`.
-    fn matches(&self, alias: &str) -> String {
-        format!("{alias}{} = {}", self.column(), sql::text(self.value()))
+    /// The holder in a statement, its value as a literal.
+    fn sql(&self) -> HolderSql {
+        HolderSql {
+            column: self.column(),
+            value: sql::text(self.value()),
+        }
     }
 }
 
-/// The lease guard: only the holder of a claimed task may change it.
-fn lease_guard(id: i64, holder: Holder<'_>) -> String {
-    held_in(id, holder, Claimed)
+/// A holder in a statement: its column and an SQL expression for its value (a literal written
+/// by the encoder, or the parameter of a stored procedure that carries it).
+pub(crate) struct HolderSql {
+    pub column: &'static str,
+    pub value: String,
+}
+
+impl HolderSql {
+    /// `<alias><column> = <value>`; `alias` is `""` or `"t."`.
+    fn matches(&self, alias: &str) -> String {
+        format!("{alias}{} = {}", self.column, self.value)
+    }
+}
+
+/// The lease guard: only the holder of a claimed task may change it. `id_sql` is the task's id
+/// as SQL.
+fn lease_guard(id_sql: &str, holder: &HolderSql) -> String {
+    held_in(id_sql, holder, Claimed)
 }
 
 /// The task is in `status` under this holder.
-fn held_in(id: i64, holder: Holder<'_>, status: Status) -> String {
+fn held_in(id_sql: &str, holder: &HolderSql, status: Status) -> String {
     format!(
-        "id = {} AND {} AND status = '{status}'",
-        sql::int(id),
+        "id = {id_sql} AND {} AND status = '{status}'",
         holder.matches(""),
     )
 }
@@ -246,6 +263,15 @@ impl Script {
         self.statements.len() - 1
     }
 
+    /// A script of one CALL to a stored procedure that runs its own transaction: rolled back
+    /// if the CALL fails half way.
+    pub(crate) fn call(statement: String) -> Script {
+        Script {
+            statements: vec![statement],
+            transaction: true,
+        }
+    }
+
     /// Ends the script: COMMIT when it began a transaction.
     fn finish(mut self) -> Script {
         if self.transaction {
@@ -271,14 +297,17 @@ impl Script {
     }
 }
 
-/// History rows for the tasks `rows_sql` selects (a `FROM ... WHERE ...` over `tasks t`).
-fn history(change_sql: &str, worker: Option<&str>, message_sql: &str, rows_sql: &str) -> String {
+/// History rows for the tasks `rows_sql` selects (a `FROM ... WHERE ...` over `tasks t`);
+/// `worker_sql` names the worker (`t.claimed_by`: the task's holder).
+fn history(change_sql: &str, worker_sql: &str, message_sql: &str, rows_sql: &str) -> String {
     format!(
         "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
-         SELECT t.id, {change_sql}, {}, {message_sql}, NOW(6) {rows_sql}",
-        worker.map_or_else(|| "t.claimed_by".to_string(), sql::text),
+         SELECT t.id, {change_sql}, {worker_sql}, {message_sql}, NOW(6) {rows_sql}"
     )
 }
+
+/// The holder of the task, as [`history`]'s worker.
+const TASK_HOLDER: &str = "t.claimed_by";
 
 fn change_sql(change: Change) -> String {
     format!("'{}'", change.as_str())
@@ -287,12 +316,18 @@ fn change_sql(change: Change) -> String {
 /// Tasks that a locking SELECT earlier in the same script chose and kept in a user variable:
 /// one id (a claim of one task, the hot path, then plain primary-key statements follow) or a
 /// JSON array of ids, each later found by primary key through JSON_TABLE.
-struct Picked {
+pub(crate) struct Picked {
+    /// `@name` (a user variable, in a script) or a stored procedure's local variable.
     var: &'static str,
     many: bool,
 }
 
 impl Picked {
+    /// One task, kept in `var`.
+    pub(crate) fn one(var: &'static str) -> Picked {
+        Picked { var, many: false }
+    }
+
     /// The statement that locks up to `limit` of `candidates` (`FROM tasks WHERE ... ORDER BY
     /// ...`), skipping rows others hold, and remembers their ids. Either form always yields one
     /// row, so the variable is NULL when nothing was found.
@@ -310,8 +345,8 @@ impl Picked {
             format!("(SELECT id {candidates} LIMIT 1 FOR UPDATE SKIP LOCKED)")
         };
         match guard {
-            Some(condition) => format!("SELECT IF({condition}, {ids}, NULL) INTO @{}", self.var),
-            None => format!("SELECT {ids} INTO @{}", self.var),
+            Some(condition) => format!("SELECT IF({condition}, {ids}, NULL) INTO {}", self.var),
+            None => format!("SELECT {ids} INTO {}", self.var),
         }
     }
 
@@ -321,7 +356,7 @@ impl Picked {
     fn tasks(&self) -> String {
         if self.many {
             format!(
-                "JSON_TABLE(@{}, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+                "JSON_TABLE({}, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
                  STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id",
                 self.var
             )
@@ -337,7 +372,7 @@ impl Picked {
         if self.many {
             "TRUE".into()
         } else {
-            format!("t.id = @{}", self.var)
+            format!("t.id = {}", self.var)
         }
     }
 
@@ -404,22 +439,16 @@ pub fn enqueue(
 ) -> EnqueueScript {
     // One INSERT with no history row commits by itself; more writes share a transaction.
     let mut script = Script::new(history_on || tasks.len() > ROWS_PER_INSERT);
-    if let ([task], [(type_id, version)]) = (tasks, types) {
-        // One task: the gate is the type row itself; a duplicate's id becomes LAST_INSERT_ID().
-        let insert = script.push(format!(
-            "{INSERT_TASK} SELECT {} FROM task_types \
-             WHERE id = {} AND {} AND is_active = 1 \
-             ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
-            new_row_values(task, token),
-            sql::int(*type_id),
-            same_version(version)
-        ));
+    if let ([task], [(_, version)]) = (tasks, types) {
+        let steps = enqueue_one_steps(
+            &task.sql(token),
+            &sql::text(version),
+            "LAST_INSERT_ID()",
+            "ROW_COUNT() = 1",
+        );
+        let insert = script.push(steps.insert);
         if history_on {
-            script.push(format!(
-                "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
-                 SELECT LAST_INSERT_ID(), {}, NULL, NULL, NOW(6) FROM DUAL WHERE ROW_COUNT() = 1",
-                change_sql(ENQUEUE.change)
-            ));
+            script.push(steps.history);
         }
         return EnqueueScript {
             script: script.finish(),
@@ -433,7 +462,7 @@ pub fn enqueue(
             format!(
                 "(id = {} AND {} AND is_active = 1)",
                 sql::int(*id),
-                same_version(version)
+                same_version(&sql::text(version))
             )
         })
         .collect::<Vec<_>>()
@@ -441,7 +470,7 @@ pub fn enqueue(
     let mut inserts = tasks.chunks(ROWS_PER_INSERT).map(|chunk| {
         let rows: Vec<String> = chunk
             .iter()
-            .map(|task| format!("SELECT {}", new_row_values(task, token)))
+            .map(|task| format!("SELECT {}", new_row_values(&task.sql(token))))
             .collect();
         format!(
             "{INSERT_TASK} SELECT * FROM ({}) AS v \
@@ -457,7 +486,7 @@ pub fn enqueue(
     if history_on {
         script.push(history(
             &change_sql(ENQUEUE.change),
-            None,
+            TASK_HOLDER,
             "NULL",
             &format!(
                 "FROM tasks t {BY_KEY} WHERE {} AND NOT EXISTS (SELECT 1 FROM task_history h \
@@ -518,10 +547,44 @@ fn push_lookup(
     EnqueueLookup { rows, types }
 }
 
+/// The statements of an enqueue of one task.
+pub(crate) struct EnqueueOneSteps {
+    /// The INSERT, gated on the type row itself; a duplicate's id becomes `LAST_INSERT_ID()`.
+    pub insert: String,
+    /// The `created` history row, written only when the INSERT created the task.
+    pub history: String,
+}
+
+/// One task's enqueue, its values as SQL; `version_sql` is the type version it was validated
+/// against; `id_sql` and `created_sql` say, after the INSERT, which task holds the key and
+/// whether the INSERT created it.
+pub(crate) fn enqueue_one_steps(
+    task: &NewTaskSql,
+    version_sql: &str,
+    id_sql: &str,
+    created_sql: &str,
+) -> EnqueueOneSteps {
+    EnqueueOneSteps {
+        insert: format!(
+            "{INSERT_TASK} SELECT {} FROM task_types \
+             WHERE id = {} AND {} AND is_active = 1 \
+             ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
+            new_row_values(task),
+            task.type_id,
+            same_version(version_sql)
+        ),
+        history: format!(
+            "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
+             SELECT {id_sql}, {}, NULL, NULL, NOW(6) FROM DUAL WHERE {created_sql}",
+            change_sql(ENQUEUE.change)
+        ),
+    }
+}
+
 /// The type row still has the version the params were validated against, compared byte for
 /// byte (the column's collation would call `V1` and `v1` the same version).
-fn same_version(version: &str) -> String {
-    format!("version COLLATE utf8mb4_bin = {}", sql::text(version))
+fn same_version(version_sql: &str) -> String {
+    format!("version COLLATE utf8mb4_bin = {version_sql}")
 }
 
 const INSERT_TASK: &str = "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, \
@@ -530,23 +593,54 @@ const INSERT_TASK: &str = "INSERT INTO tasks (type_id, status, params_json, dedu
 /// A key another task holds makes the row a no-op.
 const ON_DUPLICATE: &str = "ON DUPLICATE KEY UPDATE tasks.id = tasks.id";
 
+impl NewTask<'_> {
+    /// Its values as literals, with the enqueue token `token`.
+    pub(crate) fn sql(&self, token: &str) -> NewTaskSql {
+        NewTaskSql {
+            type_id: sql::int(self.type_id),
+            params: sql::text(self.params_text),
+            key: sql::text(self.key),
+            scope: sql::text(self.scope),
+            priority: sql::int(self.priority.into()),
+            max_attempts: sql::int(self.max_attempts.into()),
+            run_at: sql::opt_text(self.run_at),
+            delay_micros: sql::int(self.delay_micros),
+            token: sql::text(token),
+        }
+    }
+}
+
+/// A new task's values as SQL: literals in a script, parameters in a stored procedure.
+pub(crate) struct NewTaskSql {
+    pub type_id: String,
+    pub params: String,
+    pub key: String,
+    pub scope: String,
+    pub priority: String,
+    pub max_attempts: String,
+    /// A time, or NULL for now plus `delay_micros`.
+    pub run_at: String,
+    pub delay_micros: String,
+    pub token: String,
+}
+
 /// The values of one new task, in [`INSERT_TASK`]'s column order.
-fn new_row_values(task: &NewTask<'_>, token: &str) -> String {
+fn new_row_values(task: &NewTaskSql) -> String {
     format!(
         "{} AS type_id, '{}' AS status, {} AS params_json, {key} AS dedupe_key, {key} AS dedupe_lock, \
          {} AS dedupe_scope, {} AS priority, {} AS max_attempts, \
          COALESCE(CAST({} AS DATETIME(6)), NOW(6) + INTERVAL {} MICROSECOND) AS run_at, \
          {} AS enqueue_token",
-        sql::int(task.type_id),
+        task.type_id,
         ENQUEUE.to,
-        sql::text(task.params_text),
-        sql::text(task.scope),
-        sql::int(task.priority.into()),
-        sql::int(task.max_attempts.into()),
-        sql::opt_text(task.run_at),
-        sql::int(task.delay_micros),
-        sql::text(token),
-        key = sql::text(task.key),
+        task.params,
+        task.scope,
+        task.priority,
+        task.max_attempts,
+        task.run_at,
+        task.delay_micros,
+        task.token,
+        key = task.key,
     )
 }
 
@@ -596,7 +690,7 @@ impl ClaimOrder {
     /// The index that serves this order (see migrate.rs): one scan of it finds the next
     /// runnable tasks. A claim for one type in the default order has its own index; other type
     /// filters are checked on the way.
-    fn index(&self, type_ids: Option<&[i64]>) -> &'static str {
+    pub(crate) fn index(&self, type_ids: Option<&[i64]>) -> &'static str {
         match self {
             ClaimOrder::PriorityThenAge if matches!(type_ids, Some([_])) => "idx_tasks_type_claim",
             ClaimOrder::PriorityThenAge => "idx_tasks_claim",
@@ -683,49 +777,98 @@ fn push_claim(
         format!("AND type_id IN ({})", sql::int_list(ids))
     });
     let picked = Picked {
-        var: "tm_picked",
+        var: "@tm_picked",
         many: request.limit > 1,
     };
+    let steps = claim_steps(
+        &ClaimSql {
+            index: request.order.index(request.type_ids),
+            type_filter: &type_filter,
+            order: request.order,
+            limit: request.limit,
+            worker: sql::text(request.worker_id),
+            lease_seconds: sql::int(request.lease_seconds.into()),
+            token_prefix: sql::text(request.token_prefix),
+        },
+        &picked,
+        guard,
+    );
+    script.push(steps.pick);
+    script.push(steps.lease);
+    if history_on {
+        script.push(steps.history);
+    }
+    script.push(steps.answer)
+}
+
+/// A claim's inputs as SQL: literals in a script, parameters in a stored procedure.
+pub(crate) struct ClaimSql<'a> {
+    /// The index that serves the order and filter ([`ClaimOrder::index`]).
+    pub index: &'static str,
+    /// `AND ...` limiting the types, or empty.
+    pub type_filter: &'a str,
+    pub order: ClaimOrder,
+    pub limit: u32,
+    pub worker: String,
+    pub lease_seconds: String,
+    pub token_prefix: String,
+}
+
+/// The statements of a claim, in the order they run.
+pub(crate) struct ClaimSteps {
+    /// Locks the next runnable tasks (skipping rows others hold) and remembers their ids.
+    pub pick: String,
+    /// Leases them.
+    pub lease: String,
+    /// Their `claimed` history rows.
+    pub history: String,
+    /// The claimed tasks ([`CLAIMED_COLUMNS`]) in the claim's order.
+    pub answer: String,
+}
+
+pub(crate) fn claim_steps(
+    claim: &ClaimSql<'_>,
+    picked: &Picked,
+    guard: Option<&str>,
+) -> ClaimSteps {
     // Matches idx_tasks_claim (status, priority DESC, id) or idx_tasks_type_claim, or the
     // index of another claim order: no filesort.
-    script.push(picked.pick(
+    let pick = picked.pick(
         &format!(
-            "FROM tasks FORCE INDEX ({}) WHERE {} AND run_at <= NOW(6) {type_filter} ORDER BY {}",
-            request.order.index(request.type_ids),
+            "FROM tasks FORCE INDEX ({}) WHERE {} AND run_at <= NOW(6) {} ORDER BY {}",
+            claim.index,
             from_clause(&CLAIM),
-            request.order.sql("")
+            claim.type_filter,
+            claim.order.sql("")
         ),
-        request.limit,
+        claim.limit,
         guard,
-    ));
-    let token = claim_token(request.token_prefix, "t.id");
-    script.push(format!(
+    );
+    let token = claim_token(&claim.token_prefix, "t.id");
+    let lease = format!(
         "UPDATE {} SET t.status = '{}', t.attempts = t.attempts + 1, t.claimed_by = {}, \
          t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL {} SECOND, \
          t.lease_token = {token}, t.progress = 0 WHERE {} AND t.{}",
         picked.tasks(),
         CLAIM.to,
-        sql::text(request.worker_id),
-        sql::int(request.lease_seconds.into()),
+        claim.worker,
+        claim.lease_seconds,
         picked.condition(),
         from_clause(&CLAIM),
-    ));
+    );
     let leased = picked.rows_where(&format!(
         "t.lease_token = {token} AND t.status = '{}'",
         CLAIM.to
     ));
-    if history_on {
-        script.push(history(
-            &change_sql(CLAIM.change),
-            Some(request.worker_id),
-            "NULL",
-            &leased,
-        ));
+    ClaimSteps {
+        pick,
+        lease,
+        history: history(&change_sql(CLAIM.change), &claim.worker, "NULL", &leased),
+        answer: format!(
+            "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY {}",
+            claim.order.sql("t.")
+        ),
     }
-    script.push(format!(
-        "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY {}",
-        request.order.sql("t.")
-    ))
 }
 
 /// The tasks a claim with this token prefix holds: a repeated claim whose first run may have
@@ -735,20 +878,17 @@ pub fn claimed_rows(token_prefix: &str, order: ClaimOrder) -> String {
         "SELECT {CLAIMED_COLUMNS} FROM tasks t WHERE t.status = '{}' AND t.lease_token LIKE {} \
          ORDER BY {}",
         CLAIM.to,
-        claim_token(token_prefix, "'%'"),
+        claim_token(&sql::text(token_prefix), "'%'"),
         order.sql("t.")
     )
 }
 
-/// The lease token a claim with `prefix` gives the task `id_sql` (an SQL expression; `'%'`
-/// makes it a LIKE pattern for all of them). The explicit collation: a text literal carries
-/// utf8mb4's default collation and the other literals the connection's, so their CONCAT has
-/// none of its own, which a comparison with the column would refuse.
-fn claim_token(prefix: &str, id_sql: &str) -> String {
-    format!(
-        "(CONCAT({}, '.', {id_sql}) COLLATE utf8mb4_unicode_ci)",
-        sql::text(prefix)
-    )
+/// The lease token a claim with the prefix `prefix_sql` gives the task `id_sql` (SQL
+/// expressions; `'%'` makes it a LIKE pattern for all of them). The explicit collation: a text
+/// literal carries utf8mb4's default collation and the other literals the connection's, so
+/// their CONCAT has none of its own, which a comparison with the column would refuse.
+fn claim_token(prefix_sql: &str, id_sql: &str) -> String {
+    format!("(CONCAT({prefix_sql}, '.', {id_sql}) COLLATE utf8mb4_unicode_ci)")
 }
 
 /// Whether the lease of the claimed task `alias` ran out. A task claimed by hand with plain
@@ -797,7 +937,7 @@ fn recover_expired(script: &mut Script, limit: u32, claim_timeout: u32, history_
     if history_on {
         script.push(history(
             &change_sql(EXPIRE_RETRY.change),
-            None,
+            TASK_HOLDER,
             &sql::text("lease expired: counted as a failed attempt"),
             &EXPIRED.rows_where("TRUE"),
         ));
@@ -806,7 +946,7 @@ fn recover_expired(script: &mut Script, limit: u32, claim_timeout: u32, history_
 
 /// Expired leases picked by a recovery pass.
 const EXPIRED: Picked = Picked {
-    var: "tm_expired",
+    var: "@tm_expired",
     many: true,
 };
 
@@ -853,7 +993,7 @@ fn guarded(
 ) -> GuardedScript {
     // With no history row the UPDATE is the only write and commits by itself.
     let mut script = Script::new(history_row.is_some());
-    let update = push_guarded(&mut script, set_sql, id, holder, history_row);
+    let update = push_guarded(&mut script, set_sql, id, &holder.sql(), history_row);
     let state = answer_columns.map(|columns| {
         script.push(format!(
             "SELECT status, {}, {columns} FROM tasks {BY_ID} WHERE id = {}",
@@ -874,26 +1014,47 @@ fn push_guarded(
     script: &mut Script,
     set_sql: &str,
     id: i64,
-    holder: Holder<'_>,
+    holder: &HolderSql,
     history_row: Option<HistoryRow>,
 ) -> usize {
-    let update = script.push(format!(
-        "UPDATE tasks {BY_ID} SET {set_sql} WHERE {}",
-        lease_guard(id, holder)
-    ));
-    if let Some(row) = history_row {
-        script.push(history(
-            &row.change,
-            None,
-            &row.message,
-            &format!(
-                "FROM tasks t {BY_ID} WHERE t.id = {} AND {}",
-                sql::int(id),
-                row.written_when
-            ),
-        ));
+    let steps = guarded_steps(set_sql, &sql::int(id), holder, history_row);
+    let update = script.push(steps.update);
+    if let Some(history) = steps.history {
+        script.push(history);
     }
     update
+}
+
+/// A guarded step's statements: the UPDATE, and its history row when there is one.
+pub(crate) struct GuardedSteps {
+    pub update: String,
+    pub history: Option<String>,
+}
+
+/// A guarded step with the task's id as SQL (`id_sql`).
+fn guarded_steps(
+    set_sql: &str,
+    id_sql: &str,
+    holder: &HolderSql,
+    history_row: Option<HistoryRow>,
+) -> GuardedSteps {
+    GuardedSteps {
+        update: format!(
+            "UPDATE tasks {BY_ID} SET {set_sql} WHERE {}",
+            lease_guard(id_sql, holder)
+        ),
+        history: history_row.map(|row| {
+            history(
+                &row.change,
+                TASK_HOLDER,
+                &row.message,
+                &format!(
+                    "FROM tasks t {BY_ID} WHERE t.id = {id_sql} AND {}",
+                    row.written_when
+                ),
+            )
+        }),
+    }
 }
 
 /// The history row of a guarded step, and when it is written.
@@ -912,7 +1073,7 @@ impl HistoryRow {
     /// For a step that ends its lease in `change` (complete, fail, release): written when the
     /// task is under this holder in `status` and no row of this kind exists for this lease yet.
     fn once_per_lease(
-        holder: Holder<'_>,
+        holder: &HolderSql,
         status_sql: &str,
         change: String,
         message: String,
@@ -941,25 +1102,42 @@ pub fn task_lease(id: i64, holder: Holder<'_>) -> String {
 
 pub fn complete(id: i64, holder: Holder<'_>, result_text: &str, history_on: bool) -> GuardedScript {
     guarded(
-        &complete_set(result_text),
+        &complete_set(&sql::text(result_text)),
         id,
         holder,
-        history_on.then(|| complete_history(holder)),
+        history_on.then(|| complete_history(&holder.sql())),
         None,
     )
 }
 
-fn complete_set(result_text: &str) -> String {
+/// The steps of a complete, with its inputs as SQL.
+pub(crate) fn complete_steps(id_sql: &str, holder: &HolderSql, result_sql: &str) -> GuardedSteps {
+    guarded_steps(
+        &complete_set(result_sql),
+        id_sql,
+        holder,
+        Some(complete_history(holder)),
+    )
+}
+
+fn complete_set(result_sql: &str) -> String {
     format!(
-        "status = '{}', result_json = {}, completed_at = NOW(6), lease_expires_at = NULL, \
+        "status = '{}', result_json = {result_sql}, completed_at = NOW(6), lease_expires_at = NULL, \
          progress = 100, dedupe_lock = {}",
         COMPLETE.to,
-        sql::text(result_text),
         dedupe_released("")
     )
 }
 
-fn complete_history(holder: Holder<'_>) -> HistoryRow {
+/// The task is completed under this holder: a complete took effect, now or before.
+pub(crate) fn completed_by(id_sql: &str, holder: &HolderSql) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM tasks {BY_ID} WHERE {})",
+        held_in(id_sql, holder, COMPLETE.to)
+    )
+}
+
+fn complete_history(holder: &HolderSql) -> HistoryRow {
     HistoryRow::once_per_lease(
         holder,
         &format!("t.status = '{}'", COMPLETE.to),
@@ -988,18 +1166,15 @@ pub fn complete_and_claim(
     history_on: bool,
 ) -> CompleteAndClaimScript {
     let mut script = claim_transaction(request, recover, history_on);
-    let holder = Holder::Token(token);
+    let holder = Holder::Token(token).sql();
     let update = push_guarded(
         &mut script,
-        &complete_set(result_text),
+        &complete_set(&sql::text(result_text)),
         id,
-        holder,
-        history_on.then(|| complete_history(holder)),
+        &holder,
+        history_on.then(|| complete_history(&holder)),
     );
-    let completed = format!(
-        "EXISTS (SELECT 1 FROM tasks {BY_ID} WHERE {})",
-        held_in(id, holder, COMPLETE.to)
-    );
+    let completed = completed_by(&sql::int(id), &holder);
     let claimed = push_claim(&mut script, request, history_on, Some(&completed));
     CompleteAndClaimScript {
         script: script.finish(),
@@ -1035,7 +1210,7 @@ pub fn fail(
         holder,
         history_on.then(|| {
             HistoryRow::once_per_lease(
-                holder,
+                &holder.sql(),
                 &format!("t.status IN ('{}', '{}')", FAIL_RETRY.to, FAIL_DEAD.to),
                 format!(
                     "IF(t.status = '{}', '{}', '{}')",
@@ -1089,7 +1264,7 @@ pub fn release(id: i64, token: &str, history_on: bool) -> GuardedScript {
         holder,
         history_on.then(|| {
             HistoryRow::once_per_lease(
-                holder,
+                &holder.sql(),
                 &format!("t.status = '{}'", RELEASE.to),
                 change_sql(RELEASE.change),
                 "NULL".into(),
@@ -1132,7 +1307,7 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
     if history_on {
         script.push(history(
             &change_sql(COMPLETE.change),
-            None,
+            TASK_HOLDER,
             "NULL",
             &format!("FROM tasks t {BY_ID} WHERE t.id IN ({ids}) AND {finished_now}"),
         ));
@@ -1248,7 +1423,7 @@ pub fn manual(transition: &Transition, id: i64, reason: Option<&str>) -> String 
 pub fn manual_history(transition: &Transition, id: i64, reason: Option<&str>) -> String {
     history(
         &change_sql(transition.change),
-        Some("operator"),
+        &sql::text("operator"),
         &sql::opt_text(reason),
         &format!("FROM tasks t {BY_ID} WHERE t.id = {}", sql::int(id)),
     )

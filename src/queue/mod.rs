@@ -8,11 +8,15 @@ pub(crate) mod enqueue;
 pub(crate) mod finish;
 pub(crate) mod lifecycle;
 pub(crate) mod manage;
+pub(crate) mod procedures;
 pub(crate) mod prune;
 pub(crate) mod read;
 pub(crate) mod stats;
 
+use crate::database::Database;
 use crate::error::{Code, Error, Result};
+use crate::pool::{Conn, ScriptResult};
+use lifecycle::Script;
 use lifecycle::{Holder, Status};
 use serde::Serialize;
 
@@ -67,6 +71,43 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
                 _ => statement,
             }
         })
+        .collect()
+}
+
+/// Runs a CALL, unless this process has found the procedures unusable. `Ok(None)`: the caller
+/// sends the script instead.
+pub(crate) fn call_procedure(
+    db: &Database,
+    conn: &mut Conn<'_>,
+    call: Option<&Script>,
+) -> Result<Option<ScriptResult>> {
+    let Some(call) = call.filter(|_| db.procedures_usable()) else {
+        return Ok(None);
+    };
+    match call.run(conn) {
+        Ok(answer) => Ok(Some(answer)),
+        Err(e) if refused_before_the_body(&e) => {
+            db.stop_using_procedures();
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The procedure is missing (1305), the account may not execute it (1370), or its definer is
+/// gone (1449): nothing of the body ran.
+fn refused_before_the_body(e: &Error) -> bool {
+    matches!(e.server_code(), Some(1305 | 1370 | 1449))
+}
+
+/// The hot path's stored procedures as this library creates them: `(name, CREATE statement,
+/// body)`, the body as `information_schema.ROUTINES` shows it (tests check that the database
+/// and `sql/schema.sql` hold exactly these).
+#[doc(hidden)]
+pub fn stored_procedures() -> Vec<(&'static str, String, String)> {
+    procedures::all()
+        .into_iter()
+        .map(|p| (p.name, p.create_sql(), p.body().to_string()))
         .collect()
 }
 

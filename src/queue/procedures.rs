@@ -1,0 +1,318 @@
+//! The hot path as stored procedures: the enqueue of one task, the claim of one task (of any
+//! type or of one type, in the default order), complete by lease token, and complete-and-claim.
+//!
+//! A script sends its statements as text that the server parses on every call and answers
+//! statement by statement, each answer a packet that wakes the client. A CALL runs the same
+//! statements, parsed once per connection, and answers once: on the development machine that
+//! took a third off the server's time per task (see the README's Performance). The bodies are
+//! built from the rules in [`lifecycle`], the ones the scripts use, with parameters where the
+//! scripts write literals, so the two cannot drift apart; `tests/procedures.rs` checks that
+//! the database holds exactly these bodies.
+//!
+//! Migration 4 creates them. Where a CALL is refused because a procedure is missing, the
+//! account lacks EXECUTE, or its definer is gone, this process switches to the scripts for
+//! good (nothing ran: the refusal comes before the body).
+
+use crate::queue::lifecycle::{
+    self, ClaimOrder, ClaimRequest, ClaimSql, HolderSql, NewTask, NewTaskSql, Picked, Script,
+};
+use crate::sql;
+
+/// Parameter types. Text parameters name their character set and collation: a parameter
+/// otherwise takes the database's defaults, and a comparison with a column of another
+/// collation is refused.
+const TEXT: &str = "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci";
+
+/// One stored procedure: its name, parameters and body.
+pub(crate) struct Procedure {
+    pub name: &'static str,
+    params: String,
+    body: String,
+}
+
+impl Procedure {
+    /// `CREATE PROCEDURE`, run by migrate after [`Procedure::drop_sql`]. `SQL SECURITY
+    /// INVOKER`: it runs with the caller's privileges, not its creator's.
+    pub fn create_sql(&self) -> String {
+        format!(
+            "CREATE PROCEDURE {}({}) SQL SECURITY INVOKER\n{}",
+            self.name, self.params, self.body
+        )
+    }
+
+    pub fn drop_sql(&self) -> String {
+        format!("DROP PROCEDURE IF EXISTS {}", self.name)
+    }
+
+    /// The body, as `information_schema.ROUTINES.ROUTINE_DEFINITION` shows it.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+/// Every procedure of the hot path.
+pub(crate) fn all() -> Vec<Procedure> {
+    vec![
+        enqueue_procedure(),
+        claim_procedure(),
+        complete_procedure(),
+        complete_and_claim_procedure(),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// the procedures
+
+fn enqueue_procedure() -> Procedure {
+    let task = NewTaskSql {
+        type_id: "p_type_id".into(),
+        params: "p_params".into(),
+        key: "p_key".into(),
+        scope: "p_scope".into(),
+        priority: "p_priority".into(),
+        max_attempts: "p_max_attempts".into(),
+        run_at: "p_run_at".into(),
+        delay_micros: "p_delay_micros".into(),
+        token: "p_token".into(),
+    };
+    let steps = lifecycle::enqueue_one_steps(&task, "p_version", "v_id", "v_created = 1");
+    Procedure {
+        name: "tm_enqueue",
+        params: format!(
+            "IN p_type_id BIGINT, IN p_version VARCHAR(50) {TEXT}, IN p_params LONGTEXT {TEXT}, \
+             IN p_key VARCHAR(191) {TEXT}, IN p_scope VARCHAR(10) {TEXT}, IN p_priority INT, \
+             IN p_max_attempts INT, IN p_run_at VARCHAR(32) {TEXT}, IN p_delay_micros BIGINT, \
+             IN p_token VARCHAR(64) {TEXT}, IN p_history BOOLEAN"
+        ),
+        body: format!(
+            "BEGIN\n\
+             DECLARE v_id BIGINT DEFAULT 0;\n\
+             DECLARE v_created INT DEFAULT 0;\n\
+             START TRANSACTION;\n\
+             {};\n\
+             SET v_created = ROW_COUNT();\n\
+             SET v_id = LAST_INSERT_ID();\n\
+             IF p_history THEN {}; END IF;\n\
+             COMMIT;\n\
+             SELECT v_id, v_created;\n\
+             END",
+            steps.insert, steps.history
+        ),
+    }
+}
+
+/// The claim of one task in the default order, of any type (`p_type_id` NULL) or of one: each
+/// branch scans its own index, as the script's claim does.
+fn claim_steps_sql() -> String {
+    let picked = Picked::one("v_picked");
+    let claim = |index: &'static str, type_filter: &'static str| {
+        lifecycle::claim_steps(
+            &ClaimSql {
+                index,
+                type_filter,
+                order: ClaimOrder::PriorityThenAge,
+                limit: 1,
+                worker: "p_worker".into(),
+                lease_seconds: "p_lease_seconds".into(),
+                token_prefix: "p_token_prefix".into(),
+            },
+            &picked,
+            None,
+        )
+    };
+    let any = claim(ClaimOrder::PriorityThenAge.index(None), "");
+    let one = claim(
+        ClaimOrder::PriorityThenAge.index(Some(&[0])),
+        "AND type_id = p_type_id",
+    );
+    format!(
+        "IF p_type_id IS NULL THEN {}; ELSE {}; END IF;\n\
+         IF v_picked IS NOT NULL THEN\n\
+         {};\n\
+         IF p_history THEN {}; END IF;\n\
+         {};\n\
+         END IF;\n",
+        any.pick, one.pick, one.lease, one.history, one.answer
+    )
+}
+
+fn claim_params() -> String {
+    format!(
+        "IN p_type_id BIGINT, IN p_worker VARCHAR(255) {TEXT}, IN p_token_prefix VARCHAR(32) {TEXT}, \
+         IN p_lease_seconds INT"
+    )
+}
+
+fn claim_procedure() -> Procedure {
+    Procedure {
+        name: "tm_claim_next",
+        params: format!("{}, IN p_history BOOLEAN", claim_params()),
+        body: format!(
+            "BEGIN\n\
+             DECLARE v_picked BIGINT DEFAULT NULL;\n\
+             START TRANSACTION;\n\
+             {}\
+             COMMIT;\n\
+             END",
+            claim_steps_sql()
+        ),
+    }
+}
+
+/// The holder of a complete: the lease token parameter.
+fn token_holder() -> HolderSql {
+    HolderSql {
+        column: "lease_token",
+        value: "p_lease_token".into(),
+    }
+}
+
+fn complete_params() -> String {
+    format!("IN p_id BIGINT, IN p_lease_token VARCHAR(64) {TEXT}, IN p_result LONGTEXT {TEXT}")
+}
+
+/// The complete's statements; leaves the rows it changed in `v_changed`.
+fn complete_steps_sql() -> String {
+    let steps = lifecycle::complete_steps("p_id", &token_holder(), "p_result");
+    format!(
+        "{};\n\
+         SET v_changed = ROW_COUNT();\n\
+         IF p_history THEN {}; END IF;\n",
+        steps.update,
+        steps.history.expect("a complete has a history row")
+    )
+}
+
+fn complete_procedure() -> Procedure {
+    Procedure {
+        name: "tm_complete",
+        params: format!("{}, IN p_history BOOLEAN", complete_params()),
+        body: format!(
+            "BEGIN\n\
+             DECLARE v_changed INT DEFAULT 0;\n\
+             START TRANSACTION;\n\
+             {}\
+             COMMIT;\n\
+             SELECT v_changed;\n\
+             END",
+            complete_steps_sql()
+        ),
+    }
+}
+
+/// Completes, answers the rows it changed, and claims the next unless the task is not
+/// completed under this token (now or by an earlier identical call): one commit for both.
+fn complete_and_claim_procedure() -> Procedure {
+    Procedure {
+        name: "tm_complete_and_claim",
+        params: format!(
+            "{}, {}, IN p_history BOOLEAN",
+            complete_params(),
+            claim_params()
+        ),
+        body: format!(
+            "BEGIN\n\
+             DECLARE v_changed INT DEFAULT 0;\n\
+             DECLARE v_picked BIGINT DEFAULT NULL;\n\
+             START TRANSACTION;\n\
+             {}\
+             SELECT v_changed;\n\
+             IF {} THEN\n\
+             {}\
+             END IF;\n\
+             COMMIT;\n\
+             END",
+            complete_steps_sql(),
+            lifecycle::completed_by("p_id", &token_holder()),
+            claim_steps_sql()
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the calls
+
+/// A CALL sent as a script: text made by the one encoder, and a transaction to roll back if
+/// the body fails half way (it began one).
+fn call(name: &str, args: &[String]) -> Script {
+    Script::call(format!("CALL {name}({})", args.join(", ")))
+}
+
+fn flag(on: bool) -> String {
+    if on { "TRUE" } else { "FALSE" }.into()
+}
+
+/// The claim's type as the procedures take it: NULL for any type, or the one type id; `None`
+/// when the request is not one they serve.
+fn claim_args(request: &ClaimRequest<'_>, history_on: bool) -> Option<Vec<String>> {
+    if request.limit != 1 || request.order != ClaimOrder::PriorityThenAge {
+        return None;
+    }
+    let type_id = match request.type_ids {
+        None => "NULL".to_string(),
+        Some([id]) => sql::int(*id),
+        Some(_) => return None,
+    };
+    Some(vec![
+        type_id,
+        sql::text(request.worker_id),
+        sql::text(request.token_prefix),
+        sql::int(request.lease_seconds.into()),
+        flag(history_on),
+    ])
+}
+
+/// The CALL that enqueues one task; answers `v_id, v_created`.
+pub fn enqueue(task: &NewTask<'_>, version: &str, token: &str, history_on: bool) -> Script {
+    let values = task.sql(token);
+    call(
+        "tm_enqueue",
+        &[
+            values.type_id,
+            sql::text(version),
+            values.params,
+            values.key,
+            values.scope,
+            values.priority,
+            values.max_attempts,
+            values.run_at,
+            values.delay_micros,
+            values.token,
+            flag(history_on),
+        ],
+    )
+}
+
+/// The CALL that claims what `request` asks for, if a procedure serves it; its first result
+/// is the claimed task, if any.
+pub fn claim(request: &ClaimRequest<'_>, history_on: bool) -> Option<Script> {
+    claim_args(request, history_on).map(|args| call("tm_claim_next", &args))
+}
+
+/// The CALL that completes a task by its lease token; answers the rows it changed.
+pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> Script {
+    call(
+        "tm_complete",
+        &[
+            sql::int(id),
+            sql::text(token),
+            sql::text(result_text),
+            flag(history_on),
+        ],
+    )
+}
+
+/// The CALL that completes and claims, if a procedure serves the claim: its first result is
+/// the rows the complete changed, its second the claimed task, if any.
+pub fn complete_and_claim(
+    id: i64,
+    token: &str,
+    result_text: &str,
+    request: &ClaimRequest<'_>,
+    history_on: bool,
+) -> Option<Script> {
+    let claim = claim_args(request, history_on)?;
+    let mut args = vec![sql::int(id), sql::text(token), sql::text(result_text)];
+    args.extend(claim);
+    Some(call("tm_complete_and_claim", &args))
+}

@@ -1,0 +1,152 @@
+//! The hot path's stored procedures: the database holds exactly the bodies this library builds
+//! from its lifecycle rules, each hot-path step really goes through its procedure, and a
+//! database without them (or an account that may not run them) is served by the scripts.
+
+mod common;
+
+use common::{TestDb, any_object, from};
+use mysql::prelude::Queryable;
+use serde_json::json;
+use taskmanager::*;
+
+#[test]
+fn the_database_holds_exactly_the_procedures_this_library_builds() {
+    let db = TestDb::new(json!({}));
+    let mut found: Vec<(String, String, String)> = db
+        .sql()
+        .exec(
+            "SELECT ROUTINE_NAME, ROUTINE_DEFINITION, SECURITY_TYPE FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_NAME",
+            (&db.name,),
+        )
+        .unwrap();
+    let mut built: Vec<(String, String, String)> = taskmanager::queue::stored_procedures()
+        .into_iter()
+        .map(|(name, _, body)| (name.to_string(), body, "INVOKER".to_string()))
+        .collect();
+    found.sort();
+    built.sort();
+    assert_eq!(
+        found.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        [
+            "tm_claim_next",
+            "tm_complete",
+            "tm_complete_and_claim",
+            "tm_enqueue"
+        ]
+    );
+    assert_eq!(found, built);
+}
+
+/// Replaces the procedure `name` with one of the same parameters that refuses with a message
+/// naming itself.
+fn booby_trap(db: &TestDb, name: &str) {
+    let mut sql = db.sql();
+    let row: mysql::Row = sql
+        .query_first(format!("SHOW CREATE PROCEDURE {name}"))
+        .unwrap()
+        .unwrap();
+    let create: String = row.get("Create Procedure").unwrap();
+    let head = &create[..create.find("BEGIN").expect("a body")];
+    sql.query_drop(format!("DROP PROCEDURE {name}")).unwrap();
+    sql.query_drop(format!(
+        "{head}BEGIN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{name} was called'; END"
+    ))
+    .unwrap();
+}
+
+fn refused_by(result: Result<impl std::fmt::Debug>, name: &str) {
+    let e = result.expect_err(name);
+    assert_eq!(e.code(), Code::Database, "{e}");
+    assert!(e.message().contains(&format!("{name} was called")), "{e}");
+}
+
+#[test]
+fn each_hot_path_step_goes_through_its_procedure() {
+    let db = TestDb::new(json!({}));
+    db.register("p", any_object());
+    for n in 0..6 {
+        db.enqueue("p", json!({"n": n}));
+    }
+    let one: ClaimOptions = from(json!({"types": ["p"]}));
+    // The first claim of a process also recovers expired leases: a script.
+    let held = db.client.claim("w", &one).unwrap().remove(0);
+
+    booby_trap(&db, "tm_enqueue");
+    refused_by(
+        db.client
+            .enqueue("p", &json!({"n": 99}), &EnqueueOptions::default()),
+        "tm_enqueue",
+    );
+    // A batch of several is a script.
+    db.client
+        .enqueue_batch(&from::<Vec<BatchItem>>(json!([
+            {"type": "p", "params": {"n": 100}},
+            {"type": "p", "params": {"n": 101}},
+        ])))
+        .unwrap();
+
+    booby_trap(&db, "tm_complete");
+    refused_by(
+        db.client.complete(held.id, &held.lease_token, &json!(1)),
+        "tm_complete",
+    );
+    // Finishing by worker id is a script.
+    db.client
+        .complete_as_worker(held.id, "w", &json!(1))
+        .unwrap();
+
+    booby_trap(&db, "tm_claim_next");
+    // The recovery pass comes once a second and runs as a script; the claims between are CALLs.
+    let refused = (0..3).find_map(|_| db.client.claim("w", &one).err());
+    refused_by(refused.map_or(Ok(()), Err), "tm_claim_next");
+    // Other orders and larger claims are scripts.
+    let by_id: ClaimOptions = from(json!({"sort_by": "id"}));
+    let held = db.client.claim("w", &by_id).unwrap().remove(0);
+
+    booby_trap(&db, "tm_complete_and_claim");
+    let refused = (0..3).find_map(|_| {
+        db.client
+            .complete_and_claim(held.id, &held.lease_token, &json!(1), "w", &one)
+            .err()
+    });
+    refused_by(refused.map_or(Ok(()), Err), "tm_complete_and_claim");
+}
+
+#[test]
+fn without_the_procedures_the_scripts_serve_every_step() {
+    let db = TestDb::new(json!({}));
+    for (name, ..) in taskmanager::queue::stored_procedures() {
+        db.sql_exec(&format!("DROP PROCEDURE {name}"));
+    }
+    db.register("s", any_object());
+    let first = db
+        .client
+        .enqueue("s", &json!({"n": 1}), &EnqueueOptions::default())
+        .unwrap();
+    assert!(!first.deduplicated);
+    let again = db
+        .client
+        .enqueue("s", &json!({"n": 1}), &EnqueueOptions::default())
+        .unwrap();
+    assert!(again.deduplicated && again.id == first.id);
+    db.enqueue("s", json!({"n": 2}));
+    let one: ClaimOptions = from(json!({"types": ["s"]}));
+    let mut done = Vec::new();
+    let mut held = db.client.claim("w", &one).unwrap();
+    while let Some(t) = held.pop() {
+        held = db
+            .client
+            .complete_and_claim(t.id, &t.lease_token, &json!("ok"), "w", &one)
+            .unwrap()
+            .claimed;
+        done.push(t.id);
+    }
+    assert_eq!(done.len(), 2);
+    for id in done {
+        assert_eq!(
+            common::history_kinds(&db.client, id),
+            ["created", "claimed", "completed"]
+        );
+    }
+}
