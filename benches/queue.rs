@@ -556,6 +556,29 @@ fn main() {
             );
         }
         // Where the time goes when the two cores are the limit: CPU per task on each side.
+        let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0} us"));
+        let print_cpu =
+            |name: &str, ours: (Option<f64>, f64), floor: Option<(Option<f64>, f64)>| {
+                let floor = floor.map_or("no floor".to_string(), |f| {
+                    format!("floor: server {:>8} client {:>8}", us(f.0), us(Some(f.1)))
+                });
+                println!(
+                    "{name:<44} server {:>8} client {:>8} | {floor}",
+                    us(ours.0),
+                    us(Some(ours.1)),
+                );
+            };
+        reset(&mut raw);
+        let ours_cpu = cpu_per_task(tasks, || ours_enqueue(&clients[0], tasks));
+        reset(&mut raw);
+        let floor_cpu = cpu_per_task(tasks, || {
+            raw_enqueue(&mut server.raw(), bench_type.id, tasks)
+        });
+        print_cpu(
+            "CPU per task, enqueue, 1 producer",
+            ours_cpu,
+            Some(floor_cpu),
+        );
         fill(&mut raw);
         let ours_cpu = cpu_per_task(tasks, || {
             parallel(4, tasks, |w| {
@@ -566,14 +589,15 @@ fn main() {
         let floor_cpu = cpu_per_task(tasks, || {
             parallel(4, tasks, |_| raw_drain(&mut server.raw()));
         });
-        let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0} us"));
-        println!(
-            "{:<44} server {:>8} client {:>8} | floor: server {:>8} client {:>8}",
-            "CPU per task, drain, 4 workers",
-            us(ours_cpu.0),
-            us(Some(ours_cpu.1)),
-            us(floor_cpu.0),
-            us(Some(floor_cpu.1))
+        print_cpu("CPU per task, drain, 4 workers", ours_cpu, Some(floor_cpu));
+        fill(&mut raw);
+        let batched_cpu = cpu_per_task(tasks, || {
+            parallel(4, tasks, |w| ours_drain_batched(&clients[w]));
+        });
+        print_cpu(
+            "CPU per task, claim 100 + complete_batch",
+            batched_cpu,
+            None,
         );
         let batched = three(|| {
             fill(&mut raw);
