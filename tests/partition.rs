@@ -49,6 +49,31 @@ impl Proxy {
         self.to_server.store(to_server, Ordering::SeqCst);
         self.to_client.store(to_client, Ordering::SeqCst);
     }
+
+    /// Cuts the link a random moment (up to 3 ms) from now, in one or both directions. Join
+    /// the handle, then `hold(false, false)` heals it.
+    fn cut_soon(&self, random: &mut Random) -> std::thread::JoinHandle<()> {
+        let directions = random.below(3);
+        let delay = Duration::from_micros(random.below(3000));
+        let (up, down) = (self.to_server.clone(), self.to_client.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            up.store(directions != 1, Ordering::SeqCst);
+            down.store(directions != 0, Ordering::SeqCst);
+        })
+    }
+}
+
+/// A repeatable pseudo-random sequence (xorshift): a failing run replays exactly.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, held: Arc<AtomicBool>) {
@@ -200,26 +225,11 @@ fn a_claim_answer_lost_in_a_partition_leaves_its_task_to_come_back_after_the_lea
 #[test]
 fn partitions_at_random_moments_keep_every_promise() {
     let (db, proxy, worker, mut task) = holding_a_task(12);
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let mut random = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
     let mut finished = 0;
     while finished < 12 {
         // Cut the link a random moment after the complete starts, in one or both directions.
-        let directions = random(3);
-        let delay = Duration::from_micros(random(3000));
-        let cutter = {
-            let (up, down) = (proxy.to_server.clone(), proxy.to_client.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(delay);
-                up.store(directions != 1, Ordering::SeqCst);
-                down.store(directions != 0, Ordering::SeqCst);
-            })
-        };
+        let cutter = proxy.cut_soon(&mut random);
         let started = Instant::now();
         let first_try = worker.complete(task.id, &task.lease_token, &json!("r"));
         assert!(started.elapsed() < Duration::from_secs(IO_TIMEOUT_SECS + 2));
@@ -258,25 +268,10 @@ fn enqueues_cut_at_random_moments_create_each_task_once_with_one_history_row() {
     db.register("cut", any_object());
     let proxy = Proxy::start();
     let producer = client_through(&db, &proxy);
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut random = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let (mut ids, mut cut) = (Vec::new(), 0);
     for n in 0..12 {
-        let directions = random(3);
-        let delay = Duration::from_micros(random(3000));
-        let cutter = {
-            let (up, down) = (proxy.to_server.clone(), proxy.to_client.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(delay);
-                up.store(directions != 1, Ordering::SeqCst);
-                down.store(directions != 0, Ordering::SeqCst);
-            })
-        };
+        let cutter = proxy.cut_soon(&mut random);
         let params = json!({"n": n});
         let first_try = producer.enqueue("cut", &params, &EnqueueOptions::default());
         cutter.join().unwrap();
