@@ -60,7 +60,7 @@ impl Server {
 }
 
 /// A TCP proxy to the server that counts client packets with sequence id 0 (each starts a
-/// command: one round trip) and can delay every client chunk.
+/// command: one round trip) and can delay every client chunk, as a link with that latency would.
 struct Proxy {
     port: u16,
     commands: Arc<AtomicU64>,
@@ -101,14 +101,29 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
-/// Forwards client to server, parsing packet headers (3-byte length, 1-byte sequence id).
+/// Forwards client to server, parsing packet headers (3-byte length, 1-byte sequence id). A
+/// second thread writes each chunk `delay` after it arrived, as a link with that latency would:
+/// chunks sent back to back arrive back to back, not a delay apart.
 fn pump_counting(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, delay: Duration) {
+    let (chunks, delayed) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        for (arrived, chunk) in delayed {
+            if let Some(wait) = (arrived + delay).checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 {
             break;
         }
+        let arrived = Instant::now();
         pending.extend_from_slice(&buf[..n]);
         while pending.len() >= 4 {
             let len =
@@ -121,14 +136,10 @@ fn pump_counting(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>
             }
             pending.drain(..4 + len);
         }
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-        if to.write_all(&buf[..n]).is_err() {
+        if chunks.send((arrived, buf[..n].to_vec())).is_err() {
             break;
         }
     }
-    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 fn item(n: u64) -> BatchItem {
