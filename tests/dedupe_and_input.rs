@@ -702,8 +702,28 @@ fn hostile_strings_survive_every_path() {
             .enqueue(&type_name, &params, &from(json!({"dedupe_key": key})))
             .unwrap();
         assert!(again.deduplicated && again.id == e.id);
+        // A batch carries its rows as one JSON document: the same text survives that path.
+        let batch: Vec<BatchItem> = from(json!([
+            {"type": type_name, "params": {"b": text(20)},
+             "options": {"dedupe_key": format!("{round}:b1:{}", text(8))}},
+            {"type": type_name, "params": {"b": [text(20), "\n\t\u{1}\u{1f}"]},
+             "options": {"dedupe_key": format!("{round}:b2:{}", text(8)),
+                         "run_at": "2030-01-02T03:04:05Z", "priority": -round}},
+        ]));
+        let out = db.client.enqueue_batch(&batch).unwrap();
+        for (item, enqueued) in batch.iter().zip(&out) {
+            assert!(!enqueued.deduplicated);
+            assert_eq!(Some(&enqueued.dedupe_key), item.options.dedupe_key.as_ref());
+            let stored = db.client.get_task(enqueued.id).unwrap();
+            assert_eq!(stored.params, item.params);
+            assert_eq!(stored.priority, item.options.priority.unwrap_or(0));
+        }
+        assert_eq!(
+            db.client.get_task(out[1].id).unwrap().run_at,
+            "2030-01-02T03:04:05.000000Z"
+        );
     }
-    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 40);
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 120);
 }
 
 #[test]

@@ -419,19 +419,24 @@ fn insert(
         }
     };
 
-    let states: Vec<(i64, String, bool)> = answer
-        .rows(lookup.types)
-        .into_iter()
-        .map(mysql::from_row)
-        .collect();
     let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
     for row in answer.rows(lookup.rows) {
         let (id, key, status, created): (i64, String, String, bool) = mysql::from_row(row);
         found.insert(key, (id, status, created));
     }
     // The INSERT is all or nothing: when it created nothing, either every task was a
-    // duplicate or a type was no longer active at the validated version.
+    // duplicate or a type was no longer active at the validated version. The types' states
+    // tell which; a batch reads them only now, in a second round trip.
     if !found.values().any(|f| f.2) {
+        let states = match lookup.types {
+            Some(index) => answer.rows(index),
+            None => {
+                let (lookup_script, lookup) = lifecycle::enqueue_lookup(&rows, &types, token);
+                let index = lookup.types.expect("the full lookup reads the types");
+                lookup_script.run(conn)?.rows(index)
+            }
+        };
+        let states: Vec<(i64, String, bool)> = states.into_iter().map(mysql::from_row).collect();
         for (p, task_type) in checked.iter().zip(task_types) {
             check_type_state(db, p, task_type, &states)?;
         }

@@ -417,8 +417,9 @@ pub struct EnqueueLookup {
     /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
     pub rows: usize,
     /// `id, version, is_active` of every type of the call, read only when the call created
-    /// no task (to tell a refused write from a duplicate).
-    pub types: usize,
+    /// no task (to tell a refused write from a duplicate). A batch leaves it out: when it
+    /// created nothing, a second round trip reads the whole lookup.
+    pub types: Option<usize>,
 }
 
 /// Inserts the tasks only when every type is still active at the version the params were
@@ -467,15 +468,29 @@ pub fn enqueue(
         })
         .collect::<Vec<_>>()
         .join(" OR ");
+    // The rows travel as one JSON document that JSON_TABLE turns back into rows: one SELECT
+    // for the server to parse, where a UNION of one SELECT per row took a third longer.
+    let listed = NewTaskSql {
+        type_id: "v.type_id".into(),
+        params: "v.params_json".into(),
+        key: "v.dedupe_key".into(),
+        scope: "v.dedupe_scope".into(),
+        priority: "v.priority".into(),
+        max_attempts: "v.max_attempts".into(),
+        run_at: "v.run_at".into(),
+        delay_micros: "v.delay_micros".into(),
+        token: sql::text(token),
+    };
     let mut inserts = tasks.chunks(ROWS_PER_INSERT).map(|chunk| {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|task| format!("SELECT {}", new_row_values(&task.sql(token))))
-            .collect();
         format!(
-            "{INSERT_TASK} SELECT * FROM ({}) AS v \
+            "{INSERT_TASK} SELECT {} FROM JSON_TABLE({}, '$[*]' COLUMNS (type_id BIGINT PATH '$.t', \
+             params_json LONGTEXT PATH '$.p', dedupe_key VARCHAR(191) PATH '$.k', \
+             dedupe_scope VARCHAR(10) PATH '$.s', priority INT PATH '$.o', \
+             max_attempts INT PATH '$.m', run_at VARCHAR(32) PATH '$.r', \
+             delay_micros BIGINT PATH '$.d')) AS v \
              WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
-            rows.join(" UNION ALL "),
+            new_row_values(&listed),
+            sql::text(&rows_document(chunk)),
             types.len()
         )
     });
@@ -496,7 +511,10 @@ pub fn enqueue(
             ),
         ));
     }
-    let lookup = push_lookup(&mut script, tasks, types, token);
+    let lookup = EnqueueLookup {
+        rows: push_rows_lookup(&mut script, tasks, token),
+        types: None,
+    };
     EnqueueScript {
         script: script.finish(),
         insert,
@@ -504,8 +522,26 @@ pub fn enqueue(
     }
 }
 
-/// Which row holds each key of the call now, and the types' states: what a single enqueue
-/// reads when its INSERT created nothing.
+/// The tasks of a batch as the JSON document its INSERT reads with JSON_TABLE (a missing
+/// `r` is NULL: run at now plus `d` microseconds). The document is data inside one hex literal.
+fn rows_document(tasks: &[NewTask<'_>]) -> String {
+    let rows: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|task| {
+            let mut row = serde_json::json!({"t": task.type_id, "p": task.params_text,
+                "k": task.key, "s": task.scope, "o": task.priority, "m": task.max_attempts,
+                "d": task.delay_micros});
+            if let Some(run_at) = task.run_at {
+                row["r"] = run_at.into();
+            }
+            row
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+/// Which row holds each key of the call now, and the types' states: what an enqueue reads when
+/// it created nothing.
 pub fn enqueue_lookup(
     tasks: &[NewTask<'_>],
     types: &[(i64, &str)],
@@ -538,13 +574,20 @@ fn push_lookup(
         sql::int_list(&type_ids),
         created_by(tasks, token)
     ));
-    let rows = script.push(format!(
+    EnqueueLookup {
+        rows: push_rows_lookup(script, tasks, token),
+        types: Some(types),
+    }
+}
+
+/// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
+fn push_rows_lookup(script: &mut Script, tasks: &[NewTask<'_>], token: &str) -> usize {
+    script.push(format!(
         "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks {BY_KEY} \
          WHERE dedupe_lock IN ({})",
         sql::text(token),
         sql::text_list(tasks.iter().map(|t| t.key))
-    ));
-    EnqueueLookup { rows, types }
+    ))
 }
 
 /// The statements of an enqueue of one task.
