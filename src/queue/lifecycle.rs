@@ -471,7 +471,10 @@ pub fn enqueue(
     // The rows travel as one JSON document, kept in a variable for the script's statements,
     // that JSON_TABLE turns back into rows: one literal for the server to parse, where a UNION
     // of one SELECT per row and lists of every key took it half again as long.
-    script.push(format!("SET @tm_rows = {}", sql::text(&rows_document(tasks))));
+    script.push(format!(
+        "SET @tm_rows = {}",
+        sql::text(&rows_document(tasks))
+    ));
     let listed = NewTaskSql {
         type_id: "v.type_id".into(),
         params: "v.params_json".into(),
@@ -692,7 +695,6 @@ fn new_row_values(task: &NewTaskSql) -> String {
         key = task.key,
     )
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // claim and lease recovery
