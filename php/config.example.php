@@ -3,9 +3,10 @@
 // in the credentials, and keep config.php:
 //   - out of version control (add it to .gitignore),
 //   - outside the web root, readable only by the application (chmod 0640),
-//   - for an account with only SELECT, INSERT, UPDATE, DELETE on this database; run
-//     migrations (TaskManager::getInstance()->migrate()) with an account that may also
-//     CREATE, ALTER, INDEX and REFERENCES.
+//   - for an account with only SELECT, INSERT, UPDATE, DELETE (and EXECUTE, for the faster
+//     stored-procedure path) on this database; run migrations
+//     (TaskManager::getInstance()->migrate()) with an account that may also CREATE, ALTER,
+//     INDEX, REFERENCES, CREATE ROUTINE and ALTER ROUTINE.
 
 // Server host; "host:port" also works. Default 'localhost' (a local socket is preferred).
 define('DB_HOST', '127.0.0.1');

@@ -461,7 +461,8 @@ fn map_error(e: mysql::Error, c: &Connection, where_: &str) -> Error {
                 1142 | 1143 => (
                     Code::Database,
                     format!(
-                        "the database user lacks a privilege: {} (grant SELECT, INSERT, UPDATE, DELETE)",
+                        "the database user lacks a privilege: {} (grant SELECT, INSERT, UPDATE, DELETE, \
+                         and EXECUTE for the stored procedures)",
                         server.message
                     ),
                 ),

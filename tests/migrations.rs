@@ -238,7 +238,8 @@ fn the_runtime_needs_only_data_privileges() {
     assert_eq!(e.server_code(), Some(1142), "{e}");
     assert!(!e.message().contains("grant SELECT"), "{e}");
 
-    // Migrated by the owner, the whole lifecycle runs with SELECT, INSERT, UPDATE, DELETE only.
+    // Migrated by the owner, the whole lifecycle runs with SELECT, INSERT, UPDATE, DELETE only
+    // (no EXECUTE: its first CALL is refused, and the scripts serve from then on).
     fresh.client.migrate().unwrap();
     let rt = Client::open(TestDb::config(&fresh.name, as_runtime)).unwrap();
     assert!(
