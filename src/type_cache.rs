@@ -7,7 +7,6 @@
 use crate::error::{Code, Error, Result};
 use crate::pool::Conn;
 use crate::sql;
-use crate::types::not_registered;
 use crate::validate;
 use jsonschema::Validator;
 use mysql::prelude::Queryable;
@@ -116,4 +115,11 @@ impl TypeCache {
         }
         Ok(found)
     }
+}
+
+/// The error for a type name that no row holds.
+pub(crate) fn not_registered(name: &str) -> Error {
+    Error::not_found(format!(
+        "task type '{name}' is not registered (register it first)"
+    ))
 }

@@ -4,6 +4,7 @@
 use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};
 use crate::json;
+use crate::type_cache::not_registered;
 use crate::validate;
 use mysql::TxOpts;
 use mysql::prelude::Queryable;
@@ -81,12 +82,6 @@ pub struct TaskType {
     /// Whether this call changed anything (false for a repeated identical registration).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<bool>,
-}
-
-pub(crate) fn not_registered(name: &str) -> Error {
-    Error::not_found(format!(
-        "task type '{name}' is not registered (register it first)"
-    ))
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {

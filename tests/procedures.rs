@@ -150,3 +150,31 @@ fn without_the_procedures_the_scripts_serve_every_step() {
         );
     }
 }
+
+/// A database keeps the procedures its last migration created, and a process checks only the
+/// schema version. So a change to how the library builds them (a lifecycle rule, a statement)
+/// must come with a migration that creates them anew, and a new schema version: this digest of
+/// the bodies, recorded with the version that created them, fails until both are done.
+#[test]
+fn changed_procedures_come_with_a_migration_that_creates_them_anew() {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for (_, create, _) in taskmanager::queue::stored_procedures() {
+        digest.update(create.as_bytes());
+    }
+    let digest: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let version = TestDb::empty(json!({})).client.migrate().unwrap().version;
+    assert_eq!(
+        (version, digest.as_str()),
+        (
+            4,
+            "3d08a4785fa19f5db8317c39501560e2ff834f762e0ea8c58c43790bc60a95b7"
+        ),
+        "the stored procedures changed: add a migration that creates them anew (see \
+         hot_path_procedures in src/migrate.rs), then record its version and this digest here"
+    );
+}
