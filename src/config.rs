@@ -71,18 +71,21 @@ pub struct Config {
 /// JSON nested deeper than this is refused before any other work (fixed, not configurable).
 pub const MAX_JSON_DEPTH: usize = 64;
 
-/// Every key the JSON / environment form accepts; the environment variable is
-/// `TASKMANAGER_` followed by the key in upper case.
-pub const KEYS: &[&str] = &[
-    "database_url",
+/// The keys that say where and how to connect one by one; `database_url` says it all at once,
+/// so it excludes each of them.
+pub const CONNECTION_KEYS: &[&str] = &[
     "db_host",
     "db_hosts",
     "db_port",
     "db_name",
     "db_user",
     "db_pass",
-    "db_charset",
     "db_socket",
+];
+
+/// The keys of everything else.
+const OTHER_KEYS: &[&str] = &[
+    "db_charset",
     "task_claim_timeout",
     "max_task_attempts",
     "enable_task_history",
@@ -96,17 +99,27 @@ pub const KEYS: &[&str] = &[
     "pool_max_connections",
 ];
 
-/// The keys that say where and how to connect one by one; `database_url` says it all at once,
-/// so it excludes each of them.
-pub const CONNECTION_KEYS: &[&str] = &[
-    "db_host",
-    "db_hosts",
-    "db_port",
-    "db_name",
-    "db_user",
-    "db_pass",
-    "db_socket",
-];
+/// Every key the JSON / environment form accepts; the environment variable is
+/// `TASKMANAGER_` followed by the key in upper case.
+pub const KEYS: &[&str] = &all_keys();
+
+const KEY_COUNT: usize = 1 + CONNECTION_KEYS.len() + OTHER_KEYS.len();
+
+/// `database_url`, [`CONNECTION_KEYS`] and [`OTHER_KEYS`], each listed once.
+const fn all_keys() -> [&'static str; KEY_COUNT] {
+    let mut keys = ["database_url"; KEY_COUNT];
+    let mut i = 0;
+    while i < CONNECTION_KEYS.len() {
+        keys[1 + i] = CONNECTION_KEYS[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < OTHER_KEYS.len() {
+        keys[1 + i + j] = OTHER_KEYS[j];
+        j += 1;
+    }
+    keys
+}
 
 impl Config {
     /// Parses a JSON object. `None`, empty text or `{}` read the environment instead.
