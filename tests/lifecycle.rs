@@ -398,6 +398,26 @@ fn batch_enqueue_and_batch_complete() {
         db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'created'"),
         2
     );
+    // The same batch again creates nothing: every task is the existing one.
+    let again = db.client.enqueue_batch(&items).unwrap();
+    assert!(again.iter().all(|e| e.deduplicated));
+    assert_eq!(
+        again.iter().map(|e| e.id).collect::<Vec<_>>(),
+        out.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    // A batch for a type deactivated meanwhile (by plain SQL: the cache still holds it active,
+    // so the INSERT's gate refuses it) is refused as such, not taken for duplicates.
+    db.sql_exec("UPDATE task_types SET is_active = 0 WHERE name = 'b'");
+    let refused = db
+        .client
+        .enqueue_batch(&from::<Vec<BatchItem>>(json!([
+            {"type": "b", "params": {"n": 7}},
+            {"type": "b", "params": {"n": 8}},
+        ])))
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::TypeInactive, "{refused}");
+    db.client.set_type_active("b", true).unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 2);
 
     let bad: Vec<BatchItem> = from(json!([
         {"type": "b", "params": {"n": 3}},

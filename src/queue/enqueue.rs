@@ -16,6 +16,7 @@ use crate::queue::{MAX_BATCH, call_procedure, procedures, random_hex};
 use crate::type_cache::CachedType;
 use crate::types::check_name;
 use crate::validate;
+use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -380,7 +381,7 @@ fn insert(
         ([task], [(_, version)]) => Some(procedures::enqueue(task, version, token, history_on)),
         _ => None,
     };
-    let (mut answer, lookup, created) = match call_procedure(db, conn, call.as_ref())? {
+    let (mut answer, holders, created) = match call_procedure(db, conn, call.as_ref())? {
         Some(mut answer) => {
             let (id, created) = answer
                 .rows(0)
@@ -392,9 +393,9 @@ fn insert(
         None => {
             let script = lifecycle::enqueue(&rows, &types, token, history_on);
             let answer = script.script.run(conn)?;
-            let created = (script.lookup.is_none() && answer.affected(script.insert) == 1)
+            let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
                 .then(|| answer.insert_id(script.insert) as i64);
-            (answer, script.lookup, created)
+            (answer, script.holders, created)
         }
     };
     if let Some(id) = created {
@@ -408,19 +409,19 @@ fn insert(
             dedupe_key: task.key.clone(),
         }]);
     }
-    let lookup = match lookup {
-        Some(lookup) => lookup,
+    // A batch read the holders of its keys in its script; one task that created nothing now (a
+    // duplicate, a refused type, or an earlier run of this call that committed after all) reads
+    // them and the types' states in a second round trip.
+    let (holder_rows, states) = match holders {
+        Some(index) => (answer.rows(index), None),
         None => {
-            // One task, not created now: a duplicate, a refused type, or an earlier run of this
-            // call that committed after all. A second round trip tells which.
             let (lookup_script, lookup) = lifecycle::enqueue_lookup(&rows, &types, token);
             answer = lookup_script.run(conn)?;
-            lookup
+            (answer.rows(lookup.rows), Some(answer.rows(lookup.types)))
         }
     };
-
     let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
-    for row in answer.rows(lookup.rows) {
+    for row in holder_rows {
         let (id, key, status, created): (i64, String, String, bool) = mysql::from_row(row);
         found.insert(key, (id, status, created));
     }
@@ -428,13 +429,11 @@ fn insert(
     // duplicate or a type was no longer active at the validated version. The types' states
     // tell which; a batch reads them only now, in a second round trip.
     if !found.values().any(|f| f.2) {
-        let states = match lookup.types {
-            Some(index) => answer.rows(index),
-            None => {
-                let (lookup_script, lookup) = lifecycle::enqueue_lookup(&rows, &types, token);
-                let index = lookup.types.expect("the full lookup reads the types");
-                lookup_script.run(conn)?.rows(index)
-            }
+        let states = match states {
+            Some(states) => states,
+            None => conn
+                .query(lifecycle::type_states(&rows, &types, token))
+                .map_err(|e| conn.error(e))?,
         };
         let states: Vec<(i64, String, bool)> = states.into_iter().map(mysql::from_row).collect();
         for (p, task_type) in checked.iter().zip(task_types) {

@@ -408,18 +408,16 @@ pub struct EnqueueScript {
     /// (1) and its insert id is the task's id; only when it created nothing does the caller
     /// run [`enqueue_lookup`], in a second round trip (a duplicate, a refused type, a repeat).
     pub insert: usize,
-    /// For a batch, the lookup ran in the same script.
-    pub lookup: Option<EnqueueLookup>,
+    /// For a batch, [`holders`] read in the same script.
+    pub holders: Option<usize>,
 }
 
 /// Result-set positions of an enqueue's lookup.
 pub struct EnqueueLookup {
-    /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
+    /// [`holders`].
     pub rows: usize,
-    /// `id, version, is_active` of every type of the call, read only when the call created
-    /// no task (to tell a refused write from a duplicate). A batch leaves it out: when it
-    /// created nothing, a second round trip reads the whole lookup.
-    pub types: Option<usize>,
+    /// [`type_states`].
+    pub types: usize,
 }
 
 /// Inserts the tasks only when every type is still active at the version the params were
@@ -454,7 +452,7 @@ pub fn enqueue(
         return EnqueueScript {
             script: script.finish(),
             insert,
-            lookup: None,
+            holders: None,
         };
     }
     let gate = types
@@ -514,7 +512,7 @@ pub fn enqueue(
             ),
         ));
     }
-    let rows = script.push(format!(
+    let holders = script.push(format!(
         "SELECT t.id, t.dedupe_lock, t.status, COALESCE(t.enqueue_token = {token}, 0) {keys}"
     ));
     // The document may be large: the connection does not keep it (after a failed script the
@@ -523,7 +521,7 @@ pub fn enqueue(
     EnqueueScript {
         script: script.finish(),
         insert,
-        lookup: Some(EnqueueLookup { rows, types: None }),
+        holders: Some(holders),
     }
 }
 
@@ -549,15 +547,18 @@ fn rows_document(tasks: &[NewTask<'_>]) -> String {
     serde_json::Value::Array(rows).to_string()
 }
 
-/// Which row holds each key of the call now, and the types' states: what an enqueue reads when
-/// it created nothing.
+/// Which row holds each key of the call now, and the types' states: what an enqueue of one
+/// task reads when its INSERT created nothing, in one round trip.
 pub fn enqueue_lookup(
     tasks: &[NewTask<'_>],
     types: &[(i64, &str)],
     token: &str,
 ) -> (Script, EnqueueLookup) {
     let mut script = Script::new(false);
-    let lookup = push_lookup(&mut script, tasks, types, token);
+    let lookup = EnqueueLookup {
+        types: script.push(type_states(tasks, types, token)),
+        rows: script.push(holders(tasks, token)),
+    };
     (script.finish(), lookup)
 }
 
@@ -570,33 +571,26 @@ fn created_by(tasks: &[NewTask<'_>], token: &str) -> String {
     )
 }
 
-fn push_lookup(
-    script: &mut Script,
-    tasks: &[NewTask<'_>],
-    types: &[(i64, &str)],
-    token: &str,
-) -> EnqueueLookup {
+/// `id, version, is_active` of every type of the call, when the call created no task: they
+/// tell a refused write from a duplicate.
+pub fn type_states(tasks: &[NewTask<'_>], types: &[(i64, &str)], token: &str) -> String {
     let type_ids: Vec<i64> = types.iter().map(|t| t.0).collect();
-    let types = script.push(format!(
+    format!(
         "SELECT id, version, is_active FROM task_types WHERE id IN ({}) \
          AND NOT EXISTS (SELECT 1 FROM tasks t {BY_KEY} WHERE {})",
         sql::int_list(&type_ids),
         created_by(tasks, token)
-    ));
-    EnqueueLookup {
-        rows: push_rows_lookup(script, tasks, token),
-        types: Some(types),
-    }
+    )
 }
 
 /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
-fn push_rows_lookup(script: &mut Script, tasks: &[NewTask<'_>], token: &str) -> usize {
-    script.push(format!(
+fn holders(tasks: &[NewTask<'_>], token: &str) -> String {
+    format!(
         "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks {BY_KEY} \
          WHERE dedupe_lock IN ({})",
         sql::text(token),
         sql::text_list(tasks.iter().map(|t| t.key))
-    ))
+    )
 }
 
 /// The statements of an enqueue of one task.
