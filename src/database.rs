@@ -197,7 +197,7 @@ impl Database {
                     // Exponential backoff with jitter, so conflicting callers spread out.
                     let ceiling = 2u64 << conflicts.min(8);
                     let pause =
-                        ceiling / 2 + (crate::queue::random_unit() * (ceiling / 2) as f64) as u64;
+                        ceiling / 2 + (crate::random::random_unit() * (ceiling / 2) as f64) as u64;
                     std::thread::sleep(Duration::from_millis(pause));
                 }
                 Err(e) => {

@@ -13,6 +13,8 @@ pub mod json;
 mod migrate;
 mod pool;
 pub mod queue;
+mod random;
+mod row;
 mod sql;
 mod type_cache;
 pub mod types;

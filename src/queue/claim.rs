@@ -11,12 +11,13 @@ use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::queue::finish;
+use crate::queue::input::{check_task_id, check_token, check_worker_id};
+use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
 use crate::queue::procedures;
-use crate::queue::{
-    Finished, MAX_BATCH, call_procedure, check_task_id, check_token, check_worker_id, random_hex,
-    repeated_or_error,
-};
+use crate::queue::{Finished, MAX_BATCH, call_procedure};
+use crate::random::random_hex;
+use crate::row;
 use crate::types::check_name;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -265,7 +266,7 @@ pub(crate) fn complete_and_claim(
         let repeated = changed == 0
             && repeated_or_error(
                 id,
-                finish::lease_state(&finish::lease_after_miss(conn, id, holder)?),
+                finish::lease_state(id, finish::lease_after_miss(conn, id, holder)?)?.0,
                 holder,
                 &[Status::Completed],
             )?;
@@ -372,24 +373,42 @@ fn claimed_tasks(
     conn: &mut Conn<'_>,
     rows: Vec<mysql::Row>,
 ) -> Result<Vec<ClaimedTask>> {
-    type Row = (i64, i64, String, i32, u32, u32, String, String);
-    let rows: Vec<Row> = rows.into_iter().map(mysql::from_row).collect();
-    let type_ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    struct Row {
+        id: i64,
+        type_id: i64,
+        params: String,
+        priority: i32,
+        attempts: u32,
+        max_attempts: u32,
+        lease_expires_at: String,
+        lease_token: String,
+    }
+    let rows = row::decode_all(rows, "a claimed task", |c| {
+        Ok(Row {
+            id: c.id("task")?,
+            type_id: c.get("type_id")?,
+            params: c.get("params_json")?,
+            priority: c.get("priority")?,
+            attempts: c.get("attempts")?,
+            max_attempts: c.get("max_attempts")?,
+            lease_expires_at: c.get("lease_expires_at")?,
+            lease_token: c.get("lease_token")?,
+        })
+    })?;
+    let type_ids: Vec<i64> = rows.iter().map(|r| r.type_id).collect();
     let names = db.types.names(conn, &type_ids)?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, type_id, params, priority, attempts, max_attempts, expires, token)| ClaimedTask {
-                id,
-                type_name: names.get(&type_id).cloned().unwrap_or_default(),
-                params: serde_json::from_str(&params).unwrap_or(Value::Null),
-                priority,
-                attempts,
-                max_attempts,
-                lease_token: token,
-                lease_expires_at: expires,
-            },
-        )
+        .map(|r| ClaimedTask {
+            id: r.id,
+            type_name: names.get(&r.type_id).cloned().unwrap_or_default(),
+            params: serde_json::from_str(&r.params).unwrap_or(Value::Null),
+            priority: r.priority,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            lease_token: r.lease_token,
+            lease_expires_at: r.lease_expires_at,
+        })
         .collect())
 }
 
@@ -412,12 +431,10 @@ pub(crate) fn recover_expired(db: &Database, config: &Config) -> Result<Recovery
     loop {
         let (recovered, failed): (u64, u64) = db.run(|conn, _| {
             let mut answer = script.script.run(conn)?;
-            Ok(answer
-                .rows(script.report)
-                .into_iter()
-                .next()
-                .map(mysql::from_row)
-                .unwrap_or((0, 0)))
+            let counts = row::decode_all(answer.rows(script.report), "recovery", |c| {
+                Ok((c.get("recovered")?, c.get("failed")?))
+            })?;
+            Ok(counts.into_iter().next().unwrap_or((0, 0)))
         })?;
         total.recovered += recovered;
         total.requeued += recovered - failed;

@@ -12,7 +12,9 @@ use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::queue::lifecycle::{self, NewTask};
-use crate::queue::{MAX_BATCH, call_procedure, procedures, random_hex};
+use crate::queue::{MAX_BATCH, call_procedure, procedures};
+use crate::random::random_hex;
+use crate::row;
 use crate::type_cache::CachedType;
 use crate::types::check_name;
 use crate::validate;
@@ -383,11 +385,10 @@ fn insert(
     };
     let (mut answer, holders, created) = match call_procedure(db, conn, call.as_ref())? {
         Some(mut answer) => {
-            let (id, created) = answer
-                .rows(0)
-                .into_iter()
-                .next()
-                .map_or((0, 0), mysql::from_row::<(i64, i64)>);
+            let answers = row::decode_all(answer.rows(0), "an enqueued task", |c| {
+                Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
+            })?;
+            let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
             (answer, None, (created == 1).then_some(id))
         }
         None => {
@@ -421,8 +422,14 @@ fn insert(
         }
     };
     let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
-    for row in holder_rows {
-        let (id, key, status, created): (i64, String, String, bool) = mysql::from_row(row);
+    for (id, key, status, created) in row::decode_all(holder_rows, "a task", |c| {
+        Ok((
+            c.id("task")?,
+            c.get::<String>("dedupe_lock")?,
+            c.get::<String>("status")?,
+            c.get::<bool>("created_by_this_call")?,
+        ))
+    })? {
         found.insert(key, (id, status, created));
     }
     // The INSERT is all or nothing: when it created nothing, either every task was a
@@ -435,7 +442,9 @@ fn insert(
                 .query(lifecycle::type_states(&rows, &types, token))
                 .map_err(|e| conn.error(e))?,
         };
-        let states: Vec<(i64, String, bool)> = states.into_iter().map(mysql::from_row).collect();
+        let states = row::decode_all(states, "a task type", |c| {
+            Ok((c.id("type")?, c.get("version")?, c.get("is_active")?))
+        })?;
         for (p, task_type) in checked.iter().zip(task_types) {
             check_type_state(db, p, task_type, &states)?;
         }

@@ -14,12 +14,13 @@ use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
+use crate::queue::input::{check_holder, check_task_id, check_token};
+use crate::queue::lease::{LeaseState, lease_error, repeated_or_error};
 use crate::queue::lifecycle::{self, GuardedScript, Holder, Script, Status};
 use crate::queue::procedures;
-use crate::queue::{
-    Finished, LeaseState, MAX_BATCH, call_procedure, check_holder, check_task_id, check_token,
-    lease_error, random_unit, repeated_or_error,
-};
+use crate::queue::{Finished, MAX_BATCH, call_procedure};
+use crate::random::random_unit;
+use crate::row::{self, Columns};
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -124,10 +125,18 @@ pub(crate) fn lease_after_miss(
         .map_err(|e| conn.error(e))
 }
 
-/// Status and holder, the first two columns of every guarded script's state row.
-pub(crate) fn lease_state(row: &Option<mysql::Row>) -> LeaseState {
-    row.as_ref()
-        .map(|r| (r.get(0).unwrap_or_default(), r.get(1).flatten()))
+/// Status and holder (`status`, `holder`), the first columns of every guarded script's state
+/// row and of [`lease_after_miss`]'s.
+pub(crate) fn lease_state(
+    id: i64,
+    row: Option<mysql::Row>,
+) -> Result<(LeaseState, Option<Columns>)> {
+    let Some(row) = row else {
+        return Ok((None, None));
+    };
+    let mut columns = Columns::new(row, format!("task {id}"));
+    let state = (columns.get("status")?, columns.get("holder")?);
+    Ok((Some(state), Some(columns)))
 }
 
 pub(crate) fn heartbeat(
@@ -154,16 +163,17 @@ pub(crate) fn heartbeat(
         config.enable_task_history,
     );
     let (_, row) = run_guarded(db, id, holder, &script, None)?;
-    let state = lease_state(&row);
+    let (state, columns) = lease_state(id, row)?;
     // A heartbeat in the very microsecond of the previous one changes no row but still owns
     // the task: ownership is judged from the row, not from the count.
-    match (&state, row) {
-        (Some((s, Some(t))), Some(row)) if s == Status::Claimed.as_str() && t == holder.value() => {
-            let (_, _, expires, progress): (String, String, String, i32) = mysql::from_row(row);
+    match (&state, columns) {
+        (Some((s, Some(t))), Some(mut row))
+            if s == Status::Claimed.as_str() && t == holder.value() =>
+        {
             Ok(Heartbeat {
                 id,
-                lease_expires_at: expires,
-                progress,
+                lease_expires_at: row.get("lease_expires_at")?,
+                progress: row.get("progress")?,
             })
         }
         _ => Err(lease_error(id, state, holder)),
@@ -188,7 +198,7 @@ pub(crate) fn complete(
     };
     let (changed, row) = run_guarded(db, id, holder, &script, call.as_ref())?;
     let repeated =
-        !changed && repeated_or_error(id, lease_state(&row), holder, &[Status::Completed])?;
+        !changed && repeated_or_error(id, lease_state(id, row)?.0, holder, &[Status::Completed])?;
     Ok(Finished {
         id,
         status: Status::Completed.as_str().into(),
@@ -221,11 +231,14 @@ pub(crate) fn complete_batch(
     let script = lifecycle::complete_batch(&rows, config.enable_task_history);
     let states: Vec<(i64, String, Option<String>, bool)> = db.run(|conn, _| {
         let mut answer = script.script.run(conn)?;
-        Ok(answer
-            .rows(script.state)
-            .into_iter()
-            .map(mysql::from_row)
-            .collect())
+        row::decode_all(answer.rows(script.state), "a completed task", |c| {
+            Ok((
+                c.id("task")?,
+                c.get("status")?,
+                c.get("lease_token")?,
+                c.get("finished_now")?,
+            ))
+        })
     })?;
     let mut reported: Vec<i64> = Vec::new();
     Ok(items
@@ -311,18 +324,19 @@ pub(crate) fn fail(
         config.enable_task_history,
     );
     let (changed, row) = run_guarded(db, id, holder, &script, None)?;
-    let state = lease_state(&row);
+    let (state, columns) = lease_state(id, row)?;
+    let status = state.as_ref().map(|s| s.0.clone());
     let repeated =
         !changed && repeated_or_error(id, state, holder, &[Status::Pending, Status::Failed])?;
-    let row = row.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
-    let (status, _, attempts, max_attempts, run_at): (String, Option<String>, u32, u32, String) =
-        mysql::from_row(row);
+    let (Some(status), Some(mut row)) = (status, columns) else {
+        return Err(Error::not_found(format!("task {id} does not exist")));
+    };
     Ok(Failed {
         id,
         status,
-        attempts,
-        max_attempts,
-        run_at,
+        attempts: row.get("attempts")?,
+        max_attempts: row.get("max_attempts")?,
+        run_at: row.get("run_at")?,
         repeated,
     })
 }
@@ -335,7 +349,7 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
     let holder = Holder::Token(token);
     let (changed, row) = run_guarded(db, id, holder, &script, None)?;
     let repeated =
-        !changed && repeated_or_error(id, lease_state(&row), holder, &[Status::Pending])?;
+        !changed && repeated_or_error(id, lease_state(id, row)?.0, holder, &[Status::Pending])?;
     Ok(Finished {
         id,
         status: Status::Pending.as_str().into(),

@@ -513,7 +513,7 @@ pub fn enqueue(
         ));
     }
     let holders = script.push(format!(
-        "SELECT t.id, t.dedupe_lock, t.status, COALESCE(t.enqueue_token = {token}, 0) {keys}"
+        "SELECT t.id, t.dedupe_lock, t.status, COALESCE(t.enqueue_token = {token}, 0) AS created_by_this_call {keys}"
     ));
     // The document may be large: the connection does not keep it (after a failed script the
     // next batch overwrites it).
@@ -586,7 +586,7 @@ pub fn type_states(tasks: &[NewTask<'_>], types: &[(i64, &str)], token: &str) ->
 /// `id, dedupe_lock, status, created_by_this_call` for every key of the call.
 fn holders(tasks: &[NewTask<'_>], token: &str) -> String {
     format!(
-        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) FROM tasks {BY_KEY} \
+        "SELECT id, dedupe_lock, status, COALESCE(enqueue_token = {}, 0) AS created_by_this_call FROM tasks {BY_KEY} \
          WHERE dedupe_lock IN ({})",
         sql::text(token),
         sql::text_list(tasks.iter().map(|t| t.key))
@@ -768,7 +768,7 @@ impl ClaimOrder {
 
 /// Columns of a claimed task, as [`claimed_rows`] and the claim script return them.
 const CLAIMED_COLUMNS: &str = "t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, \
-     DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), t.lease_token";
+     DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token";
 
 pub struct ClaimScript {
     pub script: Script,
@@ -1003,7 +1003,7 @@ pub fn recovery(limit: u32, claim_timeout: u32, history_on: bool) -> RecoveryScr
     let mut script = Script::new(true);
     recover_expired(&mut script, limit, claim_timeout, history_on);
     let report = script.push(format!(
-        "SELECT COUNT(*), COALESCE(SUM(t.status = '{}'), 0) {}",
+        "SELECT COUNT(*) AS recovered, COALESCE(SUM(t.status = '{}'), 0) AS failed {}",
         EXPIRE_DEAD.to,
         EXPIRED.rows_where("TRUE")
     ));
@@ -1039,7 +1039,7 @@ fn guarded(
     let update = push_guarded(&mut script, set_sql, id, &holder.sql(), history_row);
     let state = answer_columns.map(|columns| {
         script.push(format!(
-            "SELECT status, {}, {columns} FROM tasks {BY_ID} WHERE id = {}",
+            "SELECT status, {} AS holder, {columns} FROM tasks {BY_ID} WHERE id = {}",
             holder.column(),
             sql::int(id)
         ))
@@ -1137,7 +1137,7 @@ impl HistoryRow {
 /// A task's status and its holder's column: why a guarded step matched nothing.
 pub fn task_lease(id: i64, holder: Holder<'_>) -> String {
     format!(
-        "SELECT status, {} FROM tasks {BY_ID} WHERE id = {}",
+        "SELECT status, {} AS holder FROM tasks {BY_ID} WHERE id = {}",
         holder.column(),
         sql::int(id)
     )
@@ -1264,7 +1264,7 @@ pub fn fail(
                 sql::text(message),
             )
         }),
-        Some("attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')"),
+        Some("attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS run_at"),
     )
 }
 
@@ -1290,7 +1290,9 @@ pub fn heartbeat(
             message: sql::text(&format!("progress {p}%")),
             written_when: "ROW_COUNT() > 0".into(),
         }),
-        Some("DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), progress"),
+        Some(
+            "DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, progress",
+        ),
     )
 }
 
@@ -1356,7 +1358,7 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
         ));
     }
     let state = script.push(format!(
-        "SELECT t.id, t.status, t.lease_token, COALESCE({finished_now}, 0) FROM tasks t {BY_ID} WHERE t.id IN ({ids})"
+        "SELECT t.id, t.status, t.lease_token, COALESCE({finished_now}, 0) AS finished_now FROM tasks t {BY_ID} WHERE t.id IN ({ids})"
     ));
     CompleteBatchScript {
         script: script.finish(),

@@ -4,8 +4,9 @@
 use crate::Config;
 use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};
+use crate::queue::Finished;
+use crate::queue::input::check_task_id;
 use crate::queue::lifecycle::{self, CANCEL, RETRY, Status, Transition};
-use crate::queue::{Finished, check_task_id};
 use mysql::TxOpts;
 use mysql::prelude::Queryable;
 

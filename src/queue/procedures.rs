@@ -94,7 +94,7 @@ fn enqueue_procedure() -> Procedure {
              SET v_id = LAST_INSERT_ID();\n\
              IF p_history THEN {}; END IF;\n\
              COMMIT;\n\
-             SELECT v_id, v_created;\n\
+             SELECT v_id AS id, v_created AS created;\n\
              END",
             steps.insert, steps.history
         ),
@@ -193,7 +193,7 @@ fn complete_procedure() -> Procedure {
              START TRANSACTION;\n\
              {}\
              COMMIT;\n\
-             SELECT v_changed;\n\
+             SELECT v_changed AS changed;\n\
              END",
             complete_steps_sql()
         ),
@@ -216,7 +216,7 @@ fn complete_and_claim_procedure() -> Procedure {
              DECLARE v_picked BIGINT DEFAULT NULL;\n\
              START TRANSACTION;\n\
              {}\
-             SELECT v_changed;\n\
+             SELECT v_changed AS changed;\n\
              IF {} THEN\n\
              {}\
              END IF;\n\

@@ -1,9 +1,11 @@
 //! The read side: one task, a filtered page of tasks, counts, and a task's history.
 
 use crate::database::Database;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
+use crate::queue::input::check_task_id;
+use crate::queue::iso;
 use crate::queue::lifecycle::Status;
-use crate::queue::{check_task_id, iso};
+use crate::row::Columns;
 use crate::types::check_name;
 use mysql::prelude::Queryable;
 use mysql::{Params, Row, Value as SqlValue};
@@ -75,8 +77,10 @@ pub struct HistoryEntry {
 
 fn select_tasks() -> String {
     format!(
-        "SELECT t.id, y.name, t.type_id, t.status, t.params_json, t.result_json, t.error_message, t.attempts, \
-         t.max_attempts, t.priority, t.progress, t.dedupe_key, t.dedupe_scope, t.claimed_by, {}, {}, {}, {}, {}, {} \
+        "SELECT t.id, y.name AS type_name, t.type_id, t.status, t.params_json, t.result_json, \
+         t.error_message, t.attempts, t.max_attempts, t.priority, t.progress, t.dedupe_key, \
+         t.dedupe_scope, t.claimed_by, {} AS claimed_at, {} AS lease_expires_at, {} AS run_at, \
+         {} AS completed_at, {} AS created_at, {} AS updated_at \
          FROM tasks t JOIN task_types y ON y.id = t.type_id",
         iso("t.claimed_at"),
         iso("t.lease_expires_at"),
@@ -90,45 +94,32 @@ fn select_tasks() -> String {
 /// A row of [`select_tasks`] as a task. A value of an unexpected type (a column changed by hand
 /// to something this library does not write) is an error naming the column, not a panic.
 fn to_task(row: Row) -> Result<Task> {
-    let mut r = row.unwrap().into_iter();
+    let mut c = Columns::new(row, "a task");
     let json_or_null = |v: Option<String>| {
         v.and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null)
     };
     Ok(Task {
-        id: take(&mut r, "id")?,
-        type_name: take(&mut r, "type")?,
-        type_id: take(&mut r, "type_id")?,
-        status: take(&mut r, "status")?,
-        params: json_or_null(take(&mut r, "params_json")?),
-        result: json_or_null(take(&mut r, "result_json")?),
-        error_message: take(&mut r, "error_message")?,
-        attempts: take(&mut r, "attempts")?,
-        max_attempts: take(&mut r, "max_attempts")?,
-        priority: take(&mut r, "priority")?,
-        progress: take(&mut r, "progress")?,
-        dedupe_key: take(&mut r, "dedupe_key")?,
-        dedupe_scope: take(&mut r, "dedupe_scope")?,
-        claimed_by: take(&mut r, "claimed_by")?,
-        claimed_at: take(&mut r, "claimed_at")?,
-        lease_expires_at: take(&mut r, "lease_expires_at")?,
-        run_at: take(&mut r, "run_at")?,
-        completed_at: take(&mut r, "completed_at")?,
-        created_at: take(&mut r, "created_at")?,
-        updated_at: take(&mut r, "updated_at")?,
-    })
-}
-
-/// The next column's value as `T`.
-fn take<T: mysql::prelude::FromValue>(
-    row: &mut impl Iterator<Item = SqlValue>,
-    column: &str,
-) -> Result<T> {
-    mysql::from_value_opt(row.next().unwrap_or(SqlValue::NULL)).map_err(|e| {
-        Error::new(
-            Code::Database,
-            format!("tasks.{column} holds a value this library cannot read: {e}"),
-        )
+        id: c.id("task")?,
+        type_name: c.get("type_name")?,
+        type_id: c.get("type_id")?,
+        status: c.get("status")?,
+        params: json_or_null(c.get("params_json")?),
+        result: json_or_null(c.get("result_json")?),
+        error_message: c.get("error_message")?,
+        attempts: c.get("attempts")?,
+        max_attempts: c.get("max_attempts")?,
+        priority: c.get("priority")?,
+        progress: c.get("progress")?,
+        dedupe_key: c.get("dedupe_key")?,
+        dedupe_scope: c.get("dedupe_scope")?,
+        claimed_by: c.get("claimed_by")?,
+        claimed_at: c.get("claimed_at")?,
+        lease_expires_at: c.get("lease_expires_at")?,
+        run_at: c.get("run_at")?,
+        completed_at: c.get("completed_at")?,
+        created_at: c.get("created_at")?,
+        updated_at: c.get("updated_at")?,
     })
 }
 
@@ -187,7 +178,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         }
     }
     if let Some(worker) = &filter.worker_id {
-        crate::queue::check_worker_id(worker)?;
+        crate::queue::input::check_worker_id(worker)?;
         conditions.push("t.claimed_by = ?".into());
         params.push(worker.into());
     }
