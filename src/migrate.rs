@@ -16,9 +16,16 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
 
 const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_schema.sql");
+
+/// The stored procedures of each generation, as committed files in the mariadb client's format
+/// (`DELIMITER` lines). A migration runs a file, never live code: a database keeps what its
+/// migrations created, and an older library on it still finds the procedures it calls.
+/// `tests/procedures.rs` checks that the newest file holds what the library calls.
+const PROCEDURES_V4: &str = include_str!("../sql/migrations/0004_hot_path_procedures.sql");
+const PROCEDURES_V5: &str = include_str!("../sql/migrations/0005_hot_path_procedures_v5.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -54,7 +61,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         name: "hot_path_procedures",
-        run: hot_path_procedures,
+        run: |step| step.exec_client_file(PROCEDURES_V4),
+    },
+    Migration {
+        version: 5,
+        name: "hot_path_procedures_v5",
+        run: |step| step.exec_client_file(PROCEDURES_V5),
     },
 ];
 
@@ -407,14 +419,32 @@ fn text_versions_claim_orders(step: &mut Step) -> Result<()> {
     step.add_foreign_keys(false)
 }
 
-/// The hot path's stored procedures (see `queue::procedures`), created anew: a repeat, or a
-/// later release, replaces them.
-fn hot_path_procedures(step: &mut Step) -> Result<()> {
-    for procedure in crate::queue::procedures::all() {
-        step.exec(&procedure.drop_sql())?;
-        step.exec(&procedure.create_sql())?;
+/// The statements of a file in the mariadb client's format: `-- ` comment lines dropped,
+/// statements ended by the current delimiter (`;`, or what a `DELIMITER` line sets).
+fn client_statements(text: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut delimiter = ";".to_string();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(new) = line.strip_prefix("DELIMITER ") {
+            delimiter = new.trim().to_string();
+            continue;
+        }
+        if current.is_empty() && (line.starts_with("--") || line.trim().is_empty()) {
+            continue;
+        }
+        match line.strip_suffix(delimiter.as_str()) {
+            Some(last) => {
+                current.push_str(last);
+                statements.push(std::mem::take(&mut current));
+            }
+            None => {
+                current.push_str(line);
+                current.push('\n');
+            }
+        }
     }
-    Ok(())
+    statements
 }
 
 struct Step<'a, 'p> {
@@ -426,6 +456,14 @@ struct Step<'a, 'p> {
 impl Step<'_, '_> {
     fn exec(&mut self, sql: &str) -> Result<()> {
         self.conn.query_drop(sql).map_err(|e| self.db.error(e))
+    }
+
+    /// Runs every statement of a file in the mariadb client's format.
+    fn exec_client_file(&mut self, text: &str) -> Result<()> {
+        for statement in client_statements(text) {
+            self.exec(&statement)?;
+        }
+        Ok(())
     }
 
     fn first<T: mysql::prelude::FromValue>(&mut self, sql: &str) -> Result<Option<T>> {

@@ -95,21 +95,36 @@ pub(crate) fn call_procedure(
     }
 }
 
-/// The procedure is missing (1305), the account may not execute it (1370), or its definer is
-/// gone (1449): nothing of the body ran.
+/// The server refused the CALL itself, before any of the body ran: the procedure is missing
+/// (1305), has another number of parameters (1318: a database migrated by another release),
+/// the account may not execute it (1370), its definer is gone (1449), or the server cannot
+/// read its stored routines (1457, 1548, 1728). The scripts run the same statements.
 fn refused_before_the_body(e: &Error) -> bool {
-    matches!(e.server_code(), Some(1305 | 1370 | 1449))
+    matches!(
+        e.server_code(),
+        Some(1305 | 1318 | 1370 | 1449 | 1457 | 1548 | 1728)
+    )
 }
 
 /// The hot path's stored procedures as this library creates them: `(name, CREATE statement,
 /// body)`, the body as `information_schema.ROUTINES` shows it (tests check that the database
 /// and `sql/schema.sql` hold exactly these).
 #[doc(hidden)]
-pub fn stored_procedures() -> Vec<(&'static str, String, String)> {
+pub fn stored_procedures() -> Vec<(String, String, String)> {
     procedures::all()
         .into_iter()
-        .map(|p| (p.name, p.create_sql(), p.body().to_string()))
+        .map(|p| {
+            let (create, body) = (p.create_sql(), p.body().to_string());
+            (p.name, create, body)
+        })
         .collect()
+}
+
+/// The file of the migration that creates this generation's procedures, as the library builds
+/// it (tests check the committed file against it).
+#[doc(hidden)]
+pub fn procedures_migration_file() -> (u32, String) {
+    (procedures::GENERATION, procedures::migration_file())
 }
 
 /// Most tasks one claim or batch call handles.

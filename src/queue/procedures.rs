@@ -9,9 +9,12 @@
 //! scripts write literals, so the two cannot drift apart; `tests/procedures.rs` checks that
 //! the database holds exactly these bodies.
 //!
-//! Migration 4 creates them. Where a CALL is refused because a procedure is missing, the
-//! account lacks EXECUTE, or its definer is gone, this process switches to the scripts for
-//! good (nothing ran: the refusal comes before the body).
+//! Their names carry their generation (`tm5_enqueue`): the schema version of the migration
+//! that created them from the committed file `sql/migrations/0005_hot_path_procedures_v5.sql`.
+//! A change to a body or a signature is a new generation under new names, created by a new
+//! migration, while the older generation stays for the libraries of the previous release that
+//! call it (a rolling deploy) until a later migration retires it. Where a CALL is refused
+//! (see `refused_before_the_body`), this process switches to the scripts for good.
 
 use crate::queue::lifecycle::{
     self, ClaimOrder, ClaimRequest, ClaimSql, HolderSql, NewTask, NewTaskSql, Picked, Script,
@@ -23,9 +26,17 @@ use crate::sql;
 /// collation is refused.
 const TEXT: &str = "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci";
 
+/// The generation of the procedures this library calls: the schema version that creates them.
+pub(crate) const GENERATION: u32 = 5;
+
+/// A procedure's name in this generation.
+fn name(base: &str) -> String {
+    format!("tm{GENERATION}_{base}")
+}
+
 /// One stored procedure: its name, parameters and body.
 pub(crate) struct Procedure {
-    pub name: &'static str,
+    pub name: String,
     params: String,
     body: String,
 }
@@ -48,6 +59,29 @@ impl Procedure {
     pub fn body(&self) -> &str {
         &self.body
     }
+}
+
+/// The procedures of this generation as the migration that creates them runs them: a file in
+/// the mariadb client's format, `sql/migrations/0005_hot_path_procedures_v5.sql`.
+pub(crate) fn migration_file() -> String {
+    let procedures = all();
+    let mut text = format!(
+        "-- Migration {GENERATION}: the hot path's stored procedures, generation {GENERATION} \
+         (src/queue/procedures.rs\n\
+         -- builds them from the lifecycle rules; tests/procedures.rs checks this file against it).\n\
+         -- Loadable with the mariadb client.\n"
+    );
+    for procedure in &procedures {
+        text.push_str(&procedure.drop_sql());
+        text.push_str(";\n");
+    }
+    text.push_str("DELIMITER //\n");
+    for procedure in &procedures {
+        text.push_str(&procedure.create_sql());
+        text.push_str("//\n");
+    }
+    text.push_str("DELIMITER ;\n");
+    text
 }
 
 /// Every procedure of the hot path.
@@ -77,7 +111,7 @@ fn enqueue_procedure() -> Procedure {
     };
     let steps = lifecycle::enqueue_one_steps(&task, "p_version", "v_id", "v_created = 1");
     Procedure {
-        name: "tm_enqueue",
+        name: name("enqueue"),
         params: format!(
             "IN p_type_id BIGINT, IN p_version VARCHAR(50) {TEXT}, IN p_params LONGTEXT {TEXT}, \
              IN p_key VARCHAR(191) {TEXT}, IN p_scope VARCHAR(10) {TEXT}, IN p_priority INT, \
@@ -145,7 +179,7 @@ fn claim_params() -> String {
 
 fn claim_procedure() -> Procedure {
     Procedure {
-        name: "tm_claim_next",
+        name: name("claim_next"),
         params: format!("{}, IN p_history BOOLEAN", claim_params()),
         body: format!(
             "BEGIN\n\
@@ -185,7 +219,7 @@ fn complete_steps_sql() -> String {
 
 fn complete_procedure() -> Procedure {
     Procedure {
-        name: "tm_complete",
+        name: name("complete"),
         params: format!("{}, IN p_history BOOLEAN", complete_params()),
         body: format!(
             "BEGIN\n\
@@ -204,7 +238,7 @@ fn complete_procedure() -> Procedure {
 /// completed under this token (now or by an earlier identical call): one commit for both.
 fn complete_and_claim_procedure() -> Procedure {
     Procedure {
-        name: "tm_complete_and_claim",
+        name: name("complete_and_claim"),
         params: format!(
             "{}, {}, IN p_history BOOLEAN",
             complete_params(),
@@ -266,7 +300,7 @@ fn claim_args(request: &ClaimRequest<'_>, history_on: bool) -> Option<Vec<String
 pub fn enqueue(task: &NewTask<'_>, version: &str, token: &str, history_on: bool) -> Script {
     let values = task.sql(token);
     call(
-        "tm_enqueue",
+        &name("enqueue"),
         &[
             values.type_id,
             sql::text(version),
@@ -286,13 +320,13 @@ pub fn enqueue(task: &NewTask<'_>, version: &str, token: &str, history_on: bool)
 /// The CALL that claims what `request` asks for, if a procedure serves it; its first result
 /// is the claimed task, if any.
 pub fn claim(request: &ClaimRequest<'_>, history_on: bool) -> Option<Script> {
-    claim_args(request, history_on).map(|args| call("tm_claim_next", &args))
+    claim_args(request, history_on).map(|args| call(&name("claim_next"), &args))
 }
 
 /// The CALL that completes a task by its lease token; answers the rows it changed.
 pub fn complete(id: i64, token: &str, result_text: &str, history_on: bool) -> Script {
     call(
-        "tm_complete",
+        &name("complete"),
         &[
             sql::int(id),
             sql::text(token),
@@ -314,5 +348,5 @@ pub fn complete_and_claim(
     let claim = claim_args(request, history_on)?;
     let mut args = vec![sql::int(id), sql::text(token), sql::text(result_text)];
     args.extend(claim);
-    Some(call("tm_complete_and_claim", &args))
+    Some(call(&name("complete_and_claim"), &args))
 }
