@@ -3,6 +3,7 @@
 //!
 //! Every time comparison uses the database clock (`NOW(6)`), never the client's.
 
+pub(crate) mod catalog;
 pub(crate) mod claim;
 pub(crate) mod enqueue;
 pub(crate) mod finish;
@@ -125,6 +126,12 @@ pub fn stored_procedures() -> Vec<(String, String, String)> {
 #[doc(hidden)]
 pub fn procedures_migration_file() -> (u32, String) {
     (procedures::GENERATION, procedures::migration_file())
+}
+
+/// Every statement of every step as `sql/mysql/steps.sql` holds it (tests check the file).
+#[doc(hidden)]
+pub fn rendered_steps() -> String {
+    catalog::render()
 }
 
 /// Most tasks one claim or batch call handles.

@@ -1,0 +1,236 @@
+-- Every statement of every step of a task's life, as the library sends it to MySQL or
+-- MariaDB. Generated from src/queue/lifecycle.rs and src/queue/procedures.rs by
+-- src/queue/catalog.rs; tests/sql_steps.rs fails when the code and this file differ
+-- (TASKMANAGER_BLESS=1 cargo test --test sql_steps writes it anew).
+-- Values are named placeholders (:id, :lease_token, ...); the library writes them as
+-- literals of src/sql.rs (integers, and text as _utf8mb4 X'<hex>', constant text as
+-- well, shown quoted here), and a step's
+-- statements travel together as one multi-statement text in one round trip.
+-- A step marked `procedure` is a CALL of the stored procedure of that name (its body:
+-- sql/migrations/0005_hot_path_procedures_v5.sql); the script after it is the fallback.
+
+-- name: enqueue one (procedure)
+CALL tm5_enqueue(:type_id, :version, :params_json, :dedupe_key, :dedupe_scope, :priority, :max_attempts, :run_at, :delay_micros, :enqueue_token, TRUE);
+
+-- name: enqueue one
+START TRANSACTION;
+INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT :type_id AS type_id, 'pending' AS status, :params_json AS params_json, :dedupe_key AS dedupe_key, :dedupe_key AS dedupe_lock, :dedupe_scope AS dedupe_scope, :priority AS priority, :max_attempts AS max_attempts, COALESCE(CAST(:run_at AS DATETIME(6)), NOW(6) + INTERVAL :delay_micros MICROSECOND) AS run_at, :enqueue_token AS enqueue_token FROM task_types WHERE id = :type_id AND version COLLATE utf8mb4_bin = :version AND is_active = 1 ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT LAST_INSERT_ID(), 'created', NULL, NULL, NOW(6) FROM DUAL WHERE ROW_COUNT() = 1;
+COMMIT;
+
+-- name: enqueue one, history off
+INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT :type_id AS type_id, 'pending' AS status, :params_json AS params_json, :dedupe_key AS dedupe_key, :dedupe_key AS dedupe_lock, :dedupe_scope AS dedupe_scope, :priority AS priority, :max_attempts AS max_attempts, COALESCE(CAST(:run_at AS DATETIME(6)), NOW(6) + INTERVAL :delay_micros MICROSECOND) AS run_at, :enqueue_token AS enqueue_token FROM task_types WHERE id = :type_id AND version COLLATE utf8mb4_bin = :version AND is_active = 1 ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
+
+-- name: enqueue one, after it created nothing: the types' states and the key's holder
+SELECT id, version, is_active FROM task_types WHERE id IN (:type_id) AND NOT EXISTS (SELECT 1 FROM tasks t FORCE INDEX (uq_tasks_dedupe_lock) WHERE t.dedupe_lock IN (:dedupe_key) AND t.enqueue_token = :enqueue_token);
+SELECT id, dedupe_lock, status, COALESCE(enqueue_token = :enqueue_token, 0) AS created_by_this_call FROM tasks FORCE INDEX (uq_tasks_dedupe_lock) WHERE dedupe_lock IN (:dedupe_key);
+
+-- name: enqueue batch (two tasks of two types; :rows_json is the batch as one JSON document)
+START TRANSACTION;
+SET @tm_rows = :rows_json;
+INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT v.type_id AS type_id, 'pending' AS status, v.params_json AS params_json, v.dedupe_key AS dedupe_key, v.dedupe_key AS dedupe_lock, v.dedupe_scope AS dedupe_scope, v.priority AS priority, v.max_attempts AS max_attempts, COALESCE(CAST(v.run_at AS DATETIME(6)), NOW(6) + INTERVAL v.delay_micros MICROSECOND) AS run_at, :enqueue_token AS enqueue_token FROM JSON_TABLE(@tm_rows, '$[*]' COLUMNS (type_id BIGINT PATH '$.t', params_json LONGTEXT CHARACTER SET utf8mb4 PATH '$.p', dedupe_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PATH '$.k', dedupe_scope VARCHAR(10) PATH '$.s', priority INT PATH '$.o', max_attempts INT PATH '$.m', run_at VARCHAR(32) PATH '$.r', delay_micros BIGINT PATH '$.d')) AS v WHERE (SELECT COUNT(*) FROM task_types WHERE (id = :type_id AND version COLLATE utf8mb4_bin = :version AND is_active = 1) OR (id = :type_id_2 AND version COLLATE utf8mb4_bin = :version AND is_active = 1)) = 2 ON DUPLICATE KEY UPDATE tasks.id = tasks.id;
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'created', t.claimed_by, NULL, NOW(6) FROM (SELECT DISTINCT dedupe_key FROM JSON_TABLE(@tm_rows, '$[*]' COLUMNS (dedupe_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PATH '$.k')) AS listed) AS v STRAIGHT_JOIN tasks t FORCE INDEX (uq_tasks_dedupe_lock) ON t.dedupe_lock = v.dedupe_key WHERE t.enqueue_token = :enqueue_token AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'created');
+SELECT t.id, t.dedupe_lock, t.status, COALESCE(t.enqueue_token = :enqueue_token, 0) AS created_by_this_call FROM (SELECT DISTINCT dedupe_key FROM JSON_TABLE(@tm_rows, '$[*]' COLUMNS (dedupe_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PATH '$.k')) AS listed) AS v STRAIGHT_JOIN tasks t FORCE INDEX (uq_tasks_dedupe_lock) ON t.dedupe_lock = v.dedupe_key;
+SET @tm_rows = NULL;
+COMMIT;
+
+-- name: enqueue batch, after it created nothing: the types' states
+SELECT id, version, is_active FROM task_types WHERE id IN (:type_id,:type_id_2) AND NOT EXISTS (SELECT 1 FROM tasks t FORCE INDEX (uq_tasks_dedupe_lock) WHERE t.dedupe_lock IN (:dedupe_key,:dedupe_key) AND t.enqueue_token = :enqueue_token);
+
+-- name: claim one, any type (procedure)
+CALL tm5_claim_next(NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
+
+-- name: claim one, one type (procedure)
+CALL tm5_claim_next(:type_id, :worker_id, :token_prefix, :lease_seconds, TRUE);
+
+-- name: claim one
+START TRANSACTION;
+SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO @tm_picked;
+UPDATE tasks t FORCE INDEX (PRIMARY) SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE t.id = @tm_picked AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = @tm_picked AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = @tm_picked AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
+COMMIT;
+
+-- name: claim many of listed types, with the lazy recovery of expired leases
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'lease_expired', t.claimed_by, 'lease expired: counted as a failed attempt', NOW(6) FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
+COMMIT;
+
+-- name: claim many of listed types, with the lazy recovery of expired leases, history off
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
+COMMIT;
+
+-- name: claim many, ordered by created_at ASC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_created) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY created_at ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.created_at ASC, t.id ASC;
+COMMIT;
+
+-- name: claim many, ordered by created_at DESC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_created) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY created_at DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.created_at DESC, t.id DESC;
+COMMIT;
+
+-- name: claim many, ordered by priority ASC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_priority) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority ASC, t.id ASC;
+COMMIT;
+
+-- name: claim many, ordered by priority DESC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_priority) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id DESC;
+COMMIT;
+
+-- name: claim many, ordered by id ASC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_id) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.id ASC;
+COMMIT;
+
+-- name: claim many, ordered by id DESC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_id) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.id DESC;
+COMMIT;
+
+-- name: claim many, ordered by attempts ASC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_attempts) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY attempts ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.attempts ASC, t.id ASC;
+COMMIT;
+
+-- name: claim many, ordered by attempts DESC
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_attempts) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY attempts DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.attempts DESC, t.id DESC;
+COMMIT;
+
+-- name: claim, repeated after a lost connection: the tasks its first run leased
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM tasks t WHERE t.status = 'claimed' AND t.lease_token LIKE (CONCAT(:token_prefix, '.', '%') COLLATE utf8mb4_unicode_ci) ORDER BY t.priority DESC, t.id;
+
+-- name: recover expired leases (cron, operator)
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'lease_expired', t.claimed_by, 'lease expired: counted as a failed attempt', NOW(6) FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
+SELECT COUNT(*) AS recovered, COALESCE(SUM(t.status = 'failed'), 0) AS failed FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
+COMMIT;
+
+-- name: complete by lease token (procedure)
+CALL tm5_complete(:id, :lease_token, :result_json, TRUE);
+
+-- name: complete by lease token
+START TRANSACTION;
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = :result_json, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at);
+COMMIT;
+
+-- name: complete by lease token, history off
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = :result_json, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+
+-- name: complete by worker id (the original's workers)
+START TRANSACTION;
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = :result_json, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = :id AND claimed_by = :worker_id AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.claimed_by = :worker_id AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at);
+COMMIT;
+
+-- name: a guarded step that matched nothing: the task's status and holder
+SELECT status, lease_token AS holder FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
+
+-- name: complete and claim the next (procedure)
+CALL tm5_complete_and_claim(:id, :lease_token, :result_json, NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
+
+-- name: complete and claim the next ones, with the lazy recovery
+START TRANSACTION;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'lease_expired', t.claimed_by, 'lease expired: counted as a failed attempt', NOW(6) FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = :result_json, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at);
+SELECT IF(EXISTS (SELECT 1 FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id AND lease_token = :lease_token AND status = 'completed'), (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked), NULL) INTO @tm_picked;
+UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
+COMMIT;
+
+-- name: complete a batch
+START TRANSACTION;
+SET @tm_now = NOW(6);
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = CASE id WHEN :id THEN :result_json WHEN :id_2 THEN :result_json_2 END, completed_at = @tm_now, lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id IN (:id,:id_2) AND status IN ('claimed') AND lease_token = CASE id WHEN :id THEN :lease_token WHEN :id_2 THEN :lease_token_2 END;
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id IN (:id,:id_2) AND t.status = 'completed' AND t.completed_at = @tm_now;
+SELECT t.id, t.status, t.lease_token, COALESCE(t.status = 'completed' AND t.completed_at = @tm_now, 0) AS finished_now FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id IN (:id,:id_2);
+COMMIT;
+
+-- name: fail (retry when attempts remain; :delay_micros is the backoff, an expression of numbers)
+START TRANSACTION;
+UPDATE tasks FORCE INDEX (PRIMARY) SET run_at = IF((true AND attempts < max_attempts), NOW(6) + INTERVAL :delay_micros MICROSECOND, run_at), completed_at = IF((true AND attempts < max_attempts), NULL, NOW(6)), dedupe_lock = IF((true AND attempts < max_attempts), dedupe_lock, IF(dedupe_scope = 'active', NULL, dedupe_lock)), status = IF((true AND attempts < max_attempts), 'pending', 'failed'), error_message = :error_message, lease_expires_at = NULL WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, IF(t.status = 'pending', 'retrying', 'failed'), t.claimed_by, :error_message, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status IN ('pending', 'failed') AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = IF(t.status = 'pending', 'retrying', 'failed') AND h.created_at >= t.claimed_at);
+SELECT status, lease_token AS holder, attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS run_at FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
+COMMIT;
+
+-- name: heartbeat with progress
+START TRANSACTION;
+UPDATE tasks FORCE INDEX (PRIMARY) SET lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, progress = :progress WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'progress', t.claimed_by, :progress_note, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND ROW_COUNT() > 0;
+SELECT status, lease_token AS holder, DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, progress FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
+COMMIT;
+
+-- name: heartbeat without progress
+UPDATE tasks FORCE INDEX (PRIMARY) SET lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, progress = progress WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+SELECT status, lease_token AS holder, DATE_FORMAT(lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, progress FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
+
+-- name: release
+START TRANSACTION;
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'pending', attempts = GREATEST(attempts - 1, 0), run_at = NOW(6), lease_expires_at = NULL WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'released', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'released' AND h.created_at >= t.claimed_at);
+COMMIT;
+
+-- name: cancel by an operator (after a locking read of the task's status)
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'cancelled', completed_at = NOW(6), lease_expires_at = NULL, lease_token = NULL, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock), error_message = COALESCE(:reason, error_message) WHERE id = :id AND status IN ('pending','claimed');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'cancelled', 'operator', :reason, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id;
+
+-- name: retry by an operator (after a locking read of the task's status)
+UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'pending', attempts = 0, run_at = NOW(6), completed_at = NULL, lease_token = NULL, dedupe_lock = dedupe_key, error_message = COALESCE(:reason, error_message) WHERE id = :id AND status IN ('failed','cancelled');
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'retried', 'operator', :reason, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id;
+
+-- name: prune: a page of finished tasks
+SELECT id FROM tasks FORCE INDEX (idx_tasks_finished) WHERE status = 'completed' AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND)) ORDER BY completed_at, id LIMIT :limit;
+
+-- name: prune, dry run: how many
+SELECT COUNT(*) FROM tasks WHERE status IN ('completed','failed','cancelled') AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
+
+-- name: prune: delete a page and its history
+START TRANSACTION;
+DELETE h FROM tasks t FORCE INDEX (PRIMARY) STRAIGHT_JOIN task_history h FORCE INDEX (idx_task_id) ON h.task_id = t.id WHERE t.id IN (:id,:id_2) AND t.status = 'completed' AND (t.completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (t.completed_at IS NULL AND t.updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
+DELETE t FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id IN (:id,:id_2) AND t.status = 'completed' AND (t.completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (t.completed_at IS NULL AND t.updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
+COMMIT;
