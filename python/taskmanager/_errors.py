@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from enum import IntEnum
+from typing import Any, Dict, List, Optional, Union
 
 
 class TaskManagerError(Exception):
     """Base of every error the library reports.
 
-    ``code`` is the stable ``tm_code`` number (see :class:`Code`), ``details`` the structured
-    details the library attached (``{"server_code": 1213}``, the violation list, ...).
+    ``code`` is the stable ``tm_code`` number as an :class:`ErrorCode` (a plain ``int`` only for a
+    number this binding does not know yet), ``details`` the structured details the library
+    attached (``{"server_code": 1213}``, the violation list, ...).
     """
 
     def __init__(self, code: int, message: str, details: Optional[Dict[str, Any]] = None):
         super().__init__(message)
-        self.code = code
+        self.code: Union[ErrorCode, int] = ErrorCode.of(code)
         self.message = message
         self.details = details
 
     def __str__(self) -> str:
-        return f"{self.message} (code {self.code})"
+        # int(): an IntEnum prints as its name on Python < 3.11, and the number is what is documented.
+        return f"{self.message} (code {int(self.code)})"
 
 
 class InvalidArgumentError(TaskManagerError):
@@ -86,8 +89,9 @@ class LibraryNotFoundError(TaskManagerError):
     """libtaskmanager.so could not be found or loaded; the message lists the paths tried."""
 
 
-class Code:
-    """The library's stable error codes (``enum tm_code``)."""
+class ErrorCode(IntEnum):
+    """The library's stable error codes (``enum tm_code`` in ``taskmanager.h``, without the
+    ``TM_`` prefix). An ``IntEnum``, so a member equals its number: ``e.code == 204`` holds."""
 
     OK = 0
     NULL_PARAMETER = 100
@@ -107,24 +111,37 @@ class Code:
     SCHEMA_OUTDATED = 304
     PANIC = 900
 
+    @classmethod
+    def of(cls, code: int) -> Union["ErrorCode", int]:
+        """The member for ``code``, or ``code`` itself when a newer library sends a number this
+        binding does not know (the error must still be raised, not replaced by a ValueError)."""
+        try:
+            return cls(code)
+        except ValueError:
+            return code
 
-_BY_CODE = {
-    Code.NULL_PARAMETER: InvalidArgumentError,
-    Code.INVALID_ARGUMENT: InvalidArgumentError,
-    Code.PAYLOAD_TOO_LARGE: InvalidArgumentError,
-    Code.CONFIG: ConfigError,
-    Code.NOT_FOUND: NotFoundError,
-    Code.TYPE_INACTIVE: TypeInactiveError,
-    Code.INVALID_SCHEMA: InvalidSchemaError,
-    Code.VALIDATION_FAILED: ValidationError,
-    Code.LEASE_LOST: LeaseLostError,
-    Code.CONFLICT: ConflictError,
-    Code.CONNECTION: ConnectionFailedError,
-    Code.DATABASE: DatabaseError,
-    Code.OUTCOME_UNKNOWN: OutcomeUnknownError,
-    Code.UNSUPPORTED_SERVER: UnsupportedServerError,
-    Code.SCHEMA_OUTDATED: SchemaOutdatedError,
-    Code.PANIC: InternalError,
+
+#: The name this binding used before :class:`ErrorCode`; the same class.
+Code = ErrorCode
+
+
+_BY_CODE: Dict[int, type] = {
+    ErrorCode.NULL_PARAMETER: InvalidArgumentError,
+    ErrorCode.INVALID_ARGUMENT: InvalidArgumentError,
+    ErrorCode.PAYLOAD_TOO_LARGE: InvalidArgumentError,
+    ErrorCode.CONFIG: ConfigError,
+    ErrorCode.NOT_FOUND: NotFoundError,
+    ErrorCode.TYPE_INACTIVE: TypeInactiveError,
+    ErrorCode.INVALID_SCHEMA: InvalidSchemaError,
+    ErrorCode.VALIDATION_FAILED: ValidationError,
+    ErrorCode.LEASE_LOST: LeaseLostError,
+    ErrorCode.CONFLICT: ConflictError,
+    ErrorCode.CONNECTION: ConnectionFailedError,
+    ErrorCode.DATABASE: DatabaseError,
+    ErrorCode.OUTCOME_UNKNOWN: OutcomeUnknownError,
+    ErrorCode.UNSUPPORTED_SERVER: UnsupportedServerError,
+    ErrorCode.SCHEMA_OUTDATED: SchemaOutdatedError,
+    ErrorCode.PANIC: InternalError,
 }
 
 
