@@ -121,27 +121,47 @@ class ErrorCode(IntEnum):
             return code
 
 
-#: The name this binding used before :class:`ErrorCode`; the same class.
-Code = ErrorCode
+class Code:
+    """The same codes as plain ``int`` attributes: the name this binding had before
+    :class:`ErrorCode`, kept so existing code runs unchanged. The tests check both against the
+    library (``tests/error_table.rs`` reads this table as text) and the header."""
+
+    OK = 0
+    NULL_PARAMETER = 100
+    INVALID_ARGUMENT = 101
+    PAYLOAD_TOO_LARGE = 102
+    CONFIG = 103
+    NOT_FOUND = 200
+    TYPE_INACTIVE = 201
+    INVALID_SCHEMA = 202
+    VALIDATION_FAILED = 203
+    LEASE_LOST = 204
+    CONFLICT = 205
+    CONNECTION = 300
+    DATABASE = 301
+    OUTCOME_UNKNOWN = 302
+    UNSUPPORTED_SERVER = 303
+    SCHEMA_OUTDATED = 304
+    PANIC = 900
 
 
-_BY_CODE: Dict[int, type] = {
-    ErrorCode.NULL_PARAMETER: InvalidArgumentError,
-    ErrorCode.INVALID_ARGUMENT: InvalidArgumentError,
-    ErrorCode.PAYLOAD_TOO_LARGE: InvalidArgumentError,
-    ErrorCode.CONFIG: ConfigError,
-    ErrorCode.NOT_FOUND: NotFoundError,
-    ErrorCode.TYPE_INACTIVE: TypeInactiveError,
-    ErrorCode.INVALID_SCHEMA: InvalidSchemaError,
-    ErrorCode.VALIDATION_FAILED: ValidationError,
-    ErrorCode.LEASE_LOST: LeaseLostError,
-    ErrorCode.CONFLICT: ConflictError,
-    ErrorCode.CONNECTION: ConnectionFailedError,
-    ErrorCode.DATABASE: DatabaseError,
-    ErrorCode.OUTCOME_UNKNOWN: OutcomeUnknownError,
-    ErrorCode.UNSUPPORTED_SERVER: UnsupportedServerError,
-    ErrorCode.SCHEMA_OUTDATED: SchemaOutdatedError,
-    ErrorCode.PANIC: InternalError,
+_BY_CODE = {
+    Code.NULL_PARAMETER: InvalidArgumentError,
+    Code.INVALID_ARGUMENT: InvalidArgumentError,
+    Code.PAYLOAD_TOO_LARGE: InvalidArgumentError,
+    Code.CONFIG: ConfigError,
+    Code.NOT_FOUND: NotFoundError,
+    Code.TYPE_INACTIVE: TypeInactiveError,
+    Code.INVALID_SCHEMA: InvalidSchemaError,
+    Code.VALIDATION_FAILED: ValidationError,
+    Code.LEASE_LOST: LeaseLostError,
+    Code.CONFLICT: ConflictError,
+    Code.CONNECTION: ConnectionFailedError,
+    Code.DATABASE: DatabaseError,
+    Code.OUTCOME_UNKNOWN: OutcomeUnknownError,
+    Code.UNSUPPORTED_SERVER: UnsupportedServerError,
+    Code.SCHEMA_OUTDATED: SchemaOutdatedError,
+    Code.PANIC: InternalError,
 }
 
 
