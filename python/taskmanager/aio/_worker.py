@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import socket
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union, cast
 
 from .._errors import ConnectionFailedError, LeaseLostError, TaskManagerError
 from ..client import Task
@@ -181,8 +181,8 @@ class Worker:
             if running:
                 await asyncio.gather(*running)
         except asyncio.CancelledError:
-            for handling in list(running):
-                handling.cancel()
+            for pending in list(running):
+                pending.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             raise
         finally:
@@ -196,9 +196,10 @@ class Worker:
     async def _pause(self, timeout: Optional[float], running: Set["asyncio.Future[None]"]) -> None:
         """Waits for a stop, for one of ``running`` to finish, or for ``timeout`` seconds."""
         assert self._stop_event is not None
-        stopped = asyncio.ensure_future(self._stop_event.wait())
+        stopped: "asyncio.Future[Any]" = asyncio.ensure_future(self._stop_event.wait())
+        waiting: Set["asyncio.Future[Any]"] = {stopped, *running}
         try:
-            await asyncio.wait({stopped, *running}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
 
@@ -247,7 +248,8 @@ class Worker:
     async def _invoke(self, handler: Handler, task: AsyncTask, threads: concurrent.futures.Executor) -> Any:
         if _is_async(handler):
             return await handler(task)  # type: ignore[arg-type]
-        result = await asyncio.get_running_loop().run_in_executor(threads, handler, task.sync)
+        in_thread = cast(Callable[[Task], Any], handler)
+        result = await asyncio.get_running_loop().run_in_executor(threads, in_thread, task.sync)
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()  # never awaited on purpose: say why below instead of a warning
