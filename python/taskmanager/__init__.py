@@ -5,6 +5,8 @@
         tm.enqueue("email.send", {"to": "ada@example.com"})
         for task in tm.claim("worker-1", types=["email.send"]):
             task.complete({"sent": True})
+
+For asyncio, :mod:`taskmanager.aio` has ``AsyncClient`` and an async ``Worker``.
 """
 
 from ._errors import (
@@ -13,6 +15,7 @@ from ._errors import (
     ConflictError,
     ConnectionFailedError,
     DatabaseError,
+    ErrorCode,
     InternalError,
     InvalidArgumentError,
     InvalidSchemaError,
@@ -28,12 +31,28 @@ from ._errors import (
 )
 from ._ffi import version
 from .client import Client, Task
+from .results import (
+    ClaimedTask,
+    CompleteOutcome,
+    Enqueued,
+    Failed,
+    Finished,
+    Heartbeat,
+    HistoryEntry,
+    PruneReport,
+    Recovery,
+    Stats,
+    TaskRecord,
+    TaskType,
+)
 from .worker import PermanentError, RetryLater, Worker
 
 __version__ = version()
 
 __all__ = [
-    "Client", "Task", "Worker", "PermanentError", "RetryLater", "Code", "version",
+    "Client", "Task", "Worker", "PermanentError", "RetryLater", "ErrorCode", "Code", "version",
+    "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome", "Recovery",
+    "TaskRecord", "HistoryEntry", "Stats", "PruneReport",
     "TaskManagerError", "InvalidArgumentError", "ConfigError", "NotFoundError", "TypeInactiveError",
     "InvalidSchemaError", "ValidationError", "LeaseLostError", "ConflictError", "ConnectionFailedError",
     "OutcomeUnknownError", "DatabaseError", "UnsupportedServerError", "SchemaOutdatedError",

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from enum import IntEnum
+from typing import Any, Dict, List, Optional, Union
 
 
 class TaskManagerError(Exception):
     """Base of every error the library reports.
 
-    ``code`` is the stable ``tm_code`` number (see :class:`Code`), ``details`` the structured
-    details the library attached (``{"server_code": 1213}``, the violation list, ...).
+    ``code`` is the stable ``tm_code`` number as an :class:`ErrorCode` (a plain ``int`` only for a
+    number this binding does not know yet), ``details`` the structured details the library
+    attached (``{"server_code": 1213}``, the violation list, ...).
     """
 
     def __init__(self, code: int, message: str, details: Optional[Dict[str, Any]] = None):
         super().__init__(message)
-        self.code = code
+        self.code: Union[ErrorCode, int] = ErrorCode.of(code)
         self.message = message
         self.details = details
 
     def __str__(self) -> str:
-        return f"{self.message} (code {self.code})"
+        # int(): an IntEnum prints as its name on Python < 3.11, and the number is what is documented.
+        return f"{self.message} (code {int(self.code)})"
 
 
 class InvalidArgumentError(TaskManagerError):
@@ -86,8 +89,42 @@ class LibraryNotFoundError(TaskManagerError):
     """libtaskmanager.so could not be found or loaded; the message lists the paths tried."""
 
 
+class ErrorCode(IntEnum):
+    """The library's stable error codes (``enum tm_code`` in ``taskmanager.h``, without the
+    ``TM_`` prefix). An ``IntEnum``, so a member equals its number: ``e.code == 204`` holds."""
+
+    OK = 0
+    NULL_PARAMETER = 100
+    INVALID_ARGUMENT = 101
+    PAYLOAD_TOO_LARGE = 102
+    CONFIG = 103
+    NOT_FOUND = 200
+    TYPE_INACTIVE = 201
+    INVALID_SCHEMA = 202
+    VALIDATION_FAILED = 203
+    LEASE_LOST = 204
+    CONFLICT = 205
+    CONNECTION = 300
+    DATABASE = 301
+    OUTCOME_UNKNOWN = 302
+    UNSUPPORTED_SERVER = 303
+    SCHEMA_OUTDATED = 304
+    PANIC = 900
+
+    @classmethod
+    def of(cls, code: int) -> Union["ErrorCode", int]:
+        """The member for ``code``, or ``code`` itself when a newer library sends a number this
+        binding does not know (the error must still be raised, not replaced by a ValueError)."""
+        try:
+            return cls(code)
+        except ValueError:
+            return code
+
+
 class Code:
-    """The library's stable error codes (``enum tm_code``)."""
+    """The same codes as plain ``int`` attributes: the name this binding had before
+    :class:`ErrorCode`, kept so existing code runs unchanged. The tests check both against the
+    library (``tests/error_table.rs`` reads this table as text) and the header."""
 
     OK = 0
     NULL_PARAMETER = 100

@@ -1,14 +1,29 @@
-"""The client: the whole task lifecycle and read side, with plain dicts and lists in and out."""
+"""The client: the whole task lifecycle and read side, with plain dicts and lists in and out
+(typed as the TypedDicts of :mod:`taskmanager.results`)."""
 
 from __future__ import annotations
 
 import ctypes
 import json
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _ffi
 from ._errors import Code, error_for
+from .results import (
+    ClaimedTask,
+    CompleteOutcome,
+    Enqueued,
+    Failed,
+    Finished,
+    Heartbeat,
+    HistoryEntry,
+    PruneReport,
+    Recovery,
+    Stats,
+    TaskRecord,
+    TaskType,
+)
 
 Json = Any
 
@@ -20,7 +35,7 @@ class Task:
     ``attempts`` (including this one), ``max_attempts``, ``lease_token``, ``lease_expires_at``.
     """
 
-    def __init__(self, client: "Client", data: Mapping[str, Any]):
+    def __init__(self, client: "Client", data: ClaimedTask):
         self._client = client
         self.id: int = data["id"]
         self.type: str = data["type"]
@@ -31,21 +46,21 @@ class Task:
         self.lease_token: str = data["lease_token"]
         self.lease_expires_at: str = data["lease_expires_at"]
 
-    def complete(self, result: Json = None) -> Dict[str, Any]:
+    def complete(self, result: Json = None) -> Finished:
         """Completes the task; repeating it is safe. Raises LeaseLostError if the lease is gone."""
         return self._client.complete(self.id, self.lease_token, result)
 
-    def fail(self, message: str, retry: bool = True, retry_in_seconds: Optional[float] = None) -> Dict[str, Any]:
+    def fail(self, message: str, retry: bool = True, retry_in_seconds: Optional[float] = None) -> Failed:
         """Fails the task; with ``retry`` and attempts left it runs again after a backoff."""
         return self._client.fail(self.id, self.lease_token, message, retry=retry, retry_in_seconds=retry_in_seconds)
 
-    def heartbeat(self, progress: Optional[int] = None, lease_seconds: Optional[int] = None) -> Dict[str, Any]:
+    def heartbeat(self, progress: Optional[int] = None, lease_seconds: Optional[int] = None) -> Heartbeat:
         """Extends the lease (and records progress 0..100)."""
         result = self._client.heartbeat(self.id, self.lease_token, progress=progress, lease_seconds=lease_seconds)
         self.lease_expires_at = result["lease_expires_at"]
         return result
 
-    def release(self) -> Dict[str, Any]:
+    def release(self) -> Finished:
         """Gives the task back at once without counting the attempt."""
         return self._client.release(self.id, self.lease_token)
 
@@ -109,20 +124,20 @@ class Client:
         _ffi.check(_ffi.lib.tm_migrate(self._h))
 
     def register_type(self, name: str, param_schema: Mapping[str, Any],
-                      version: Union[str, int] = "1") -> Dict[str, Any]:
+                      version: Union[str, int] = "1") -> TaskType:
         """Registers a task type; the same name+version+schema again is a no-op, another version
         (a label such as ``"1.0.0"``) replaces the schema, and the same version with another
         schema raises ConflictError."""
         definition = {"name": name, "version": str(version), "param_schema": param_schema}
         return _ffi.call_json("tm_type_register", self._h, _ffi.encode_json(definition, "type"))
 
-    def get_type(self, name: str) -> Dict[str, Any]:
+    def get_type(self, name: str) -> TaskType:
         return _ffi.call_json("tm_type_get", self._h, _ffi.text(name, "name"))
 
-    def list_types(self) -> List[Dict[str, Any]]:
+    def list_types(self) -> List[TaskType]:
         return _ffi.call_json("tm_type_list", self._h)
 
-    def set_type_active(self, name: str, active: bool) -> Dict[str, Any]:
+    def set_type_active(self, name: str, active: bool) -> TaskType:
         """A deactivated type refuses new tasks; its queued tasks still run."""
         return _ffi.call_json("tm_type_set_active", self._h, _ffi.text(name, "name"), bool(active))
 
@@ -139,14 +154,14 @@ class Client:
         max_attempts: Optional[int] = None,
         dedupe_key: Optional[str] = None,
         dedupe_scope: Optional[str] = None,
-    ) -> Dict[str, Any]:
+    ) -> Enqueued:
         """Enqueues a task. Returns ``{"id", "type", "status", "deduplicated", "dedupe_key"}``."""
         options = _options(dict(priority=priority, delay_seconds=delay_seconds, run_at=run_at,
                                 max_attempts=max_attempts, dedupe_key=dedupe_key, dedupe_scope=dedupe_scope))
         return _ffi.call_json("tm_task_enqueue", self._h, _ffi.text(type_name, "type_name"),
                               _ffi.encode_json(params, "params"), options)
 
-    def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Enqueued]:
         """Enqueues ``[{"type", "params", "options"?}, ...]`` in one transaction, all or nothing."""
         return _ffi.call_json("tm_task_enqueue_batch", self._h, _ffi.encode_json(list(items), "items"))
 
@@ -172,29 +187,29 @@ class Client:
         return [Task(self, row) for row in rows]
 
     def heartbeat(self, task_id: int, lease_token: str, *, progress: Optional[int] = None,
-                  lease_seconds: Optional[int] = None) -> Dict[str, Any]:
+                  lease_seconds: Optional[int] = None) -> Heartbeat:
         options = _options(dict(progress=progress, lease_seconds=lease_seconds))
         return _ffi.call_json("tm_task_heartbeat", self._h, task_id, _ffi.text(lease_token, "lease_token"), options)
 
-    def complete(self, task_id: int, lease_token: str, result: Json = None) -> Dict[str, Any]:
+    def complete(self, task_id: int, lease_token: str, result: Json = None) -> Finished:
         return _ffi.call_json("tm_task_complete", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                               _ffi.encode_json(result, "result"))
 
     def heartbeat_as_worker(self, task_id: int, worker_id: str, *, progress: Optional[int] = None,
-                            lease_seconds: Optional[int] = None) -> Dict[str, Any]:
+                            lease_seconds: Optional[int] = None) -> Heartbeat:
         """``heartbeat`` for a caller without a lease token: the task must be claimed by ``worker_id``."""
         options = _options(dict(progress=progress, lease_seconds=lease_seconds))
         return _ffi.call_json("tm_task_heartbeat_as_worker", self._h, task_id, _ffi.text(worker_id, "worker_id"),
                               options)
 
-    def complete_as_worker(self, task_id: int, worker_id: str, result: Json = None) -> Dict[str, Any]:
+    def complete_as_worker(self, task_id: int, worker_id: str, result: Json = None) -> Finished:
         """``complete`` for a caller without a lease token (the original system's workers): the
         task must be claimed by ``worker_id``. A worker id is no fence; prefer the token."""
         return _ffi.call_json("tm_task_complete_as_worker", self._h, task_id, _ffi.text(worker_id, "worker_id"),
                               _ffi.encode_json(result, "result"))
 
     def fail_as_worker(self, task_id: int, worker_id: str, message: str, *, retry: bool = True,
-                       retry_in_seconds: Optional[float] = None) -> Dict[str, Any]:
+                       retry_in_seconds: Optional[float] = None) -> Failed:
         """``fail`` for a caller without a lease token: the task must be claimed by ``worker_id``."""
         options = _options(dict(retry=retry, retry_in_seconds=retry_in_seconds))
         return _ffi.call_json("tm_task_fail_as_worker", self._h, task_id, _ffi.text(worker_id, "worker_id"),
@@ -211,7 +226,7 @@ class Client:
         type_prefix: Optional[str] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
-    ) -> Tuple[Dict[str, Any], List[Task]]:
+    ) -> Tuple[Finished, List[Task]]:
         """A worker's loop step in one round trip and one commit: completes the task it holds
         and, unless that failed, claims the next ones. Returns ``(completed, claimed)``. A stale
         token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` and claims too."""
@@ -220,44 +235,44 @@ class Client:
                              _ffi.encode_json(result, "result"), _ffi.text(worker_id, "worker_id"), options)
         return out["completed"], [Task(self, row) for row in out["claimed"]]
 
-    def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[CompleteOutcome]:
         """Completes ``[{"id", "lease_token", "result"?}, ...]`` in one transaction; an outcome per task."""
         return _ffi.call_json("tm_task_complete_batch", self._h, _ffi.encode_json(list(items), "items"))
 
     def fail(self, task_id: int, lease_token: str, message: str, *, retry: bool = True,
-             retry_in_seconds: Optional[float] = None) -> Dict[str, Any]:
+             retry_in_seconds: Optional[float] = None) -> Failed:
         options = _options(dict(retry=retry, retry_in_seconds=retry_in_seconds))
         return _ffi.call_json("tm_task_fail", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                               _ffi.text(message, "message"), options)
 
-    def release(self, task_id: int, lease_token: str) -> Dict[str, Any]:
+    def release(self, task_id: int, lease_token: str) -> Finished:
         return _ffi.call_json("tm_task_release", self._h, task_id, _ffi.text(lease_token, "lease_token"))
 
     # -- operating ----------------------------------------------------------------------------
 
-    def cancel(self, task_id: int, reason: Optional[str] = None) -> Dict[str, Any]:
+    def cancel(self, task_id: int, reason: Optional[str] = None) -> Finished:
         return _ffi.call_json("tm_task_cancel", self._h, task_id, _ffi.text(reason, "reason"))
 
-    def retry(self, task_id: int) -> Dict[str, Any]:
+    def retry(self, task_id: int) -> Finished:
         return _ffi.call_json("tm_task_retry", self._h, task_id)
 
-    def recover_expired(self) -> Dict[str, int]:
+    def recover_expired(self) -> Recovery:
         return _ffi.call_json("tm_tasks_recover_expired", self._h)
 
     # -- reading ------------------------------------------------------------------------------
 
-    def get_task(self, task_id: int) -> Dict[str, Any]:
+    def get_task(self, task_id: int) -> TaskRecord:
         return _ffi.call_json("tm_task_get", self._h, task_id)
 
     def list_tasks(self, *, type: Optional[str] = None, status: Optional[str] = None,
-                   limit: Optional[int] = None, before_id: Optional[int] = None) -> List[Dict[str, Any]]:
+                   limit: Optional[int] = None, before_id: Optional[int] = None) -> List[TaskRecord]:
         options = _options(dict(type=type, status=status, limit=limit, before_id=before_id))
         return _ffi.call_json("tm_task_list", self._h, options)
 
-    def history(self, task_id: int) -> List[Dict[str, Any]]:
+    def history(self, task_id: int) -> List[HistoryEntry]:
         return _ffi.call_json("tm_task_history", self._h, task_id)
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> Stats:
         """Counts by type and status, oldest pending, expired leases, the last hour per minute,
         the workers seen (see ``tm_stats`` in the header)."""
         return _ffi.call_json("tm_stats", self._h)
@@ -268,7 +283,7 @@ class Client:
 
     def prune(self, older_than_seconds: int, *, statuses: Optional[List[str]] = None,
               batch_size: Optional[int] = None, dry_run: bool = False,
-              max_batches: Optional[int] = None) -> Dict[str, Any]:
+              max_batches: Optional[int] = None) -> PruneReport:
         """Deletes tasks that finished at least ``older_than_seconds`` ago, with their history,
         in short transactions. Returns ``{"tasks", "history", "batches", "done", "dry_run"}``."""
         options = _options(dict(older_than_seconds=older_than_seconds, statuses=statuses,

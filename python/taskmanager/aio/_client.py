@@ -1,0 +1,386 @@
+"""The asyncio client: every method of :class:`taskmanager.Client`, run in threads of the
+client's own so the event loop never waits on the library."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+from typing import Any, Awaitable, Callable, Generator, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+
+from .._errors import Code, error_for
+from ..client import Client, Task
+from ..results import (
+    CompleteOutcome,
+    Enqueued,
+    Failed,
+    Finished,
+    Heartbeat,
+    HistoryEntry,
+    PruneReport,
+    Recovery,
+    Stats,
+    TaskRecord,
+    TaskType,
+)
+
+Json = Any
+T = TypeVar("T")
+log = logging.getLogger("taskmanager.aio")
+
+# The library's own default for pool_max_connections: more threads than connections would
+# only wait inside the library for a connection.
+_DEFAULT_THREADS = 16
+
+
+class AsyncTask:
+    """A claimed task, for coroutines: the same attributes as :class:`taskmanager.Task`
+    (``id``, ``type``, ``params``, ``priority``, ``attempts``, ``max_attempts``,
+    ``lease_token``, ``lease_expires_at``) with awaitable ``complete``, ``fail``,
+    ``heartbeat`` and ``release``. :attr:`sync` is the same task for code running in a thread.
+    """
+
+    def __init__(self, client: "AsyncClient", task: Task):
+        self._client = client
+        self.sync = task
+        self.id = task.id
+        self.type = task.type
+        self.params = task.params
+        self.priority = task.priority
+        self.attempts = task.attempts
+        self.max_attempts = task.max_attempts
+        self.lease_token = task.lease_token
+        self.lease_expires_at = task.lease_expires_at
+
+    async def complete(self, result: Json = None) -> Finished:
+        """Completes the task; repeating it is safe. Raises LeaseLostError if the lease is gone."""
+        return await self._client.complete(self.id, self.lease_token, result)
+
+    async def fail(self, message: str, retry: bool = True, retry_in_seconds: Optional[float] = None) -> Failed:
+        """Fails the task; with ``retry`` and attempts left it runs again after a backoff."""
+        return await self._client.fail(self.id, self.lease_token, message, retry=retry,
+                                       retry_in_seconds=retry_in_seconds)
+
+    async def heartbeat(self, progress: Optional[int] = None, lease_seconds: Optional[int] = None) -> Heartbeat:
+        """Extends the lease (and records progress 0..100)."""
+        result = await self._client.heartbeat(self.id, self.lease_token, progress=progress,
+                                              lease_seconds=lease_seconds)
+        self.lease_expires_at = self.sync.lease_expires_at = result["lease_expires_at"]
+        return result
+
+    async def release(self) -> Finished:
+        """Gives the task back at once without counting the attempt."""
+        return await self._client.release(self.id, self.lease_token)
+
+    def __repr__(self) -> str:
+        return f"AsyncTask(id={self.id}, type={self.type!r}, attempts={self.attempts}/{self.max_attempts})"
+
+
+class _Opening:
+    """What :meth:`AsyncClient.open` returns: await it for the client, or use it with
+    ``async with`` to have the client closed at the end of the block."""
+
+    def __init__(self, opening: Callable[[], Awaitable["AsyncClient"]]):
+        self._opening = opening
+        self._client: Optional[AsyncClient] = None
+
+    def __await__(self) -> Generator[Any, None, "AsyncClient"]:
+        return self._opening().__await__()
+
+    async def __aenter__(self) -> "AsyncClient":
+        self._client = await self._opening()
+        return self._client
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+class AsyncClient:
+    """A connection to one queue database for asyncio code.
+
+    Every call runs the library in a thread of a pool that belongs to this client (not the
+    loop's default executor, which DNS lookups and file reads share: a call that waits on a
+    lock for seconds must not starve them, nor they it). The C handle may be used from many
+    threads at once, but must not be freed while a call is in flight, so :meth:`close` refuses
+    new calls, waits for the running ones, and only then frees it.
+
+    Open one with ``tm = await AsyncClient.open(config)`` or
+    ``async with AsyncClient.open(config) as tm:`` (``config`` as for :class:`Client`), or wrap a
+    sync client you already have: ``AsyncClient(client)``. A call cancelled while the library
+    runs it still runs to its end (a C call cannot be interrupted); its answer is dropped, and
+    tasks a cancelled ``claim`` or ``complete_and_claim`` obtained are released at once.
+    """
+
+    def __init__(self, client: Client, *, max_threads: Optional[int] = None, close_client: bool = True):
+        if not isinstance(client, Client):
+            raise TypeError(f"AsyncClient wraps a taskmanager.Client, not {type(client).__name__}; "
+                            "use `await AsyncClient.open(config)` to open one from settings")
+        self.sync = client
+        self._close_client = close_client
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_threads or _DEFAULT_THREADS, thread_name_prefix="taskmanager")
+        # Guards _closed against a submit racing close() from another thread.
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, config: Union[None, str, Mapping[str, Any]] = None, *,
+             max_threads: Optional[int] = None) -> _Opening:
+        """Opens a client (the library connects and checks the server: off the loop, too)."""
+        threads = max_threads or _pool_size(config)
+
+        async def opening() -> AsyncClient:
+            client = await asyncio.get_running_loop().run_in_executor(None, Client, config)
+            return cls(client, max_threads=threads)
+
+        return _Opening(opening)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Refuses new calls, waits for those in flight, then frees the handle. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        # shutdown(wait=True) blocks until every call in flight has returned: not on the loop.
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._close_client:
+            self.sync.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "concurrent.futures.Future[T]":
+        with self._lock:
+            if self._closed:
+                raise error_for(Code.INVALID_ARGUMENT, "the client is closed", None)
+            return self._executor.submit(fn, *args, **kwargs)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
+
+    async def _claiming(self, fn: Callable[..., T], tasks_of: Callable[[T], List[Task]],
+                        *args: Any, **kwargs: Any) -> T:
+        """Runs a call that leases tasks. If the caller is cancelled, nobody will work on what
+        it claimed, so those tasks are released instead of waiting out their lease: by the
+        thread itself when it finishes after the cancellation, or from here when the answer had
+        already arrived."""
+        state = {"abandoned": False, "delivered": False}
+        guard = threading.Lock()
+
+        def run() -> T:
+            out = fn(*args, **kwargs)
+            with guard:
+                abandoned = state["abandoned"]
+                state["delivered"] = not abandoned
+            if abandoned:
+                _release_all(tasks_of(out))
+            return out
+
+        future = self._submit(run)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            with guard:
+                state["abandoned"] = True
+                delivered = state["delivered"]
+            if delivered:
+                # The thread has its answer but may not have handed it to the future yet;
+                # the callback runs when it has (at once if it already has) and only submits.
+                future.add_done_callback(lambda f: self._release_later(tasks_of(f.result())))
+            raise
+
+    def _release_later(self, tasks: List[Task]) -> None:
+        try:
+            self._submit(_release_all, tasks)
+        except Exception as e:  # closed meanwhile: the leases expire on their own
+            log.warning("%d task(s) claimed by a cancelled call are left to their lease: %s", len(tasks), e)
+
+    def _tasks(self, tasks: List[Task]) -> List[AsyncTask]:
+        return [AsyncTask(self, t) for t in tasks]
+
+    # -- schema and types -------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Creates or upgrades the schema. Idempotent; the only call that runs DDL."""
+        await self._call(self.sync.migrate)
+
+    async def register_type(self, name: str, param_schema: Mapping[str, Any],
+                            version: Union[str, int] = "1") -> TaskType:
+        """See :meth:`Client.register_type`."""
+        return await self._call(self.sync.register_type, name, param_schema, version)
+
+    async def get_type(self, name: str) -> TaskType:
+        return await self._call(self.sync.get_type, name)
+
+    async def list_types(self) -> List[TaskType]:
+        return await self._call(self.sync.list_types)
+
+    async def set_type_active(self, name: str, active: bool) -> TaskType:
+        return await self._call(self.sync.set_type_active, name, active)
+
+    # -- producing ----------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        type_name: str,
+        params: Json,
+        *,
+        priority: Optional[int] = None,
+        delay_seconds: Optional[float] = None,
+        run_at: Optional[str] = None,
+        max_attempts: Optional[int] = None,
+        dedupe_key: Optional[str] = None,
+        dedupe_scope: Optional[str] = None,
+    ) -> Enqueued:
+        """See :meth:`Client.enqueue`."""
+        return await self._call(self.sync.enqueue, type_name, params, priority=priority,
+                                delay_seconds=delay_seconds, run_at=run_at, max_attempts=max_attempts,
+                                dedupe_key=dedupe_key, dedupe_scope=dedupe_scope)
+
+    async def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Enqueued]:
+        # list() here: a generator must not be consumed in another thread while its owner runs.
+        return await self._call(self.sync.enqueue_batch, list(items))
+
+    # -- working ------------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        *,
+        types: Optional[List[str]] = None,
+        type_prefix: Optional[str] = None,
+        limit: Optional[int] = None,
+        lease_seconds: Optional[int] = None,
+        sort_by: Optional[str] = None,
+        sort_order: Optional[str] = None,
+    ) -> List[AsyncTask]:
+        """See :meth:`Client.claim`; the tasks finish themselves with awaitable methods."""
+        tasks = await self._claiming(self.sync.claim, _same, worker_id, types=types, type_prefix=type_prefix,
+                                     limit=limit, lease_seconds=lease_seconds, sort_by=sort_by,
+                                     sort_order=sort_order)
+        return self._tasks(tasks)
+
+    async def heartbeat(self, task_id: int, lease_token: str, *, progress: Optional[int] = None,
+                        lease_seconds: Optional[int] = None) -> Heartbeat:
+        return await self._call(self.sync.heartbeat, task_id, lease_token, progress=progress,
+                                lease_seconds=lease_seconds)
+
+    async def complete(self, task_id: int, lease_token: str, result: Json = None) -> Finished:
+        return await self._call(self.sync.complete, task_id, lease_token, result)
+
+    async def heartbeat_as_worker(self, task_id: int, worker_id: str, *, progress: Optional[int] = None,
+                                  lease_seconds: Optional[int] = None) -> Heartbeat:
+        return await self._call(self.sync.heartbeat_as_worker, task_id, worker_id, progress=progress,
+                                lease_seconds=lease_seconds)
+
+    async def complete_as_worker(self, task_id: int, worker_id: str, result: Json = None) -> Finished:
+        return await self._call(self.sync.complete_as_worker, task_id, worker_id, result)
+
+    async def fail_as_worker(self, task_id: int, worker_id: str, message: str, *, retry: bool = True,
+                             retry_in_seconds: Optional[float] = None) -> Failed:
+        return await self._call(self.sync.fail_as_worker, task_id, worker_id, message, retry=retry,
+                                retry_in_seconds=retry_in_seconds)
+
+    async def complete_and_claim(
+        self,
+        task_id: int,
+        lease_token: str,
+        result: Json,
+        worker_id: str,
+        *,
+        types: Optional[List[str]] = None,
+        type_prefix: Optional[str] = None,
+        limit: Optional[int] = None,
+        lease_seconds: Optional[int] = None,
+    ) -> Tuple[Finished, List[AsyncTask]]:
+        """See :meth:`Client.complete_and_claim`."""
+        completed, tasks = await self._claiming(
+            self.sync.complete_and_claim, _second, task_id, lease_token, result, worker_id,
+            types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds)
+        return completed, self._tasks(tasks)
+
+    async def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[CompleteOutcome]:
+        return await self._call(self.sync.complete_batch, list(items))
+
+    async def fail(self, task_id: int, lease_token: str, message: str, *, retry: bool = True,
+                   retry_in_seconds: Optional[float] = None) -> Failed:
+        return await self._call(self.sync.fail, task_id, lease_token, message, retry=retry,
+                                retry_in_seconds=retry_in_seconds)
+
+    async def release(self, task_id: int, lease_token: str) -> Finished:
+        return await self._call(self.sync.release, task_id, lease_token)
+
+    # -- operating ----------------------------------------------------------------------------
+
+    async def cancel(self, task_id: int, reason: Optional[str] = None) -> Finished:
+        return await self._call(self.sync.cancel, task_id, reason)
+
+    async def retry(self, task_id: int) -> Finished:
+        return await self._call(self.sync.retry, task_id)
+
+    async def recover_expired(self) -> Recovery:
+        return await self._call(self.sync.recover_expired)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get_task(self, task_id: int) -> TaskRecord:
+        return await self._call(self.sync.get_task, task_id)
+
+    async def list_tasks(self, *, type: Optional[str] = None, status: Optional[str] = None,
+                         limit: Optional[int] = None, before_id: Optional[int] = None) -> List[TaskRecord]:
+        return await self._call(self.sync.list_tasks, type=type, status=status, limit=limit, before_id=before_id)
+
+    async def history(self, task_id: int) -> List[HistoryEntry]:
+        return await self._call(self.sync.history, task_id)
+
+    async def stats(self) -> Stats:
+        return await self._call(self.sync.stats)
+
+    async def metrics(self) -> str:
+        return await self._call(self.sync.metrics)
+
+    async def prune(self, older_than_seconds: int, *, statuses: Optional[List[str]] = None,
+                    batch_size: Optional[int] = None, dry_run: bool = False,
+                    max_batches: Optional[int] = None) -> PruneReport:
+        return await self._call(self.sync.prune, older_than_seconds, statuses=statuses, batch_size=batch_size,
+                                dry_run=dry_run, max_batches=max_batches)
+
+
+def _same(tasks: List[Task]) -> List[Task]:
+    return tasks
+
+
+def _second(pair: Tuple[Finished, List[Task]]) -> List[Task]:
+    return pair[1]
+
+
+def _release_all(tasks: List[Task]) -> None:
+    for task in tasks:
+        try:
+            task.release()
+        except Exception as e:  # one that cannot be released waits out its lease
+            log.warning("task %s claimed by a cancelled call could not be released: %s", task.id, e)
+
+
+def _pool_size(config: Union[None, str, Mapping[str, Any]]) -> int:
+    """The connection pool size the settings ask for, as the number of threads to run calls in."""
+    try:
+        settings = json.loads(config) if isinstance(config, str) else dict(config or {})
+        return max(1, min(int(settings.get("pool_max_connections", _DEFAULT_THREADS)), 64))
+    except (ValueError, TypeError):
+        return _DEFAULT_THREADS  # the library itself reports bad settings when it opens
