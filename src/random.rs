@@ -36,6 +36,13 @@ fn fill_from_device(buf: &mut [u8], device: &str) -> std::io::Result<()> {
     std::fs::File::open(device)?.read_exact(buf)
 }
 
+/// A uniformly random number in [0, 1).
+pub(crate) fn random_unit() -> f64 {
+    let hex = random_hex();
+    let n = u64::from_str_radix(&hex[..13], 16).unwrap_or(0);
+    n as f64 / (1u64 << 52) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::{fill_from_device, random_hex};
@@ -51,11 +58,4 @@ mod tests {
         // Without the device there is an error to report, not a loop.
         assert!(fill_from_device(&mut buf, "/nonexistent/random").is_err());
     }
-}
-
-/// A uniformly random number in [0, 1).
-pub(crate) fn random_unit() -> f64 {
-    let hex = random_hex();
-    let n = u64::from_str_radix(&hex[..13], 16).unwrap_or(0);
-    n as f64 / (1u64 << 52) as f64
 }
