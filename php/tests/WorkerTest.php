@@ -102,6 +102,51 @@ final class WorkerTest extends TestCase
         $this->assertStringContainsString('(attempt 1 of 3)', $this->stderr($w));
     }
 
+    public function testPermanentErrorRetryLaterAndProgress(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $permanent = $tm->enqueue($type, ['action' => 'permanent'], ['max_attempts' => 5, 'priority' => 3])['id'];
+        $later = $tm->enqueue($type, ['action' => 'later'], ['max_attempts' => 5, 'priority' => 2])['id'];
+        $progress = $tm->enqueue($type, ['action' => 'progress'], ['priority' => 1])['id'];
+        $w = $this->startWorker([$type], ['--stop-when-empty']);
+        $this->assertSame(0, $this->waitExit($w), $this->stderr($w));
+
+        $task = $tm->getTask($permanent);
+        $this->assertSame(['failed', 1], [$task['status'], $task['attempts']], 'no retry despite attempts left');
+        $this->assertSame('TaskManager\PermanentError: cannot ever work', $task['error_message']);
+        $task = $tm->getTask($later);
+        $this->assertSame('pending', $task['status']);
+        $this->assertSame('TaskManager\RetryLater: the remote side is down', $task['error_message']);
+        $delay = strtotime($task['run_at']) - strtotime($task['created_at']);
+        $this->assertGreaterThanOrEqual(110, $delay, 'retried after its own 120 s, not the short backoff');
+        $this->assertContains('progress', array_column($tm->history($progress), 'status_change'));
+        $this->assertSame('completed', $tm->getTask($progress)['status']);
+    }
+
+    public function testWithoutPcntlItSaysSoAndStillWorks(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $id = $tm->enqueue($type, ['action' => 'ok'])['id'];
+        $w = $this->startWorker([$type], ['--once'], [], ['-d', 'disable_functions=pcntl_signal,pcntl_async_signals,pcntl_alarm']);
+        $this->assertSame(0, $this->waitExit($w), $this->stderr($w));
+        $this->assertStringContainsString('warning: the pcntl extension is missing: no graceful shutdown', $this->stderr($w));
+        $this->assertSame('completed', $tm->getTask($id)['status']);
+    }
+
+    public function testTheExampleBootstrapRunsTheProducersTasks(): void
+    {
+        $dir = dirname(__DIR__) . '/examples';
+        $env = ['TASKMANAGER_DATABASE_URL' => $this->databaseUrl()];
+        $producer = proc_open([PHP_BINARY, "$dir/producer.php", '3'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env + getenv());
+        $produced = stream_get_contents($pipes[1]) . stream_get_contents($pipes[2]);
+        $this->assertSame(0, proc_close($producer), $produced);
+        $w = $this->start(["--bootstrap=$dir/handlers.php", '--stop-when-empty'], []);
+        $this->assertSame(0, $this->waitExit($w), $this->stderr($w));
+        $this->assertSame(3, preg_match_all('/report\.render #\d+ done in/', $this->stderr($w)), $this->stderr($w));
+    }
+
     public function testHeartbeatsKeepTheLeaseOfAHandlerThatRunsPastIt(): void
     {
         $tm = TaskManager::getInstance();
@@ -264,25 +309,24 @@ final class WorkerTest extends TestCase
      * @param list<string> $types
      * @param list<string> $args
      * @param array<string, string> $env
+     * @param list<string> $php options for the PHP binary
      */
-    private function startWorker(array $types, array $args, array $env = []): int
+    private function startWorker(array $types, array $args, array $env = [], array $php = []): int
     {
-        return $this->start(['--bootstrap=' . self::BOOTSTRAP, ...$args], ['TM_WORKER_TYPES' => implode(',', $types)] + $env);
+        return $this->start(['--bootstrap=' . self::BOOTSTRAP, ...$args], ['TM_WORKER_TYPES' => implode(',', $types)] + $env, $php);
     }
 
     /**
      * @param list<string> $args
      * @param array<string, string> $env
+     * @param list<string> $php options for the PHP binary
      */
-    private function start(array $args, array $env): int
+    private function start(array $args, array $env, array $php = []): int
     {
-        $c = self::config();
-        $env += [
-            'TASKMANAGER_DATABASE_URL' => sprintf('mysql://%s:%s@%s:%d/%s', rawurlencode($c['db_user']), rawurlencode($c['db_pass']), $c['db_host'], $c['db_port'], $c['db_name']),
-        ];
+        $env += ['TASKMANAGER_DATABASE_URL' => $this->databaseUrl()];
         $stderr = $this->tempFile();
         $proc = proc_open(
-            [PHP_BINARY, '-d', 'memory_limit=512M', self::BIN, ...$args],
+            [PHP_BINARY, '-d', 'memory_limit=512M', ...$php, self::BIN, ...$args],
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', $stderr, 'w']],
             $pipes,
             null,
@@ -291,6 +335,12 @@ final class WorkerTest extends TestCase
         $this->assertIsResource($proc);
         $this->workers[] = ['proc' => $proc, 'stderr' => $stderr, 'exit' => null];
         return array_key_last($this->workers);
+    }
+
+    private function databaseUrl(): string
+    {
+        $c = self::config();
+        return sprintf('mysql://%s:%s@%s:%d/%s', rawurlencode($c['db_user']), rawurlencode($c['db_pass']), $c['db_host'], $c['db_port'], $c['db_name']);
     }
 
     private function waitExit(int $w, float $seconds = 30): int
