@@ -213,7 +213,8 @@ final class Worker
                             break;
                         }
                         // No waiting claim in the library: poll, backing off while it stays empty.
-                        $this->pause(min($idle, $this->options['sleep']));
+                        // --sleep=0 still pauses 10 ms: a poll loop must not spin a core.
+                        $this->pause(max(0.01, min($idle, $this->options['sleep'])));
                         $idle = min($idle * 2, max(self::IDLE_MIN, $this->options['sleep']));
                         continue;
                     }
@@ -271,7 +272,9 @@ final class Worker
         $claimNext = $this->stopReason($jobs, $started) === null;
         for ($try = 1; ; $try++) {
             try {
-                if ($claimNext) {
+                // A retry completes only: had the first call committed before the connection
+                // broke, claiming again would strand the task it took until its lease ran out.
+                if ($claimNext && $try === 1) {
                     $step = $tm->completeAndClaim($task->id, $task->leaseToken, $result, $workerId, $claim);
                     $next = $step['claimed'][0] ?? null;
                 } else {

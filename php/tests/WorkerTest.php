@@ -55,6 +55,20 @@ final class WorkerTest extends TestCase
         $this->assertMatchesRegularExpression("/\\] \\Q$type\\E #$long done in \\d+(ms|\\.\\ds)/", $this->stderr($w));
     }
 
+    public function testSigintWhileIdleAndMaxTimeExitZero(): void
+    {
+        $type = $this->newType();
+        $idle = $this->startWorker([$type], ['--sleep=30']);
+        $timed = $this->startWorker([$type], ['--max-time=1', '--sleep=0.2']);
+        $this->waitFor(fn () => str_contains($this->stderr($idle), 'started for'), 'the worker starts');
+        // Idle on an empty queue, between polls: SIGINT ends it at once with exit 0.
+        proc_terminate($this->workers[$idle]['proc'], SIGINT);
+        $this->assertSame(0, $this->waitExit($idle, 10), $this->stderr($idle));
+        $this->assertStringContainsString('stopping (SIGINT): 0 done, 0 failed', $this->stderr($idle));
+        $this->assertSame(0, $this->waitExit($timed), $this->stderr($timed));
+        $this->assertStringContainsString('stopping (--max-time=1 reached)', $this->stderr($timed));
+    }
+
     public function testMemoryLimitExitsZeroAfterTheTaskInHand(): void
     {
         $tm = TaskManager::getInstance();
