@@ -165,8 +165,9 @@ final class WorkerTest extends TestCase
     {
         $tm = TaskManager::getInstance();
         $type = $this->newType();
-        $id = $tm->enqueue($type, ['action' => 'sleep', 'seconds' => 7])['id'];
-        // A 3-second lease renewed every second, for a handler that runs more than two leases.
+        $id = $tm->enqueue($type, ['action' => 'sleep', 'seconds' => 7, 'db' => true])['id'];
+        // A 3-second lease renewed every second, for a handler that runs more than two leases
+        // and calls the library all the while (the ticks land inside its calls too).
         $w = $this->startWorker([$type], ['--lease=3', '--once', '--worker-id=keeper']);
         $this->waitFor(fn () => $tm->getTask($id)['status'] === 'claimed', 'the worker claims the task');
         // Meanwhile another worker keeps trying: were the lease to lapse, its claim would
