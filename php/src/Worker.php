@@ -196,6 +196,12 @@ final class Worker
         $next = null;
         try {
             while (true) {
+                if ($next !== null && $this->stopReason($jobs, $started) !== null) {
+                    // A signal (or --max-time) arrived while completeAndClaim() was taking this
+                    // one: hand it back rather than start a task after being told to stop.
+                    $this->release($tm, $next);
+                    $next = null;
+                }
                 if ($next === null) {
                     if (($reason = $this->stopReason($jobs, $started)) !== null) {
                         break;
@@ -337,6 +343,17 @@ final class Worker
             $this->say(sprintf('%s #%d failed in %s (%s) but its lease was lost; nothing recorded', $task->type, $task->id, $took, $message));
         } catch (TaskManagerException $e) {
             $this->say(sprintf('%s #%d failed in %s (%s); recording it failed too (%s): left to its lease', $task->type, $task->id, $took, $message, $e->getMessage()));
+        }
+    }
+
+    /** @param array<string, mixed> $row a claimed task not yet started */
+    private function release(TaskManager $tm, array $row): void
+    {
+        try {
+            $tm->release((int) $row['id'], (string) $row['lease_token']);
+            $this->say(sprintf('%s #%d released unstarted', $row['type'], $row['id']));
+        } catch (TaskManagerException $e) {
+            $this->say(sprintf('%s #%d could not be released (%s): left to its lease', $row['type'], $row['id'], $e->getMessage()));
         }
     }
 
