@@ -56,8 +56,8 @@ impl Client {
     }
 
     /// Registers a task type (name, version, JSON Schema). The same name, version and schema
-    /// again is a no-op (`changed: false`); a higher version replaces the schema for new tasks;
-    /// an older version or another schema under the same version is `Conflict`.
+    /// again is a no-op (`changed: false`); another version (a label, not ordered) replaces the
+    /// schema for new tasks; another schema under the same version is `Conflict`.
     pub fn register_type(&self, definition: &TypeDefinition) -> Result<TaskType> {
         types::register(&self.db, definition, self.config.max_payload_bytes)
     }
