@@ -247,7 +247,12 @@ pub(crate) fn complete_and_claim(
         let call = procedures::complete_and_claim(id, token, &result_text, &request, history_on)
             .filter(|_| !recover);
         let (changed, rows) = match call_procedure(db, conn, call.as_ref())? {
-            Some(mut answer) => (answer.first_value::<u64>(0).unwrap_or(0), answer.rows(1)),
+            Some(mut answer) => (
+                answer
+                    .first_value::<u64>(procedures::answer::COMPLETE_AND_CLAIM_CHANGED)
+                    .unwrap_or(0),
+                answer.rows(procedures::answer::COMPLETE_AND_CLAIM_CLAIMED),
+            ),
             None => {
                 let script = lifecycle::complete_and_claim(
                     id,
@@ -327,7 +332,7 @@ fn claim_round(
 ) -> Result<Vec<mysql::Row>> {
     let call = procedures::claim(request, config.enable_task_history).filter(|_| !recover);
     if let Some(mut answer) = call_procedure(db, conn, call.as_ref())? {
-        return Ok(answer.rows(0));
+        return Ok(answer.rows(procedures::answer::CLAIMED));
     }
     let script = lifecycle::claim(request, recover, config.enable_task_history);
     let mut answer = script.script.run(conn)?;

@@ -385,9 +385,11 @@ fn insert(
     };
     let (mut answer, holders, created) = match call_procedure(db, conn, call.as_ref())? {
         Some(mut answer) => {
-            let answers = row::decode_all(answer.rows(0), "an enqueued task", |c| {
-                Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
-            })?;
+            let answers = row::decode_all(
+                answer.rows(procedures::answer::ENQUEUED),
+                "an enqueued task",
+                |c| Ok((c.get::<i64>("id")?, c.get::<i64>("created")?)),
+            )?;
             let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
             (answer, None, (created == 1).then_some(id))
         }

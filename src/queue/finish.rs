@@ -98,7 +98,11 @@ fn run_guarded(
 ) -> Result<(bool, Option<mysql::Row>)> {
     db.run(|conn, _| {
         if let Some(mut answer) = call_procedure(db, conn, call)? {
-            if answer.first_value::<i64>(0).unwrap_or(0) > 0 {
+            if answer
+                .first_value::<i64>(procedures::answer::COMPLETED)
+                .unwrap_or(0)
+                > 0
+            {
                 return Ok((true, None));
             }
             return Ok((false, lease_after_miss(conn, id, holder)?));

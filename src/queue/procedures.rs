@@ -26,6 +26,19 @@ use crate::sql;
 /// collation is refused.
 const TEXT: &str = "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci";
 
+/// The result sets of each CALL, defined here beside the bodies that produce them.
+pub(crate) mod answer {
+    /// `tm5_enqueue`: one row, `id, created`.
+    pub const ENQUEUED: usize = 0;
+    /// `tm5_claim_next`: the claimed task's row, if any.
+    pub const CLAIMED: usize = 0;
+    /// `tm5_complete`: one row, `changed`.
+    pub const COMPLETED: usize = 0;
+    /// `tm5_complete_and_claim`: one row, `changed`, then the claimed task's row, if any.
+    pub const COMPLETE_AND_CLAIM_CHANGED: usize = 0;
+    pub const COMPLETE_AND_CLAIM_CLAIMED: usize = 1;
+}
+
 /// The generation of the procedures this library calls: the schema version that creates them.
 pub(crate) const GENERATION: u32 = 5;
 
