@@ -3,9 +3,9 @@
 use crate::error::{Code, Error};
 use std::ffi::{CString, c_char};
 
-/// Result codes. The values are stable: never renumbered, never reused. The error table in
-/// `crate::error` is their definition; this copy, which the C header is made from, is checked
-/// against it when the crate compiles.
+// The error table in `crate::error` is the definition of these codes; this copy, from which
+// cbindgen makes the header's `tm_code`, is checked against it when the crate compiles.
+/// Result codes. The values are stable: never renumbered, never reused.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
