@@ -48,6 +48,10 @@ pub struct Connection {
     pub io_timeout_secs: u64,
     pub lock_wait_timeout_secs: u64,
     pub pool_max_connections: usize,
+    /// How often a busy claimer stops to recover expired leases, in ms (the hidden key
+    /// `lazy_recovery_interval_ms`). Part of the connection because the throttle belongs to
+    /// the handle that clients with equal settings share.
+    pub lazy_recovery_interval_ms: u64,
 }
 
 /// The whole configuration of a client.
@@ -70,6 +74,22 @@ pub struct Config {
 
 /// JSON nested deeper than this is refused before any other work (fixed, not configurable).
 pub const MAX_JSON_DEPTH: usize = 64;
+
+/// A year in seconds (365 days): the bound of every setting or option that is a duration.
+const YEAR_SECONDS: u64 = 31_536_000;
+
+/// The longest lease a setting or a claim may ask for.
+pub const MAX_LEASE_SECONDS: u64 = YEAR_SECONDS;
+
+/// The longest retry delay the backoff settings may give.
+pub const MAX_RETRY_BACKOFF_SECONDS: u64 = YEAR_SECONDS;
+
+/// The furthest into the future a delay may put a task (ten years).
+pub const MAX_DELAY_SECONDS: u64 = 10 * YEAR_SECONDS;
+
+/// The longest error message a failure may carry, in bytes: what the `error_message` TEXT
+/// column holds.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 65_535;
 
 /// The keys that say where and how to connect one by one; `database_url` says it all at once,
 /// so it excludes each of them.
@@ -98,6 +118,14 @@ const OTHER_KEYS: &[&str] = &[
     "lock_wait_timeout",
     "pool_max_connections",
 ];
+
+/// Keys accepted but not listed in [`KEYS`], the README or the environment: settings for tests
+/// that must not wait on the clock, not for deployments.
+const HIDDEN_KEYS: &[&str] = &["lazy_recovery_interval_ms"];
+
+/// The default of `lazy_recovery_interval_ms`: a busy queue recovers an expired lease within
+/// a second, and pays for the recovery pass at most once a second per process.
+pub const DEFAULT_LAZY_RECOVERY_INTERVAL_MS: u64 = 1000;
 
 /// Every key the JSON / environment form accepts; the environment variable is
 /// `TASKMANAGER_` followed by the key in upper case.
@@ -170,7 +198,10 @@ impl Config {
     /// Builds a config from a map of the keys in [`KEYS`]; values may be JSON numbers and
     /// booleans or strings holding them (as the environment gives them).
     pub fn from_map(map: &Map<String, Value>) -> Result<Config> {
-        if let Some(unknown) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !KEYS.contains(&k.as_str()) && !HIDDEN_KEYS.contains(&k.as_str()))
+        {
             return Err(Error::config(format!(
                 "unknown configuration key '{unknown}'; known keys: {}",
                 KEYS.join(", ")
@@ -201,7 +232,7 @@ impl Config {
         let (hosts, socket, name, user, pass) = match from_url {
             Some(url) => url,
             None => {
-                let port = reader.int("db_port", 1, 65535)?.unwrap_or(3306) as u16;
+                let port = reader.int("db_port", 1, u16::MAX.into())?.unwrap_or(3306) as u16;
                 let hosts = match (reader.string("db_host")?, map.get("db_hosts")) {
                     (Some(_), Some(_)) => {
                         return Err(Error::config("give either db_host or db_hosts, not both"));
@@ -258,11 +289,14 @@ impl Config {
             lock_wait_timeout_secs: reader.int("lock_wait_timeout", 1, 3600)?.unwrap_or(10),
             pool_max_connections: reader.int("pool_max_connections", 1, 1000)?.unwrap_or(16)
                 as usize,
+            lazy_recovery_interval_ms: reader
+                .int("lazy_recovery_interval_ms", 0, YEAR_SECONDS * 1000)?
+                .unwrap_or(DEFAULT_LAZY_RECOVERY_INTERVAL_MS),
         };
         let config = Config {
             connection,
             task_claim_timeout: reader
-                .int("task_claim_timeout", 1, 31_536_000)?
+                .int("task_claim_timeout", 1, MAX_LEASE_SECONDS)?
                 .unwrap_or(300) as u32,
             max_task_attempts: reader.int("max_task_attempts", 1, 1_000_000)?.unwrap_or(3) as u32,
             enable_task_history: reader.boolean("enable_task_history")?.unwrap_or(true),
@@ -273,7 +307,7 @@ impl Config {
             retry_backoff_base_secs: reader.int("retry_backoff_base", 0, 86_400)?.unwrap_or(10)
                 as u32,
             retry_backoff_max_secs: reader
-                .int("retry_backoff_max", 0, 31_536_000)?
+                .int("retry_backoff_max", 0, MAX_RETRY_BACKOFF_SECONDS)?
                 .unwrap_or(3600) as u32,
         };
         Ok(config)
@@ -338,7 +372,7 @@ fn host_list(text: &str, default_port: u16) -> Result<Vec<(String, u16)>> {
         let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| bad(entry))?;
             match after.strip_prefix(':') {
-                Some(port) => (host, port.parse().map_err(|_| bad(entry))?),
+                Some(port) => (host, parse_port(port).ok_or_else(|| bad(entry))?),
                 None if after.is_empty() => (host, default_port),
                 None => return Err(bad(entry)),
             }
@@ -347,7 +381,7 @@ fn host_list(text: &str, default_port: u16) -> Result<Vec<(String, u16)>> {
             (entry, default_port)
         } else {
             match entry.split_once(':') {
-                Some((host, port)) => (host, port.parse().map_err(|_| bad(entry))?),
+                Some((host, port)) => (host, parse_port(port).ok_or_else(|| bad(entry))?),
                 None => (entry, default_port),
             }
         };
@@ -360,6 +394,14 @@ fn host_list(text: &str, default_port: u16) -> Result<Vec<(String, u16)>> {
         return Err(Error::config("no database host given"));
     }
     Ok(hosts)
+}
+
+/// A port: decimal digits only (`str::parse` would also take a leading `+`).
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Parses `mysql://user:pass@host:port/db?socket=/path`. Written here rather than delegated so
@@ -413,8 +455,12 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = bytes.get(i + 1..i + 3)?;
+            // Checked first: from_str_radix alone takes a sign, so "%+f" would decode.
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -506,6 +552,50 @@ mod tests {
             assert_eq!(e.code(), crate::Code::Config, "{bad}");
             assert!(!e.message().contains("topsecret"), "{e}");
         }
+    }
+
+    #[test]
+    fn percent_escapes_are_two_hex_digits_and_nothing_else() {
+        assert_eq!(
+            percent_decode("a%2Fb%40%e2%82%ac").as_deref(),
+            Some("a/b@€")
+        );
+        for bad in ["%+f", "%-1", "% f", "%f", "%", "%g0", "%0x", "%ff"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+        let e = parse(json!({"database_url": "mysql://u:p%+f@h/db"})).unwrap_err();
+        assert_eq!(e.code(), crate::Code::Config);
+    }
+
+    #[test]
+    fn ports_are_plain_digits() {
+        assert_eq!(parse_port("3307"), Some(3307));
+        for bad in ["+3307", "-1", " 3307", "", "65536", "33o7"] {
+            assert_eq!(parse_port(bad), None, "{bad}");
+        }
+        for bad in [
+            json!({"db_name": "q", "db_user": "u", "db_host": "a:+3307"}),
+            json!({"db_name": "q", "db_user": "u", "db_host": "[::1]:+3307"}),
+            json!({"database_url": "mysql://u:p@a:+3307/q"}),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_recovery_interval_is_a_hidden_setting() {
+        let c = parse(json!({"db_name": "q", "db_user": "u"})).unwrap();
+        assert_eq!(
+            c.connection.lazy_recovery_interval_ms,
+            DEFAULT_LAZY_RECOVERY_INTERVAL_MS
+        );
+        let c =
+            parse(json!({"db_name": "q", "db_user": "u", "lazy_recovery_interval_ms": 0})).unwrap();
+        assert_eq!(c.connection.lazy_recovery_interval_ms, 0);
+        // Accepted, but not offered: unknown-key messages and the environment leave it out.
+        assert!(!KEYS.contains(&"lazy_recovery_interval_ms"));
+        let e = parse(json!({"db_name": "q", "db_user": "u", "nope": 1})).unwrap_err();
+        assert!(!e.message().contains("lazy_recovery"), "{e}");
     }
 
     #[test]

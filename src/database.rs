@@ -41,9 +41,6 @@ pub(crate) struct Database {
 /// The process's reference instant for the recovery throttle.
 static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
 
-/// How often a busy claimer stops to recover expired leases.
-const LAZY_RECOVERY_INTERVAL_MS: u64 = 1000;
-
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
@@ -77,10 +74,11 @@ impl Database {
     /// Whether a claim should recover expired leases before it selects: at most once per
     /// interval per process, so that a busy queue does not pay for recovery on every claim.
     pub(crate) fn lazy_recovery_due(&self) -> bool {
+        let interval = self.connection().lazy_recovery_interval_ms;
         // + interval + 1 so that the first call after start is always due.
-        let now = EPOCH.elapsed().as_millis() as u64 + LAZY_RECOVERY_INTERVAL_MS + 1;
+        let now = EPOCH.elapsed().as_millis() as u64 + interval + 1;
         let last = self.last_recovery_ms.load(Ordering::Relaxed);
-        now - last >= LAZY_RECOVERY_INTERVAL_MS
+        now - last >= interval
             && self
                 .last_recovery_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)

@@ -1,5 +1,5 @@
-//! Task types: registration with a JSON Schema, lookup, activation, and the per-database cache
-//! of compiled validators.
+//! Task types: registration with a JSON Schema, lookup, listing and activation. The
+//! per-database cache of types and their compiled validators is `type_cache`.
 
 use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};

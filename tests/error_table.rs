@@ -181,3 +181,33 @@ fn troubleshooting_explains_every_code() {
         missing.join("\n")
     );
 }
+
+/// The numbers in the table's comment block of retired codes (`// Name = n, TM_NAME: ...`).
+fn retired_numbers() -> Vec<i64> {
+    let source = read("src/error.rs");
+    let block = source
+        .split("// Retired numbers")
+        .nth(1)
+        .expect("the error table's block of retired numbers");
+    let block = block.split("\n        }").next().unwrap();
+    block
+        .lines()
+        .filter_map(|l| {
+            let (_, right) = l.trim_start().strip_prefix("// ")?.split_once(" = ")?;
+            right.split(',').next()?.trim().parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_retired_number_is_never_given_again() {
+    let retired = retired_numbers();
+    for row in CODES {
+        assert!(
+            !retired.contains(&(row.code as i64)),
+            "{} reuses the retired number {}",
+            row.name,
+            row.code as i64
+        );
+    }
+}

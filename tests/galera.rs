@@ -22,10 +22,26 @@ use taskmanager::*;
 const TASKS_PER_PHASE: usize = 600;
 const GALERA: &str = "/usr/lib/galera/libgalera_smm.so";
 
-/// Node `i` (1..=3): its SQL port and its Galera ports, all on 127.0.0.1.
+/// Node `i` (1..=3): its SQL port and its Galera ports, all on 127.0.0.1. They lie below the
+/// kernel's ephemeral range (32768-60999 on Linux), where outgoing connections get their
+/// local ports, so none can be taken by chance; the process id spreads concurrent runs.
 fn ports(i: u16) -> (u16, u16, u16, u16) {
-    let base = 20000 + (std::process::id() % 1000) as u16 * 20;
+    let base = FIRST_PORT + (std::process::id() % PORT_BLOCKS) as u16 * 20;
     (base + i, base + 4 + i, base + 8 + i, base + 12 + i)
+}
+
+const FIRST_PORT: u16 = 20000;
+/// Blocks of 20 ports from [`FIRST_PORT`] that end below 32768.
+const PORT_BLOCKS: u32 = (32768 - FIRST_PORT as u32) / 20;
+
+#[test]
+fn cluster_ports_stay_out_of_the_ephemeral_range() {
+    let (first, last) = (FIRST_PORT, FIRST_PORT + (PORT_BLOCKS - 1) as u16 * 20 + 15);
+    assert!(first >= 1024 && last < 32768, "{first}..={last}");
+    for i in 1..=3 {
+        let (a, b, c, d) = ports(i);
+        assert!([a, b, c, d].iter().all(|p| (first..=last).contains(p)));
+    }
 }
 
 fn cluster() -> Vec<OwnServer> {

@@ -47,6 +47,32 @@ INSERT INTO task_history (task_id, status_change, worker_id, message, created_at
 ";
 
 #[test]
+fn a_dedupe_key_the_original_system_computed_still_deduplicates_after_the_upgrade() {
+    let db = TestDb::empty(json!({}));
+    let mut sql = db.sql();
+    sql.query_drop(EARLY_VARIANT).unwrap();
+    // The original's key: sha256("email" + "\0" + json_encode(params)), for params sent with
+    // sorted keys, computed outside this code.
+    sql.query_drop(
+        "INSERT INTO tasks (id, type_id, status, params_json, dedupe_key, attempts) VALUES \
+         (5, 1, 'completed', '{\"subject\":\"Zoë\",\"to\":\"c@example.com\"}', \
+         '275c2c64c71f85df337a49e88ee4939666bf666540bda097ea46008b90f2ce1b', 1)",
+    )
+    .unwrap();
+    db.client.migrate().unwrap();
+    let again = db
+        .client
+        .enqueue(
+            "email",
+            &json!({"to": "c@example.com", "subject": "Zoë"}),
+            &EnqueueOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((again.id, again.deduplicated), (5, true));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 5);
+}
+
+#[test]
 fn upgrade_from_an_early_variant_keeps_every_row() {
     let db = TestDb::empty(json!({}));
     let mut sql = db.sql();

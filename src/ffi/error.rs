@@ -3,6 +3,8 @@
 use crate::error::{Code, Error};
 use std::ffi::{CString, c_char};
 
+// The error table in `crate::error` is the definition of these codes; this copy, from which
+// cbindgen makes the header's `tm_code`, is checked against it when the crate compiles.
 /// Result codes. The values are stable: never renumbered, never reused.
 #[allow(non_camel_case_types)]
 #[repr(C)]
@@ -43,29 +45,31 @@ pub enum tm_code {
     TM_PANIC = 900,
 }
 
-impl From<Code> for tm_code {
-    fn from(code: Code) -> tm_code {
-        match code {
-            Code::Ok => tm_code::TM_OK,
-            Code::NullParameter => tm_code::TM_NULL_PARAMETER,
-            Code::InvalidArgument => tm_code::TM_INVALID_ARGUMENT,
-            Code::PayloadTooLarge => tm_code::TM_PAYLOAD_TOO_LARGE,
-            Code::Config => tm_code::TM_CONFIG,
-            Code::NotFound => tm_code::TM_NOT_FOUND,
-            Code::TypeInactive => tm_code::TM_TYPE_INACTIVE,
-            Code::InvalidSchema => tm_code::TM_INVALID_SCHEMA,
-            Code::ValidationFailed => tm_code::TM_VALIDATION_FAILED,
-            Code::LeaseLost => tm_code::TM_LEASE_LOST,
-            Code::Conflict => tm_code::TM_CONFLICT,
-            Code::Connection => tm_code::TM_CONNECTION,
-            Code::Database => tm_code::TM_DATABASE,
-            Code::OutcomeUnknown => tm_code::TM_OUTCOME_UNKNOWN,
-            Code::UnsupportedServer => tm_code::TM_UNSUPPORTED_SERVER,
-            Code::SchemaOutdated => tm_code::TM_SCHEMA_OUTDATED,
-            Code::Panic => tm_code::TM_PANIC,
+/// Generates the conversion from [`Code`] to [`tm_code`] from the error table, and checks at
+/// compile time that [`tm_code`] is the table: the same names, each with the table's number,
+/// and no other. (`tm_code` is written out above because cbindgen, which makes the C header,
+/// reads the source as written and does not expand macros.)
+macro_rules! define_c_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $number:literal, $name:ident:
+        $meaning:literal, $remedy:literal;)*) => {
+        impl From<Code> for tm_code {
+            fn from(code: Code) -> tm_code {
+                match code {
+                    $(Code::$variant => tm_code::$name,)*
+                }
+            }
         }
-    }
+
+        $(const _: () = assert!(tm_code::$name as i64 == $number, stringify!($name));)*
+
+        // Exhaustive: a variant of `tm_code` the table lacks does not compile.
+        const _: fn(tm_code) -> Code = |code| match code {
+            $(tm_code::$name => Code::$variant,)*
+        };
+    };
 }
+
+crate::error::with_error_table!(define_c_codes);
 
 /// An error: a code, a message, and optional JSON details. Owned by the caller, freed with
 /// `tm_error_free`. It never changes, so it may be read from any thread or handed to another;

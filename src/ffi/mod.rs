@@ -6,7 +6,10 @@
 //! - output strings belong to the caller and are freed with `tm_string_free`;
 //! - no panic crosses the boundary: `boundary()` turns one into `TM_PANIC`.
 //!
-//! The unsafe pointer handling lives in this module's helpers only; the exports are thin.
+//! Arguments and outputs cross as pointers through this module's helpers (`client_ref`,
+//! `text`, `json_arg`, `write_json`, ...), so the exports stay thin. The only other unsafe code
+//! makes and frees handles: `tm_client_open`, `tm_client_free` and `tm_string_free` in
+//! `exports`, and the `tm_error` accessors and `tm_error_free` in `error`.
 
 #![allow(non_camel_case_types)]
 

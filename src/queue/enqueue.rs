@@ -218,8 +218,13 @@ fn normalize_time(text: &str) -> Result<String> {
     {
         return Err(bad());
     }
-    let num =
-        |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<u32>().ok()).ok_or_else(bad);
+    // Digits only: str::parse alone would take "+5" as a field.
+    let num = |r: std::ops::Range<usize>| {
+        t.get(r)
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(bad)
+    };
     let (y, mo, d, h, mi, s) = (
         num(0..4)?,
         num(5..7)?,
@@ -505,6 +510,12 @@ mod tests {
             "2030-01-02 03:04:05.",
             "2030-01-02T03:04:05+02:00",
             "2030-01-02 03:04:05'; DROP",
+            "+030-01-02 03:04:05",
+            "2030-+1-02 03:04:05",
+            "2030-01-+5 03:04:05",
+            "2030-01-02 +3:04:05",
+            "2030-01-02 03:-4:05",
+            "2030-01-02 03:04:+5",
         ] {
             assert!(normalize_time(bad).is_err(), "{bad}");
         }
