@@ -81,7 +81,9 @@ macro_rules! with_error_table {
             /// A bug: a panic was caught at the C boundary.
             Panic = 900, TM_PANIC:
                 "a bug in the library, caught at the boundary",
-                "Report it with the message; the process is unharmed and the call changed nothing it did not report.";
+                "Report it with the message. The process is unharmed, but the call may have committed \
+                 part of its work before the bug struck: read the task (get or list) before \
+                 repeating the call.";
 
             // Retired numbers: a code that is removed moves here as a comment, so that its
             // number is never given to another (`Name = n, TM_NAME: retired in x.y, why`).
