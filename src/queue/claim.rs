@@ -11,7 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::queue::finish;
-use crate::queue::input::{check_task_id, check_token, check_worker_id};
+use crate::queue::input::{check_lease_seconds, check_task_id, check_token, check_worker_id};
 use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
 use crate::queue::procedures;
@@ -132,9 +132,7 @@ fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Resu
         )));
     }
     let lease_seconds = options.lease_seconds.unwrap_or(config.task_claim_timeout);
-    if lease_seconds == 0 || lease_seconds > 31_536_000 {
-        return Err(Error::invalid("lease_seconds must be from 1 to 31536000"));
-    }
+    check_lease_seconds(lease_seconds)?;
     if options.types.is_some() && options.type_prefix.is_some() {
         return Err(Error::invalid("give either types or type_prefix, not both"));
     }

@@ -11,6 +11,7 @@ use crate::dedupe::{self, DedupeScope};
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
+use crate::queue::input::check_delay_seconds;
 use crate::queue::lifecycle::{self, NewTask};
 use crate::queue::{MAX_BATCH, call_procedure, procedures};
 use crate::random::random_hex;
@@ -179,11 +180,7 @@ fn check_item<'a>(config: &Config, item: TaskInput<'a>) -> Result<Checked<'a>> {
         ));
     }
     if let Some(delay) = o.delay_seconds {
-        if !(0.0..=315_360_000.0).contains(&delay) {
-            return Err(Error::invalid(
-                "delay_seconds must be from 0 to 315360000 (ten years)",
-            ));
-        }
+        check_delay_seconds(delay, "delay_seconds")?;
     }
     Ok(Checked {
         item,

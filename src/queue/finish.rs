@@ -10,11 +10,14 @@
 //! still owns its task: nobody else can hold it until recovery hands it back.
 
 use crate::Config;
+use crate::config::MAX_ERROR_MESSAGE_BYTES;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
-use crate::queue::input::{check_holder, check_task_id, check_token};
+use crate::queue::input::{
+    check_delay_seconds, check_holder, check_lease_seconds, check_task_id, check_token,
+};
 use crate::queue::lease::{LeaseState, lease_error, repeated_or_error};
 use crate::queue::lifecycle::{self, GuardedScript, Holder, Script, Status};
 use crate::queue::procedures;
@@ -156,9 +159,7 @@ pub(crate) fn heartbeat(
         return Err(Error::invalid("progress must be from 0 to 100"));
     }
     let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
-    if lease == 0 || lease > 31_536_000 {
-        return Err(Error::invalid("lease_seconds must be from 1 to 31536000"));
-    }
+    check_lease_seconds(lease)?;
     let script = lifecycle::heartbeat(
         id,
         holder,
@@ -294,18 +295,14 @@ pub(crate) fn fail(
 ) -> Result<Failed> {
     check_task_id(id)?;
     check_holder(holder)?;
-    if message.len() > 65_535 {
+    if message.len() > MAX_ERROR_MESSAGE_BYTES {
         return Err(Error::new(
             Code::PayloadTooLarge,
-            "error_message is longer than 65535 bytes",
+            format!("error_message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
         ));
     }
     if let Some(delay) = options.retry_in_seconds {
-        if !(0.0..=315_360_000.0).contains(&delay) {
-            return Err(Error::invalid(
-                "retry_in_seconds must be from 0 to 315360000",
-            ));
-        }
+        check_delay_seconds(delay, "retry_in_seconds")?;
     }
     // Exponential backoff base * 2^(attempts-1), capped, with "equal jitter": a random point in
     // the upper half, so retries of tasks that failed together spread out. Numbers only.
