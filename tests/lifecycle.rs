@@ -611,5 +611,5 @@ fn a_value_changed_by_hand_into_something_unreadable_is_an_error_naming_the_colu
     ));
     let e = db.client.get_task(id).unwrap_err();
     assert_eq!(e.code(), Code::Database);
-    assert!(e.message().contains("tasks.attempts"), "{e}");
+    assert!(e.message().contains("column `attempts`"), "{e}");
 }
