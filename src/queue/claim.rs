@@ -10,12 +10,11 @@ use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
-use crate::queue::finish;
+use crate::queue::engine::{ClaimedRow, Engine};
 use crate::queue::input::{check_lease_seconds, check_task_id, check_token, check_worker_id};
 use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
-use crate::queue::procedures;
-use crate::queue::{Finished, MAX_BATCH, call_procedure};
+use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_hex;
 use crate::row;
 use crate::types::check_name;
@@ -162,10 +161,11 @@ pub(crate) fn claim(
     // Known before the commit and the same on a repeat, so a repeat finds what it leased.
     let token_prefix = random_hex();
     db.run(|conn, again| {
+        let engine = Engine::of(db);
         if again {
-            let held = held_by(db, conn, &token_prefix, wanted.order)?;
+            let held = engine.claimed_by(conn, &token_prefix, wanted.order)?;
             if !held.is_empty() {
-                return Ok(held);
+                return claimed_tasks(db, conn, held);
             }
         }
         let Some(type_ids) = type_filter(db, conn, options)? else {
@@ -225,13 +225,14 @@ pub(crate) fn complete_and_claim(
         repeated,
     };
     db.run(|conn, again| {
+        let engine = Engine::of(db);
         if again {
             // The first run committed both halves if it leased anything.
-            let held = held_by(db, conn, &token_prefix, wanted.order)?;
+            let held = engine.claimed_by(conn, &token_prefix, wanted.order)?;
             if !held.is_empty() {
                 return Ok(CompletedAndClaimed {
                     completed: completed(false),
-                    claimed: held,
+                    claimed: claimed_tasks(db, conn, held)?,
                 });
             }
         }
@@ -241,38 +242,20 @@ pub(crate) fn complete_and_claim(
         let request = wanted.request(worker_id, filter, &token_prefix, config);
         let recover = db.lazy_recovery_due();
         let history_on = config.enable_task_history;
-        // The procedure when it serves the claim and no recovery pass is due, else the script.
-        let call = procedures::complete_and_claim(id, token, &result_text, &request, history_on)
-            .filter(|_| !recover);
-        let (changed, rows) = match call_procedure(db, conn, call.as_ref())? {
-            Some(mut answer) => (
-                answer
-                    .first_value::<u64>(procedures::answer::COMPLETE_AND_CLAIM_CHANGED)
-                    .unwrap_or(0),
-                answer.rows(procedures::answer::COMPLETE_AND_CLAIM_CLAIMED),
-            ),
-            None => {
-                let script = lifecycle::complete_and_claim(
-                    id,
-                    token,
-                    &result_text,
-                    &request,
-                    recover,
-                    history_on,
-                );
-                let mut answer = script.script.run(conn)?;
-                (answer.affected(script.update), answer.rows(script.claimed))
-            }
-        };
+        let (done, rows) = engine.complete_and_claim(
+            db,
+            conn,
+            id,
+            token,
+            &result_text,
+            &request,
+            recover,
+            history_on,
+        )?;
         // A miss is either a repeat (the step claimed the next all the same) or an error
         // (it claimed nothing).
-        let repeated = changed == 0
-            && repeated_or_error(
-                id,
-                finish::lease_state(id, finish::lease_after_miss(conn, id, holder)?)?.0,
-                holder,
-                &[Status::Completed],
-            )?;
+        let repeated =
+            !done.changed && repeated_or_error(id, done.state, holder, &[Status::Completed])?;
         let rows = claim_more_if_short(db, conn, request, recover, config, rows)?;
         Ok(CompletedAndClaimed {
             completed: completed(repeated),
@@ -289,20 +272,6 @@ pub struct CompletedAndClaimed {
     pub claimed: Vec<ClaimedTask>,
 }
 
-/// The tasks a claim with this token prefix already leased: after a lost connection, the
-/// first run of the step may have committed.
-fn held_by(
-    db: &Database,
-    conn: &mut Conn<'_>,
-    token_prefix: &str,
-    order: ClaimOrder,
-) -> Result<Vec<ClaimedTask>> {
-    let rows = conn
-        .query(lifecycle::claimed_rows(token_prefix, order))
-        .map_err(|e| conn.error(e))?;
-    claimed_tasks(db, conn, rows)
-}
-
 /// A claim that came up short without a recovery pass tries once more with one, for the rest.
 fn claim_more_if_short(
     db: &Database,
@@ -310,8 +279,8 @@ fn claim_more_if_short(
     mut request: lifecycle::ClaimRequest<'_>,
     recovered: bool,
     config: &Config,
-    mut rows: Vec<mysql::Row>,
-) -> Result<Vec<mysql::Row>> {
+    mut rows: Vec<ClaimedRow>,
+) -> Result<Vec<ClaimedRow>> {
     if rows.len() < request.limit as usize && !recovered {
         request.limit -= rows.len() as u32;
         rows.extend(claim_round(db, conn, &request, true, config)?);
@@ -319,22 +288,15 @@ fn claim_more_if_short(
     Ok(rows)
 }
 
-/// One claim's rows: the procedure when it serves the request and no recovery pass is asked
-/// for, else the script.
+/// One claim through the database's engine.
 fn claim_round(
     db: &Database,
     conn: &mut Conn<'_>,
     request: &lifecycle::ClaimRequest<'_>,
     recover: bool,
     config: &Config,
-) -> Result<Vec<mysql::Row>> {
-    let call = procedures::claim(request, config.enable_task_history).filter(|_| !recover);
-    if let Some(mut answer) = call_procedure(db, conn, call.as_ref())? {
-        return Ok(answer.rows(procedures::answer::CLAIMED));
-    }
-    let script = lifecycle::claim(request, recover, config.enable_task_history);
-    let mut answer = script.script.run(conn)?;
-    Ok(answer.rows(script.claimed))
+) -> Result<Vec<ClaimedRow>> {
+    Engine::of(db).claim(db, conn, request, recover, config.enable_task_history)
 }
 
 /// The type ids a claim is limited to: `Some(None)` for any type, `None` when the filter
@@ -370,34 +332,12 @@ fn type_filter(
     Ok((!ids.is_empty()).then_some(Some(ids)))
 }
 
-/// Turns rows of the claimed-task columns (see `lifecycle`) into tasks, naming their types.
+/// The claimed tasks, their types named.
 fn claimed_tasks(
     db: &Database,
     conn: &mut Conn<'_>,
-    rows: Vec<mysql::Row>,
+    rows: Vec<ClaimedRow>,
 ) -> Result<Vec<ClaimedTask>> {
-    struct Row {
-        id: i64,
-        type_id: i64,
-        params: String,
-        priority: i32,
-        attempts: u32,
-        max_attempts: u32,
-        lease_expires_at: String,
-        lease_token: String,
-    }
-    let rows = row::decode_all(rows, "a claimed task", |c| {
-        Ok(Row {
-            id: c.id("task")?,
-            type_id: c.get("type_id")?,
-            params: c.get("params_json")?,
-            priority: c.get("priority")?,
-            attempts: c.get("attempts")?,
-            max_attempts: c.get("max_attempts")?,
-            lease_expires_at: c.get("lease_expires_at")?,
-            lease_token: c.get("lease_token")?,
-        })
-    })?;
     let type_ids: Vec<i64> = rows.iter().map(|r| r.type_id).collect();
     let names = db.types.names(conn, &type_ids)?;
     Ok(rows
@@ -405,7 +345,7 @@ fn claimed_tasks(
         .map(|r| ClaimedTask {
             id: r.id,
             type_name: names.get(&r.type_id).cloned().unwrap_or_default(),
-            params: serde_json::from_str(&r.params).unwrap_or(Value::Null),
+            params: serde_json::from_str(&r.params_json).unwrap_or(Value::Null),
             priority: r.priority,
             attempts: r.attempts,
             max_attempts: r.max_attempts,

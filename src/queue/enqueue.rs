@@ -11,15 +11,14 @@ use crate::dedupe::{self, DedupeScope};
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
+use crate::queue::MAX_BATCH;
+use crate::queue::engine::{Engine, EnqueueAnswer, KeyHolder, TypeState};
 use crate::queue::input::check_delay_seconds;
 use crate::queue::lifecycle::{self, NewTask};
-use crate::queue::{MAX_BATCH, call_procedure, procedures};
 use crate::random::random_hex;
-use crate::row;
 use crate::type_cache::CachedType;
 use crate::types::check_name;
 use crate::validate;
-use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -319,9 +318,12 @@ fn check_type_state(
     db: &Database,
     p: &Checked<'_>,
     task_type: &CachedType,
-    states: &[(i64, String, bool)],
+    states: &[TypeState],
 ) -> Result<()> {
-    let Some((_, version, active)) = states.iter().find(|s| s.0 == task_type.id) else {
+    let Some(TypeState {
+        version, active, ..
+    }) = states.iter().find(|s| s.id == task_type.id)
+    else {
         // The cached id is gone: the type was deleted (perhaps with plain SQL, and perhaps
         // registered again under a new id). Try again with what the database holds now.
         db.types.forget(p.item.type_name);
@@ -379,98 +381,51 @@ fn insert(
             delay_micros: p.delay_micros,
         })
         .collect();
-    let history_on = config.enable_task_history;
-    // One task: the procedure, else the script; either says whether it created the task.
-    let call = match (&rows[..], &types[..]) {
-        ([task], [(_, version)]) => Some(procedures::enqueue(task, version, token, history_on)),
-        _ => None,
-    };
-    let (mut answer, holders, created) = match call_procedure(db, conn, call.as_ref())? {
-        Some(mut answer) => {
-            let answers = row::decode_all(
-                answer.rows(procedures::answer::ENQUEUED),
-                "an enqueued task",
-                |c| Ok((c.get::<i64>("id")?, c.get::<i64>("created")?)),
-            )?;
-            let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
-            (answer, None, (created == 1).then_some(id))
+    let answer =
+        Engine::of(db).enqueue(db, conn, &rows, &types, token, config.enable_task_history)?;
+    let (holders, type_states) = match answer {
+        EnqueueAnswer::Created(id) => {
+            let task = &checked[0];
+            return Ok(vec![Enqueued {
+                id,
+                type_name: task.item.type_name.to_string(),
+                status: lifecycle::ENQUEUE.to.to_string(),
+                deduplicated: false,
+                dedupe_key: task.key.clone(),
+            }]);
         }
-        None => {
-            let script = lifecycle::enqueue(&rows, &types, token, history_on);
-            let answer = script.script.run(conn)?;
-            let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
-                .then(|| answer.insert_id(script.insert) as i64);
-            (answer, script.holders, created)
-        }
+        EnqueueAnswer::Held {
+            holders,
+            type_states,
+        } => (holders, type_states),
     };
-    if let Some(id) = created {
-        // One task, created: the write's own answer says everything.
-        let task = &checked[0];
-        return Ok(vec![Enqueued {
-            id,
-            type_name: task.item.type_name.to_string(),
-            status: lifecycle::ENQUEUE.to.to_string(),
-            deduplicated: false,
-            dedupe_key: task.key.clone(),
-        }]);
-    }
-    // A batch read the holders of its keys in its script; one task that created nothing now (a
-    // duplicate, a refused type, or an earlier run of this call that committed after all) reads
-    // them and the types' states in a second round trip.
-    let (holder_rows, states) = match holders {
-        Some(index) => (answer.rows(index), None),
-        None => {
-            let (lookup_script, lookup) = lifecycle::enqueue_lookup(&rows, &types, token);
-            answer = lookup_script.run(conn)?;
-            (answer.rows(lookup.rows), Some(answer.rows(lookup.types)))
-        }
-    };
-    let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
-    for (id, key, status, created) in row::decode_all(holder_rows, "a task", |c| {
-        Ok((
-            c.id("task")?,
-            c.get::<String>("dedupe_lock")?,
-            c.get::<String>("status")?,
-            c.get::<bool>("created_by_this_call")?,
-        ))
-    })? {
-        found.insert(key, (id, status, created));
-    }
     // The INSERT is all or nothing: when it created nothing, either every task was a
-    // duplicate or a type was no longer active at the validated version. The types' states
-    // tell which; a batch reads them only now, in a second round trip.
-    if !found.values().any(|f| f.2) {
-        let states = match states {
-            Some(states) => states,
-            None => conn
-                .query(lifecycle::type_states(&rows, &types, token))
-                .map_err(|e| conn.error(e))?,
-        };
-        let states = row::decode_all(states, "a task type", |c| {
-            Ok((c.id("type")?, c.get("version")?, c.get("is_active")?))
-        })?;
+    // duplicate or a type was no longer active at the validated version; the types' states
+    // tell which.
+    if let Some(states) = type_states {
         for (p, task_type) in checked.iter().zip(task_types) {
             check_type_state(db, p, task_type, &states)?;
         }
     }
+    let found: HashMap<&str, &KeyHolder> = holders.iter().map(|h| (h.key.as_str(), h)).collect();
     let mut out = Vec::with_capacity(checked.len());
     let mut created_ids = Vec::new();
     for p in checked {
-        let (id, status, created) = found.get(&p.key).cloned().ok_or_else(|| {
+        let holder = found.get(p.key.as_str()).ok_or_else(|| {
             Error::new(
                 Code::Database,
                 format!("task with dedupe key {} vanished during enqueue", p.key),
             )
         })?;
         // Within one batch, the first of several identical tasks is the created one.
-        let created_now = created && !created_ids.contains(&id);
+        let created_now = holder.created_by_this_call && !created_ids.contains(&holder.id);
         if created_now {
-            created_ids.push(id);
+            created_ids.push(holder.id);
         }
         out.push(Enqueued {
-            id,
+            id: holder.id,
             type_name: p.item.type_name.to_string(),
-            status,
+            status: holder.status.clone(),
             deduplicated: !created_now,
             dedupe_key: p.key.clone(),
         });

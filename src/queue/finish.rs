@@ -14,17 +14,16 @@ use crate::config::MAX_ERROR_MESSAGE_BYTES;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
-use crate::pool::Conn;
+use crate::queue::engine::{Engine, Guarded};
 use crate::queue::input::{
     check_delay_seconds, check_holder, check_lease_seconds, check_task_id, check_token,
 };
-use crate::queue::lease::{LeaseState, lease_error, repeated_or_error};
+use crate::queue::lease::{lease_error, repeated_or_error};
 use crate::queue::lifecycle::{self, GuardedScript, Holder, Script, Status};
 use crate::queue::procedures;
-use crate::queue::{Finished, MAX_BATCH, call_procedure};
+use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_unit;
-use crate::row::{self, Columns};
-use mysql::prelude::Queryable;
+use crate::row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -85,65 +84,15 @@ pub struct CompleteOutcome {
     pub message: Option<String>,
 }
 
-/// Runs a guarded script; returns whether the UPDATE matched, and the task's row afterwards
-/// (`None` when the task does not exist).
-///
-/// A step that reads nothing on success reads the task's lease after a miss, in a second round
-/// trip: misses are the rare path (a repeat, a stale token).
-///
-/// `call` is the same step as a stored procedure, which answers the rows its UPDATE changed.
+/// Runs a guarded step through the database's engine (a complete by token may be a CALL).
 fn run_guarded(
     db: &Database,
     id: i64,
     holder: Holder<'_>,
     script: &GuardedScript,
     call: Option<&Script>,
-) -> Result<(bool, Option<mysql::Row>)> {
-    db.run(|conn, _| {
-        if let Some(mut answer) = call_procedure(db, conn, call)? {
-            if answer
-                .first_value::<i64>(procedures::answer::COMPLETED)
-                .unwrap_or(0)
-                > 0
-            {
-                return Ok((true, None));
-            }
-            return Ok((false, lease_after_miss(conn, id, holder)?));
-        }
-        let mut answer = script.script.run(conn)?;
-        let changed = answer.affected(script.update) > 0;
-        let row = match script.state {
-            Some(index) => answer.rows(index).into_iter().next(),
-            None if changed => None,
-            None => return Ok((false, lease_after_miss(conn, id, holder)?)),
-        };
-        Ok((changed, row))
-    })
-}
-
-/// After a guarded step matched nothing: the task's status and holder, to say why (`None`
-/// when the task does not exist).
-pub(crate) fn lease_after_miss(
-    conn: &mut Conn<'_>,
-    id: i64,
-    holder: Holder<'_>,
-) -> Result<Option<mysql::Row>> {
-    conn.query_first(lifecycle::task_lease(id, holder))
-        .map_err(|e| conn.error(e))
-}
-
-/// Status and holder (`status`, `holder`), the first columns of every guarded script's state
-/// row and of [`lease_after_miss`]'s.
-pub(crate) fn lease_state(
-    id: i64,
-    row: Option<mysql::Row>,
-) -> Result<(LeaseState, Option<Columns>)> {
-    let Some(row) = row else {
-        return Ok((None, None));
-    };
-    let mut columns = Columns::new(row, format!("task {id}"));
-    let state = (columns.get("status")?, columns.get("holder")?);
-    Ok((Some(state), Some(columns)))
+) -> Result<Guarded> {
+    db.run(|conn, _| Engine::of(db).guarded(db, conn, id, holder, script, call))
 }
 
 pub(crate) fn heartbeat(
@@ -167,8 +116,7 @@ pub(crate) fn heartbeat(
         options.progress,
         config.enable_task_history,
     );
-    let (_, row) = run_guarded(db, id, holder, &script, None)?;
-    let (state, columns) = lease_state(id, row)?;
+    let Guarded { state, columns, .. } = run_guarded(db, id, holder, &script, None)?;
     // A heartbeat in the very microsecond of the previous one changes no row but still owns
     // the task: ownership is judged from the row, not from the count.
     match (&state, columns) {
@@ -201,9 +149,9 @@ pub(crate) fn complete(
         Holder::Token(token) => Some(procedures::complete(id, token, &result_text, history_on)),
         Holder::Worker(_) => None,
     };
-    let (changed, row) = run_guarded(db, id, holder, &script, call.as_ref())?;
+    let done = run_guarded(db, id, holder, &script, call.as_ref())?;
     let repeated =
-        !changed && repeated_or_error(id, lease_state(id, row)?.0, holder, &[Status::Completed])?;
+        !done.changed && repeated_or_error(id, done.state, holder, &[Status::Completed])?;
     Ok(Finished {
         id,
         status: Status::Completed.as_str().into(),
@@ -324,8 +272,11 @@ pub(crate) fn fail(
         &delay_sql,
         config.enable_task_history,
     );
-    let (changed, row) = run_guarded(db, id, holder, &script, None)?;
-    let (state, columns) = lease_state(id, row)?;
+    let Guarded {
+        changed,
+        state,
+        columns,
+    } = run_guarded(db, id, holder, &script, None)?;
     let status = state.as_ref().map(|s| s.0.clone());
     let repeated =
         !changed && repeated_or_error(id, state, holder, &[Status::Pending, Status::Failed])?;
@@ -348,9 +299,8 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
     check_token(token)?;
     let script = lifecycle::release(id, token, config.enable_task_history);
     let holder = Holder::Token(token);
-    let (changed, row) = run_guarded(db, id, holder, &script, None)?;
-    let repeated =
-        !changed && repeated_or_error(id, lease_state(id, row)?.0, holder, &[Status::Pending])?;
+    let done = run_guarded(db, id, holder, &script, None)?;
+    let repeated = !done.changed && repeated_or_error(id, done.state, holder, &[Status::Pending])?;
     Ok(Finished {
         id,
         status: Status::Pending.as_str().into(),

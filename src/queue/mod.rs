@@ -5,6 +5,7 @@
 
 pub(crate) mod catalog;
 pub(crate) mod claim;
+pub(crate) mod engine;
 pub(crate) mod enqueue;
 pub(crate) mod finish;
 pub(crate) mod input;
@@ -16,10 +17,6 @@ pub(crate) mod prune;
 pub(crate) mod read;
 pub(crate) mod stats;
 
-use crate::database::Database;
-use crate::error::{Error, Result};
-use crate::pool::{Conn, ScriptResult};
-use lifecycle::Script;
 use serde::Serialize;
 
 /// The statements a worker's hot path sends (claim of `limit` with lease recovery, complete,
@@ -74,37 +71,6 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// Runs a CALL, unless this process has found the procedures unusable. `Ok(None)`: the caller
-/// sends the script instead.
-pub(crate) fn call_procedure(
-    db: &Database,
-    conn: &mut Conn<'_>,
-    call: Option<&Script>,
-) -> Result<Option<ScriptResult>> {
-    let Some(call) = call.filter(|_| db.procedures_usable()) else {
-        return Ok(None);
-    };
-    match call.run(conn) {
-        Ok(answer) => Ok(Some(answer)),
-        Err(e) if refused_before_the_body(&e) => {
-            db.stop_using_procedures();
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The server refused the CALL itself, before any of the body ran: the procedure is missing
-/// (1305), has another number of parameters (1318: a database migrated by another release),
-/// the account may not execute it (1370), its definer is gone (1449), or the server cannot
-/// read its stored routines (1457, 1548, 1728). The scripts run the same statements.
-fn refused_before_the_body(e: &Error) -> bool {
-    matches!(
-        e.server_code(),
-        Some(1305 | 1318 | 1370 | 1449 | 1457 | 1548 | 1728)
-    )
 }
 
 /// The hot path's stored procedures as this library creates them: `(name, CREATE statement,

@@ -1,0 +1,378 @@
+//! The engine seam: how a database runs the steps of a task's life.
+//!
+//! A verb checks its input, hands the step to the engine, and reads a typed answer; it never
+//! chooses between a CALL and a script, never knows result-set positions, and never reads rows
+//! by position. Two engines exist, chosen once per database ([`Engine::of`]):
+//! - [`Engine::Procedures`]: the hot steps as CALLs of the stored procedures (parsed once per
+//!   connection, answered once); any step or variant they do not serve runs as a script;
+//! - [`Engine::Scripts`]: every step as one multi-statement script. A database whose CALLs are
+//!   refused switches to it for good (see [`refused_before_the_body`]).
+//!
+//! The reads a step needs after a miss (why a guarded UPDATE matched nothing, which rows hold
+//! an enqueue's keys, the types' states when it created nothing) are made here too, so every
+//! engine answers the same typed values.
+
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::pool::{Conn, ScriptResult};
+use crate::queue::lease::LeaseState;
+use crate::queue::lifecycle::Script;
+use crate::queue::lifecycle::{self, ClaimOrder, ClaimRequest, GuardedScript, Holder, NewTask};
+use crate::queue::procedures;
+use crate::row::{self, Columns};
+use mysql::prelude::Queryable;
+
+/// How a database runs its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Procedures,
+    Scripts,
+}
+
+impl Engine {
+    /// The engine of this database: the procedures until one of their CALLs was refused.
+    pub(crate) fn of(db: &Database) -> Engine {
+        if db.procedures_usable() {
+            Engine::Procedures
+        } else {
+            Engine::Scripts
+        }
+    }
+
+    /// Runs `call` when this engine has one for the step; `Ok(None)`: run the script instead
+    /// (no procedure serves the step, or the database refused the CALL and this database now
+    /// runs scripts).
+    fn call(
+        self,
+        db: &Database,
+        conn: &mut Conn<'_>,
+        call: Option<&Script>,
+    ) -> Result<Option<ScriptResult>> {
+        let Some(call) = call.filter(|_| self == Engine::Procedures) else {
+            return Ok(None);
+        };
+        match call.run(conn) {
+            Ok(answer) => Ok(Some(answer)),
+            Err(e) if refused_before_the_body(&e) => {
+                db.stop_using_procedures();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The server refused the CALL itself, before any of the body ran: the procedure is missing
+/// (1305), has another number of parameters (1318: a database migrated by another release),
+/// the account may not execute it (1370), its definer is gone (1449), or the server cannot
+/// read its stored routines (1457, 1548, 1728). The scripts run the same statements.
+fn refused_before_the_body(e: &Error) -> bool {
+    matches!(
+        e.server_code(),
+        Some(1305 | 1318 | 1370 | 1449 | 1457 | 1548 | 1728)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// enqueue
+
+/// Which task holds one of an enqueue's keys now.
+pub(crate) struct KeyHolder {
+    pub id: i64,
+    pub key: String,
+    pub status: String,
+    /// Created by this call (any run of it).
+    pub created_by_this_call: bool,
+}
+
+/// A type's state as an enqueue that created nothing read it.
+pub(crate) struct TypeState {
+    pub id: i64,
+    pub version: String,
+    pub active: bool,
+}
+
+/// What an enqueue did.
+pub(crate) enum EnqueueAnswer {
+    /// One task, created, with this id: the write's own answer says everything.
+    Created(i64),
+    /// Which rows hold the call's keys; when none was created by this call, also the types'
+    /// states, which tell a refused write (type inactive or changed) from duplicates.
+    Held {
+        holders: Vec<KeyHolder>,
+        type_states: Option<Vec<TypeState>>,
+    },
+}
+
+impl Engine {
+    /// Inserts `tasks` (all or nothing) in one round trip; a second reads the holders and the
+    /// types' states when the write created nothing (a duplicate, a refused type, a repeat).
+    pub(crate) fn enqueue(
+        self,
+        db: &Database,
+        conn: &mut Conn<'_>,
+        tasks: &[NewTask<'_>],
+        types: &[(i64, &str)],
+        token: &str,
+        history_on: bool,
+    ) -> Result<EnqueueAnswer> {
+        let call = match (tasks, types) {
+            ([task], [(_, version)]) => Some(procedures::enqueue(task, version, token, history_on)),
+            _ => None,
+        };
+        let (created, batch_holders) = match self.call(db, conn, call.as_ref())? {
+            Some(mut answer) => {
+                let rows = answer.rows(procedures::answer::ENQUEUED);
+                let answers = row::decode_all(rows, "an enqueued task", |c| {
+                    Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
+                })?;
+                let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
+                ((created == 1).then_some(id), None)
+            }
+            None => {
+                let script = lifecycle::enqueue(tasks, types, token, history_on);
+                let mut answer = script.script.run(conn)?;
+                let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
+                    .then(|| answer.insert_id(script.insert) as i64);
+                (created, script.holders.map(|index| answer.rows(index)))
+            }
+        };
+        if let Some(id) = created {
+            return Ok(EnqueueAnswer::Created(id));
+        }
+        // A batch read its keys' holders in its script; one task reads them, with the types'
+        // states, in a second round trip.
+        let (holder_rows, state_rows) = match batch_holders {
+            Some(rows) => (rows, None),
+            None => {
+                let (script, lookup) = lifecycle::enqueue_lookup(tasks, types, token);
+                let mut answer = script.run(conn)?;
+                (answer.rows(lookup.rows), Some(answer.rows(lookup.types)))
+            }
+        };
+        let holders = row::decode_all(holder_rows, "a task", |c| {
+            Ok(KeyHolder {
+                id: c.id("task")?,
+                key: c.get("dedupe_lock")?,
+                status: c.get("status")?,
+                created_by_this_call: c.get("created_by_this_call")?,
+            })
+        })?;
+        let type_states = if holders.iter().any(|h| h.created_by_this_call) {
+            None
+        } else {
+            let rows = match state_rows {
+                Some(rows) => rows,
+                None => conn
+                    .query(lifecycle::type_states(tasks, types, token))
+                    .map_err(|e| conn.error(e))?,
+            };
+            Some(row::decode_all(rows, "a task type", |c| {
+                Ok(TypeState {
+                    id: c.id("type")?,
+                    version: c.get("version")?,
+                    active: c.get("is_active")?,
+                })
+            })?)
+        };
+        Ok(EnqueueAnswer::Held {
+            holders,
+            type_states,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// claim
+
+/// A claimed task as the claim's answer holds it (its type by id).
+pub(crate) struct ClaimedRow {
+    pub id: i64,
+    pub type_id: i64,
+    pub params_json: String,
+    pub priority: i32,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub lease_expires_at: String,
+    pub lease_token: String,
+}
+
+/// Decodes the claimed-task columns of the claim steps (see `lifecycle::claim_sql`).
+fn claimed_rows(rows: Vec<mysql::Row>) -> Result<Vec<ClaimedRow>> {
+    row::decode_all(rows, "a claimed task", |c| {
+        Ok(ClaimedRow {
+            id: c.id("task")?,
+            type_id: c.get("type_id")?,
+            params_json: c.get("params_json")?,
+            priority: c.get("priority")?,
+            attempts: c.get("attempts")?,
+            max_attempts: c.get("max_attempts")?,
+            lease_expires_at: c.get("lease_expires_at")?,
+            lease_token: c.get("lease_token")?,
+        })
+    })
+}
+
+impl Engine {
+    /// Claims what `request` asks for; with `recover`, the lazy recovery of expired leases
+    /// runs first in the same transaction (only the scripts carry it).
+    pub(crate) fn claim(
+        self,
+        db: &Database,
+        conn: &mut Conn<'_>,
+        request: &ClaimRequest<'_>,
+        recover: bool,
+        history_on: bool,
+    ) -> Result<Vec<ClaimedRow>> {
+        let call = procedures::claim(request, history_on).filter(|_| !recover);
+        if let Some(mut answer) = self.call(db, conn, call.as_ref())? {
+            return claimed_rows(answer.rows(procedures::answer::CLAIMED));
+        }
+        let script = lifecycle::claim(request, recover, history_on);
+        let mut answer = script.script.run(conn)?;
+        claimed_rows(answer.rows(script.claimed))
+    }
+
+    /// The tasks a claim with this token prefix already leased: after a lost connection, its
+    /// first run may have committed.
+    pub(crate) fn claimed_by(
+        self,
+        conn: &mut Conn<'_>,
+        token_prefix: &str,
+        order: ClaimOrder,
+    ) -> Result<Vec<ClaimedRow>> {
+        let rows = conn
+            .query(lifecycle::claimed_rows(token_prefix, order))
+            .map_err(|e| conn.error(e))?;
+        claimed_rows(rows)
+    }
+
+    /// Completes the task `id` held by `token` and, unless that failed, claims the next: one
+    /// transaction, one round trip. The claim part skips recovery on the procedures.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn complete_and_claim(
+        self,
+        db: &Database,
+        conn: &mut Conn<'_>,
+        id: i64,
+        token: &str,
+        result_text: &str,
+        request: &ClaimRequest<'_>,
+        recover: bool,
+        history_on: bool,
+    ) -> Result<(Guarded, Vec<ClaimedRow>)> {
+        let call = procedures::complete_and_claim(id, token, result_text, request, history_on)
+            .filter(|_| !recover);
+        let (changed, rows) = match self.call(db, conn, call.as_ref())? {
+            Some(mut answer) => (
+                answer
+                    .first_value::<u64>(procedures::answer::COMPLETE_AND_CLAIM_CHANGED)
+                    .unwrap_or(0)
+                    > 0,
+                answer.rows(procedures::answer::COMPLETE_AND_CLAIM_CLAIMED),
+            ),
+            None => {
+                let script = lifecycle::complete_and_claim(
+                    id,
+                    token,
+                    result_text,
+                    request,
+                    recover,
+                    history_on,
+                );
+                let mut answer = script.script.run(conn)?;
+                (
+                    answer.affected(script.update) > 0,
+                    answer.rows(script.claimed),
+                )
+            }
+        };
+        let guarded = if changed {
+            Guarded::changed()
+        } else {
+            Guarded::missed(conn, id, Holder::Token(token))?
+        };
+        Ok((guarded, claimed_rows(rows)?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// guarded steps: complete, fail, heartbeat, release
+
+/// What a guarded step found: whether its UPDATE matched, and the task afterwards (its status
+/// and holder, and the step's own columns) when the step reads it or the UPDATE missed.
+pub(crate) struct Guarded {
+    pub changed: bool,
+    /// `None` when the step reads nothing on success, or the task does not exist.
+    pub state: LeaseState,
+    /// The step's own columns of the task, for steps that read them.
+    pub columns: Option<Columns>,
+}
+
+impl Guarded {
+    fn changed() -> Guarded {
+        Guarded {
+            changed: true,
+            state: None,
+            columns: None,
+        }
+    }
+
+    /// After a guarded step matched nothing: the task's status and holder, to say why, in a
+    /// second round trip (misses are the rare path: a repeat, a stale token).
+    fn missed(conn: &mut Conn<'_>, id: i64, holder: Holder<'_>) -> Result<Guarded> {
+        let row = conn
+            .query_first(lifecycle::task_lease(id, holder))
+            .map_err(|e| conn.error(e))?;
+        Guarded::from_row(false, id, row)
+    }
+
+    /// Status and holder (`status`, `holder`) are the first columns of every state row.
+    fn from_row(changed: bool, id: i64, row: Option<mysql::Row>) -> Result<Guarded> {
+        let Some(row) = row else {
+            return Ok(Guarded {
+                changed,
+                state: None,
+                columns: None,
+            });
+        };
+        let mut columns = Columns::new(row, format!("task {id}"));
+        let state = (columns.get("status")?, columns.get("holder")?);
+        Ok(Guarded {
+            changed,
+            state: Some(state),
+            columns: Some(columns),
+        })
+    }
+}
+
+impl Engine {
+    /// Runs a guarded step (its script; a complete by token may go through its procedure).
+    pub(crate) fn guarded(
+        self,
+        db: &Database,
+        conn: &mut Conn<'_>,
+        id: i64,
+        holder: Holder<'_>,
+        script: &GuardedScript,
+        call: Option<&Script>,
+    ) -> Result<Guarded> {
+        if let Some(mut answer) = self.call(db, conn, call)? {
+            if answer
+                .first_value::<i64>(procedures::answer::COMPLETED)
+                .unwrap_or(0)
+                > 0
+            {
+                return Ok(Guarded::changed());
+            }
+            return Guarded::missed(conn, id, holder);
+        }
+        let mut answer = script.script.run(conn)?;
+        let changed = answer.affected(script.update) > 0;
+        match script.state {
+            Some(index) => Guarded::from_row(changed, id, answer.rows(index).into_iter().next()),
+            None if changed => Ok(Guarded::changed()),
+            None => Guarded::missed(conn, id, holder),
+        }
+    }
+}
