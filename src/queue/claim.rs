@@ -10,13 +10,12 @@ use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
-use crate::queue::engine::{ClaimedRow, Engine};
+use crate::queue::engine::{ClaimedRow, Engine, Recovered};
 use crate::queue::input::{check_lease_seconds, check_task_id, check_token, check_worker_id};
 use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
 use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_hex;
-use crate::row;
 use crate::types::check_name;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -369,15 +368,15 @@ pub struct Recovery {
 /// Recovers every expired lease, in batches of bounded size, for a cron job or an operator.
 pub(crate) fn recover_expired(db: &Database, config: &Config) -> Result<Recovery> {
     const BATCH: u32 = 500;
-    let script = lifecycle::recovery(BATCH, config.task_claim_timeout, config.enable_task_history);
     let mut total = Recovery::default();
     loop {
-        let (recovered, failed): (u64, u64) = db.run(|conn, _| {
-            let mut answer = script.script.run(conn)?;
-            let counts = row::decode_all(answer.rows(script.report), "recovery", |c| {
-                Ok((c.get("recovered")?, c.get("failed")?))
-            })?;
-            Ok(counts.into_iter().next().unwrap_or((0, 0)))
+        let Recovered { recovered, failed } = db.run(|conn, _| {
+            Engine::of(db).recover(
+                conn,
+                BATCH,
+                config.task_claim_timeout,
+                config.enable_task_history,
+            )
         })?;
         total.recovered += recovered;
         total.requeued += recovered - failed;

@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::pool::{Conn, ScriptResult};
 use crate::queue::lease::LeaseState;
 use crate::queue::lifecycle::Script;
-use crate::queue::lifecycle::{self, ClaimOrder, ClaimRequest, GuardedScript, Holder, NewTask};
+use crate::queue::lifecycle::{
+    self, ClaimOrder, ClaimRequest, GuardedScript, Holder, NewTask, Status,
+};
 use crate::queue::procedures;
 use crate::row::{self, Columns};
 use mysql::prelude::Queryable;
@@ -374,5 +376,117 @@ impl Engine {
             None if changed => Ok(Guarded::changed()),
             None => Guarded::missed(conn, id, holder),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// batches, recovery and retention (scripts on every engine)
+
+/// A task of a batch complete, as the step left it.
+pub(crate) struct BatchState {
+    pub id: i64,
+    pub status: String,
+    pub lease_token: Option<String>,
+    /// Completed by this call, now.
+    pub finished_now: bool,
+}
+
+/// What a recovery pass did.
+pub(crate) struct Recovered {
+    /// Expired leases handed back.
+    pub recovered: u64,
+    /// Of those, the tasks that had used their last attempt and are now failed.
+    pub failed: u64,
+}
+
+impl Engine {
+    /// Completes every `(id, token, result)` whose token holds its task, in one transaction;
+    /// answers the state of every distinct id.
+    pub(crate) fn complete_batch(
+        self,
+        conn: &mut Conn<'_>,
+        items: &[(i64, &str, String)],
+        history_on: bool,
+    ) -> Result<Vec<BatchState>> {
+        let script = lifecycle::complete_batch(items, history_on);
+        let mut answer = script.script.run(conn)?;
+        row::decode_all(answer.rows(script.state), "a completed task", |c| {
+            Ok(BatchState {
+                id: c.id("task")?,
+                status: c.get("status")?,
+                lease_token: c.get("lease_token")?,
+                finished_now: c.get("finished_now")?,
+            })
+        })
+    }
+
+    /// Recovers up to `limit` expired leases.
+    pub(crate) fn recover(
+        self,
+        conn: &mut Conn<'_>,
+        limit: u32,
+        claim_timeout: u32,
+        history_on: bool,
+    ) -> Result<Recovered> {
+        let script = lifecycle::recovery(limit, claim_timeout, history_on);
+        let mut answer = script.script.run(conn)?;
+        let counts = row::decode_all(answer.rows(script.report), "recovery", |c| {
+            Ok(Recovered {
+                recovered: c.get("recovered")?,
+                failed: c.get("failed")?,
+            })
+        })?;
+        Ok(counts.into_iter().next().unwrap_or(Recovered {
+            recovered: 0,
+            failed: 0,
+        }))
+    }
+}
+
+/// What a retention step deleted.
+pub(crate) struct Pruned {
+    pub history: u64,
+    pub tasks: u64,
+}
+
+impl Engine {
+    /// How many tasks in `statuses` finished more than `older_than` seconds ago.
+    pub(crate) fn prune_count(
+        self,
+        conn: &mut Conn<'_>,
+        statuses: &[Status],
+        older_than: u64,
+    ) -> Result<u64> {
+        conn.query_first::<u64, _>(lifecycle::prune_count(statuses, older_than))
+            .map_err(|e| conn.error(e))
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Up to `limit` ids of tasks in `status` old enough to prune, oldest first.
+    pub(crate) fn prune_page(
+        self,
+        conn: &mut Conn<'_>,
+        status: Status,
+        older_than: u64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        conn.query(lifecycle::prune_page(status, older_than, limit))
+            .map_err(|e| conn.error(e))
+    }
+
+    /// Deletes the tasks `ids` still in `status` and still old enough, with their history.
+    pub(crate) fn prune(
+        self,
+        conn: &mut Conn<'_>,
+        status: Status,
+        ids: &[i64],
+        older_than: u64,
+    ) -> Result<Pruned> {
+        let script = lifecycle::prune(status, ids, older_than);
+        let answer = script.script.run(conn)?;
+        Ok(Pruned {
+            history: answer.affected(script.history),
+            tasks: answer.affected(script.tasks),
+        })
     }
 }

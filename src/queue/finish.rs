@@ -23,7 +23,6 @@ use crate::queue::lifecycle::{self, GuardedScript, Holder, Script, Status};
 use crate::queue::procedures;
 use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_unit;
-use crate::row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -181,33 +180,23 @@ pub(crate) fn complete_batch(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let script = lifecycle::complete_batch(&rows, config.enable_task_history);
-    let states: Vec<(i64, String, Option<String>, bool)> = db.run(|conn, _| {
-        let mut answer = script.script.run(conn)?;
-        row::decode_all(answer.rows(script.state), "a completed task", |c| {
-            Ok((
-                c.id("task")?,
-                c.get("status")?,
-                c.get("lease_token")?,
-                c.get("finished_now")?,
-            ))
-        })
-    })?;
+    let states =
+        db.run(|conn, _| Engine::of(db).complete_batch(conn, &rows, config.enable_task_history))?;
     let mut reported: Vec<i64> = Vec::new();
     Ok(items
         .iter()
         .map(|item| {
-            let state = states.iter().find(|s| s.0 == item.id);
+            let state = states.iter().find(|s| s.id == item.id);
             // The first mention of a task this call finished is the change; any later one,
             // like a repeat of an earlier call, is judged by the token.
-            let finished_now = state
-                .is_some_and(|s| s.3 && s.2.as_deref() == Some(&item.lease_token))
-                && !reported.contains(&item.id);
+            let finished_now = state.is_some_and(|s| {
+                s.finished_now && s.lease_token.as_deref() == Some(&item.lease_token)
+            }) && !reported.contains(&item.id);
             reported.push(item.id);
             let outcome = if finished_now {
                 Ok(false)
             } else {
-                let current = state.map(|s| (s.1.clone(), s.2.clone()));
+                let current = state.map(|s| (s.status.clone(), s.lease_token.clone()));
                 repeated_or_error(
                     item.id,
                     current,

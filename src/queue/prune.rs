@@ -10,8 +10,8 @@
 
 use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::queue::lifecycle::{self, PRUNABLE, Status};
-use mysql::prelude::Queryable;
+use crate::queue::engine::{Engine, Pruned};
+use crate::queue::lifecycle::{PRUNABLE, Status};
 use serde::{Deserialize, Serialize};
 
 /// What to prune.
@@ -103,36 +103,26 @@ pub(crate) fn prune(
         ..PruneReport::default()
     };
     if options.dry_run {
-        let count = lifecycle::prune_count(&checked.statuses, age);
-        report.tasks = db.run(|conn, _| {
-            conn.query_first::<u64, _>(&count)
-                .map_err(|e| conn.error(e))
-                .map(Option::unwrap_or_default)
-        })?;
+        report.tasks =
+            db.run(|conn, _| Engine::of(db).prune_count(conn, &checked.statuses, age))?;
         report.done = true;
         progress(&report);
         return Ok(report);
     }
     for status in checked.statuses {
-        let page = lifecycle::prune_page(status, age, checked.batch);
         loop {
             if options.max_batches.is_some_and(|max| report.batches >= max) {
                 return Ok(report);
             }
-            let ids: Vec<i64> = db.run(|conn, _| conn.query(&page).map_err(|e| conn.error(e)))?;
+            let ids =
+                db.run(|conn, _| Engine::of(db).prune_page(conn, status, age, checked.batch))?;
             if ids.is_empty() {
                 break;
             }
-            let script = lifecycle::prune(status, &ids, age);
             // Repeatable: a batch that committed before its answer was lost deletes nothing
             // the second time.
-            let (history, tasks) = db.run(|conn, _| {
-                let answer = script.script.run(conn)?;
-                Ok((
-                    answer.affected(script.history),
-                    answer.affected(script.tasks),
-                ))
-            })?;
+            let Pruned { history, tasks } =
+                db.run(|conn, _| Engine::of(db).prune(conn, status, &ids, age))?;
             report.history += history;
             report.tasks += tasks;
             report.batches += 1;
