@@ -17,6 +17,16 @@ pub(crate) fn int(value: i64) -> String {
     value.to_string()
 }
 
+/// A floating-point literal. Only finite values are written (digits, sign, point, exponent);
+/// anything else is a bug in the caller and becomes 0.
+pub(crate) fn float(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:e}")
+    } else {
+        "0".into()
+    }
+}
+
 /// A text literal: utf8mb4 text, compared under the column's collation like a quoted string.
 pub(crate) fn text(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 2 + 12);
@@ -44,6 +54,19 @@ pub(crate) fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String
     values.into_iter().map(text).collect::<Vec<_>>().join(",")
 }
 
+/// Makes a prefix literal for `LIKE ... ESCAPE '!'`: `%`, `_` and `!` match only themselves.
+/// Used for text bound as a parameter that becomes a LIKE pattern.
+pub(crate) fn escape_like(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '!' | '%' | '_') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +78,9 @@ mod tests {
         assert_eq!(opt_text(None), "NULL");
         assert_eq!(int(-42), "-42");
         assert_eq!(int_list(&[1, 2, 3]), "1,2,3");
+        assert_eq!(float(0.75), "7.5e-1");
+        assert_eq!(float(f64::NAN), "0");
+        assert_eq!(escape_like("a%b_c!d"), "a!%b!_c!!d");
         let hostile = "x'); DROP TABLE tasks; -- \\' \" /* \0 \u{2028} é 🎉";
         let literal = text(hostile);
         let inner = &literal["_utf8mb4 X'".len()..literal.len() - 1];

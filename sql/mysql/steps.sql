@@ -191,7 +191,14 @@ INSERT INTO task_history (task_id, status_change, worker_id, message, created_at
 SELECT t.id, t.status, t.lease_token, COALESCE(t.status = 'completed' AND t.completed_at = @tm_now, 0) AS finished_now FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id IN (:id,:id_2);
 COMMIT;
 
--- name: fail (retry when attempts remain; :delay_micros is the backoff, an expression of numbers)
+-- name: fail, retried with the exponential backoff while attempts remain (:jitter is random, from 0.5 to 1)
+START TRANSACTION;
+UPDATE tasks FORCE INDEX (PRIMARY) SET run_at = IF((true AND attempts < max_attempts), NOW(6) + INTERVAL CAST(LEAST(:retry_backoff_max, :retry_backoff_base * POW(2, LEAST(GREATEST(attempts - 1, 0), 40))) * :jitter * 1000000 AS SIGNED) MICROSECOND, run_at), completed_at = IF((true AND attempts < max_attempts), NULL, NOW(6)), dedupe_lock = IF((true AND attempts < max_attempts), dedupe_lock, IF(dedupe_scope = 'active', NULL, dedupe_lock)), status = IF((true AND attempts < max_attempts), 'pending', 'failed'), error_message = :error_message, lease_expires_at = NULL WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, IF(t.status = 'pending', 'retrying', 'failed'), t.claimed_by, :error_message, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status IN ('pending', 'failed') AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = IF(t.status = 'pending', 'retrying', 'failed') AND h.created_at >= t.claimed_at);
+SELECT status, lease_token AS holder, attempts, max_attempts, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS run_at FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
+COMMIT;
+
+-- name: fail, retried after a fixed delay (retry_in_seconds)
 START TRANSACTION;
 UPDATE tasks FORCE INDEX (PRIMARY) SET run_at = IF((true AND attempts < max_attempts), NOW(6) + INTERVAL :delay_micros MICROSECOND, run_at), completed_at = IF((true AND attempts < max_attempts), NULL, NOW(6)), dedupe_lock = IF((true AND attempts < max_attempts), dedupe_lock, IF(dedupe_scope = 'active', NULL, dedupe_lock)), status = IF((true AND attempts < max_attempts), 'pending', 'failed'), error_message = :error_message, lease_expires_at = NULL WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, IF(t.status = 'pending', 'retrying', 'failed'), t.claimed_by, :error_message, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status IN ('pending', 'failed') AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = IF(t.status = 'pending', 'retrying', 'failed') AND h.created_at >= t.claimed_at);

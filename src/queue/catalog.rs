@@ -24,6 +24,9 @@ const PRIORITY: i32 = 900_000_009;
 const MAX_ATTEMPTS: u32 = 900_000_010;
 const DELAY_MICROS: i64 = 900_000_011;
 const PROGRESS: u8 = 77;
+const BACKOFF_BASE: u32 = 900_000_012;
+const BACKOFF_MAX: u32 = 900_000_013;
+const JITTER: f64 = 0.625;
 
 /// Text example values and their placeholders.
 const TEXTS: &[(&str, &str)] = &[
@@ -56,6 +59,8 @@ const NUMBERS: &[(i64, &str)] = &[
     (PRIORITY as i64, ":priority"),
     (MAX_ATTEMPTS as i64, ":max_attempts"),
     (DELAY_MICROS, ":delay_micros"),
+    (BACKOFF_BASE as i64, ":retry_backoff_base"),
+    (BACKOFF_MAX as i64, ":retry_backoff_max"),
 ];
 
 /// Constant texts of this crate that the encoder writes as hex too, shown quoted here.
@@ -73,6 +78,7 @@ fn placeholders(text: &str) -> String {
     for (value, name) in NUMBERS {
         out = out.replace(&sql::int(*value), name);
     }
+    out = out.replace(&sql::float(JITTER), ":jitter");
     // The batch's rows document: one literal, whatever its content.
     const ROWS: &str = "SET @tm_rows = _utf8mb4 X'";
     if let Some(start) = out.find(ROWS) {
@@ -271,7 +277,20 @@ pub(crate) fn render() -> String {
         .text(),
     );
     section(
-        "fail (retry when attempts remain; :delay_micros is the backoff, an expression of numbers)",
+        "fail, retried with the exponential backoff while attempts remain (:jitter is random, from 0.5 to 1)",
+        lifecycle::fail(
+            ID,
+            token,
+            "<error_message>",
+            true,
+            &lifecycle::backoff_micros(BACKOFF_BASE, BACKOFF_MAX, JITTER),
+            true,
+        )
+        .script
+        .text(),
+    );
+    section(
+        "fail, retried after a fixed delay (retry_in_seconds)",
         lifecycle::fail(ID, token, "<error_message>", true, ":delay_micros", true)
             .script
             .text(),

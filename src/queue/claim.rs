@@ -16,6 +16,7 @@ use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
 use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_hex;
+use crate::sql::escape_like;
 use crate::types::check_name;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
@@ -384,25 +385,5 @@ pub(crate) fn recover_expired(db: &Database, config: &Config) -> Result<Recovery
         if recovered < u64::from(BATCH) {
             return Ok(total);
         }
-    }
-}
-
-/// Makes a prefix literal for `LIKE ... ESCAPE '!'`: `%`, `_` and `!` match only themselves.
-pub(crate) fn escape_like(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '!' | '%' | '_') {
-            out.push('!');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(super::escape_like("a%b_c!d"), "a!%b!_c!!d");
     }
 }

@@ -244,12 +244,11 @@ pub(crate) fn fail(
     // Exponential backoff base * 2^(attempts-1), capped, with "equal jitter": a random point in
     // the upper half, so retries of tasks that failed together spread out. Numbers only.
     let delay_sql = match options.retry_in_seconds {
-        Some(seconds) => format!("{}", (seconds * 1e6) as i64),
-        None => format!(
-            "CAST(LEAST({max}, {base} * POW(2, LEAST(GREATEST(attempts - 1, 0), 40))) * {jitter} * 1000000 AS SIGNED)",
-            max = config.retry_backoff_max_secs,
-            base = config.retry_backoff_base_secs,
-            jitter = 0.5 + random_unit() / 2.0,
+        Some(seconds) => lifecycle::fixed_delay_micros(seconds),
+        None => lifecycle::backoff_micros(
+            config.retry_backoff_base_secs,
+            config.retry_backoff_max_secs,
+            0.5 + random_unit() / 2.0,
         ),
     };
     let retry = options.retry.unwrap_or(true);

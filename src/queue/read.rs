@@ -191,7 +191,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
              OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!')"
                 .into(),
         );
-        let pattern = crate::queue::claim::escape_like(text);
+        let pattern = crate::sql::escape_like(text);
         params.push(pattern.clone().into());
         params.push(pattern.into());
     }

@@ -353,3 +353,19 @@ pub fn complete_batch(items: &[(i64, &str, String)], history_on: bool) -> Comple
         state,
     }
 }
+
+/// The delay of a retry, in microseconds, as an SQL expression over the failing task's row:
+/// exponential backoff `base * 2^(attempts-1)` capped at `max` seconds, times `jitter`.
+pub fn backoff_micros(base_seconds: u32, max_seconds: u32, jitter: f64) -> String {
+    format!(
+        "CAST(LEAST({}, {} * POW(2, LEAST(GREATEST(attempts - 1, 0), 40))) * {} * 1000000 AS SIGNED)",
+        sql::int(max_seconds.into()),
+        sql::int(base_seconds.into()),
+        sql::float(jitter)
+    )
+}
+
+/// A fixed retry delay, in microseconds.
+pub fn fixed_delay_micros(seconds: f64) -> String {
+    sql::int((seconds * 1e6) as i64)
+}
