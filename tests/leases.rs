@@ -279,7 +279,9 @@ fn lock_wait_timeouts_are_retried_a_bounded_number_of_times() {
     let b = db.claim_one("w");
     assert_eq!((a.id, b.id), (first, second));
 
-    // Another session holds the row for 1.5 s: the first try times out after 1 s, a retry wins.
+    // Another session holds the row until the first try has timed out (after 1 s) and a retry
+    // waits: then it lets go, and the retry wins. The holder sees the step's statement in the
+    // process list (same account): its age passes the timeout, then starts again.
     let mut holder = db.sql();
     holder.query_drop("START TRANSACTION").unwrap();
     holder
@@ -287,8 +289,31 @@ fn lock_wait_timeouts_are_retried_a_bounded_number_of_times() {
             "SELECT id FROM tasks WHERE id = {first} FOR UPDATE"
         ))
         .unwrap();
+    let name = db.name.clone();
     let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // The age of the step's statement when last seen: once it fell back after being
+        // well into the wait, the first try has timed out and the retry is waiting.
+        let mut last_age: Option<f64> = None;
+        loop {
+            let ages: Vec<f64> = holder
+                .query(format!(
+                    "SELECT TIME_MS FROM information_schema.PROCESSLIST WHERE DB = '{name}' \
+                     AND ID <> CONNECTION_ID() AND COMMAND = 'Query'"
+                ))
+                .unwrap();
+            if let Some(age) = ages.into_iter().reduce(f64::max) {
+                if last_age.is_some_and(|last| last >= 500.0 && age < last) {
+                    break;
+                }
+                last_age = Some(age);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the step never retried after its lock wait timed out"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         holder.query_drop("ROLLBACK").unwrap();
     });
     let started = std::time::Instant::now();

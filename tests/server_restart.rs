@@ -140,12 +140,26 @@ fn workers_drain_through_a_restart_and_a_crash_and_finish_every_task_exactly_onc
 
     // Let the drain get going, then restart cleanly, then crash and restart.
     server.wait_for_drain("q", (TASKS * 3 / 4) as i64);
+    // While the server is down, wait until the workers have met the outage (their fault count
+    // grew), so every restart is one they went through, however fast the machine.
+    let outage_seen = |before: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while faults.load(Ordering::SeqCst) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "no worker noticed the server going down"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let before = faults.load(Ordering::SeqCst);
     server.stop(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    outage_seen(before);
     server.start();
     server.wait_for_drain("q", (TASKS / 3) as i64);
+    let before = faults.load(Ordering::SeqCst);
     server.stop(libc::SIGKILL);
-    std::thread::sleep(Duration::from_millis(300));
+    outage_seen(before);
     server.start();
     server.wait_for_drain("q", 0);
     done.store(true, Ordering::SeqCst);
