@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import HOST, PASS, PORT, ROOT, USER
+from conftest import HOST, PASS, PORT, ROOT, USER, original_config
 
 TABLES = ROOT / "php/api/sql/api_endpoints.sql"
 
@@ -302,3 +302,16 @@ def test_templates_for_missing_values_and_oversized_limits(api, published):
     assert status == 409 and body["error"].startswith("Conflict"), body
     status, _, body = api.call("POST", "/api/w", {"name": "big", "a": {"b": {"c": "not a number"}}})
     assert status == 400 and body["error"] == "A value does not fit its column", body
+
+
+def test_connection_settings_from_the_environment(published, start):
+    """Without DB_* constants the rows are read with the TASKMANAGER_* settings the library uses."""
+    published.add("/widgets", "GET", "query", {"table": "widgets", "select": ["name"], "order": "id"})
+    config = original_config(published.api.database, DB_HOST=None, DB_NAME=None, DB_USER=None, DB_PASS=None)
+    url = f"mysql://{urllib.parse.quote(USER)}:{urllib.parse.quote(PASS)}@{HOST}:{PORT}/{published.api.database}"
+    for env in [{"TASKMANAGER_DATABASE_URL": url},
+                {"TASKMANAGER_DB_HOST": f"{HOST}:{PORT}", "TASKMANAGER_DB_NAME": published.api.database,
+                 "TASKMANAGER_DB_USER": USER, "TASKMANAGER_DB_PASS": PASS}]:
+        server = start(config, env)
+        assert [w["name"] for w in server.ok("GET", "/api/widgets")["items"]] == ["bolt", "nut", "gear"]
+        assert server.ok("GET", "/api/health")["database"] == "connected"

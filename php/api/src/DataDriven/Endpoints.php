@@ -51,6 +51,11 @@ final class Endpoints
         } catch (HttpError) {
             return null;
         }
+        if (!extension_loaded('pdo_mysql')) {
+            // The built-in routes need no PDO; without the driver only rows go unserved.
+            error_log('taskmanager api: published endpoints are not served: PHP has no pdo_mysql extension (php8.2-mysql)');
+            return null;
+        }
         try {
             $db = ($this->connect)();
             $rows = self::rows($db, $request->method);
