@@ -94,6 +94,12 @@ final class Server
             }
             return (new Routes(static fn (): TaskManager => TaskManager::getInstance()))->$handler($request, ...$params);
         }
+        // Rows of the original's api_endpoints table publish what the routes above do not serve.
+        $published = $this->settings === null ? null
+            : (new DataDriven\Endpoints($this->settings))->serve($request, self::presentedKey($request));
+        if ($published !== null) {
+            return $published;
+        }
         if ($allowed !== []) {
             $error = new HttpError(405, "Method not allowed: use " . implode(' or ', $allowed) . " for /$path");
             $response = Response::error($error);
