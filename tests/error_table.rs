@@ -105,9 +105,9 @@ fn php_lists_exactly_the_table_and_maps_every_code_to_its_exception() {
 fn python_lists_exactly_the_table_and_maps_every_code_to_its_exception() {
     let py = read("python/taskmanager/_errors.py");
     let class_code = py
-        .split("class Code:")
+        .split("class ErrorCode(IntEnum):")
         .nth(1)
-        .expect("class Code")
+        .expect("class ErrorCode")
         .split("\n\n\n")
         .next()
         .unwrap();

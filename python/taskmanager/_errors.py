@@ -91,7 +91,8 @@ class LibraryNotFoundError(TaskManagerError):
 
 class ErrorCode(IntEnum):
     """The library's stable error codes (``enum tm_code`` in ``taskmanager.h``, without the
-    ``TM_`` prefix). An ``IntEnum``, so a member equals its number: ``e.code == 204`` holds."""
+    ``TM_`` prefix). An ``IntEnum``, so a member equals its number: ``e.code == 204`` holds.
+    ``tests/error_table.rs`` reads this table as text and checks it against the library."""
 
     OK = 0
     NULL_PARAMETER = 100
@@ -121,28 +122,9 @@ class ErrorCode(IntEnum):
             return code
 
 
-class Code:
-    """The same codes as plain ``int`` attributes: the name this binding had before
-    :class:`ErrorCode`, kept so existing code runs unchanged. The tests check both against the
-    library (``tests/error_table.rs`` reads this table as text) and the header."""
-
-    OK = 0
-    NULL_PARAMETER = 100
-    INVALID_ARGUMENT = 101
-    PAYLOAD_TOO_LARGE = 102
-    CONFIG = 103
-    NOT_FOUND = 200
-    TYPE_INACTIVE = 201
-    INVALID_SCHEMA = 202
-    VALIDATION_FAILED = 203
-    LEASE_LOST = 204
-    CONFLICT = 205
-    CONNECTION = 300
-    DATABASE = 301
-    OUTCOME_UNKNOWN = 302
-    UNSUPPORTED_SERVER = 303
-    SCHEMA_OUTDATED = 304
-    PANIC = 900
+#: The name this binding had before :class:`ErrorCode`; an ``IntEnum`` member equals its number,
+#: so code written against the plain ``int`` attributes runs unchanged.
+Code = ErrorCode
 
 
 _BY_CODE = {
