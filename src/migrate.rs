@@ -482,15 +482,23 @@ impl Step<'_, '_> {
 
     /// name -> (unique, columns in order), primary key excluded.
     fn indexes(&mut self, table: &str) -> Result<BTreeMap<String, (bool, Vec<String>)>> {
-        let rows: Vec<(String, i64, String)> = self
+        let rows: Vec<mysql::Row> = self
             .conn
             .exec(
-                "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME FROM information_schema.STATISTICS \
+                "SELECT INDEX_NAME AS name, NON_UNIQUE AS non_unique, COLUMN_NAME AS col \
+                 FROM information_schema.STATISTICS \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME <> 'PRIMARY' \
                  ORDER BY INDEX_NAME, SEQ_IN_INDEX",
                 (table,),
             )
             .map_err(|e| self.db.error(e))?;
+        let rows = crate::row::decode_all(rows, "an index", |c| {
+            Ok((
+                c.get::<String>("name")?,
+                c.get::<i64>("non_unique")?,
+                c.get::<String>("col")?,
+            ))
+        })?;
         let mut map: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
         for (name, non_unique, column) in rows {
             map.entry(name)

@@ -6,6 +6,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::pool::Conn;
+use crate::row::{self, Columns};
 use crate::sql;
 use crate::validate;
 use jsonschema::Validator;
@@ -57,13 +58,18 @@ impl TypeCache {
         if let Some(t) = self.by_name.read().get(name) {
             return Ok(t.clone());
         }
-        let row: Option<(i64, String, String)> = conn
+        let row: Option<mysql::Row> = conn
             .exec_first(
                 "SELECT id, version, param_schema_json FROM task_types WHERE name = ?",
                 (name,),
             )
             .map_err(|e| conn.error(e))?;
-        let (id, version, schema) = row.ok_or_else(|| not_registered(name))?;
+        let mut c = Columns::new(
+            row.ok_or_else(|| not_registered(name))?,
+            format!("type '{name}'"),
+        );
+        let (id, version, schema): (i64, String, String) =
+            (c.get("id")?, c.get("version")?, c.get("param_schema_json")?);
         let cached = Arc::new(CachedType {
             id,
             version,
@@ -103,11 +109,14 @@ impl TypeCache {
         }
         if !missing.is_empty() {
             let list = sql::int_list(&missing);
-            let rows: Vec<(i64, String)> = conn
+            let rows: Vec<mysql::Row> = conn
                 .query(format!(
                     "SELECT id, name FROM task_types WHERE id IN ({list})"
                 ))
                 .map_err(|e| conn.error(e))?;
+            let rows = row::decode_all(rows, "a task type", |c| {
+                Ok((c.id("type")?, c.get::<String>("name")?))
+            })?;
             for (id, name) in rows {
                 self.remember_name(id, &name);
                 found.insert(id, name);

@@ -4,6 +4,7 @@
 use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};
 use crate::json;
+use crate::row::Columns;
 use crate::type_cache::not_registered;
 use crate::validate;
 use mysql::TxOpts;
@@ -89,22 +90,25 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
 }
 
 const TYPE_COLUMNS: &str = "id, name, version, param_schema_json, is_active, \
-     DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'), DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ')";
+     DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, \
+     DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at";
 
-type TypeRow = (i64, String, String, String, bool, String, String);
-
-fn to_type(row: TypeRow) -> TaskType {
-    let (id, name, version, schema, is_active, created_at, updated_at) = row;
-    TaskType {
+/// A row of [`TYPE_COLUMNS`] as a type, read by column name (a value changed by hand into
+/// something unreadable is an error naming it).
+fn to_type(row: mysql::Row) -> Result<TaskType> {
+    let mut c = Columns::new(row, "a task type");
+    let id = c.id("type")?;
+    let schema: String = c.get("param_schema_json")?;
+    Ok(TaskType {
         id,
-        name,
-        version,
+        name: c.get("name")?,
+        version: c.get("version")?,
         param_schema: serde_json::from_str(&schema).unwrap_or(Value::Null),
-        is_active,
-        created_at,
-        updated_at,
+        is_active: c.get("is_active")?,
+        created_at: c.get("created_at")?,
+        updated_at: c.get("updated_at")?,
         changed: None,
-    }
+    })
 }
 
 /// Registers a type, or a new version of it. The same name + version + schema again is a
@@ -124,12 +128,19 @@ pub(crate) fn register(
     let attempt = || {
         db.run(|conn, _| {
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;
-        let current: Option<(String, String)> = tx
+        let current: Option<mysql::Row> = tx
             .exec_first(
                 "SELECT version, param_schema_json FROM task_types WHERE name = ? FOR UPDATE",
                 (&def.name,),
             )
             .map_err(|e| db.error(e))?;
+        let current: Option<(String, String)> = match current {
+            Some(row) => {
+                let mut c = Columns::new(row, format!("type '{}'", def.name));
+                Some((c.get("version")?, c.get("param_schema_json")?))
+            }
+            None => None,
+        };
         let changed = match current {
             None => {
                 tx.exec_drop(
@@ -181,24 +192,24 @@ pub(crate) fn register(
 pub(crate) fn get(db: &Database, name: &str) -> Result<TaskType> {
     check_name(name)?;
     db.run(|conn, _| {
-        let row: Option<TypeRow> = conn
+        let row: Option<mysql::Row> = conn
             .exec_first(
                 format!("SELECT {TYPE_COLUMNS} FROM task_types WHERE name = ?"),
                 (name,),
             )
             .map_err(|e| db.error(e))?;
-        row.map(to_type).ok_or_else(|| not_registered(name))
+        row.map(to_type).ok_or_else(|| not_registered(name))?
     })
 }
 
 pub(crate) fn list(db: &Database) -> Result<Vec<TaskType>> {
     db.run(|conn, _| {
-        let rows: Vec<TypeRow> = conn
+        let rows: Vec<mysql::Row> = conn
             .query(format!(
                 "SELECT {TYPE_COLUMNS} FROM task_types ORDER BY name"
             ))
             .map_err(|e| db.error(e))?;
-        Ok(rows.into_iter().map(to_type).collect())
+        rows.into_iter().map(to_type).collect()
     })
 }
 
