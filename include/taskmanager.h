@@ -252,7 +252,10 @@ tm_error *tm_task_enqueue_batch(const tm_client *client, const char *items_json,
 /**
  * Claims up to `limit` runnable tasks for `worker_id`: highest priority first, then oldest.
  * `options_json` may be NULL or an object with these keys, all optional:
- * - `"types"`: array of type names, or `"type_prefix"`: a literal name prefix (not both);
+ * - `"types"`: array of type names, or `"type_prefix"`: a literal name prefix, or
+ *   `"type_pattern"`: an SQL LIKE pattern (`%`, `_`, `\` escapes the next character;
+ *   case-insensitive; a trailing lone `\` is `TM_INVALID_ARGUMENT`): at most one of the three;
+ * - `"type_ids"`: array of 1..=1000 type ids; with a name filter a type must pass both;
  * - `"limit"`: 1..=1000, default 1;
  * - `"lease_seconds"`: 1..=31536000, default the `task_claim_timeout` setting;
  * - `"sort_by"`: `"created_at"`, `"priority"`, `"id"` or `"attempts"` instead of the default
@@ -386,6 +389,36 @@ tm_error *tm_task_cancel(const tm_client *client,
  * Output: `{"id", "status", "repeated"}`.
  */
 tm_error *tm_task_retry(const tm_client *client, int64_t task_id, char **out_json);
+
+/**
+ * Cancels every task `filter_json` selects, each as `tm_task_cancel` would (its own
+ * transaction and history row), newest first. `filter_json` (required): an object with at
+ * least one of `"ids"` (array of 1..=10000 task ids), `"type"`, `"status"`, `"worker_id"`,
+ * `"text"`, and optionally `"before_id"`, `"older_than_seconds"`, `"newer_than_seconds"`,
+ * with the meanings of `tm_task_list`; an empty filter is `TM_INVALID_ARGUMENT`.
+ * `options_json` may be NULL or `{"dry_run": bool (default false), "reason": "...",
+ * "limit": 1..=10000 (default 1000)}`. Output: `{"action", "dry_run", "matched", "changed":
+ * [ids], "unchanged": [ids already cancelled], "skipped": [{"id", "code", "message"}],
+ * "next_before_id": id or null}`; a task whose status refuses the action is skipped with
+ * `"TM_CONFLICT"`, a given id not selected with `"TM_NOT_FOUND"`. When `next_before_id` is
+ * set the limit stopped the call: pass it as `"before_id"` to go on. Any other error stops
+ * the call; the tasks changed before it stay changed (the message says how many).
+ */
+tm_error *tm_tasks_cancel_where(const tm_client *client,
+                                const char *filter_json,
+                                const char *options_json,
+                                char **out_json);
+
+/**
+ * Puts every failed or cancelled task `filter_json` selects back to pending, each as
+ * `tm_task_retry` would. Filter, options (no `"reason"`: a retry records none) and output as
+ * for `tm_tasks_cancel_where`; `"unchanged"` is always empty, and a task whose dedupe key an
+ * active task holds is skipped with `"TM_CONFLICT"`.
+ */
+tm_error *tm_tasks_retry_where(const tm_client *client,
+                               const char *filter_json,
+                               const char *options_json,
+                               char **out_json);
 
 /**
  * Recovers every expired lease now (claims also do this lazily; call it from cron if you

@@ -6,6 +6,7 @@ use crate::database::{self, Database};
 use crate::error::Result;
 use crate::migrate::{self, MigrationReport};
 use crate::queue::Finished;
+use crate::queue::bulk::{self, BulkAction, BulkFilter, BulkOptions, BulkReport};
 use crate::queue::claim::{self, ClaimOptions, ClaimedTask};
 use crate::queue::claim::{CompletedAndClaimed, Recovery};
 use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput};
@@ -242,6 +243,39 @@ impl Client {
     /// Puts a failed or cancelled task back to pending with its attempts reset.
     pub fn retry(&self, id: i64) -> Result<Finished> {
         manage::retry(&self.db, &self.config, id)
+    }
+
+    /// Cancels every pending or claimed task `filter` selects, newest first, up to
+    /// `options.limit`; each through the same step as [`Client::cancel`] (its own transaction,
+    /// its history row). Tasks in other states are reported in `skipped`, not errors. With
+    /// `dry_run` nothing changes and the report says what would.
+    pub fn cancel_where(&self, filter: &BulkFilter, options: &BulkOptions) -> Result<BulkReport> {
+        self.bulk(BulkAction::Cancel, filter, options, |_| {})
+    }
+
+    /// Puts every failed or cancelled task `filter` selects back to pending, as
+    /// [`Client::retry`] does one; otherwise as [`Client::cancel_where`].
+    pub fn retry_where(&self, filter: &BulkFilter, options: &BulkOptions) -> Result<BulkReport> {
+        self.bulk(BulkAction::Retry, filter, options, |_| {})
+    }
+
+    /// [`Client::cancel_where`] or [`Client::retry_where`], telling `progress` the report so
+    /// far after every page of tasks.
+    pub fn bulk(
+        &self,
+        action: BulkAction,
+        filter: &BulkFilter,
+        options: &BulkOptions,
+        mut progress: impl FnMut(&BulkReport),
+    ) -> Result<BulkReport> {
+        bulk::run(
+            &self.db,
+            &self.config,
+            action,
+            filter,
+            options,
+            &mut progress,
+        )
     }
 
     /// Recovers every expired lease now (claims also do this lazily).

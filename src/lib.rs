@@ -25,6 +25,7 @@ pub use config::Config;
 pub use error::{CODES, Code, CodeInfo, Error, Result};
 pub use migrate::MigrationReport;
 pub use queue::Finished;
+pub use queue::bulk::{BulkAction, BulkFilter, BulkOptions, BulkReport, MAX_BULK, Skipped};
 pub use queue::claim::Recovery;
 pub use queue::claim::{ClaimOptions, ClaimedTask, CompletedAndClaimed, SortBy, SortOrder};
 pub use queue::enqueue::{BatchItem, EnqueueOptions, Enqueued};

@@ -189,8 +189,9 @@ fn every_subcommand_against_the_server() {
             "--dry-run",
         ],
     );
-    let would = dry["would_change"].as_u64().unwrap();
+    let would = dry["changed"].as_array().unwrap().len() as u64;
     assert!(would >= 10, "{dry}");
+    assert_eq!(dry["dry_run"], true);
     assert_eq!(
         json_of(&db, &["stats"])["totals"]["cancelled"],
         0,
@@ -208,11 +209,23 @@ fn every_subcommand_against_the_server() {
             "not needed",
         ],
     );
-    assert_eq!(cancelled["changed"].as_u64(), Some(would));
+    assert_eq!(
+        cancelled["changed"], dry["changed"],
+        "the dry run foretold it"
+    );
     let retried = json_of(&db, &["retry", "--status", "cancelled", "--limit", "3"]);
-    assert_eq!(retried["changed"], 3);
+    assert_eq!(retried["changed"].as_array().unwrap().len(), 3);
+    assert!(retried["next_before_id"].is_i64(), "{retried}");
     let (code, err) = exit_code(&db, &["retry", &one["id"].to_string()]);
     assert_eq!(code, 4, "a pending task cannot be retried: {err}");
+    assert!(err.contains("1 of 1 task(s) refused"), "{err}");
+    // By filter, a refusal is reported, not an error.
+    let (ok, out, err) = cli(&db, &["retry", "--status", "pending", "--limit", "1"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("retried 0 task(s)") && out.contains("TM_CONFLICT"),
+        "{out}"
+    );
     let (code, err) = exit_code(&db, &["cancel"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("give task ids"), "{err}");

@@ -205,8 +205,9 @@ final class TaskManager
     }
 
     /**
-     * Claims up to `limit` runnable tasks. Options: types (list) | type_prefix, limit,
-     * lease_seconds. An empty array when nothing is runnable.
+     * Claims up to `limit` runnable tasks. Options: types (list) | type_prefix |
+     * type_pattern (SQL LIKE: %, _, \ escapes), type_ids (list), limit, lease_seconds,
+     * sort_by, sort_order. An empty array when nothing is runnable.
      *
      * @param array<string, mixed> $options
      * @return list<array{id: int, type: string, params: mixed, priority: int, attempts: int, max_attempts: int, lease_token: string, lease_expires_at: string}>
@@ -330,6 +331,34 @@ final class TaskManager
     public function retry(int $taskId): array
     {
         return $this->call('tm_task_retry', $taskId);
+    }
+
+    /**
+     * Cancels every task $filter selects (type, status, ids, before_id, older_than_seconds,
+     * newer_than_seconds, worker_id, text; at least one of ids, type, status, worker_id,
+     * text), each as cancel() would. Options: dry_run, reason, limit (1..10000, default 1000).
+     * Tasks the action does not apply to are listed in `skipped`, not thrown.
+     *
+     * @param array<string, mixed> $filter
+     * @param array<string, mixed> $options
+     * @return array{action: string, dry_run: bool, matched: int, changed: list<int>, unchanged: list<int>, skipped: list<array{id: int, code: string, message: string}>, next_before_id: ?int}
+     */
+    public function cancelWhere(array $filter, array $options = []): array
+    {
+        return $this->call('tm_tasks_cancel_where', Native::json($filter), self::options($options));
+    }
+
+    /**
+     * Puts every failed or cancelled task $filter selects back to pending, each as retry()
+     * would. Filter, options (no reason) and answer as for cancelWhere().
+     *
+     * @param array<string, mixed> $filter
+     * @param array<string, mixed> $options
+     * @return array{action: string, dry_run: bool, matched: int, changed: list<int>, unchanged: list<int>, skipped: list<array{id: int, code: string, message: string}>, next_before_id: ?int}
+     */
+    public function retryWhere(array $filter, array $options = []): array
+    {
+        return $this->call('tm_tasks_retry_where', Native::json($filter), self::options($options));
     }
 
     /**

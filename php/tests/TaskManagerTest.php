@@ -57,6 +57,50 @@ final class TaskManagerTest extends TestCase
         $this->assertSame(1, $tm->claim('w', ['types' => [$type]])[0]['attempts']);
     }
 
+    public function testCancelAndRetryWhereWithADryRun(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $ids = array_column($tm->enqueueBatch(array_map(static fn (int $n): array => ['type' => $type, 'params' => ['n' => $n]], range(1, 3))), 'id');
+        $dry = $tm->cancelWhere(['type' => $type], ['dry_run' => true]);
+        $this->assertTrue($dry['dry_run']);
+        $this->assertSame(array_reverse($ids), $dry['changed']);
+        $this->assertSame('pending', $tm->getTask($ids[0])['status'], 'a dry run changes nothing');
+
+        $done = $tm->cancelWhere(['type' => $type, 'ids' => [$ids[0], $ids[1]]], ['reason' => 'bulk']);
+        $this->assertSame([$ids[1], $ids[0]], $done['changed']);
+        $this->assertSame('bulk', $tm->history($ids[0])[1]['message']);
+
+        $retried = $tm->retryWhere(['type' => $type], ['limit' => 2]);
+        $this->assertSame(2, $retried['matched']);
+        $this->assertSame([$ids[1]], $retried['changed']);
+        $this->assertSame([['id' => $ids[2], 'code' => 'TM_CONFLICT', 'message' => "task {$ids[2]} is pending: retry needs a failed or cancelled task"]], $retried['skipped']);
+        $this->assertSame($ids[1], $retried['next_before_id']);
+        $rest = $tm->retryWhere(['type' => $type, 'before_id' => $retried['next_before_id']], ['limit' => 2]);
+        $this->assertSame([$ids[0]], $rest['changed']);
+        $this->assertNull($rest['next_before_id']);
+
+        $this->expectException(Exception\InvalidArgumentException::class);
+        $this->expectExceptionMessage('give task ids');
+        $tm->cancelWhere([]);
+    }
+
+    public function testClaimByTypePatternAndTypeIds(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $other = $this->newType();
+        $tm->enqueue($type, ['n' => 1]);
+        $otherId = $tm->getType($other)['id'];
+        $this->assertSame([], $tm->claim('w', ['type_pattern' => $type, 'type_ids' => [$otherId]]));
+        // `_` stands for the dot; the server compares case-insensitively.
+        $task = $tm->claim('w', ['type_pattern' => 'PHP_' . substr($type, 4), 'type_ids' => [$tm->getType($type)['id']]])[0];
+        $this->assertSame($type, $task['type']);
+        $this->expectException(Exception\InvalidArgumentException::class);
+        $this->expectExceptionMessage('ends with the escape character');
+        $tm->claim('w', ['type_pattern' => 'x\\']);
+    }
+
     public function testKeyOrderDoesNotMatterForDedupe(): void
     {
         $tm = TaskManager::getInstance();

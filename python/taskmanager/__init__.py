@@ -32,6 +32,7 @@ from ._errors import (
 from ._ffi import version
 from .client import Client, Task
 from .results import (
+    BulkReport,
     ClaimedTask,
     CompleteOutcome,
     Enqueued,
@@ -41,6 +42,7 @@ from .results import (
     HistoryEntry,
     PruneReport,
     Recovery,
+    Skipped,
     Stats,
     TaskRecord,
     TaskType,
@@ -52,7 +54,7 @@ __version__ = version()
 __all__ = [
     "Client", "Task", "Worker", "PermanentError", "RetryLater", "ErrorCode", "Code", "version",
     "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome", "Recovery",
-    "TaskRecord", "HistoryEntry", "Stats", "PruneReport",
+    "TaskRecord", "HistoryEntry", "Stats", "PruneReport", "Skipped", "BulkReport",
     "TaskManagerError", "InvalidArgumentError", "ConfigError", "NotFoundError", "TypeInactiveError",
     "InvalidSchemaError", "ValidationError", "LeaseLostError", "ConflictError", "ConnectionFailedError",
     "OutcomeUnknownError", "DatabaseError", "UnsupportedServerError", "SchemaOutdatedError",

@@ -105,6 +105,8 @@ _SIGNATURES = {
     "tm_task_release": ([_client, c_int64, c_char_p, _out], _err),
     "tm_task_cancel": ([_client, c_int64, c_char_p, _out], _err),
     "tm_task_retry": ([_client, c_int64, _out], _err),
+    "tm_tasks_cancel_where": ([_client, c_char_p, c_char_p, _out], _err),
+    "tm_tasks_retry_where": ([_client, c_char_p, c_char_p, _out], _err),
     "tm_tasks_recover_expired": ([_client, _out], _err),
     "tm_task_get": ([_client, c_int64, _out], _err),
     "tm_task_list": ([_client, c_char_p, _out], _err),

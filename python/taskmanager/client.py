@@ -11,6 +11,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 from . import _ffi
 from ._errors import Code, error_for
 from .results import (
+    BulkReport,
     ClaimedTask,
     CompleteOutcome,
     Enqueued,
@@ -71,6 +72,15 @@ class Task:
 def _options(values: Mapping[str, Any]) -> Optional[bytes]:
     present = {k: v for k, v in values.items() if v is not None}
     return _ffi.encode_json(present, "options") if present else None
+
+
+def _selection(type: Optional[str], status: Optional[str], ids: Optional[List[int]], before_id: Optional[int],
+               older_than_seconds: Optional[int], newer_than_seconds: Optional[int], worker_id: Optional[str],
+               text: Optional[str]) -> bytes:
+    """The filter of a bulk call; always sent, so that an empty one is the library's refusal."""
+    values = dict(type=type, status=status, ids=ids, before_id=before_id, older_than_seconds=older_than_seconds,
+                  newer_than_seconds=newer_than_seconds, worker_id=worker_id, text=text)
+    return _ffi.encode_json({k: v for k, v in values.items() if v is not None}, "filter")
 
 
 class Client:
@@ -173,6 +183,8 @@ class Client:
         *,
         types: Optional[List[str]] = None,
         type_prefix: Optional[str] = None,
+        type_pattern: Optional[str] = None,
+        type_ids: Optional[List[int]] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
         sort_by: Optional[str] = None,
@@ -180,8 +192,11 @@ class Client:
     ) -> List[Task]:
         """Claims up to ``limit`` runnable tasks; an empty list when there are none. By default
         highest priority first, then oldest; ``sort_by`` (created_at, priority, id, attempts)
-        and ``sort_order`` (asc, desc) choose another order, ties by id."""
-        options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds,
+        and ``sort_order`` (asc, desc) choose another order, ties by id. Types: at most one of
+        ``types``, ``type_prefix`` and ``type_pattern`` (SQL LIKE: ``%``, ``_``, ``\\``
+        escapes; case-insensitive), and ``type_ids``; a type must pass both."""
+        options = _options(dict(types=types, type_prefix=type_prefix, type_pattern=type_pattern,
+                                type_ids=type_ids, limit=limit, lease_seconds=lease_seconds,
                                 sort_by=sort_by, sort_order=sort_order))
         rows = _ffi.call_json("tm_task_claim", self._h, _ffi.text(worker_id, "worker_id"), options)
         return [Task(self, row) for row in rows]
@@ -224,13 +239,16 @@ class Client:
         *,
         types: Optional[List[str]] = None,
         type_prefix: Optional[str] = None,
+        type_pattern: Optional[str] = None,
+        type_ids: Optional[List[int]] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
     ) -> Tuple[Finished, List[Task]]:
         """A worker's loop step in one round trip and one commit: completes the task it holds
         and, unless that failed, claims the next ones. Returns ``(completed, claimed)``. A stale
         token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` and claims too."""
-        options = _options(dict(types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds))
+        options = _options(dict(types=types, type_prefix=type_prefix, type_pattern=type_pattern,
+                                type_ids=type_ids, limit=limit, lease_seconds=lease_seconds))
         out = _ffi.call_json("tm_task_complete_and_claim", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                              _ffi.encode_json(result, "result"), _ffi.text(worker_id, "worker_id"), options)
         return out["completed"], [Task(self, row) for row in out["claimed"]]
@@ -255,6 +273,31 @@ class Client:
 
     def retry(self, task_id: int) -> Finished:
         return _ffi.call_json("tm_task_retry", self._h, task_id)
+
+    def cancel_where(self, *, type: Optional[str] = None, status: Optional[str] = None,
+                     ids: Optional[List[int]] = None, before_id: Optional[int] = None,
+                     older_than_seconds: Optional[int] = None, newer_than_seconds: Optional[int] = None,
+                     worker_id: Optional[str] = None, text: Optional[str] = None,
+                     dry_run: bool = False, reason: Optional[str] = None,
+                     limit: Optional[int] = None) -> BulkReport:
+        """Cancels every task the filter selects (at least one of ``ids``, ``type``, ``status``,
+        ``worker_id``, ``text``), each as :meth:`cancel` would, newest first, up to ``limit``
+        (default 1000, at most 10000). Tasks in other states are listed in ``skipped``, not
+        raised. With ``dry_run`` nothing changes and the report says what would."""
+        selection = _selection(type, status, ids, before_id, older_than_seconds, newer_than_seconds, worker_id, text)
+        options = _options(dict(dry_run=dry_run, reason=reason, limit=limit))
+        return _ffi.call_json("tm_tasks_cancel_where", self._h, selection, options)
+
+    def retry_where(self, *, type: Optional[str] = None, status: Optional[str] = None,
+                    ids: Optional[List[int]] = None, before_id: Optional[int] = None,
+                    older_than_seconds: Optional[int] = None, newer_than_seconds: Optional[int] = None,
+                    worker_id: Optional[str] = None, text: Optional[str] = None,
+                    dry_run: bool = False, limit: Optional[int] = None) -> BulkReport:
+        """Puts every failed or cancelled task the filter selects back to pending, each as
+        :meth:`retry` would; otherwise as :meth:`cancel_where`."""
+        selection = _selection(type, status, ids, before_id, older_than_seconds, newer_than_seconds, worker_id, text)
+        options = _options(dict(dry_run=dry_run, limit=limit))
+        return _ffi.call_json("tm_tasks_retry_where", self._h, selection, options)
 
     def recover_expired(self) -> Recovery:
         return _ffi.call_json("tm_tasks_recover_expired", self._h)

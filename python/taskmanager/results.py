@@ -174,8 +174,31 @@ class PruneReport(TypedDict):
     dry_run: bool
 
 
+class Skipped(TypedDict):
+    """A task a bulk action left alone: ``code`` is ``TM_CONFLICT`` (its status does not
+    allow the action, or a retry would take an active task's dedupe key) or ``TM_NOT_FOUND``."""
+
+    id: int
+    code: str
+    message: str
+
+
+class BulkReport(TypedDict):
+    """The answer to ``cancel_where`` and ``retry_where``: the ids changed (in a dry run: that
+    would change), newest first; those already cancelled (``unchanged``); those refused. When
+    ``next_before_id`` is set the limit stopped the call: pass it as ``before_id`` to go on."""
+
+    action: str
+    dry_run: bool
+    matched: int
+    changed: List[int]
+    unchanged: List[int]
+    skipped: List[Skipped]
+    next_before_id: Optional[int]
+
+
 __all__ = [
     "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome",
     "Recovery", "TaskRecord", "HistoryEntry", "QueueHealth", "Throughput", "WorkerSeen", "Stats",
-    "PruneReport",
+    "PruneReport", "Skipped", "BulkReport",
 ]

@@ -115,6 +115,36 @@ def test_fail_retry_release_cancel(client):
     assert len(client.list_tasks(type="py.job", status="completed")) == 2
 
 
+def test_cancel_and_retry_where_with_a_dry_run(client):
+    ids = [e["id"] for e in client.enqueue_batch([{"type": "py.job", "params": {"bulk": n}} for n in range(3)])]
+    [claimed] = client.claim("w", sort_by="id")
+    dry = client.cancel_where(type="py.job", dry_run=True)
+    assert dry["dry_run"] is True and dry["changed"] == ids[::-1] and dry["next_before_id"] is None
+    assert client.get_task(ids[1])["status"] == "pending", "a dry run changes nothing"
+    done = client.cancel_where(ids=[ids[0], ids[1]], reason="bulk")
+    assert done["changed"] == [ids[1], ids[0]] and done["action"] == "cancel"
+    assert client.history(claimed.id)[-1]["message"] == "bulk"
+    retried = client.retry_where(type="py.job", limit=2)
+    assert retried["changed"] == [ids[1]] and retried["next_before_id"] == ids[1]
+    assert retried["skipped"] == [{"id": ids[2], "code": "TM_CONFLICT",
+                                   "message": f"task {ids[2]} is pending: retry needs a failed or cancelled task"}]
+    rest = client.retry_where(type="py.job", before_id=retried["next_before_id"])
+    assert rest["changed"] == [ids[0]] and rest["next_before_id"] is None
+    with pytest.raises(taskmanager.InvalidArgumentError, match="give task ids"):
+        client.cancel_where()
+
+
+def test_claim_by_type_pattern_and_type_ids(client):
+    client.register_type("py.other", {"type": "object"})
+    tid = client.enqueue("py.job", {"n": 1})["id"]
+    job_id = client.get_type("py.job")["id"]
+    assert client.claim("w", type_pattern="py%", type_ids=[client.get_type("py.other")["id"]]) == []
+    [task] = client.claim("w", type_pattern="PY_JOB", type_ids=[job_id])
+    assert task.id == tid
+    with pytest.raises(taskmanager.InvalidArgumentError, match="escape character"):
+        client.claim("w", type_pattern="py\\")
+
+
 def test_every_error_family_has_its_exception(client, db_name):
     client.register_type("py.strict", {"type": "object", "required": ["email"], "properties": {"age": {"type": "integer", "minimum": 0}}})
     cases = [

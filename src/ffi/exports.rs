@@ -13,7 +13,10 @@ use super::{
     write_json, write_text,
 };
 use crate::error::Error;
-use crate::{BatchItem, Client, CompleteItem, PruneOptions, TypeDefinition};
+use crate::{
+    BatchItem, BulkAction, BulkFilter, BulkOptions, Client, CompleteItem, PruneOptions,
+    TypeDefinition,
+};
 use std::ffi::{CString, c_char};
 
 /// The largest batch text accepted: 64 payloads' worth. Each item inside is still held to
@@ -194,7 +197,10 @@ pub unsafe extern "C" fn tm_task_enqueue_batch(
 
 /// Claims up to `limit` runnable tasks for `worker_id`: highest priority first, then oldest.
 /// `options_json` may be NULL or an object with these keys, all optional:
-/// - `"types"`: array of type names, or `"type_prefix"`: a literal name prefix (not both);
+/// - `"types"`: array of type names, or `"type_prefix"`: a literal name prefix, or
+///   `"type_pattern"`: an SQL LIKE pattern (`%`, `_`, `\` escapes the next character;
+///   case-insensitive; a trailing lone `\` is `TM_INVALID_ARGUMENT`): at most one of the three;
+/// - `"type_ids"`: array of 1..=1000 type ids; with a name filter a type must pass both;
 /// - `"limit"`: 1..=1000, default 1;
 /// - `"lease_seconds"`: 1..=31536000, default the `task_claim_timeout` setting;
 /// - `"sort_by"`: `"created_at"`, `"priority"`, `"id"` or `"attempts"` instead of the default
@@ -463,6 +469,76 @@ pub unsafe extern "C" fn tm_task_retry(
 ) -> *mut tm_error {
     boundary(|| write_json(out_json, &client_ref(client)?.retry(task_id)?))
 }
+
+/// Cancels every task `filter_json` selects, each as `tm_task_cancel` would (its own
+/// transaction and history row), newest first. `filter_json` (required): an object with at
+/// least one of `"ids"` (array of 1..=10000 task ids), `"type"`, `"status"`, `"worker_id"`,
+/// `"text"`, and optionally `"before_id"`, `"older_than_seconds"`, `"newer_than_seconds"`,
+/// with the meanings of `tm_task_list`; an empty filter is `TM_INVALID_ARGUMENT`.
+/// `options_json` may be NULL or `{"dry_run": bool (default false), "reason": "...",
+/// "limit": 1..=10000 (default 1000)}`. Output: `{"action", "dry_run", "matched", "changed":
+/// [ids], "unchanged": [ids already cancelled], "skipped": [{"id", "code", "message"}],
+/// "next_before_id": id or null}`; a task whose status refuses the action is skipped with
+/// `"TM_CONFLICT"`, a given id not selected with `"TM_NOT_FOUND"`. When `next_before_id` is
+/// set the limit stopped the call: pass it as `"before_id"` to go on. Any other error stops
+/// the call; the tasks changed before it stay changed (the message says how many).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_tasks_cancel_where(
+    client: *const tm_client,
+    filter_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        bulk(
+            client,
+            BulkAction::Cancel,
+            filter_json,
+            options_json,
+            out_json,
+        )
+    })
+}
+
+/// Puts every failed or cancelled task `filter_json` selects back to pending, each as
+/// `tm_task_retry` would. Filter, options (no `"reason"`: a retry records none) and output as
+/// for `tm_tasks_cancel_where`; `"unchanged"` is always empty, and a task whose dedupe key an
+/// active task holds is skipped with `"TM_CONFLICT"`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_tasks_retry_where(
+    client: *const tm_client,
+    filter_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> *mut tm_error {
+    boundary(|| {
+        bulk(
+            client,
+            BulkAction::Retry,
+            filter_json,
+            options_json,
+            out_json,
+        )
+    })
+}
+
+/// The body of the bulk exports.
+fn bulk(
+    client: *const tm_client,
+    action: BulkAction,
+    filter_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> crate::Result<()> {
+    let c = client_ref(client)?;
+    let filter: BulkFilter = json_arg(filter_json, "filter_json", BULK_FILTER_BYTES)?;
+    let options: BulkOptions = options(options_json, "options_json")?;
+    write_json(out_json, &c.bulk(action, &filter, &options, |_| {})?)
+}
+
+/// Largest bulk filter text: room for the longest list of ids (10,000 of up to 19 digits,
+/// with separators) besides the other fields.
+const BULK_FILTER_BYTES: usize = 256 * 1024;
 
 /// Recovers every expired lease now (claims also do this lazily; call it from cron if you
 /// like). Output: `{"recovered", "requeued", "failed"}`.

@@ -14,6 +14,7 @@ use crate::queue::engine::{ClaimedRow, Engine, Recovered};
 use crate::queue::input::{check_lease_seconds, check_task_id, check_token, check_worker_id};
 use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
+use crate::queue::like::like_pattern;
 use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_hex;
 use crate::sql::escape_like;
@@ -30,6 +31,14 @@ pub struct ClaimOptions {
     pub types: Option<Vec<String>>,
     /// Only task types whose name starts with this literal text (no wildcards).
     pub type_prefix: Option<String>,
+    /// Only task types whose name matches this SQL LIKE pattern: `%` any run of characters,
+    /// `_` one character, `\` makes the next character literal. The server compares it under
+    /// the name column's collation (case-insensitive). At most one of `types`, `type_prefix`
+    /// and `type_pattern`.
+    pub type_pattern: Option<String>,
+    /// Only task types with these ids (1..=1000 of them). With `types`, `type_prefix` or
+    /// `type_pattern` a type must pass both.
+    pub type_ids: Option<Vec<i64>>,
     /// At most this many tasks (1..=1000, default 1).
     pub limit: Option<u32>,
     /// Lease length in seconds. Default: the `task_claim_timeout` setting.
@@ -93,6 +102,9 @@ pub struct ClaimedTask {
     pub lease_expires_at: String,
 }
 
+/// Most type ids one claim may name.
+const MAX_TYPE_IDS: usize = 1000;
+
 /// A checked claim request: how many tasks, for how long, in which order.
 struct Wanted {
     limit: u32,
@@ -132,8 +144,15 @@ fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Resu
     }
     let lease_seconds = options.lease_seconds.unwrap_or(config.task_claim_timeout);
     check_lease_seconds(lease_seconds)?;
-    if options.types.is_some() && options.type_prefix.is_some() {
-        return Err(Error::invalid("give either types or type_prefix, not both"));
+    let by_name = [
+        options.types.is_some(),
+        options.type_prefix.is_some(),
+        options.type_pattern.is_some(),
+    ];
+    if by_name.iter().filter(|given| **given).count() > 1 {
+        return Err(Error::invalid(
+            "give at most one of types, type_prefix and type_pattern",
+        ));
     }
     if let Some(types) = &options.types {
         if types.is_empty() {
@@ -143,6 +162,22 @@ fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Resu
     }
     if let Some(prefix) = &options.type_prefix {
         check_name(prefix)?;
+    }
+    if let Some(pattern) = &options.type_pattern {
+        like_pattern(pattern, "type_pattern")?;
+    }
+    if let Some(ids) = &options.type_ids {
+        if ids.is_empty() || ids.len() > MAX_TYPE_IDS {
+            return Err(Error::invalid(format!(
+                "type_ids must list 1 to {MAX_TYPE_IDS} type ids, got {}",
+                ids.len()
+            )));
+        }
+        if let Some(bad) = ids.iter().find(|id| **id < 1) {
+            return Err(Error::invalid(format!(
+                "type_ids must hold positive type ids, got {bad}"
+            )));
+        }
     }
     Ok(Wanted {
         limit,
@@ -303,14 +338,15 @@ fn claim_round(
 /// matches no type at all (nothing to claim).
 ///
 /// Resolved before the locking statement: a join with task_types there would lock type rows
-/// and make claimers skip each other's types. Names come from the cache after the first call.
+/// and make claimers skip each other's types. Names come from the cache after the first call;
+/// a prefix or pattern is matched by the server each time (a type registered since counts).
 fn type_filter(
     db: &Database,
     conn: &mut Conn<'_>,
     options: &ClaimOptions,
 ) -> Result<Option<Option<Vec<i64>>>> {
-    let ids = match (&options.types, &options.type_prefix) {
-        (Some(names), _) => {
+    let by_name = match (&options.types, &options.type_prefix, &options.type_pattern) {
+        (Some(names), _, _) => {
             let mut ids = Vec::new();
             for name in names {
                 match db.types.get(conn, name) {
@@ -319,15 +355,30 @@ fn type_filter(
                     Err(e) => return Err(e),
                 }
             }
-            ids
+            Some(ids)
         }
-        (None, Some(prefix)) => conn
-            .exec(
+        (None, Some(prefix), _) => Some(
+            conn.exec(
                 "SELECT id FROM task_types WHERE name LIKE CONCAT(?, '%') ESCAPE '!'",
                 (escape_like(prefix),),
             )
             .map_err(|e| conn.error(e))?,
+        ),
+        (None, None, Some(pattern)) => Some(
+            conn.exec(
+                "SELECT id FROM task_types WHERE name LIKE ? ESCAPE '!'",
+                (like_pattern(pattern, "type_pattern")?,),
+            )
+            .map_err(|e| conn.error(e))?,
+        ),
+        (None, None, None) => None,
+    };
+    let ids = match (by_name, &options.type_ids) {
         (None, None) => return Ok(Some(None)),
+        // Ids alone need no round trip: an id no type has matches no task.
+        (None, Some(wanted)) => wanted.clone(),
+        (Some(found), None) => found,
+        (Some(found), Some(wanted)) => found.into_iter().filter(|id| wanted.contains(id)).collect(),
     };
     Ok((!ids.is_empty()).then_some(Some(ids)))
 }

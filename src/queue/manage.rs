@@ -1,5 +1,6 @@
 //! Operator actions: cancel, and manual retry of dead tasks. Each locks the task, checks that
-//! its status allows the action, and changes it with a history row, in one transaction.
+//! its status allows the action, and changes it with a history row, in one transaction. The
+//! bulk actions (`queue::bulk`) run these same steps task by task.
 
 use crate::Config;
 use crate::database::{Database, commit};
@@ -10,6 +11,77 @@ use crate::queue::lifecycle::{self, CANCEL, RETRY, Status, Transition};
 use mysql::TxOpts;
 use mysql::prelude::Queryable;
 
+/// An operator action on one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Cancel,
+    Retry,
+}
+
+/// What an action does to a task in a given status.
+pub(crate) enum Verdict {
+    /// The status allows it: the task changes.
+    Change,
+    /// The task is already where the action leads (a cancelled task, for cancel): a no-op
+    /// that succeeds, so that repeating a cancel is safe.
+    AlreadyDone,
+    /// The status does not allow it: `Conflict`, with the message the caller sees.
+    Refused(Error),
+}
+
+impl Action {
+    fn transition(self) -> &'static Transition {
+        match self {
+            Action::Cancel => &CANCEL,
+            Action::Retry => &RETRY,
+        }
+    }
+
+    /// The status in which the action is a no-op. Retry has none: a pending task was never
+    /// dead, and answering "done" would hide a mistaken retry.
+    fn no_op_in(self) -> Option<Status> {
+        match self {
+            Action::Cancel => Some(Status::Cancelled),
+            Action::Retry => None,
+        }
+    }
+
+    /// The verdict for task `id` whose status column holds `current`.
+    pub(crate) fn verdict(self, id: i64, current: &str) -> Verdict {
+        let transition = self.transition();
+        let status = Status::parse(current);
+        if status.is_some_and(|s| transition.from.contains(&s)) {
+            Verdict::Change
+        } else if status.is_some() && status == self.no_op_in() {
+            Verdict::AlreadyDone
+        } else {
+            let allowed: Vec<&str> = transition.from.iter().map(|s| s.as_str()).collect();
+            Verdict::Refused(Error::new(
+                Code::Conflict,
+                format!(
+                    "task {id} is {current}: {} needs a {} task",
+                    transition.name,
+                    allowed.join(" or ")
+                ),
+            ))
+        }
+    }
+
+    /// Runs the action on one task: [`cancel`] or [`retry`].
+    pub(crate) fn run(
+        self,
+        db: &Database,
+        config: &Config,
+        id: i64,
+        reason: Option<&str>,
+    ) -> Result<Finished> {
+        match self {
+            Action::Cancel => cancel(db, config, id, reason),
+            Action::Retry => retry(db, config, id),
+        }
+    }
+}
+
 /// Cancels a pending or claimed task; it will not run (again). Cancelling a cancelled task is
 /// a no-op; a finished task cannot be cancelled.
 pub(crate) fn cancel(
@@ -19,13 +91,13 @@ pub(crate) fn cancel(
     reason: Option<&str>,
 ) -> Result<Finished> {
     check_task_id(id)?;
-    apply(db, config, &CANCEL, id, reason, Some(Status::Cancelled))
+    apply(db, config, Action::Cancel, id, reason)
 }
 
 /// Puts a failed or cancelled task back to pending with a fresh set of attempts.
 pub(crate) fn retry(db: &Database, config: &Config, id: i64) -> Result<Finished> {
     check_task_id(id)?;
-    apply(db, config, &RETRY, id, None, None).map_err(|e| {
+    apply(db, config, Action::Retry, id, None).map_err(|e| {
         if e.server_code() == Some(1062) {
             Error::new(
                 Code::Conflict,
@@ -37,16 +109,16 @@ pub(crate) fn retry(db: &Database, config: &Config, id: i64) -> Result<Finished>
     })
 }
 
-/// Locks the task; applies `transition` when its status allows it, does nothing when it is
-/// already in `no_op_in`, and is a conflict otherwise.
+/// Locks the task; applies the action's transition when its status allows it, does nothing
+/// when it is already done, and is a conflict otherwise.
 fn apply(
     db: &Database,
     config: &Config,
-    transition: &Transition,
+    action: Action,
     id: i64,
     reason: Option<&str>,
-    no_op_in: Option<Status>,
 ) -> Result<Finished> {
+    let transition = action.transition();
     db.run_once(|conn| {
         let mut tx = conn
             .start_transaction(TxOpts::default())
@@ -56,27 +128,18 @@ fn apply(
             .map_err(|e| db.error(e))?;
         let current =
             current.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
-        let status = Status::parse(&current);
-        let repeated = if status.is_some_and(|s| transition.from.contains(&s)) {
-            tx.query_drop(lifecycle::manual(transition, id, reason))
-                .map_err(|e| db.error(e))?;
-            if config.enable_task_history {
-                tx.query_drop(lifecycle::manual_history(transition, id, reason))
+        let repeated = match action.verdict(id, &current) {
+            Verdict::Change => {
+                tx.query_drop(lifecycle::manual(transition, id, reason))
                     .map_err(|e| db.error(e))?;
+                if config.enable_task_history {
+                    tx.query_drop(lifecycle::manual_history(transition, id, reason))
+                        .map_err(|e| db.error(e))?;
+                }
+                false
             }
-            false
-        } else if status.is_some() && status == no_op_in {
-            true
-        } else {
-            let allowed: Vec<&str> = transition.from.iter().map(|s| s.as_str()).collect();
-            return Err(Error::new(
-                Code::Conflict,
-                format!(
-                    "task {id} is {current}: {} needs a {} task",
-                    transition.name,
-                    allowed.join(" or ")
-                ),
-            ));
+            Verdict::AlreadyDone => true,
+            Verdict::Refused(e) => return Err(e),
         };
         commit(db, tx)?;
         Ok(Finished {

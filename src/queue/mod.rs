@@ -3,6 +3,7 @@
 //!
 //! Every time comparison uses the database clock (`NOW(6)`), never the client's.
 
+pub(crate) mod bulk;
 pub(crate) mod catalog;
 pub(crate) mod claim;
 pub(crate) mod engine;
@@ -11,6 +12,7 @@ pub(crate) mod finish;
 pub(crate) mod input;
 pub(crate) mod lease;
 pub(crate) mod lifecycle;
+pub(crate) mod like;
 pub(crate) mod manage;
 pub(crate) mod procedures;
 pub(crate) mod prune;

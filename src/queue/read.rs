@@ -141,60 +141,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
             "limit must be from 1 to 1000, got {limit}"
         )));
     }
-    let mut conditions = vec!["1 = 1".to_string()];
-    let mut params: Vec<SqlValue> = Vec::new();
-    if let Some(name) = &filter.type_name {
-        check_name(name)?;
-        conditions.push("y.name = ?".into());
-        params.push(name.into());
-    }
-    if let Some(status) = &filter.status {
-        if Status::parse(status).is_none() {
-            return Err(Error::invalid(format!(
-                "status must be one of {}, got '{status}'",
-                Status::ALL.map(Status::as_str).join(", ")
-            )));
-        }
-        conditions.push("t.status = ?".into());
-        params.push(status.into());
-    }
-    if let Some(before) = filter.before_id {
-        check_task_id(before)?;
-        conditions.push("t.id < ?".into());
-        params.push(before.into());
-    }
-    for (seconds, comparison) in [
-        (filter.older_than_seconds, "<="),
-        (filter.newer_than_seconds, ">="),
-    ] {
-        if let Some(seconds) = seconds {
-            let seconds = i64::try_from(seconds)
-                .unwrap_or(i64::MAX)
-                .min(3_153_600_000);
-            conditions.push(format!(
-                "t.created_at {comparison} NOW(6) - INTERVAL ? SECOND"
-            ));
-            params.push(seconds.into());
-        }
-    }
-    if let Some(worker) = &filter.worker_id {
-        crate::queue::input::check_worker_id(worker)?;
-        conditions.push("t.claimed_by = ?".into());
-        params.push(worker.into());
-    }
-    if let Some(text) = &filter.text {
-        if text.is_empty() || text.chars().count() > 200 {
-            return Err(Error::invalid("text must be 1 to 200 characters"));
-        }
-        conditions.push(
-            "(t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!' \
-             OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!')"
-                .into(),
-        );
-        let pattern = crate::sql::escape_like(text);
-        params.push(pattern.clone().into());
-        params.push(pattern.into());
-    }
+    let (conditions, mut params) = Selection::from(filter).conditions()?;
     let offset = filter.offset.unwrap_or(0);
     if offset > 1_000_000 {
         return Err(Error::invalid(format!(
@@ -207,15 +154,112 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         let rows: Vec<Row> = conn
             .exec(
                 format!(
-                    "{} WHERE {} ORDER BY t.id DESC LIMIT ? OFFSET ?",
+                    "{} WHERE {conditions} ORDER BY t.id DESC LIMIT ? OFFSET ?",
                     select_tasks(),
-                    conditions.join(" AND ")
                 ),
                 Params::Positional(params.clone()),
             )
             .map_err(|e| db.error(e))?;
         rows.into_iter().map(to_task).collect()
     })
+}
+
+/// The fields that select tasks, shared by [`list`] and the bulk actions so that one filter
+/// means the same tasks in both. Each is optional; given ones must all hold.
+#[derive(Default)]
+pub(crate) struct Selection<'a> {
+    pub type_name: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub ids: Option<&'a [i64]>,
+    pub before_id: Option<i64>,
+    pub older_than_seconds: Option<u64>,
+    pub newer_than_seconds: Option<u64>,
+    pub worker_id: Option<&'a str>,
+    pub text: Option<&'a str>,
+}
+
+impl<'a> From<&'a ListFilter> for Selection<'a> {
+    fn from(f: &'a ListFilter) -> Self {
+        Selection {
+            type_name: f.type_name.as_deref(),
+            status: f.status.as_deref(),
+            ids: None,
+            before_id: f.before_id,
+            older_than_seconds: f.older_than_seconds,
+            newer_than_seconds: f.newer_than_seconds,
+            worker_id: f.worker_id.as_deref(),
+            text: f.text.as_deref(),
+        }
+    }
+}
+
+impl Selection<'_> {
+    /// The checked fields as a condition on `tasks t JOIN task_types y` and its bound values.
+    pub(crate) fn conditions(&self) -> Result<(String, Vec<SqlValue>)> {
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut params: Vec<SqlValue> = Vec::new();
+        if let Some(name) = self.type_name {
+            check_name(name)?;
+            conditions.push("y.name = ?".into());
+            params.push(name.into());
+        }
+        if let Some(status) = self.status {
+            if Status::parse(status).is_none() {
+                return Err(Error::invalid(format!(
+                    "status must be one of {}, got '{status}'",
+                    Status::ALL.map(Status::as_str).join(", ")
+                )));
+            }
+            conditions.push("t.status = ?".into());
+            params.push(status.into());
+        }
+        if let Some(ids) = self.ids {
+            if ids.is_empty() {
+                return Err(Error::invalid("ids must list at least one task id"));
+            }
+            ids.iter().try_for_each(|id| check_task_id(*id))?;
+            conditions.push(format!("t.id IN ({})", vec!["?"; ids.len()].join(", ")));
+            params.extend(ids.iter().map(|id| SqlValue::from(*id)));
+        }
+        if let Some(before) = self.before_id {
+            check_task_id(before)?;
+            conditions.push("t.id < ?".into());
+            params.push(before.into());
+        }
+        for (seconds, comparison) in [
+            (self.older_than_seconds, "<="),
+            (self.newer_than_seconds, ">="),
+        ] {
+            if let Some(seconds) = seconds {
+                let seconds = i64::try_from(seconds)
+                    .unwrap_or(i64::MAX)
+                    .min(3_153_600_000);
+                conditions.push(format!(
+                    "t.created_at {comparison} NOW(6) - INTERVAL ? SECOND"
+                ));
+                params.push(seconds.into());
+            }
+        }
+        if let Some(worker) = self.worker_id {
+            crate::queue::input::check_worker_id(worker)?;
+            conditions.push("t.claimed_by = ?".into());
+            params.push(worker.into());
+        }
+        if let Some(text) = self.text {
+            if text.is_empty() || text.chars().count() > 200 {
+                return Err(Error::invalid("text must be 1 to 200 characters"));
+            }
+            conditions.push(
+                "(t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!' \
+                 OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!')"
+                    .into(),
+            );
+            let pattern = crate::sql::escape_like(text);
+            params.push(pattern.clone().into());
+            params.push(pattern.into());
+        }
+        Ok((conditions.join(" AND "), params))
+    }
 }
 
 pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> {

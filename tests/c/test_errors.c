@@ -72,6 +72,8 @@ int main(void) {
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_release(NULL, 1, "t", &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_cancel(NULL, 1, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_retry(NULL, 1, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_tasks_cancel_where(NULL, "{\"ids\":[1]}", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_tasks_retry_where(NULL, "{\"ids\":[1]}", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_tasks_recover_expired(NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_get(NULL, 1, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_list(NULL, NULL, &out));
@@ -176,6 +178,18 @@ int main(void) {
   tm_string_free(step);
   FAILS_WITH(TM_CONFLICT, tm_task_cancel(client, id, NULL, &out));
   FAILS_WITH(TM_CONFLICT, tm_task_retry(client, id, &out));
+  /* By filter, the same refusal is a skipped task in the report, not an error. */
+  char *report = NULL;
+  char filter[64];
+  snprintf(filter, sizeof filter, "{\"ids\":[%lld]}", id);
+  OK(tm_tasks_retry_where(client, filter, NULL, &report));
+  CHECK(contains(report, "\"changed\":[]"));
+  CHECK(contains(report, "\"code\":\"TM_CONFLICT\""));
+  tm_string_free(report);
+  FAILS_WITH(TM_NULL_PARAMETER, tm_tasks_cancel_where(client, NULL, NULL, &out));
+  FAILS_WITH(TM_INVALID_ARGUMENT, tm_tasks_cancel_where(client, "{}", NULL, &out));
+  FAILS_WITH(TM_INVALID_ARGUMENT, tm_tasks_cancel_where(client, "{\"status\":\"pending\"}", "{\"limt\":1}", &out));
+  FAILS_WITH(TM_INVALID_ARGUMENT, tm_task_claim(client, "w", "{\"type_pattern\":\"e\\\\\"}", &out));
   FAILS_WITH(TM_CONFLICT,
              tm_type_register(client, "{\"name\":\"e.job\",\"version\":1,\"param_schema\":{\"type\":\"array\"}}", &out));
 

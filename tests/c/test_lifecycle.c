@@ -114,6 +114,22 @@ int main(void) {
   OK(tm_task_retry(client, id3, &out));
   CHECK(contains(out, "\"status\":\"pending\""));
   tm_string_free(out);
+  /* Cancel by filter: a dry run, then for real, then the retry of what it cancelled. */
+  OK(tm_tasks_cancel_where(client, "{\"type\":\"c.email\",\"status\":\"pending\"}", "{\"dry_run\":true}", &out));
+  CHECK(contains(out, "\"dry_run\":true"));
+  CHECK(json_int(out, "matched") == 1);
+  tm_string_free(out);
+  OK(tm_tasks_cancel_where(client, "{\"type\":\"c.email\",\"status\":\"pending\"}", "{\"reason\":\"bulk\"}", &out));
+  CHECK(json_int(out, "matched") == 1 && !contains(out, "\"changed\":[]"));
+  tm_string_free(out);
+  OK(tm_tasks_retry_where(client, "{\"type\":\"c.email\",\"status\":\"cancelled\"}", NULL, &out));
+  CHECK(json_int(out, "matched") == 1 && !contains(out, "\"changed\":[]"));
+  tm_string_free(out);
+  OK(tm_task_claim(client, "c-worker", "{\"type_pattern\":\"C._MAIL\",\"limit\":5}", &out));
+  CHECK(json_int(out, "id") == id3);
+  CHECK(json_str(out, "lease_token", token, sizeof token) == 0);
+  tm_string_free(out);
+  OK(tm_task_release(client, id3, token, NULL));
   OK(tm_tasks_recover_expired(client, &out));
   CHECK(json_int(out, "recovered") == 0);
   tm_string_free(out);

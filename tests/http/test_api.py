@@ -215,6 +215,17 @@ def test_claim_orders_and_filters(api):
     assert api.call("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": "nothing%"})[0] == 404
     assert api.call("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": "email%",
                                                  "task_type_id": other["id"]})[0] == 404
+    assert api.call("POST", "/api/tasks/claim", {"worker_id": "w", "task_type_id": 987654})[0] == 404
+    # An escaped wildcard is literal; a pattern that cannot be read is the caller's error.
+    api.sql(f"UPDATE tasks SET status = 'pending' WHERE id = {report}")
+    assert api.call("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": "report\\_daily"})[0] == 404
+    assert api.ok("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": "report_daily"})["id"] == report
+    assert "ends with the escape character" in api.error("POST", "/api/tasks/claim",
+                                                         {"worker_id": "w", "type_pattern": "report\\"})
+    assert api.error("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": ""}) \
+        == "type_pattern must be 1 to 510 characters, got 0"
+    assert api.error("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": 5}) \
+        == "type_pattern must be a string"
 
 
 def test_complete_by_token_by_worker_and_the_errors(api):

@@ -62,6 +62,23 @@ def test_closed_without_a_secret_and_nothing_shown_before_login(database, start)
     assert api.call("GET", "/dashboard/api/stats")[0] == 200
 
 
+def test_bulk_is_one_library_call_with_its_report(api):
+    api.ok("POST", "/api/task-types/register", {"name": "bulk.job", "version": "1", "param_schema": {}}, status=201)
+    ids = [api.ok("POST", "/api/tasks", {"type": "bulk.job", "params": {"n": n}}, status=201)["id"] for n in range(3)]
+    api.sql(f"UPDATE tasks SET status = 'completed' WHERE id = {ids[0]}")
+    dry = api.ok("POST", "/dashboard/api/bulk", {"action": "cancel", "filter": {"type": "bulk.job"}, "dry_run": True})
+    assert (dry["dry_run"], dry["changed"], dry["matched"]) == (True, [ids[2], ids[1]], 3)
+    assert api.sql("SELECT COUNT(*) FROM tasks WHERE status = 'cancelled'").strip() == "0"
+    done = api.ok("POST", "/dashboard/api/bulk", {"action": "cancel", "filter": {"type": "bulk.job"}, "reason": "r"})
+    assert done["changed"] == [ids[2], ids[1]]
+    assert done["skipped"] == [{"id": ids[0], "code": "TM_CONFLICT",
+                                "message": f"task {ids[0]} is completed: cancel needs a pending or claimed task"}]
+    assert api.sql(f"SELECT message FROM task_history WHERE task_id = {ids[1]} ORDER BY id DESC LIMIT 1").strip() == "r"
+    retried = api.ok("POST", "/dashboard/api/bulk", {"action": "retry", "filter": {"status": "cancelled", "limit": 1}})
+    assert retried["changed"] == [ids[2]] and retried["next_before_id"] == ids[2]
+    assert "give task ids" in api.error("POST", "/dashboard/api/bulk", {"action": "retry", "filter": {}})
+
+
 def test_dashboard_in_a_real_browser(api, browser):
     api.ok("POST", "/api/task-types/register", {"name": "email.send", "version": "1.0.0",
                                                "param_schema": {"type": "object"}}, status=201)

@@ -143,7 +143,7 @@ async function tasks(query) {
     if (!confirm(`${action} every task matching ${JSON.stringify(filter)} (up to 1000)?`)) return;
     const done = await api('bulk', { action, filter });
     await route();
-    say(`${action}: ${done.changed} of ${done.matched} changed` + (done.failed.length ? `, ${done.failed.length} refused` : ''));
+    say(`${action}: ${done.changed.length} of ${done.matched} changed` + (done.skipped.length ? `, ${done.skipped.length} refused` : ''));
   } }, `${action[0].toUpperCase() + action.slice(1)} all matching`);
   const next = page.length === 50 ? el('a', { href: '#/tasks?' + withParam(query, 'before_id', page[page.length - 1].id), id: 'next-page' }, 'Older →') : null;
   show(el('h1', {}, 'Tasks'), form,

@@ -148,8 +148,9 @@ final class Dashboard
     }
 
     /**
-     * Retry or cancel every task a filter selects (at most 1000 per call), each on its own;
-     * a task that changed since it was listed is reported, the rest go on.
+     * Retry or cancel every task a filter selects (at most 1000 per call): one library call,
+     * which changes each task as the single action does and reports the ones it refused.
+     * `dry_run: true` reports and changes nothing.
      */
     private function bulk(TaskManager $tm, \stdClass $body): Response
     {
@@ -158,21 +159,15 @@ final class Dashboard
             throw HttpError::badRequest('action must be retry or cancel');
         }
         $filter = $this->filter((array) ($body->filter ?? []), 1000);
-        if (!isset($filter['status']) && !isset($filter['type']) && !isset($filter['worker_id']) && !isset($filter['text'])) {
-            throw HttpError::badRequest('Choose a filter (status, type, worker or text) for a bulk action');
+        $options = ['limit' => $filter['limit'], 'dry_run' => ($body->dry_run ?? false) === true];
+        unset($filter['limit']);
+        $reason = self::reason($body);
+        if ($action === 'cancel' && $reason !== null) {
+            $options['reason'] = $reason;
         }
-        $ids = array_column($tm->listTasks($filter), 'id');
-        $changed = 0;
-        $failed = [];
-        foreach ($ids as $id) {
-            try {
-                $action === 'retry' ? $tm->retry($id) : $tm->cancel($id, self::reason($body));
-                $changed++;
-            } catch (TaskManagerException $e) {
-                $failed[] = ['id' => $id, 'error' => $e->getMessage()];
-            }
-        }
-        return Response::success("Bulk $action", ['matched' => count($ids), 'changed' => $changed, 'failed' => $failed]);
+        return Response::success("Bulk $action", $action === 'cancel'
+            ? $tm->cancelWhere($filter, $options)
+            : $tm->retryWhere($filter, $options));
     }
 
     /**

@@ -171,7 +171,6 @@ final class Routes
         if (isset($body->lease_seconds)) {
             $options['lease_seconds'] = self::integer($body->lease_seconds, 'lease_seconds');
         }
-        $typeId = null;
         if (isset($body->task_type_id)) {
             $typeId = $body->task_type_id;
             if (is_string($typeId) && ctype_digit($typeId)) {
@@ -180,20 +179,12 @@ final class Routes
             if (!is_int($typeId) || $typeId < 1) {
                 throw HttpError::badRequest('task_type_id must be a positive integer');
             }
+            $options['type_ids'] = [$typeId];
         }
-        $pattern = isset($body->type_pattern) ? self::text($body->type_pattern, 'type_pattern') : null;
-        if ($typeId !== null || $pattern !== null) {
-            $names = [];
-            foreach ($this->tm()->listTypes() as $type) {
-                if (($typeId === null || $type['id'] === $typeId)
-                    && ($pattern === null || self::like($pattern, $type['name']))) {
-                    $names[] = $type['name'];
-                }
-            }
-            if ($names === []) {
-                throw new HttpError(404, 'No available tasks');
-            }
-            $options['types'] = $names;
+        if (isset($body->type_pattern)) {
+            // Matched by the library against the names in the database (LIKE, the column's
+            // case-insensitive collation); a malformed pattern is its 400.
+            $options['type_pattern'] = self::text($body->type_pattern, 'type_pattern');
         }
         $claimed = $this->tm()->claim($worker, $options);
         if ($claimed === []) {
@@ -357,26 +348,6 @@ final class Routes
             throw HttpError::badRequest("$field must be an integer");
         }
         return $value;
-    }
-
-    /** A LIKE pattern (`%`, `_`, `\` escapes) matched as the database would: case-insensitive. */
-    public static function like(string $pattern, string $subject): bool
-    {
-        $regex = '';
-        $chars = preg_split('//u', $pattern, -1, PREG_SPLIT_NO_EMPTY) ?: [];
-        for ($i = 0; $i < count($chars); $i++) {
-            $c = $chars[$i];
-            if ($c === '\\' && isset($chars[$i + 1])) {
-                $regex .= preg_quote($chars[++$i], '/');
-            } elseif ($c === '%') {
-                $regex .= '.*';
-            } elseif ($c === '_') {
-                $regex .= '.';
-            } else {
-                $regex .= preg_quote($c, '/');
-            }
-        }
-        return preg_match('/^' . $regex . '$/isu', $subject) === 1;
     }
 
     /** @param array<string, mixed> $type */

@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, Generator, Iterable, List, Mapping,
 from .._errors import Code, error_for
 from ..client import Client, Task
 from ..results import (
+    BulkReport,
     CompleteOutcome,
     Enqueued,
     Failed,
@@ -264,6 +265,8 @@ class AsyncClient:
         *,
         types: Optional[List[str]] = None,
         type_prefix: Optional[str] = None,
+        type_pattern: Optional[str] = None,
+        type_ids: Optional[List[int]] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
         sort_by: Optional[str] = None,
@@ -271,8 +274,8 @@ class AsyncClient:
     ) -> List[AsyncTask]:
         """See :meth:`Client.claim`; the tasks finish themselves with awaitable methods."""
         tasks = await self._claiming(self.sync.claim, _same, worker_id, types=types, type_prefix=type_prefix,
-                                     limit=limit, lease_seconds=lease_seconds, sort_by=sort_by,
-                                     sort_order=sort_order)
+                                     type_pattern=type_pattern, type_ids=type_ids, limit=limit,
+                                     lease_seconds=lease_seconds, sort_by=sort_by, sort_order=sort_order)
         return self._tasks(tasks)
 
     async def heartbeat(self, task_id: int, lease_token: str, *, progress: Optional[int] = None,
@@ -305,13 +308,16 @@ class AsyncClient:
         *,
         types: Optional[List[str]] = None,
         type_prefix: Optional[str] = None,
+        type_pattern: Optional[str] = None,
+        type_ids: Optional[List[int]] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
     ) -> Tuple[Finished, List[AsyncTask]]:
         """See :meth:`Client.complete_and_claim`."""
         completed, tasks = await self._claiming(
             self.sync.complete_and_claim, _second, task_id, lease_token, result, worker_id,
-            types=types, type_prefix=type_prefix, limit=limit, lease_seconds=lease_seconds)
+            types=types, type_prefix=type_prefix, type_pattern=type_pattern, type_ids=type_ids, limit=limit,
+            lease_seconds=lease_seconds)
         return completed, self._tasks(tasks)
 
     async def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[CompleteOutcome]:
@@ -332,6 +338,27 @@ class AsyncClient:
 
     async def retry(self, task_id: int) -> Finished:
         return await self._call(self.sync.retry, task_id)
+
+    async def cancel_where(self, *, type: Optional[str] = None, status: Optional[str] = None,
+                           ids: Optional[List[int]] = None, before_id: Optional[int] = None,
+                           older_than_seconds: Optional[int] = None, newer_than_seconds: Optional[int] = None,
+                           worker_id: Optional[str] = None, text: Optional[str] = None,
+                           dry_run: bool = False, reason: Optional[str] = None,
+                           limit: Optional[int] = None) -> BulkReport:
+        """See :meth:`Client.cancel_where`."""
+        return await self._call(self.sync.cancel_where, type=type, status=status, ids=ids, before_id=before_id,
+                                older_than_seconds=older_than_seconds, newer_than_seconds=newer_than_seconds,
+                                worker_id=worker_id, text=text, dry_run=dry_run, reason=reason, limit=limit)
+
+    async def retry_where(self, *, type: Optional[str] = None, status: Optional[str] = None,
+                          ids: Optional[List[int]] = None, before_id: Optional[int] = None,
+                          older_than_seconds: Optional[int] = None, newer_than_seconds: Optional[int] = None,
+                          worker_id: Optional[str] = None, text: Optional[str] = None,
+                          dry_run: bool = False, limit: Optional[int] = None) -> BulkReport:
+        """See :meth:`Client.retry_where`."""
+        return await self._call(self.sync.retry_where, type=type, status=status, ids=ids, before_id=before_id,
+                                older_than_seconds=older_than_seconds, newer_than_seconds=newer_than_seconds,
+                                worker_id=worker_id, text=text, dry_run=dry_run, limit=limit)
 
     async def recover_expired(self) -> Recovery:
         return await self._call(self.sync.recover_expired)

@@ -5,8 +5,8 @@ use crate::{BulkArgs, Command, EnqueueArgs, Filter, ListArgs, PruneArgs, TypeCom
 use serde_json::{Value, json};
 use std::io::BufRead;
 use taskmanager::{
-    BatchItem, Client, Code, EnqueueOptions, Error, ListFilter, PruneOptions, Result, Task,
-    TaskType, TypeDefinition,
+    BatchItem, BulkAction, BulkFilter, BulkOptions, Client, Code, EnqueueOptions, Error,
+    ListFilter, PruneOptions, Result, Task, TaskType, TypeDefinition,
 };
 
 pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
@@ -58,13 +58,8 @@ pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
             });
             Ok(())
         }
-        Command::Retry(args) => bulk(client, args, out, "retried", |id| client.retry(id)),
-        Command::Cancel(args) => {
-            let reason = args.reason.clone();
-            bulk(client, args.bulk, out, "cancelled", |id| {
-                client.cancel(id, reason.as_deref())
-            })
-        }
+        Command::Retry(args) => bulk(client, BulkAction::Retry, args, None, out),
+        Command::Cancel(args) => bulk(client, BulkAction::Cancel, args.bulk, args.reason, out),
         Command::Prune(args) => prune(client, args, out),
         Command::Completions { .. } => Ok(()),
     }
@@ -301,81 +296,73 @@ fn show_task(t: &Task) {
     table(&["field", "value"], rows);
 }
 
-/// Retry or cancel: the ids given, or every task the filter selects (up to `limit`, paged by
-/// id), one call each, with a progress bar; `--dry-run` lists them and changes nothing.
+/// Retry or cancel: the ids given, or every task the filter selects (up to `limit`), by the
+/// library's bulk call, with a spinner; `--dry-run` reports and changes nothing. By id, a
+/// task the action was refused for makes the exit code; by filter, refusals are reported.
 fn bulk(
     client: &Client,
+    action: BulkAction,
     args: BulkArgs,
+    reason: Option<String>,
     out: &Output,
-    done: &str,
-    action: impl Fn(i64) -> Result<taskmanager::Finished>,
 ) -> Result<()> {
-    let by_filter = args.ids.is_empty();
-    let ids = if by_filter {
-        let f = &args.filter;
-        if f.status.is_none() && f.task_type.is_none() && f.worker.is_none() && f.text.is_none() {
-            return Err(invalid(
-                "give task ids, or select with --status, --type, --worker or --text",
-            ));
-        }
-        select(client, &args.filter, args.limit)?
-    } else {
-        args.ids.clone()
+    let by_ids = !args.ids.is_empty();
+    let f = &args.filter;
+    let filter = BulkFilter {
+        type_name: f.task_type.clone(),
+        status: f.status.clone(),
+        ids: by_ids.then(|| args.ids.clone()),
+        before_id: args.before_id,
+        older_than_seconds: f.older_than,
+        newer_than_seconds: f.newer_than,
+        worker_id: f.worker.clone(),
+        text: f.text.clone(),
     };
-    if args.dry_run {
-        let report = json!({"dry_run": true, "would_change": ids.len(), "ids": ids});
-        out.show(&report, || {
+    let options = BulkOptions {
+        dry_run: args.dry_run,
+        reason,
+        limit: Some(args.limit),
+    };
+    let done = match action {
+        BulkAction::Cancel => "cancelled",
+        BulkAction::Retry => "retried",
+    };
+    let bar = progress(None, "tasks looked at");
+    let report = client.bulk(action, &filter, &options, |r| bar.set_position(r.matched))?;
+    bar.finish_and_clear();
+    let ids = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+    out.show(&report, || {
+        if report.dry_run {
             println!(
                 "would change {} task(s): {}",
-                ids.len(),
-                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
-            )
-        });
-        return Ok(());
-    }
-    let bar = progress(Some(ids.len() as u64), done);
-    let (mut changed, mut failures) = (0u64, Vec::new());
-    for id in &ids {
-        match action(*id) {
-            Ok(_) => changed += 1,
-            // By id, the first refusal is the answer; by filter, a task that changed since it
-            // was selected is reported and the rest go on.
-            Err(e) if !by_filter => return Err(e),
-            Err(e) => {
-                failures.push(json!({"id": id, "code": e.code().name(), "message": e.message()}))
-            }
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let report = json!({"changed": changed, "failed": failures});
-    out.show(&report, || {
-        println!("{done} {changed} task(s)");
-        for f in &failures {
-            println!(
-                "  task {}: {} {}",
-                f["id"],
-                cell(&f["code"]),
-                cell(&f["message"])
+                report.changed.len(),
+                ids(&report.changed)
             );
+        } else {
+            println!("{done} {} task(s)", report.changed.len());
+        }
+        if !report.unchanged.is_empty() {
+            println!("  already {done}: {}", ids(&report.unchanged));
+        }
+        for s in &report.skipped {
+            println!("  task {}: {} {}", s.id, s.code.name(), s.message);
+        }
+        if let Some(next) = report.next_before_id {
+            println!("the limit stopped it; more tasks match: go on with --before-id {next}");
         }
     });
-    Ok(())
-}
-
-/// Ids of up to `limit` tasks the filter selects, newest first.
-fn select(client: &Client, f: &Filter, limit: usize) -> Result<Vec<i64>> {
-    let mut ids = Vec::new();
-    let mut query = filter(f, 1000);
-    while ids.len() < limit {
-        let page = client.list_tasks(&query)?;
-        ids.extend(page.iter().map(|t| t.id).take(limit - ids.len()));
-        match page.last() {
-            Some(last) if page.len() == 1000 => query.before_id = Some(last.id),
-            _ => break,
-        }
+    match report.skipped.first() {
+        Some(first) if by_ids => Err(Error::new(
+            first.code,
+            format!(
+                "{} of {} task(s) refused; first: {}",
+                report.skipped.len(),
+                report.matched,
+                first.message
+            ),
+        )),
+        _ => Ok(()),
     }
-    Ok(ids)
 }
 
 fn prune(client: &Client, args: PruneArgs, out: &Output) -> Result<()> {

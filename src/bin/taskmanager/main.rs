@@ -176,9 +176,12 @@ struct BulkArgs {
     ids: Vec<i64>,
     #[command(flatten)]
     filter: Filter,
-    /// At most this many tasks selected by filter.
-    #[arg(long, default_value_t = 10_000)]
-    limit: usize,
+    /// At most this many tasks (1..=10000).
+    #[arg(long, default_value_t = taskmanager::MAX_BULK)]
+    limit: u32,
+    /// Only tasks with an id below this one (to go on where a run stopped by --limit ended).
+    #[arg(long)]
+    before_id: Option<i64>,
     /// Show what would change and change nothing.
     #[arg(long)]
     dry_run: bool,
