@@ -26,6 +26,12 @@ use TaskManager\Exception\TaskManagerException;
  */
 final class TaskManager
 {
+    /**
+     * This package's version: one number with the crate and the Python package
+     * (tests/version.rs). version() reports the library actually loaded, which may differ.
+     */
+    public const VERSION = '0.1.0';
+
     private static ?self $instance = null;
 
     /** @var array<string, mixed>|null */

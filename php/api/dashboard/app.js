@@ -32,10 +32,12 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+// Wide tables scroll inside their own box, so on a phone the page itself never scrolls sideways;
+// `optional` columns are left out at phone width (a type's state is then told by its button).
 function table(headers, rows) {
-  return el('table', {},
-    el('thead', {}, el('tr', {}, headers.map(h => el('th', { class: h.num ? 'num' : null }, h.label ?? h)))),
-    el('tbody', {}, rows));
+  return el('div', { class: 'scroll' }, el('table', {},
+    el('thead', {}, el('tr', {}, headers.map(h => el('th', { class: [h.num && 'num', h.optional && 'optional'].filter(Boolean).join(' ') || null }, h.label ?? h)))),
+    el('tbody', {}, rows)));
 }
 
 const badge = status => el('span', { class: 'badge ' + status, 'data-status': status }, status);
@@ -51,15 +53,17 @@ function seconds(value) {
 
 // -- overview ---------------------------------------------------------------------------------
 
-async function overview() {
+async function overview(query) {
   const stats = await api('stats');
+  const offered = rangesIn(stats.throughput);
+  const range = offered.includes(query.get('range')) ? query.get('range') : 'hour';
   const totals = stats.totals;
   const cards = el('div', { class: 'cards' }, STATUSES.map(s =>
     el('div', { class: 'card' }, el('div', { class: 'n', id: 'total-' + s }, totals[s] ?? 0), el('div', { class: 'l' }, s))));
   const types = Object.entries(stats.types).map(([name, counts]) => {
     const queue = stats.queue[name] || {};
-    return el('tr', { class: 'clickable', onclick: () => { location.hash = '#/tasks?type=' + encodeURIComponent(name); } },
-      el('td', {}, name),
+    return el('tr', { class: 'clickable', onclick: () => { location.hash = tasksOf(name); } },
+      el('td', {}, el('a', { href: tasksOf(name) }, name)),
       STATUSES.map(s => el('td', { class: 'num', 'data-type': name, 'data-status': s }, counts[s])),
       el('td', { class: 'num' }, seconds(queue.oldest_pending_seconds)),
       el('td', { class: 'num' }, queue.expired_leases ?? 0));
@@ -69,7 +73,7 @@ async function overview() {
     el('td', { class: 'num' }, w.holding)));
   show(
     el('h1', {}, 'Overview'), cards,
-    el('h2', {}, 'Finished per minute, last hour'), chart(stats.throughput),
+    el('h2', {}, `Finished per ${RANGES[range].unit}, ${RANGES[range].label.toLowerCase()}`), chart(stats.throughput, range, offered),
     el('h2', {}, 'By type'),
     table(['type', ...STATUSES.map(s => ({ label: s, num: true })), { label: 'oldest pending', num: true }, { label: 'expired leases', num: true }], types),
     el('h2', {}, 'Workers seen in the last hour'),
@@ -79,39 +83,89 @@ async function overview() {
   refreshTimer = setTimeout(route, 5000);
 }
 
-// Completed (green) and failed (red) tasks per minute over the last hour, summed over types,
-// oldest minute on the left.
-function chart(throughput) {
-  const completed = new Array(60).fill(0);
-  const failed = new Array(60).fill(0);
+const tasksOf = type => '#/tasks?type=' + encodeURIComponent(type);
+
+// The chart's time ranges: each reads one pair of series from the stats' throughput, index 0
+// the most recent bucket. A range is offered only when the library's stats carry its series.
+const RANGES = {
+  hour: { label: 'Last hour', unit: 'minute', series: 'per_minute', buckets: 60, short: 'min' },
+  day: { label: 'Last day', unit: 'hour', series: 'per_hour', buckets: 24, short: 'h' },
+};
+const rangesIn = throughput => Object.keys(RANGES).filter(key => key === 'hour'
+  || Object.values(throughput).some(series => Array.isArray(series['completed_' + RANGES[key].series])));
+
+// The scale's step: the smallest 1, 2 or 5 times a power of ten that covers 0..max in at most
+// four steps, at least 1 (counts are whole), so the labels read as round numbers; the top is
+// the first step at or above max (1 when nothing finished, so the empty chart has a scale).
+function scale(max) {
+  const target = Math.max(1, max);
+  const power = 10 ** Math.max(0, Math.floor(Math.log10(target / 4)));
+  const step = [1, 2, 5, 10].map(m => m * power).find(s => s >= target / 4);
+  const top = Math.ceil(target / step) * step;
+  const ticks = [];
+  for (let v = 0; v <= top; v += step) ticks.push(v);
+  return { ticks, top };
+}
+
+// Completed (green) and failed (red) tasks per bucket, summed over types, stacked, oldest on
+// the left, with a y scale, an x axis in time ago, a legend with the range's totals and the
+// range picker. The bars are SVG stretched to the width; the labels are HTML so they keep
+// their size at every width.
+function chart(throughput, range, offered = ['hour']) {
+  const r = RANGES[range];
+  const completed = new Array(r.buckets).fill(0);
+  const failed = new Array(r.buckets).fill(0);
   for (const series of Object.values(throughput)) {
-    series.completed_per_minute.forEach((n, i) => { completed[59 - i] += n; });
-    series.failed_per_minute.forEach((n, i) => { failed[59 - i] += n; });
+    (series['completed_' + r.series] ?? []).slice(0, r.buckets).forEach((n, i) => { completed[r.buckets - 1 - i] += n; });
+    (series['failed_' + r.series] ?? []).slice(0, r.buckets).forEach((n, i) => { failed[r.buckets - 1 - i] += n; });
   }
-  const max = Math.max(1, ...completed.map((n, i) => n + failed[i]));
+  const { ticks, top } = scale(Math.max(...completed.map((n, i) => n + failed[i])));
   const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', '0 0 600 120');
-  svg.setAttribute('width', '100%');
-  svg.setAttribute('height', '120');
-  svg.setAttribute('id', 'throughput-chart');
-  svg.setAttribute('preserveAspectRatio', 'none');
-  const bar = (x, y, h, cls, title) => {
-    const r = document.createElementNS(ns, 'rect');
-    for (const [k, v] of Object.entries({ x, y, width: 8, height: h, class: cls })) r.setAttribute(k, v);
-    const t = document.createElementNS(ns, 'title');
+  const svgEl = (tag, attributes) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+    return node;
+  };
+  const width = r.buckets * 10;
+  const svg = svgEl('svg', { viewBox: `0 0 ${width} 100`, preserveAspectRatio: 'none', id: 'throughput-chart', role: 'img',
+    'aria-label': `Tasks finished per ${r.unit}, ${r.label.toLowerCase()}` });
+  for (const tick of ticks) {
+    const y = 100 - (tick / top) * 100;
+    svg.append(svgEl('line', { x1: 0, x2: width, y1: y, y2: y, class: tick === 0 ? 'axis' : 'grid', 'vector-effect': 'non-scaling-stroke' }));
+  }
+  const bar = (i, y, h, cls, title) => {
+    const rect = svgEl('rect', { x: i * 10 + 1, y, width: 8, height: h, class: cls });
+    const t = svgEl('title', {});
     t.textContent = title;
-    r.append(t);
-    svg.append(r);
+    rect.append(t);
+    svg.append(rect);
   };
   completed.forEach((n, i) => {
-    const hc = (n / max) * 110;
-    const hf = (failed[i] / max) * 110;
-    const label = `${59 - i} min ago: ${n} completed, ${failed[i]} failed`;
-    if (n) bar(i * 10, 115 - hc, hc, 'completed', label);
-    if (failed[i]) bar(i * 10, 115 - hc - hf, hf, 'failed', label);
+    const hc = (n / top) * 100;
+    const hf = (failed[i] / top) * 100;
+    const ago = r.buckets - 1 - i;
+    const label = `${ago ? ago + ' ' + r.short + ' ago' : 'this ' + r.unit}: ${n} completed, ${failed[i]} failed`;
+    if (n) bar(i, 100 - hc, hc, 'completed', label);
+    if (failed[i]) bar(i, 100 - hc - hf, hf, 'failed', label);
   });
-  return el('div', { class: 'chart' }, svg);
+  const at = (node, side, percent) => { node.style[side] = percent + '%'; return node; };
+  const yAxis = el('div', { class: 'y-axis', id: 'chart-y' },
+    ticks.map(tick => at(el('span', {}, tick), 'bottom', (tick / top) * 100)));
+  const xAxis = el('div', { class: 'x-axis', id: 'chart-x' }, [0, 1, 2, 3, 4].map(k => {
+    const ago = Math.round(r.buckets * (1 - k / 4));
+    return at(el('span', { class: k === 0 ? 'first' : k === 4 ? 'last' : k % 2 ? 'minor' : null }, ago ? `−${ago} ${r.short}` : 'now'), 'left', k * 25);
+  }));
+  const sum = list => list.reduce((a, b) => a + b, 0);
+  return el('figure', { class: 'chart', id: 'throughput' },
+    el('div', { class: 'chart-head' },
+      el('div', { class: 'legend', id: 'chart-legend' },
+        el('span', { class: 'key completed' }), `completed (${sum(completed)})`,
+        el('span', { class: 'key failed' }), `failed (${sum(failed)})`),
+      offered.length > 1 ? el('div', { class: 'range', role: 'group', 'aria-label': 'Time range' }, offered.map(key =>
+        el('a', { href: '#/overview?range=' + key, id: 'range-' + key, class: key === range ? 'active' : null,
+          'aria-current': key === range ? 'true' : null }, RANGES[key].label))) : null),
+    el('div', { class: 'plot' }, yAxis, svg), xAxis,
+    el('figcaption', { class: 'muted' }, `Tasks finished per ${r.unit} (completed and failed, all types), ${r.label.toLowerCase()}`));
 }
 
 // -- task list --------------------------------------------------------------------------------
@@ -122,7 +176,7 @@ async function tasks(query) {
   const select = (name, options) => el('select', { id: 'filter-' + name, name },
     el('option', { value: '' }, 'any'),
     options.map(o => el('option', { value: o, ...(query.get(name) === o ? { selected: '' } : {}) }, o)));
-  const text = name => el('input', { id: 'filter-' + name, name, value: query.get(name) ?? '' });
+  const text = (name, placeholder) => el('input', { id: 'filter-' + name, name, value: query.get(name) ?? '', placeholder });
   const form = el('form', { class: 'filters', id: 'task-filters', onsubmit: event => {
     event.preventDefault();
     const q = new URLSearchParams();
@@ -130,14 +184,17 @@ async function tasks(query) {
     location.hash = '#/tasks?' + q.toString();
   } },
   field('status', select('status', STATUSES)), field('type', select('type', types.map(t => t.name))),
-  field('worker', text('worker')), field('text', text('text')),
+  field('worker', text('worker')), field('params', text('params', 'text in params')),
+  field('error', text('error', 'text in the error')),
   el('button', { type: 'submit', class: 'primary', id: 'filter-apply' }, 'Filter'));
 
   const rows = page.map(t => el('tr', { class: 'clickable', 'data-id': t.id, onclick: () => { location.hash = '#/task/' + t.id; } },
-    el('td', { class: 'num' }, t.id), el('td', {}, t.type), el('td', {}, badge(t.status)),
+    el('td', { class: 'num' }, t.id), el('td', {}, el('a', { href: tasksOf(t.type), onclick: e => e.stopPropagation() }, t.type)), el('td', {}, badge(t.status)),
     el('td', { class: 'num' }, t.priority), el('td', { class: 'num' }, `${t.attempts}/${t.max_attempts}`),
-    el('td', {}, t.claimed_by ?? ''), el('td', {}, t.created_at), el('td', {}, t.error_message ?? '')));
-  const filtered = ['status', 'type', 'worker', 'text'].some(k => query.get(k));
+    el('td', {}, t.claimed_by ?? ''), el('td', {}, t.created_at), el('td', { class: 'error' }, t.error_message ?? '')));
+  // Bulk actions select by status, type, worker and text (params or error) only; with a
+  // params or error filter they would act on more tasks than the list shows, so none is offered.
+  const filtered = ['status', 'type', 'worker', 'text'].some(k => query.get(k)) && !['params', 'error'].some(k => query.get(k));
   const bulk = action => el('button', { id: 'bulk-' + action, class: action === 'cancel' ? 'danger' : null, onclick: async () => {
     const filter = Object.fromEntries(['status', 'type', 'worker', 'text'].filter(k => query.get(k)).map(k => [k, query.get(k)]));
     if (!confirm(`${action} every task matching ${JSON.stringify(filter)} (up to 1000)?`)) return;
@@ -175,7 +232,7 @@ async function task(id) {
     el('h1', {}, `Task ${t.id} `, badge(t.status)),
     el('p', {}, act('retry', ['failed', 'cancelled'].includes(t.status)), ' ', act('cancel', ['pending', 'claimed'].includes(t.status))),
     el('table', { id: 'task-fields' }, el('tbody', {},
-      row('type', t.type), row('status', t.status), row('attempts', `${t.attempts} of ${t.max_attempts}`),
+      row('type', el('a', { href: tasksOf(t.type), id: 'task-type' }, t.type)), row('status', t.status), row('attempts', `${t.attempts} of ${t.max_attempts}`),
       row('priority', t.priority), row('progress', t.progress + ' %'), row('worker', t.claimed_by),
       row('claimed at', t.claimed_at), row('lease until', t.lease_expires_at), row('run at', t.run_at),
       row('created', t.created_at), row('finished', t.completed_at), row('error', t.error_message),
@@ -195,15 +252,15 @@ async function task(id) {
 async function types() {
   const list = await api('types');
   const rows = list.map(t => el('tr', { 'data-type': t.name },
-    el('td', {}, t.name), el('td', {}, t.version), el('td', {}, t.is_active ? 'active' : 'inactive'),
-    el('td', {}, t.updated_at),
+    el('td', {}, el('a', { href: tasksOf(t.name), class: 'type-tasks', title: `Tasks of type ${t.name}` }, t.name)), el('td', {}, t.version), el('td', { class: 'optional' }, t.is_active ? 'active' : 'inactive'),
+    el('td', { class: 'optional' }, t.updated_at),
     el('td', {}, el('button', { class: t.is_active ? 'danger' : 'primary', onclick: async () => {
       const action = t.is_active ? 'deactivate' : 'activate';
       if (!confirm(`${action} type ${t.name}?`)) return;
       await api(`types/${action}/${encodeURIComponent(t.name)}`, {});
       route();
     } }, t.is_active ? 'Deactivate' : 'Activate'))));
-  show(el('h1', {}, 'Task types'), table(['name', 'version', 'state', 'updated', ''], rows));
+  show(el('h1', {}, 'Task types'), table(['name', 'version', { label: 'state', optional: true }, { label: 'updated', optional: true }, ''], rows));
   say(`${list.length} type(s)`);
 }
 
@@ -221,7 +278,7 @@ async function route() {
     if (parts[0] === 'tasks') await tasks(query);
     else if (parts[0] === 'task') await task(Number(parts[1]));
     else if (parts[0] === 'types') await types();
-    else await overview();
+    else await overview(query);
   } catch (error) {
     show(el('p', { class: 'error', id: 'error' }, error.message));
   }

@@ -115,7 +115,7 @@ final class Dashboard
             return match (true) {
                 $get && $path === ['stats'] => Response::success('Stats', $tm->stats()),
                 $get && $path === ['types'] => Response::success('Types', $tm->listTypes()),
-                $get && $path === ['tasks'] => Response::success('Tasks', $tm->listTasks($this->filter($request->query, 50))),
+                $get && $path === ['tasks'] => Response::success('Tasks', $this->tasks($tm, $request->query)),
                 $get && count($path) === 2 && $path[0] === 'tasks' => Response::success('Task', [
                     'task' => $tm->getTask($id($path[1])),
                     'history' => $tm->history($id($path[1])),
@@ -168,6 +168,51 @@ final class Dashboard
         return Response::success("Bulk $action", $action === 'cancel'
             ? $tm->cancelWhere($filter, $options)
             : $tm->retryWhere($filter, $options));
+    }
+
+    /**
+     * One page of the task list. `params` and `error` narrow the library's `text` filter, which
+     * matches either field, to one of them: the library selects by the text, this keeps the
+     * tasks whose field holds it (case-insensitive, as the library compares), reading on until
+     * the page is full or the list ends.
+     *
+     * @param array<string, mixed> $query
+     * @return list<array<string, mixed>>
+     */
+    private function tasks(TaskManager $tm, array $query): array
+    {
+        $filter = $this->filter($query, 50);
+        $fields = array_filter(
+            ['params' => $query['params'] ?? null, 'error' => $query['error'] ?? null],
+            static fn (mixed $text): bool => is_string($text) && $text !== '',
+        );
+        if ($fields === []) {
+            return $tm->listTasks($filter);
+        }
+        $filter['text'] ??= reset($fields);
+        $size = $filter['limit'];
+        $filter['limit'] = 1000;
+        $page = [];
+        do {
+            $batch = $tm->listTasks($filter);
+            foreach ($batch as $task) {
+                $in = [
+                    'params' => json_encode($task['params'], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES),
+                    'error' => (string) ($task['error_message'] ?? ''),
+                ];
+                foreach ($fields as $field => $text) {
+                    if (mb_stripos((string) $in[$field], $text) === false) {
+                        continue 2;
+                    }
+                }
+                $page[] = $task;
+                if (count($page) === $size) {
+                    return $page;
+                }
+            }
+            $filter['before_id'] = $batch === [] ? 0 : $batch[count($batch) - 1]['id'];
+        } while (count($batch) === $filter['limit']);
+        return $page;
     }
 
     /**
