@@ -17,6 +17,12 @@ final class Routes
 {
     private const SORT_FIELDS = ['created_at', 'priority', 'id', 'attempts'];
 
+    /**
+     * Nothing to claim. The original's PHP worker looks for "No available tasks" in `error`,
+     * its integration tests for "no tasks" in `message`: this text holds both.
+     */
+    public const NOTHING_TO_CLAIM = 'No available tasks: there are no tasks to claim';
+
     /** @param \Closure(): TaskManager $queue opened on first use: /health must not fail early */
     public function __construct(private readonly \Closure $queue)
     {
@@ -191,13 +197,13 @@ final class Routes
                 }
             }
             if ($names === []) {
-                throw new HttpError(404, 'No available tasks');
+                throw new HttpError(404, self::NOTHING_TO_CLAIM);
             }
             $options['types'] = $names;
         }
         $claimed = $this->tm()->claim($worker, $options);
         if ($claimed === []) {
-            throw new HttpError(404, 'No available tasks');
+            throw new HttpError(404, self::NOTHING_TO_CLAIM);
         }
         $task = $claimed[0];
         return Response::success('Task claimed successfully', [
