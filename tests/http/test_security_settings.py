@@ -147,6 +147,9 @@ def test_security_headers_when_asked_and_hsts_only_over_https(database, start):
         answer = send(api.base, "GET", path, {"X-API-Key": key} if key else {})
         assert {name: answer.header(name) for name in expected} == expected, path
         assert answer.header("Strict-Transport-Security") is None
+    # The dashboard's pages keep their own policy (its scripts and styles must load).
+    page = send(api.base, "GET", "/dashboard")
+    assert page.header("Content-Security-Policy").startswith("default-src 'self'")
     https = send(api.base, "GET", "/health", {"X-Forwarded-Proto": "https"})
     assert https.header("Strict-Transport-Security") == "max-age=31536000; includeSubDomains"
     # Only a trusted proxy can say the request came over HTTPS.
