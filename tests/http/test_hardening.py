@@ -63,6 +63,10 @@ def test_integers_beyond_64_bits_are_refused_and_64_bit_ones_kept_exactly(api):
                 '{"type": "t", "params": {}, "priority": 99999999999999999999}'):
         answer = send(api.base, "POST", "/tasks", {**KEYED, "Content-Type": "application/json"}, raw)
         assert answer.status == 400 and "64 bits" in answer.json()["error"], raw
+    # Wide digits in a string where an integer is expected are refused too, not saturated.
+    assert api.error("POST", "/api/tasks/claim", {"worker_id": "w", "task_type_id": "9" * 25}) \
+        == "task_type_id must be a positive integer"
+    assert api.error("GET", "/api/tasks?limit=" + "9" * 25).startswith("Invalid limit")
     raw = ('{"type": "t", "params": {"max": 9223372036854775807, "min": -9223372036854775808, '
            '"text": "123456789012345678901234567890", "float": 1.123456789012345678901, "e": 1e400000000000000000000}}')
     answer = send(api.base, "POST", "/tasks", {**KEYED, "Content-Type": "application/json"},

@@ -175,7 +175,8 @@ final class Routes
         $typeId = null;
         if (isset($body->task_type_id)) {
             $typeId = $body->task_type_id;
-            if (is_string($typeId) && ctype_digit($typeId)) {
+            // Digits that fit in 64 bits only: a wider string would saturate to PHP_INT_MAX.
+            if (is_string($typeId) && ctype_digit($typeId) && strlen($typeId) <= 18) {
                 $typeId = (int) $typeId;
             }
             if (!is_int($typeId) || $typeId < 1) {
