@@ -31,3 +31,18 @@ define('ENABLE_TASK_HISTORY', true);
 define('ENABLE_SCHEMA_VALIDATION', true);
 // Optional: absolute path of libtaskmanager.so when it is not in this package's lib/ directory.
 // define('TASKMANAGER_LIB', '/usr/local/lib/libtaskmanager.so');
+
+// --- The HTTP API (php/api) only --------------------------------------------------------
+// define('API_KEY', 'a long random string');          // '' turns authentication off
+// define('DASHBOARD_PASSWORD', 'another long one');   // then the API key does not open /dashboard
+// Writable by PHP, outside the web root: rate-limit counters, dashboard sessions and their
+// signing key, security.log.
+// define('STATE_DIR', '/var/lib/taskmanager-api');
+// Your reverse proxies: only requests from these may say who the client is (X-Forwarded-For).
+// define('TRUSTED_PROXIES', '10.0.0.1, 10.0.1.0/24');
+// The original's security settings, unchanged (see php/api/README.md):
+// define('IP_BLACKLIST_ENABLED', true);  define('IP_BLACKLIST', '203.0.113.7, 198.51.100.0/24');
+// define('IP_WHITELIST_ENABLED', true);  define('IP_WHITELIST', '10.0.0.5');
+// define('MAX_REQUEST_SIZE', 1048576);   // bytes; default 2 MB
+// define('RATE_LIMIT_ENABLED', true);    define('RATE_LIMIT_MAX_REQUESTS', 100);  define('RATE_LIMIT_TIME_WINDOW', 60);
+// define('ENABLE_SECURITY_HEADERS', true);

@@ -20,4 +20,5 @@ spl_autoload_register(static function (string $class): void {
 // Errors go to the log, never into a response (they may quote SQL or settings).
 ini_set('display_errors', '0');
 
-TaskManager\Api\Server::fromEnvironment(__DIR__)->handle(TaskManager\Api\Request::fromGlobals())->send();
+$server = TaskManager\Api\Server::fromEnvironment(__DIR__);
+$server->handle(TaskManager\Api\Request::fromGlobals($server->bodyLimit()))->send();

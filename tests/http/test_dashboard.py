@@ -16,6 +16,7 @@ from selenium.webdriver.support import expected_conditions as when
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import KEY, ROOT, original_config
+from raw_http import send
 
 SHOTS = ROOT / "target" / "dashboard-screenshots"
 
@@ -58,9 +59,13 @@ def test_closed_without_a_secret_and_nothing_shown_before_login(database, start)
     status, _, script = api.raw("/dashboard/app.js")
     assert status == 200 and "dashboard/api/" in script and "http" not in script.split("'use strict'")[1].replace("http://www.w3.org/2000/svg", "")
     assert api.call("GET", "/dashboard/api/stats", key=None)[0] == 401
-    # The API key also opens the dashboard's calls (for scripts); the session cookie is the
-    # browser's way in.
-    assert api.call("GET", "/dashboard/api/stats")[0] == 200
+    # With a dashboard password, the API key does not reach the dashboard: only a session
+    # opened with that password does.
+    assert api.call("GET", "/dashboard/api/stats")[0] == 401
+    assert api.call("POST", "/dashboard/api/bulk", {"action": "cancel", "filter": {"status": "pending"}})[0] == 401
+    # Without one, the key is the dashboard's secret, and scripts may send it.
+    keyed = start(original_config(database))
+    assert keyed.call("GET", "/dashboard/api/stats")[0] == 200
 
 
 def test_bulk_is_one_library_call_with_its_report(api):
@@ -97,8 +102,10 @@ def test_dashboard_in_a_real_browser(api, browser):
     done = api.ok("POST", "/api/tasks/claim", {"worker_id": "day-worker"})
     api.ok("POST", f"/api/tasks/{done['id']}/complete", {"worker_id": "day-worker", "result": {"sent": True}})
 
-    # Closed until signed in; a wrong password is refused.
-    browser.get(api.base + "/dashboard")
+    # Closed until signed in; a wrong password is refused. A trailing slash lands on the page
+    # itself, where its relative links work.
+    browser.get(api.base + "/dashboard/")
+    assert browser.current_url == api.base + "/dashboard"
     assert browser.find_elements(By.ID, "login-password") and not browser.find_elements(By.ID, "total-pending")
     shot(browser, "1-login")
     browser.find_element(By.ID, "login-password").send_keys("not-the-key")
@@ -171,9 +178,12 @@ def test_dashboard_in_a_real_browser(api, browser):
     assert api.sql("SELECT COUNT(*) FROM tasks WHERE status = 'cancelled'").strip() == "6"
     shot(browser, "7-bulk-cancelled")
 
-    # Signing out closes it again.
+    # Signing out closes it again, and the session cookie is dead even if someone kept a copy.
+    session = browser.get_cookie("tm_dashboard")["value"]
+    assert send(api.base, "GET", "/dashboard/api/stats", {"Cookie": "tm_dashboard=" + session}).status == 200
     browser.find_element(By.ID, "logout").click()
     wait(browser, when.presence_of_element_located((By.ID, "login-password")))
+    assert send(api.base, "GET", "/dashboard/api/stats", {"Cookie": "tm_dashboard=" + session}).status == 401
     assert time.time() > 0
 
 

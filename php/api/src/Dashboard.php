@@ -12,22 +12,30 @@ use TaskManager\TaskManager;
  * network), a login, and the JSON calls the page makes under /dashboard/api/.
  *
  * Closed by default: it opens with the dashboard's own password (DASHBOARD_PASSWORD), or the
- * API key when there is none; with neither configured it stays closed. A login sets a signed,
- * HttpOnly, SameSite=Strict session cookie for 8 hours. Its calls also accept X-API-Key. The
- * calls that change tasks take JSON bodies only, which a cross-site form cannot send.
+ * API key when there is none; with neither configured it stays closed. A login opens a
+ * session (see Session) for 8 hours at most. Only when there is no dashboard password do its
+ * calls also accept X-API-Key (the key is then the dashboard's secret anyway); a separate
+ * password would mean nothing if the API key still reached every action. The calls that
+ * change tasks take JSON bodies only, which a cross-site form cannot send.
+ *
+ * Failed sign-ins are counted per client address; past the limit the answer is 429 at once,
+ * without comparing, so guessing is slow and no worker is held while it waits.
  */
 final class Dashboard
 {
-    private const COOKIE = 'tm_dashboard';
-    private const SESSION_SECONDS = 8 * 3600;
+    private const LOGIN_FAILURES = 10;
+    private const LOGIN_WINDOW = 900;
     private const ASSETS = [
         'app.js' => 'text/javascript; charset=utf-8',
         'style.css' => 'text/css; charset=utf-8',
     ];
 
     /** @param \Closure(): TaskManager $queue */
-    public function __construct(private readonly Settings $settings, private readonly \Closure $queue)
-    {
+    public function __construct(
+        private readonly Settings $settings,
+        private readonly \Closure $queue,
+        private readonly Peer $peer = new Peer('', false),
+    ) {
     }
 
     /** @param list<string> $path the segments after /dashboard */
@@ -35,21 +43,28 @@ final class Dashboard
     {
         $secret = $this->settings->dashboardSecret();
         if ($secret === null) {
-            return self::page('closed.html', 503);
+            return self::page($request, 'closed.html', 503);
         }
         $first = $path[0] ?? '';
         if (isset(self::ASSETS[$first]) && count($path) === 1) {
             return Response::text(self::asset($first), self::ASSETS[$first]);
         }
+        // Sessions and answers about the queue are the operator's alone: no cache keeps them.
+        $response = $this->answer($request, $path, $first, new Session($this->state(), $secret), $secret);
+        $response->headers['Cache-Control'] = 'no-store';
+        return $response;
+    }
+
+    /** @param list<string> $path */
+    private function answer(Request $request, array $path, string $first, Session $session, string $secret): Response
+    {
         if ($first === 'login' && $request->method === 'POST') {
-            return $this->login($request, $secret);
+            return $this->login($request, $session, $secret);
         }
         if ($first === 'logout' && $request->method === 'POST') {
-            $response = self::redirect($request);
-            $response->headers['Set-Cookie'] = self::COOKIE . '=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict';
-            return $response;
+            return $this->logout($request, $session);
         }
-        $signedIn = $this->signedIn($request, $secret);
+        $signedIn = $this->signedIn($request, $session);
         if ($first === 'api') {
             if (!$signedIn) {
                 throw new HttpError(401, 'Sign in to the dashboard first');
@@ -59,47 +74,75 @@ final class Dashboard
         if ($path !== []) {
             throw new HttpError(404, 'Endpoint not found');
         }
-        return self::page($signedIn ? 'index.html' : 'login.html', 200, $signedIn ? [] : [
+        if (str_ends_with($request->path, '/')) {
+            // `/dashboard/`: the page's relative links would point one level too deep.
+            $query = http_build_query($request->query);
+            return new Response(308, null, ['Location' => rtrim($request->path, '/') . ($query === '' ? '' : "?$query")]);
+        }
+        return self::page($request, $signedIn ? 'index.html' : 'login.html', 200, $signedIn ? [] : [
             '{{error}}' => isset($request->query['failed']) ? '<p class="error" id="login-error">Wrong password.</p>' : '',
         ]);
     }
 
-    private function login(Request $request, string $secret): Response
+    private function login(Request $request, Session $session, string $secret): Response
     {
-        $given = (string) ($request->form()['password'] ?? '');
-        if (!hash_equals($secret, $given)) {
-            // A wrong password costs a moment, so guessing is slow.
-            usleep(300_000);
+        $limiter = new Limiter(new SlotFile($this->state()->file('login-failures.bin'), 512), self::LOGIN_FAILURES, self::LOGIN_WINDOW);
+        $log = new SecurityLog($this->state());
+        // Every attempt is counted before the comparison, so parallel guesses cannot slip
+        // past the limit; a right password clears the count.
+        $attempt = $limiter->hit($this->peer->ip);
+        if (!$attempt['allowed']) {
+            $log->write('dashboard_login_limited', $this->peer, $request);
+            $minutes = (int) ceil($attempt['retry_after'] / 60);
+            $response = self::page($request, 'login.html', 429, ['{{error}}' => '<p class="error" id="login-error">'
+                . "Too many failed sign-ins from your address; try again in $minutes minutes.</p>"]);
+            $response->headers['Retry-After'] = (string) $attempt['retry_after'];
+            return $response;
+        }
+        $given = $request->form()['password'] ?? '';
+        if (!is_string($given) || !hash_equals($secret, $given)) {
+            $log->write('dashboard_login_failed', $this->peer, $request, ['attempts_left' => $attempt['remaining']]);
             return self::redirect($request, '?failed=1');
         }
-        $expires = time() + self::SESSION_SECONDS;
+        $limiter->clear($this->peer->ip);
         $response = self::redirect($request);
-        $response->headers['Set-Cookie'] = sprintf(
-            '%s=%s; Max-Age=%d; Path=/; HttpOnly; SameSite=Strict',
-            self::COOKIE,
-            $expires . '.' . self::sign((string) $expires, $secret),
-            self::SESSION_SECONDS,
-        );
+        $response->headers['Set-Cookie'] = $session->open($this->peer);
         return $response;
     }
 
-    private function signedIn(Request $request, string $secret): bool
+    /**
+     * Signing out ends the session server-side. Only the dashboard's own page may do it: a
+     * request another site makes the browser send is refused (it would sign the operator out).
+     */
+    private function logout(Request $request, Session $session): Response
+    {
+        $site = $request->header('Sec-Fetch-Site');
+        $origin = $request->header('Origin');
+        $own = ($this->peer->https ? 'https://' : 'http://') . $request->header('Host');
+        $sameOrigin = $site !== null ? $site === 'same-origin' : $origin !== null && $origin === $own;
+        if (!$sameOrigin) {
+            throw new HttpError(403, 'Sign out from the dashboard page');
+        }
+        $response = self::redirect($request);
+        $response->headers['Set-Cookie'] = $session->close($request, $this->peer);
+        return $response;
+    }
+
+    private function signedIn(Request $request, Session $session): bool
     {
         $key = $request->header('X-API-Key');
-        if ($key !== null && $this->settings->apiKey !== null && $this->settings->apiKey !== ''
+        $password = $this->settings->dashboardPassword;
+        if ($key !== null && ($password === null || $password === '')
+            && $this->settings->apiKey !== null && $this->settings->apiKey !== ''
             && hash_equals($this->settings->apiKey, $key)) {
             return true;
         }
-        $cookie = $request->cookies[self::COOKIE] ?? '';
-        [$expires, $signature] = array_pad(explode('.', $cookie, 2), 2, '');
-        return ctype_digit($expires) && (int) $expires > time()
-            && hash_equals(self::sign($expires, $secret), $signature);
+        return $session->valid($request, $this->peer);
     }
 
-    /** The session's signature: changes when the secret does, which ends every session. */
-    private static function sign(string $expires, string $secret): string
+    private function state(): StateDir
     {
-        return hash_hmac('sha256', $expires, 'taskmanager-dashboard|' . $secret);
+        return $this->settings->state ?? throw new \RuntimeException('the dashboard needs a state directory');
     }
 
     /** @param list<string> $path the segments after /dashboard/api */
@@ -114,7 +157,10 @@ final class Dashboard
         try {
             return match (true) {
                 $get && $path === ['stats'] => Response::success('Stats', $tm->stats()),
-                $get && $path === ['types'] => Response::success('Types', $tm->listTypes()),
+                $get && $path === ['types'] => Response::success('Types', array_map(
+                    static fn (array $type): array => ['param_schema' => JsonShape::schema($type['param_schema'])] + $type,
+                    $tm->listTypes(),
+                )),
                 $get && $path === ['tasks'] => Response::success('Tasks', $this->tasks($tm, $request->query)),
                 $get && count($path) === 2 && $path[0] === 'tasks' => Response::success('Task', [
                     'task' => $tm->getTask($id($path[1])),
@@ -230,13 +276,25 @@ final class Dashboard
                 $filter[$key] = $fields[$field];
             }
         }
-        if (isset($fields['before_id']) && ctype_digit((string) $fields['before_id'])) {
+        foreach (['before_id', 'limit'] as $name) {
+            $value = $fields[$name] ?? null;
+            if ($value !== null && $value !== '' && !self::count($value)) {
+                throw HttpError::badRequest("$name must be a positive integer");
+            }
+        }
+        if (isset($fields['before_id']) && $fields['before_id'] !== '') {
             $filter['before_id'] = (int) $fields['before_id'];
         }
-        if (isset($fields['limit']) && ctype_digit((string) $fields['limit'])) {
+        if (isset($fields['limit']) && $fields['limit'] !== '') {
             $filter['limit'] = min($limit, max(1, (int) $fields['limit']));
         }
         return $filter;
+    }
+
+    /** A whole number that fits in 64 bits (given as a JSON number or as digits). */
+    private static function count(mixed $value): bool
+    {
+        return is_int($value) ? $value >= 0 : is_string($value) && ctype_digit($value) && strlen($value) <= 18;
     }
 
     /** Back to the dashboard page, wherever it is mounted (`/dashboard`, `/api/dashboard`, ...). */
@@ -247,9 +305,21 @@ final class Dashboard
         return new Response(303, null, ['Location' => $base . $query]);
     }
 
-    /** @param array<string, string> $replace */
-    private static function page(string $file, int $status, array $replace = []): Response
+    /**
+     * A page. The sign-in and closed pages get a `<base>` at the directory the dashboard is
+     * mounted in, so their relative links (`dashboard/style.css`, `dashboard/login`) hold from
+     * any path they are answered at (`/dashboard/login` after a refused sign-in). The app page
+     * gets none: its `#/tasks` links must stay on the page.
+     *
+     * @param array<string, string> $replace
+     */
+    private static function page(Request $request, string $file, int $status, array $replace = []): Response
     {
+        if ($file !== 'index.html') {
+            $at = strpos($request->path, '/dashboard');
+            $base = htmlspecialchars(($at === false ? '' : substr($request->path, 0, $at)) . '/', ENT_QUOTES);
+            $replace += ['<head>' => "<head>\n<base href=\"$base\">"];
+        }
         $html = strtr(self::asset($file), $replace);
         $response = Response::text($html, 'text/html; charset=utf-8');
         $response->headers['Content-Security-Policy'] = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";

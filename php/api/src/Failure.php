@@ -17,7 +17,7 @@ final class Failure
     public static function fromLibrary(TaskManagerException $e): HttpError
     {
         return match ($e->getTmCode()) {
-            Code::NULL_PARAMETER, Code::INVALID_ARGUMENT, Code::INVALID_SCHEMA, Code::PAYLOAD_TOO_LARGE => HttpError::badRequest($e->getMessage()),
+            Code::NULL_PARAMETER, Code::INVALID_ARGUMENT, Code::INVALID_SCHEMA, Code::PAYLOAD_TOO_LARGE => HttpError::badRequest(self::callerText($e)),
             Code::VALIDATION_FAILED => HttpError::badRequest(
                 'Parameter validation failed: ' . $e->getMessage(),
                 array_values((array) ($e->getDetails()['violations'] ?? [])),
@@ -28,6 +28,22 @@ final class Failure
             Code::LEASE_LOST => self::leaseLost($e),
             default => self::serverSide($e),
         };
+    }
+
+    /**
+     * The library's text for a caller error, unless it is the wording of its JSON decoder
+     * ("options_json has the wrong shape: invalid type: string, expected u32"), which names
+     * the library's arguments and Rust types rather than anything the client sent. The routes
+     * check each field first; this is the net under them.
+     */
+    private static function callerText(TaskManagerException $e): string
+    {
+        $text = $e->getMessage();
+        if (preg_match('/_json has the wrong shape|expected [iuf](8|16|32|64)\b|invalid type: |unknown (field|variant) `/', $text)) {
+            error_log('taskmanager api: refused: ' . $text);
+            return 'Invalid request: a field has the wrong type or an unknown name';
+        }
+        return $text;
     }
 
     /** Not claimed at all: 400, as the original; claimed by someone else: 403. */

@@ -7,6 +7,9 @@ namespace TaskManager\Api;
 /** A JSON answer in the original's envelopes. */
 final class Response
 {
+    /** Sent without its body (the answer to HEAD). */
+    public bool $withoutBody = false;
+
     /** @param array<string, string> $headers */
     public function __construct(
         public readonly int $status,
@@ -58,8 +61,13 @@ final class Response
     public function send(): void
     {
         http_response_code($this->status);
+        // PHP announces itself and its version (expose_php); that helps only an attacker.
+        header_remove('X-Powered-By');
         foreach ($this->headers as $name => $value) {
             header("$name: $value");
+        }
+        if ($this->withoutBody) {
+            return;
         }
         if ($this->text !== null) {
             echo $this->text;

@@ -17,6 +17,12 @@ final class Routes
 {
     private const SORT_FIELDS = ['created_at', 'priority', 'id', 'attempts'];
 
+    /**
+     * Nothing to claim. The original's PHP worker looks for "No available tasks" in `error`,
+     * its integration tests for "no tasks" in `message`: this text holds both.
+     */
+    public const NOTHING_TO_CLAIM = 'No available tasks: there are no tasks to claim';
+
     /** @param \Closure(): TaskManager $queue opened on first use: /health must not fail early */
     public function __construct(private readonly \Closure $queue)
     {
@@ -122,13 +128,8 @@ final class Routes
         if (!$params instanceof \stdClass && !is_array($params)) {
             throw HttpError::badRequest('params must be a JSON object');
         }
-        $priority = self::integer($body->priority ?? 0, 'priority');
-        $options = ['priority' => $priority];
-        foreach (['delay_seconds', 'run_at', 'max_attempts', 'dedupe_key', 'dedupe_scope'] as $option) {
-            if (isset($body->$option)) {
-                $options[$option] = $body->$option;
-            }
-        }
+        $priority = self::integer($body->priority ?? 0, 'priority', -2147483648, 2147483647);
+        $options = ['priority' => $priority] + self::enqueueOptions($body);
         try {
             $task = $this->tm()->enqueue($type, $params, $options);
         } catch (NotFoundException) {
@@ -169,11 +170,12 @@ final class Routes
         $options['sort_by'] = $sortBy;
         $options['sort_order'] = strtolower($sortOrder);
         if (isset($body->lease_seconds)) {
-            $options['lease_seconds'] = self::integer($body->lease_seconds, 'lease_seconds');
+            $options['lease_seconds'] = self::integer($body->lease_seconds, 'lease_seconds', 1, 31536000);
         }
         if (isset($body->task_type_id)) {
             $typeId = $body->task_type_id;
-            if (is_string($typeId) && ctype_digit($typeId)) {
+            // Digits that fit in 64 bits only: a wider string would saturate to PHP_INT_MAX.
+            if (is_string($typeId) && ctype_digit($typeId) && strlen($typeId) <= 18) {
                 $typeId = (int) $typeId;
             }
             if (!is_int($typeId) || $typeId < 1) {
@@ -188,7 +190,7 @@ final class Routes
         }
         $claimed = $this->tm()->claim($worker, $options);
         if ($claimed === []) {
-            throw new HttpError(404, 'No available tasks');
+            throw new HttpError(404, self::NOTHING_TO_CLAIM);
         }
         $task = $claimed[0];
         return Response::success('Task claimed successfully', [
@@ -339,7 +341,12 @@ final class Routes
         return $value;
     }
 
-    private static function integer(mixed $value, string $field): int
+    /**
+     * An integer field, also given as digits in a string (the original's clients send both).
+     * With a range, a value outside it is refused here in the API's words; the library's own
+     * refusal of a wide number would read "expected i32".
+     */
+    private static function integer(mixed $value, string $field, ?int $min = null, ?int $max = null): int
     {
         if (is_string($value) && preg_match('/^-?\d{1,10}$/', $value)) {
             $value = (int) $value;
@@ -347,9 +354,44 @@ final class Routes
         if (!is_int($value)) {
             throw HttpError::badRequest("$field must be an integer");
         }
+        if (($min !== null && $value < $min) || ($max !== null && $value > $max)) {
+            throw HttpError::badRequest("$field must be an integer from $min to $max");
+        }
         return $value;
     }
 
+    /**
+     * The library's enqueue options, each checked for its type here so that a wrong one is
+     * answered in the API's words (the library's would name Rust types).
+     *
+     * @return array<string, mixed>
+     */
+    private static function enqueueOptions(\stdClass $body): array
+    {
+        $options = [];
+        if (isset($body->delay_seconds)) {
+            if (!is_int($body->delay_seconds) && !is_float($body->delay_seconds)) {
+                throw HttpError::badRequest('delay_seconds must be a number of seconds');
+            }
+            $options['delay_seconds'] = $body->delay_seconds;
+        }
+        if (isset($body->run_at)) {
+            $options['run_at'] = self::text($body->run_at, 'run_at');
+        }
+        if (isset($body->max_attempts)) {
+            $options['max_attempts'] = self::integer($body->max_attempts, 'max_attempts', 1, 1000000);
+        }
+        if (isset($body->dedupe_key)) {
+            $options['dedupe_key'] = self::text($body->dedupe_key, 'dedupe_key');
+        }
+        if (isset($body->dedupe_scope)) {
+            if (!in_array($body->dedupe_scope, ['always', 'active'], true)) {
+                throw HttpError::badRequest('dedupe_scope must be "always" or "active"');
+            }
+            $options['dedupe_scope'] = $body->dedupe_scope;
+        }
+        return $options;
+    }
     /** @param array<string, mixed> $type */
     private static function type(array $type): array
     {
@@ -357,7 +399,7 @@ final class Routes
             'id' => $type['id'],
             'name' => $type['name'],
             'version' => $type['version'],
-            'param_schema' => self::object($type['param_schema']),
+            'param_schema' => JsonShape::schema($type['param_schema']),
             'is_active' => (bool) $type['is_active'],
             'created_at' => self::time($type['created_at']),
             'updated_at' => self::time($type['updated_at']),

@@ -43,35 +43,60 @@ final class Server
         }
     }
 
+    /** The largest request body to read (MAX_REQUEST_SIZE, else the default). */
+    public function bodyLimit(): int
+    {
+        return $this->settings?->security->bodyLimit() ?? Request::DEFAULT_BODY_LIMIT;
+    }
+
     public function handle(Request $request): Response
     {
         $cors = $this->settings?->corsHeaders($request->header('Origin'))
             ?? ['Access-Control-Allow-Origin' => '*'];
-        if ($request->method === 'OPTIONS') {
-            $response = Response::empty();
-        } else {
-            try {
-                $response = $this->route($request);
-            } catch (HttpError $e) {
-                $response = Response::error($e);
-            } catch (TaskManagerException $e) {
-                $response = Response::error(Failure::fromLibrary($e));
-            } catch (\Throwable $e) {
-                error_log('taskmanager api: ' . get_class($e) . ': ' . $e->getMessage());
-                $response = Response::error(new HttpError(500, 'Internal server error'));
+        $peer = Peer::of($request, $this->settings?->trustedProxies ?? []);
+        $head = $request->method === 'HEAD';
+        $rateHeaders = [];
+        try {
+            $response = $this->settings?->security->refusal($request, $peer, $this->settings->state, $rateHeaders);
+            if ($response === null && $request->bodyTooLarge) {
+                // Settings unreadable: the default limit still holds.
+                $response = (new Security())->refusal($request, $peer, null, $rateHeaders);
             }
+            if ($response === null) {
+                $response = $request->method === 'OPTIONS'
+                    ? Response::empty()
+                    : $this->route($head ? $request->asGet() : $request, $peer);
+            }
+        } catch (HttpError $e) {
+            $response = Response::error($e);
+        } catch (TaskManagerException $e) {
+            $response = Response::error(Failure::fromLibrary($e));
+        } catch (\Throwable $e) {
+            error_log('taskmanager api: ' . get_class($e) . ': ' . $e->getMessage());
+            $response = Response::error(new HttpError(500, 'Internal server error'));
         }
-        $response->headers += $cors;
+        // The dashboard's pages set their own policy; what a response set itself wins.
+        $response->headers += $cors + $rateHeaders + ($this->settings?->security->headers($peer) ?? []);
+        // Browsers must not guess another type than the one declared (a JSON error must never
+        // become HTML), whatever the security settings say.
+        $response->headers['X-Content-Type-Options'] = 'nosniff';
+        $response->withoutBody = $head;
         return $response;
     }
 
-    private function route(Request $request): Response
+    private function route(Request $request, Peer $peer): Response
     {
+        foreach ($request->query as $name => $value) {
+            if (!is_string($value)) {
+                // `?status[]=x` arrives as an array; every parameter of this API is one value.
+                throw HttpError::badRequest("Query parameter $name must be given once, as a single value");
+            }
+        }
         if (($request->segments[0] ?? null) === 'dashboard') {
             if ($this->settings === null) {
                 throw new HttpError(500, 'Server configuration error: the API settings could not be read; see the server log');
             }
-            return (new Dashboard($this->settings, static fn (): TaskManager => TaskManager::getInstance()))
+            return (new Dashboard($this->settings, static fn (): TaskManager => TaskManager::getInstance(), $peer))
                 ->handle($request, array_slice($request->segments, 1));
         }
         $path = implode('/', $request->segments);
@@ -90,7 +115,20 @@ final class Server
                 throw new HttpError(500, 'Server configuration error: the API settings could not be read; see the server log');
             }
             if ($needsKey) {
-                $this->settings->authorize(self::presentedKey($request));
+                try {
+                    $this->settings->authorize(self::presentedKey($request));
+                } catch (HttpError $e) {
+                    if ($e->status === 401 && $this->settings->state !== null) {
+                        // The original logged the first 8 characters of the key tried; a
+                        // fingerprint lets an operator tell attempts apart without writing
+                        // any part of a secret (a key from another system, say) to a file.
+                        $tried = self::presentedKey($request);
+                        (new SecurityLog($this->settings->state))->write('auth_failed', $peer, $request, [
+                            'key_fingerprint' => $tried === null ? null : substr(hash('sha256', $tried), 0, 8),
+                        ]);
+                    }
+                    throw $e;
+                }
             }
             return (new Routes(static fn (): TaskManager => TaskManager::getInstance()))->$handler($request, ...$params);
         }

@@ -15,11 +15,15 @@ final class Settings
      * @param list<string> $corsOrigins empty: any origin (`*`)
      * @param ?string $dashboardPassword the dashboard's own password; without it the API key
      *   opens the dashboard
+     * @param list<string> $trustedProxies addresses (or CIDR ranges) whose X-Forwarded-For counts
      */
     public function __construct(
         public readonly ?string $apiKey,
         public readonly array $corsOrigins,
         public readonly ?string $dashboardPassword = null,
+        public readonly Security $security = new Security(),
+        public readonly array $trustedProxies = [],
+        public readonly ?StateDir $state = null,
     ) {
     }
 
@@ -64,7 +68,22 @@ final class Settings
         if ($dashboard === false) {
             $dashboard = defined('DASHBOARD_PASSWORD') ? (string) constant('DASHBOARD_PASSWORD') : null;
         }
-        return new self($key, $origins, $dashboard);
+        $proxies = getenv('TASKMANAGER_TRUSTED_PROXIES');
+        if ($proxies === false) {
+            $proxies = defined('TRUSTED_PROXIES') ? constant('TRUSTED_PROXIES') : [];
+        }
+        $proxies = array_values(array_filter(
+            array_map(static fn ($p): string => trim((string) $p), is_string($proxies) ? explode(',', $proxies) : (array) $proxies),
+            static fn (string $p): bool => $p !== '',
+        ));
+        $state = getenv('TASKMANAGER_STATE_DIR');
+        if ($state === false || $state === '') {
+            $state = defined('STATE_DIR') && constant('STATE_DIR') !== ''
+                ? (string) constant('STATE_DIR')
+                // One directory per installation (config file and API directory).
+                : sys_get_temp_dir() . '/taskmanager-api-' . substr(hash('sha256', realpath($file) . '|' . realpath($apiDir)), 0, 16);
+        }
+        return new self($key, $origins, $dashboard, Security::fromConstants(), $proxies, new StateDir(rtrim($state, '/')));
     }
 
     /**
