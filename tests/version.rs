@@ -33,11 +33,27 @@ fn the_crate_the_python_package_and_the_php_package_carry_one_version() {
     let crate_version = env!("CARGO_PKG_VERSION");
     assert_eq!(taskmanager::VERSION, crate_version);
 
-    let python = quoted_after(&read("python/pyproject.toml"), Some("[project]"), "version =");
-    assert_eq!(python.as_deref(), Some(crate_version), "python/pyproject.toml [project] version");
+    let python = quoted_after(
+        &read("python/pyproject.toml"),
+        Some("[project]"),
+        "version =",
+    );
+    assert_eq!(
+        python.as_deref(),
+        Some(crate_version),
+        "python/pyproject.toml [project] version"
+    );
 
-    let php = quoted_after(&read("php/src/TaskManager.php"), None, "public const VERSION =");
-    assert_eq!(php.as_deref(), Some(crate_version), "TaskManager::VERSION in php/src/TaskManager.php");
+    let php = quoted_after(
+        &read("php/src/TaskManager.php"),
+        None,
+        "public const VERSION =",
+    );
+    assert_eq!(
+        php.as_deref(),
+        Some(crate_version),
+        "TaskManager::VERSION in php/src/TaskManager.php"
+    );
 
     // A "version" in composer.json would be a second place to keep in step, and Composer's
     // strict validation warns against it: the tag gives the version.
@@ -52,7 +68,9 @@ fn the_changelog_has_a_section_for_this_version_or_the_next() {
     let changelog = read("CHANGELOG.md");
     let heading = format!("## [{}]", env!("CARGO_PKG_VERSION"));
     assert!(
-        changelog.lines().any(|l| l == "## [Unreleased]" || l.starts_with(&heading)),
+        changelog
+            .lines()
+            .any(|l| l == "## [Unreleased]" || l.starts_with(&heading)),
         "CHANGELOG.md has neither an [Unreleased] section nor {heading}"
     );
 }
@@ -61,7 +79,18 @@ fn the_changelog_has_a_section_for_this_version_or_the_next() {
 fn the_parser_reads_only_the_section_it_is_given() {
     // So the test above cannot pass by reading another table's version (a build requirement).
     let text = "[build-system]\nversion = \"9\"\n[project]\nname = \"x\"\nversion = \"1.2.3\"\n";
-    assert_eq!(quoted_after(text, Some("[project]"), "version =").as_deref(), Some("1.2.3"));
+    assert_eq!(
+        quoted_after(text, Some("[project]"), "version =").as_deref(),
+        Some("1.2.3")
+    );
     assert_eq!(quoted_after(text, Some("[tool]"), "version ="), None);
-    assert_eq!(quoted_after("  public const VERSION = '0.9';", None, "public const VERSION =").as_deref(), Some("0.9"));
+    assert_eq!(
+        quoted_after(
+            "  public const VERSION = '0.9';",
+            None,
+            "public const VERSION ="
+        )
+        .as_deref(),
+        Some("0.9")
+    );
 }

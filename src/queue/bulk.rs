@@ -43,6 +43,10 @@ pub struct BulkFilter {
     pub worker_id: Option<String>,
     /// Only tasks whose params or error message contain this text (literal, case-insensitive).
     pub text: Option<String>,
+    /// Only tasks whose params contain this text (literal, case-insensitive).
+    pub params_text: Option<String>,
+    /// Only tasks whose error message contains this text (literal, case-insensitive).
+    pub error_text: Option<String>,
 }
 
 /// How a bulk call runs.
@@ -156,6 +160,8 @@ fn check(
         newer_than_seconds: f.newer_than_seconds,
         worker_id: f.worker_id.as_deref(),
         text: f.text.as_deref(),
+        params_text: f.params_text.as_deref(),
+        error_text: f.error_text.as_deref(),
     }
     .conditions()?;
     Ok((limit, conditions, values))

@@ -62,6 +62,10 @@ pub struct ListFilter {
     /// Only tasks whose params or error message contain this text (literal, case-insensitive;
     /// read row by row, so combine it with other filters on a large table).
     pub text: Option<String>,
+    /// Only tasks whose params contain this text (literal, case-insensitive).
+    pub params_text: Option<String>,
+    /// Only tasks whose error message contains this text (literal, case-insensitive).
+    pub error_text: Option<String>,
 }
 
 /// One history row.
@@ -176,6 +180,8 @@ pub(crate) struct Selection<'a> {
     pub newer_than_seconds: Option<u64>,
     pub worker_id: Option<&'a str>,
     pub text: Option<&'a str>,
+    pub params_text: Option<&'a str>,
+    pub error_text: Option<&'a str>,
 }
 
 impl<'a> From<&'a ListFilter> for Selection<'a> {
@@ -189,6 +195,8 @@ impl<'a> From<&'a ListFilter> for Selection<'a> {
             newer_than_seconds: f.newer_than_seconds,
             worker_id: f.worker_id.as_deref(),
             text: f.text.as_deref(),
+            params_text: f.params_text.as_deref(),
+            error_text: f.error_text.as_deref(),
         }
     }
 }
@@ -245,42 +253,56 @@ impl Selection<'_> {
             conditions.push("t.claimed_by = ?".into());
             params.push(worker.into());
         }
-        if let Some(text) = self.text {
-            if text.is_empty() || text.chars().count() > 200 {
-                return Err(Error::invalid("text must be 1 to 200 characters"));
+        // Literal text in one or both columns, case-insensitive (their collation): read row by
+        // row, so the other filters should narrow the rows first on a large table.
+        for (text, name, columns) in [
+            (self.text, "text", &["t.params_json", "t.error_message"][..]),
+            (self.params_text, "params_text", &["t.params_json"][..]),
+            (self.error_text, "error_text", &["t.error_message"][..]),
+        ] {
+            let Some(text) = text else { continue };
+            if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+                return Err(Error::invalid(format!(
+                    "{name} must be 1 to {MAX_TEXT_CHARS} characters"
+                )));
             }
-            conditions.push(
-                "(t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!' \
-                 OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!')"
-                    .into(),
-            );
             let pattern = crate::sql::escape_like(text);
-            params.push(pattern.clone().into());
-            params.push(pattern.into());
+            let any: Vec<String> = columns
+                .iter()
+                .map(|column| format!("{column} LIKE CONCAT('%', ?, '%') ESCAPE '!'"))
+                .collect();
+            conditions.push(format!("({})", any.join(" OR ")));
+            params.extend(columns.iter().map(|_| SqlValue::from(pattern.as_str())));
         }
         Ok((conditions.join(" AND "), params))
     }
 }
 
+/// Longest text a filter searches for, in characters.
+const MAX_TEXT_CHARS: usize = 200;
+
 pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> {
     check_task_id(task_id)?;
     db.run(|conn, _| {
-        conn.exec_map(
-            format!(
-                "SELECT id, task_id, status_change, worker_id, message, {} FROM task_history \
-                 WHERE task_id = ? ORDER BY id",
-                iso("created_at")
-            ),
-            (task_id,),
-            |(id, task_id, status_change, worker_id, message, created_at)| HistoryEntry {
-                id,
-                task_id,
-                status_change,
-                worker_id,
-                message,
-                created_at,
-            },
-        )
-        .map_err(|e| db.error(e))
+        let rows: Vec<Row> = conn
+            .exec(
+                format!(
+                    "SELECT id, task_id, status_change, worker_id, message, {} AS created_at \
+                     FROM task_history WHERE task_id = ? ORDER BY id",
+                    iso("created_at")
+                ),
+                (task_id,),
+            )
+            .map_err(|e| db.error(e))?;
+        crate::row::decode_all(rows, &format!("a history row of task {task_id}"), |c| {
+            Ok(HistoryEntry {
+                id: c.get("id")?,
+                task_id: c.get("task_id")?,
+                status_change: c.get("status_change")?,
+                worker_id: c.get("worker_id")?,
+                message: c.get("message")?,
+                created_at: c.get("created_at")?,
+            })
+        })
     })
 }

@@ -317,6 +317,7 @@ fn bulk(
         newer_than_seconds: f.newer_than,
         worker_id: f.worker.clone(),
         text: f.text.clone(),
+        ..BulkFilter::default()
     };
     let options = BulkOptions {
         dry_run: args.dry_run,
