@@ -221,7 +221,7 @@ pub(crate) fn complete_and_claim(
     let token_prefix = random_hex();
     let completed = |repeated| Finished {
         id,
-        status: Status::Completed.as_str().into(),
+        status: Status::Completed,
         repeated,
     };
     db.run(|conn, again| {

@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::queue::input::check_delay_seconds;
-use crate::queue::lifecycle::{self, NewTask};
+use crate::queue::lifecycle::{self, NewTask, Status};
 use crate::queue::{MAX_BATCH, call_procedure, procedures};
 use crate::random::random_hex;
 use crate::row;
@@ -79,7 +79,7 @@ pub struct Enqueued {
     pub id: i64,
     #[serde(rename = "type")]
     pub type_name: String,
-    pub status: String,
+    pub status: Status,
     /// True when an existing task with the same dedupe key was returned instead.
     pub deduplicated: bool,
     pub dedupe_key: String,
@@ -409,7 +409,7 @@ fn insert(
         return Ok(vec![Enqueued {
             id,
             type_name: task.item.type_name.to_string(),
-            status: lifecycle::ENQUEUE.to.to_string(),
+            status: lifecycle::ENQUEUE.to,
             deduplicated: false,
             dedupe_key: task.key.clone(),
         }]);
@@ -425,12 +425,12 @@ fn insert(
             (answer.rows(lookup.rows), Some(answer.rows(lookup.types)))
         }
     };
-    let mut found: HashMap<String, (i64, String, bool)> = HashMap::new();
+    let mut found: HashMap<String, (i64, Status, bool)> = HashMap::new();
     for (id, key, status, created) in row::decode_all(holder_rows, "a task", |c| {
         Ok((
             c.id("task")?,
             c.get::<String>("dedupe_lock")?,
-            c.get::<String>("status")?,
+            c.status("status")?,
             c.get::<bool>("created_by_this_call")?,
         ))
     })? {

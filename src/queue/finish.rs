@@ -57,7 +57,7 @@ pub struct FailOptions {
 pub struct Failed {
     pub id: i64,
     /// `pending` when it will run again, `failed` when it is dead.
-    pub status: String,
+    pub status: Status,
     pub attempts: u32,
     pub max_attempts: u32,
     pub run_at: String,
@@ -206,7 +206,7 @@ pub(crate) fn complete(
         !changed && repeated_or_error(id, lease_state(id, row)?.0, holder, &[Status::Completed])?;
     Ok(Finished {
         id,
-        status: Status::Completed.as_str().into(),
+        status: Status::Completed,
         repeated,
     })
 }
@@ -334,7 +334,7 @@ pub(crate) fn fail(
     };
     Ok(Failed {
         id,
-        status,
+        status: row::status(&format!("task {id}"), "status", &status)?,
         attempts: row.get("attempts")?,
         max_attempts: row.get("max_attempts")?,
         run_at: row.get("run_at")?,
@@ -353,7 +353,7 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
         !changed && repeated_or_error(id, lease_state(id, row)?.0, holder, &[Status::Pending])?;
     Ok(Finished {
         id,
-        status: Status::Pending.as_str().into(),
+        status: Status::Pending,
         repeated,
     })
 }

@@ -148,7 +148,7 @@ pub(crate) fn iso(column: &str) -> String {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finished {
     pub id: i64,
-    pub status: String,
+    pub status: lifecycle::Status,
     /// True when this call repeated an earlier identical one and changed nothing.
     pub repeated: bool,
 }

@@ -19,7 +19,7 @@ pub struct Task {
     #[serde(rename = "type")]
     pub type_name: String,
     pub type_id: i64,
-    pub status: String,
+    pub status: Status,
     pub params: Value,
     pub result: Value,
     pub error_message: Option<String>,
@@ -103,7 +103,7 @@ fn to_task(row: Row) -> Result<Task> {
         id: c.id("task")?,
         type_name: c.get("type_name")?,
         type_id: c.get("type_id")?,
-        status: c.get("status")?,
+        status: c.status("status")?,
         params: json_or_null(c.get("params_json")?),
         result: json_or_null(c.get("result_json")?),
         error_message: c.get("error_message")?,

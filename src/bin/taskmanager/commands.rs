@@ -273,7 +273,7 @@ fn list(client: &Client, args: ListArgs, out: &Output) -> Result<()> {
                     vec![
                         t.id.to_string(),
                         t.type_name.clone(),
-                        t.status.clone(),
+                        t.status.to_string(),
                         t.priority.to_string(),
                         format!("{}/{}", t.attempts, t.max_attempts),
                         t.claimed_by.clone().unwrap_or_default(),
