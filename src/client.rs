@@ -16,7 +16,7 @@ use crate::queue::lifecycle::Holder;
 use crate::queue::manage;
 use crate::queue::prune::{self, PruneOptions, PruneReport};
 use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
-use crate::queue::stats;
+use crate::queue::stats::{self, Stats};
 use crate::types::{self, TaskType, TypeDefinition};
 use serde_json::Value;
 use std::sync::Arc;
@@ -260,8 +260,8 @@ impl Client {
     }
 
     /// What an operator watches: counts by type and status, the oldest pending task, expired
-    /// leases, the last hour's throughput per minute, the workers seen (see `queue::stats`).
-    pub fn stats(&self) -> Result<Value> {
+    /// leases, the last hour's throughput per minute, the workers seen (see [`Stats`]).
+    pub fn stats(&self) -> Result<Stats> {
         stats::stats(&self.db)
     }
 

@@ -34,6 +34,7 @@ pub use queue::finish::{
 pub use queue::lifecycle::Status;
 pub use queue::prune::{PruneOptions, PruneReport};
 pub use queue::read::{HistoryEntry, ListFilter, Task};
+pub use queue::stats::{QueueHealth, Stats, StatusCounts, Throughput, WorkerSeen};
 pub use types::{TaskType, TypeDefinition};
 
 /// The library version, as in `Cargo.toml`.

@@ -116,4 +116,12 @@ fn heartbeat_fail_and_complete_report_values_they_cannot_read() {
     // none of the five.
     names_column_and_task(db.client.get_task(id), "status", id);
     names_column_and_task(db.client.list_tasks(&ListFilter::default()), "status", id);
+    // The stats count tasks by status: one outside the five has nowhere to be counted.
+    let e = db.client.stats().unwrap_err();
+    assert!(
+        e.code() == Code::Database
+            && e.message().contains("`status`")
+            && e.message().contains("job"),
+        "{e:?}"
+    );
 }

@@ -297,7 +297,7 @@ fn the_runtime_needs_only_data_privileges() {
         .unwrap();
     rt.set_type_active("rt", false).unwrap();
     rt.recover_expired().unwrap();
-    assert_eq!(rt.stats().unwrap()["types"]["rt"]["completed"], 1);
+    assert_eq!(rt.stats().unwrap().types["rt"].completed, 1);
     let changes = common::history_kinds(&rt, id);
     assert_eq!(
         changes,
