@@ -21,6 +21,8 @@ use crate::types::{self, TaskType, TypeDefinition};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// A handle on one queue database: every call of the API. Cheap to clone and safe to share
+/// between threads; clients opened with the same connection settings share one pool.
 #[derive(Clone, Debug)]
 pub struct Client {
     db: Arc<Database>,

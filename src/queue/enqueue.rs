@@ -47,9 +47,12 @@ pub struct EnqueueOptions {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
+    /// The task's type (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Its params, checked against the type's JSON Schema.
     pub params: Value,
+    /// Its options (all optional).
     #[serde(default)]
     pub options: EnqueueOptions,
 }
@@ -76,12 +79,16 @@ impl<'a> From<&'a BatchItem> for TaskInput<'a> {
 /// The result of enqueuing one task.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Enqueued {
+    /// The task (the existing one when deduplicated).
     pub id: i64,
+    /// Its type's name (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Its status: `pending` when created now; a deduplicated task's current status.
     pub status: Status,
     /// True when an existing task with the same dedupe key was returned instead.
     pub deduplicated: bool,
+    /// The dedupe key it holds.
     pub dedupe_key: String,
 }
 

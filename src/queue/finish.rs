@@ -28,6 +28,7 @@ use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// What a heartbeat records; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatOptions {
@@ -37,13 +38,18 @@ pub struct HeartbeatOptions {
     pub lease_seconds: Option<u32>,
 }
 
+/// The lease after a heartbeat.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Heartbeat {
+    /// The task.
     pub id: i64,
+    /// When the extended lease runs out (RFC 3339, UTC, database clock).
     pub lease_expires_at: String,
+    /// The progress recorded on the task, 0..=100.
     pub progress: i32,
 }
 
+/// How a failure is retried; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailOptions {
@@ -53,14 +59,20 @@ pub struct FailOptions {
     pub retry_in_seconds: Option<f64>,
 }
 
+/// The task after a fail.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Failed {
+    /// The task.
     pub id: i64,
     /// `pending` when it will run again, `failed` when it is dead.
     pub status: Status,
+    /// Attempts made so far.
     pub attempts: u32,
+    /// Attempts it may have in all.
     pub max_attempts: u32,
+    /// When it may run again (RFC 3339, UTC, database clock).
     pub run_at: String,
+    /// True when this call repeated an earlier identical one and changed nothing.
     pub repeated: bool,
 }
 
@@ -68,8 +80,11 @@ pub struct Failed {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteItem {
+    /// The task.
     pub id: i64,
+    /// The token of the lease that holds it.
     pub lease_token: String,
+    /// Its result (JSON null when left out).
     #[serde(default)]
     pub result: Value,
 }
@@ -77,10 +92,14 @@ pub struct CompleteItem {
 /// Per-task outcome of a batch complete.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CompleteOutcome {
+    /// The task.
     pub id: i64,
+    /// Whether it is completed by this call (or was by an identical earlier one).
     pub ok: bool,
+    /// When not `ok`: the error's code name (`TM_LEASE_LOST`, `TM_NOT_FOUND`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// When not `ok`: the error's message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -104,7 +104,7 @@ pub struct QueueHealth {
     pub oldest_pending_seconds: Option<f64>,
 }
 
-/// Tasks of one type finished in each of the last [`MINUTES`] minutes, index 0 the most recent.
+/// Tasks of one type finished in each of the last 60 minutes, index 0 the most recent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Throughput {
     /// Tasks completed, per minute.

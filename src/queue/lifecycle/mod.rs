@@ -333,7 +333,8 @@ impl Script {
         self.statements.join(";\n")
     }
 
-    /// The statements, one by one.
+    /// The statements, one by one (for EXPLAIN, through the test hooks).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub fn statements(&self) -> &[String] {
         &self.statements
     }
@@ -372,7 +373,9 @@ pub(crate) struct Picked {
 }
 
 impl Picked {
-    /// One task, kept in `var`.
+    /// One task, kept in `var` (a stored procedure's local; the procedures' bodies are built
+    /// for the test hooks, see `queue::procedures`).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub(crate) fn one(var: &'static str) -> Picked {
         Picked { var, many: false }
     }
