@@ -804,7 +804,7 @@ fn main() {
                 ids[0], ids[0], ids[1]
             ))
             .unwrap();
-        let statements = taskmanager::queue::hot_path_statements(1, true);
+        let statements = taskmanager::test_hooks::hot_path_statements(1, true);
         for statement in &statements {
             println!("{}", &statement[..statement.len().min(160)]);
             let rows: Vec<mysql::Row> = admin_db.query(format!("EXPLAIN {statement}")).unwrap();

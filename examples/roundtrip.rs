@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats = client.stats()?;
     println!(
         "worker: {done} task(s) done; demo.thumbnail counts: {}",
-        stats["types"]["demo.thumbnail"]
+        serde_json::json!(stats.types.get("demo.thumbnail"))
     );
     if done < images.len() {
         return Err(format!("expected at least {} tasks, did {done}", images.len()).into());

@@ -17,11 +17,13 @@ use crate::queue::lifecycle::Holder;
 use crate::queue::manage;
 use crate::queue::prune::{self, PruneOptions, PruneReport};
 use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
-use crate::queue::stats;
+use crate::queue::stats::{self, Stats};
 use crate::types::{self, TaskType, TypeDefinition};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// A handle on one queue database: every call of the API. Cheap to clone and safe to share
+/// between threads; clients opened with the same connection settings share one pool.
 #[derive(Clone, Debug)]
 pub struct Client {
     db: Arc<Database>,
@@ -294,8 +296,8 @@ impl Client {
     }
 
     /// What an operator watches: counts by type and status, the oldest pending task, expired
-    /// leases, the last hour's throughput per minute, the workers seen (see `queue::stats`).
-    pub fn stats(&self) -> Result<Value> {
+    /// leases, the last hour's throughput per minute, the workers seen (see [`Stats`]).
+    pub fn stats(&self) -> Result<Stats> {
         stats::stats(&self.db)
     }
 

@@ -12,9 +12,11 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
+    /// The value itself, for the one place that must send it (the connection).
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -35,18 +37,28 @@ impl fmt::Display for Secret {
 /// Where and how to connect. Two clients with equal `Connection`s share one pool.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Connection {
+    /// Host name or IP address of the server (`db_host`).
     pub host: String,
+    /// TCP port (`db_port`).
     pub port: u16,
     /// Servers tried in order after `host:port` when a new connection cannot be made there
     /// (a failover pair, a Galera cluster); empty for one server.
     pub failover_hosts: Vec<(String, u16)>,
+    /// A Unix socket to connect through instead of TCP (`db_socket`).
     pub socket: Option<String>,
+    /// The database (`db_name`).
     pub name: String,
+    /// The account (`db_user`).
     pub user: String,
+    /// Its password (`db_pass`).
     pub pass: Secret,
+    /// Longest wait for a new connection, in seconds.
     pub connect_timeout_secs: u64,
+    /// Longest wait for the server on a read or write, in seconds.
     pub io_timeout_secs: u64,
+    /// The session's `innodb_lock_wait_timeout`, in seconds.
     pub lock_wait_timeout_secs: u64,
+    /// Most connections the pool keeps open at once.
     pub pool_max_connections: usize,
     /// How often a busy claimer stops to recover expired leases, in ms (the hidden key
     /// `lazy_recovery_interval_ms`). Part of the connection because the throttle belongs to
@@ -57,12 +69,16 @@ pub struct Connection {
 /// The whole configuration of a client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Where and how to connect.
     pub connection: Connection,
     /// Default lease length in seconds (the original `TASK_CLAIM_TIMEOUT`).
     pub task_claim_timeout: u32,
     /// Default attempts before a task is dead (the original `MAX_TASK_ATTEMPTS`).
     pub max_task_attempts: u32,
+    /// Whether every change writes a `task_history` row (`enable_task_history`).
     pub enable_task_history: bool,
+    /// Whether params are checked against their type's JSON Schema
+    /// (`enable_schema_validation`).
     pub enable_schema_validation: bool,
     /// Largest accepted params / result / schema JSON text, in bytes.
     pub max_payload_bytes: usize,
@@ -171,7 +187,8 @@ impl Config {
         }
     }
 
-    /// The settings the `TASKMANAGER_*` environment variables give, as a map of [`KEYS`] (for
+    /// The settings the `TASKMANAGER_*` environment variables give, as a map of the keys the README
+    /// lists (for
     /// callers that layer them over a file, as the command line does).
     pub fn env_map() -> Map<String, Value> {
         KEYS.iter()
@@ -183,7 +200,7 @@ impl Config {
             .collect()
     }
 
-    /// Reads `TASKMANAGER_DB_HOST`, `TASKMANAGER_DB_NAME`, ... (see [`KEYS`]).
+    /// Reads `TASKMANAGER_DB_HOST`, `TASKMANAGER_DB_NAME`, ... (every key the README lists).
     pub fn from_env() -> Result<Config> {
         let map = Config::env_map();
         if map.is_empty() {
@@ -195,7 +212,7 @@ impl Config {
         Config::from_map(&map)
     }
 
-    /// Builds a config from a map of the keys in [`KEYS`]; values may be JSON numbers and
+    /// Builds a config from a map of the keys the README lists; values may be JSON numbers and
     /// booleans or strings holding them (as the environment gives them).
     pub fn from_map(map: &Map<String, Value>) -> Result<Config> {
         if let Some(unknown) = map

@@ -105,6 +105,8 @@ macro_rules! define_codes {
             $($(#[doc = $doc])* $variant = $number,)*
         }
 
+        /// Every code with its name, meaning and remedy: the one table the C header, the README
+        /// and the bindings are checked against.
         pub static CODES: &[CodeInfo] = &[
             $(CodeInfo {
                 code: Code::$variant,
@@ -131,6 +133,7 @@ with_error_table!(define_codes);
 /// it.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeInfo {
+    /// The code this row describes.
     pub code: Code,
     /// The symbolic name, as in the C header.
     pub name: &'static str,
@@ -158,9 +161,11 @@ pub struct Error {
     details: Option<Value>,
 }
 
+/// The result of every fallible call of this library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `code` with a message that says what happened and what to do.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Error {
             code,
@@ -169,15 +174,18 @@ impl Error {
         }
     }
 
+    /// The same error with structured details (see [`Error::details`]).
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 
+    /// Its stable code.
     pub fn code(&self) -> Code {
         self.code
     }
 
+    /// Its message, for a person.
     pub fn message(&self) -> &str {
         &self.message
     }

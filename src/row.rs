@@ -7,9 +7,11 @@
 //! found by name, so the answer's layout is defined once, next to its SELECT.
 
 use crate::error::{Code, Error, Result};
+use crate::queue::lifecycle::Status;
 use mysql::Row;
 use mysql::prelude::FromValue;
 use serde_json::json;
+use std::fmt::Debug;
 
 /// One row and what it describes (`"task 12"`, `"type 3"`), for the errors.
 pub(crate) struct Columns {
@@ -35,15 +37,7 @@ impl Columns {
     pub(crate) fn get<T: FromValue>(&mut self, column: &str) -> Result<T> {
         match self.row.take_opt::<T, &str>(column) {
             Some(Ok(value)) => Ok(value),
-            Some(Err(e)) => Err(Error::new(
-                Code::Database,
-                format!(
-                    "{}: column `{column}` holds a value this library cannot read ({:?}); \
-                     correct the row with plain SQL",
-                    self.subject, e.0
-                ),
-            )
-            .with_details(json!({"column": column, "row": self.subject}))),
+            Some(Err(e)) => Err(unreadable(&self.subject, column, &e.0)),
             None => Err(Error::new(
                 Code::Database,
                 format!(
@@ -56,12 +50,36 @@ impl Columns {
         }
     }
 
+    /// The value of `column` as a [`Status`]. The column is an ENUM of exactly the statuses,
+    /// but a non-strict server stores its empty value `''` for anything else written to it.
+    pub(crate) fn status(&mut self, column: &str) -> Result<Status> {
+        let text: String = self.get(column)?;
+        status(&self.subject, column, &text)
+    }
+
     /// The row's `id` column, which then names the row in later errors as `<kind> <id>`.
     pub(crate) fn id(&mut self, kind: &str) -> Result<i64> {
         let id: i64 = self.get("id")?;
         self.about(format!("{kind} {id}"));
         Ok(id)
     }
+}
+
+/// `text`, read from `column` of `subject`, as a [`Status`]; any other word is the row's error.
+pub(crate) fn status(subject: &str, column: &str, text: &str) -> Result<Status> {
+    Status::parse(text).ok_or_else(|| unreadable(subject, column, &text))
+}
+
+/// A value of `column` this library cannot read: the row's, reported with both names.
+fn unreadable(subject: &str, column: &str, value: &dyn Debug) -> Error {
+    Error::new(
+        Code::Database,
+        format!(
+            "{subject}: column `{column}` holds a value this library cannot read ({value:?}); \
+             correct the row with plain SQL"
+        ),
+    )
+    .with_details(json!({"column": column, "row": subject}))
 }
 
 /// Decodes every row with `decode`, stopping at the first value it cannot read.

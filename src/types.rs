@@ -22,10 +22,12 @@ pub const MAX_VERSION_CHARS: usize = 50;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TypeDefinition {
+    /// The type's name, 1 to 255 characters.
     pub name: String,
     /// A label such as `"1.0.0"`; a JSON integer is taken as its decimal text.
     #[serde(default = "first_version", deserialize_with = "version_text")]
     pub version: String,
+    /// The JSON Schema every task's params must satisfy.
     pub param_schema: Value,
 }
 
@@ -73,12 +75,19 @@ fn check_label(text: &str, what: &str, max: usize) -> Result<()> {
 /// A registered task type.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TaskType {
+    /// The type's id.
     pub id: i64,
+    /// Its name.
     pub name: String,
+    /// The version label its schema was registered under.
     pub version: String,
+    /// The JSON Schema of its tasks' params.
     pub param_schema: Value,
+    /// Whether it accepts new tasks.
     pub is_active: bool,
+    /// When it was first registered (RFC 3339, UTC).
     pub created_at: String,
+    /// When it last changed (RFC 3339, UTC).
     pub updated_at: String,
     /// Whether this call changed anything (false for a repeated identical registration).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -32,7 +32,7 @@ fn key_order_does_not_change_the_dedupe_key() {
     assert_eq!(a.dedupe_key, b.dedupe_key);
     assert_eq!(
         a.dedupe_key,
-        taskmanager::dedupe::compute_key("d", &json!({"a": 1, "b": {"x": 1, "y": 2}}))
+        taskmanager::compute_key("d", &json!({"a": 1, "b": {"x": 1, "y": 2}}))
     );
     let c = db
         .client
@@ -97,7 +97,7 @@ fn concurrent_identical_enqueues_make_one_row() {
         20
     );
     for n in 0..20 {
-        let key = taskmanager::dedupe::compute_key("once", &json!({"n": n}));
+        let key = taskmanager::compute_key("once", &json!({"n": n}));
         let ids: std::collections::HashSet<i64> = results
             .iter()
             .filter(|e| e.dedupe_key == key)

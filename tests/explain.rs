@@ -60,7 +60,7 @@ fn every_hot_path_statement_uses_an_index_and_no_filesort() {
             pending[0], pending[1]
         ))
         .unwrap();
-        for statement in taskmanager::queue::hot_path_statements(limit, true) {
+        for statement in taskmanager::test_hooks::hot_path_statements(limit, true) {
             for (table, access, key, extra) in plan(&mut conn, &statement) {
                 if matches!(table.as_str(), "tasks" | "t" | "task_types") {
                     assert!(

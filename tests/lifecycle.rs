@@ -472,11 +472,11 @@ fn read_side_lists_and_counts() {
         .complete(t.id, &t.lease_token, &json!(null))
         .unwrap();
     let stats = db.client.stats().unwrap();
-    assert_eq!(stats["types"]["r1"]["pending"], 4);
-    assert_eq!(stats["types"]["r1"]["completed"], 1);
-    assert_eq!(stats["types"]["r2"]["pending"], 1);
-    assert_eq!(stats["totals"]["pending"], 5);
-    assert_eq!(stats["totals"]["failed"], 0);
+    assert_eq!(stats.types["r1"].pending, 4);
+    assert_eq!(stats.types["r1"].completed, 1);
+    assert_eq!(stats.types["r2"].pending, 1);
+    assert_eq!(stats.totals.pending, 5);
+    assert_eq!(stats.totals.failed, 0);
     let page: ListFilter = from(json!({"type": "r1", "status": "pending", "limit": 3}));
     let first = db.client.list_tasks(&page).unwrap();
     assert_eq!(first.len(), 3);

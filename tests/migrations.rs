@@ -297,7 +297,7 @@ fn the_runtime_needs_only_data_privileges() {
         .unwrap();
     rt.set_type_active("rt", false).unwrap();
     rt.recover_expired().unwrap();
-    assert_eq!(rt.stats().unwrap()["types"]["rt"]["completed"], 1);
+    assert_eq!(rt.stats().unwrap().types["rt"].completed, 1);
     let changes = common::history_kinds(&rt, id);
     assert_eq!(
         changes,
@@ -397,13 +397,11 @@ fn check_upgraded(db: &TestDb, before: &[String]) {
             ("report", "2.1.0-beta", true)
         ]
     );
-    let statuses: Vec<String> = (1..=5)
+    let statuses: Vec<Status> = (1..=5)
         .map(|id| client.get_task(id).unwrap().status)
         .collect();
-    assert_eq!(
-        statuses,
-        ["pending", "claimed", "completed", "failed", "pending"]
-    );
+    use Status::*;
+    assert_eq!(statuses, [Pending, Claimed, Completed, Failed, Pending]);
     // The original's key of task 1 is the key this library computes for the same params, in
     // any key order; the original's other keys keep deduplicating.
     let same = client

@@ -20,7 +20,7 @@ fn the_database_holds_exactly_the_procedures_this_library_builds() {
             (&db.name,),
         )
         .unwrap();
-    let mut built: Vec<(String, String, String)> = taskmanager::queue::stored_procedures()
+    let mut built: Vec<(String, String, String)> = taskmanager::test_hooks::stored_procedures()
         .into_iter()
         .map(|(name, _, body)| (name, body, "INVOKER".to_string()))
         .collect();
@@ -122,7 +122,7 @@ fn each_hot_path_step_goes_through_its_procedure() {
 #[test]
 fn without_the_procedures_the_scripts_serve_every_step() {
     let db = TestDb::new(json!({}));
-    for (name, ..) in taskmanager::queue::stored_procedures() {
+    for (name, ..) in taskmanager::test_hooks::stored_procedures() {
         db.sql_exec(&format!("DROP PROCEDURE {name}"));
     }
     db.register("s", any_object());
@@ -164,7 +164,7 @@ fn without_the_procedures_the_scripts_serve_every_step() {
 /// migration file, a new schema version. `TASKMANAGER_BLESS=1` writes the file anew.
 #[test]
 fn the_procedures_called_are_those_of_the_committed_migration_file() {
-    let (generation, built) = taskmanager::queue::procedures_migration_file();
+    let (generation, built) = taskmanager::test_hooks::procedures_migration_file();
     let path = format!(
         "{}/sql/migrations/{generation:04}_hot_path_procedures_v{generation}.sql",
         env!("CARGO_MANIFEST_DIR")

@@ -295,28 +295,27 @@ fn stats_say_what_an_operator_needs() {
         a.id
     ));
     let stats = db.client.stats().unwrap();
-    assert_eq!(stats["types"]["s.mail"]["pending"], 2);
-    assert_eq!(stats["types"]["s.idle"]["pending"], 0);
-    assert_eq!(stats["totals"]["claimed"], 1);
-    let oldest = stats["queue"]["s.mail"]["oldest_pending_seconds"]
-        .as_f64()
-        .unwrap();
+    assert_eq!(stats.types["s.mail"].pending, 2);
+    assert_eq!(stats.types["s.idle"].get(Status::Pending), 0);
+    assert_eq!(stats.totals.claimed, 1);
+    let oldest = stats.queue["s.mail"].oldest_pending_seconds.unwrap();
     assert!((89.0..200.0).contains(&oldest), "{oldest}");
-    assert_eq!(stats["queue"]["s.mail"]["expired_leases"], 1);
-    let completed = &stats["throughput"]["s.mail"]["completed_per_minute"];
-    assert_eq!(completed.as_array().unwrap().len(), 60);
-    assert_eq!(completed[10], 1, "{completed}");
-    assert_eq!(stats["throughput"]["s.mail"]["failed_per_minute"][0], 1);
-    let workers = stats["workers"].as_array().unwrap();
-    let beta = workers.iter().find(|w| w["worker_id"] == "beta").unwrap();
-    assert_eq!(
-        (beta["claims_last_hour"].as_i64(), beta["holding"].as_i64()),
-        (Some(2), Some(1))
-    );
+    assert_eq!(stats.queue["s.mail"].expired_leases, 1);
+    let completed = &stats.throughput["s.mail"].completed_per_minute;
+    assert_eq!(completed.len(), 60);
+    assert_eq!(completed[10], 1, "{completed:?}");
+    assert_eq!(stats.throughput["s.mail"].failed_per_minute[0], 1);
+    let beta = stats
+        .workers
+        .iter()
+        .find(|w| w.worker_id == "beta")
+        .unwrap();
+    assert_eq!((beta.claims_last_hour, beta.holding), (2, 1));
     assert!(
-        workers
+        stats
+            .workers
             .iter()
-            .any(|w| w["worker_id"] == "alpha" && w["holding"] == 0)
+            .any(|w| w.worker_id == "alpha" && w.holding == 0)
     );
 
     let text = db.client.metrics().unwrap();

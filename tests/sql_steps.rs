@@ -12,7 +12,7 @@ const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/mysql/steps.sql");
 
 #[test]
 fn the_committed_steps_file_is_what_the_library_sends() {
-    let rendered = taskmanager::queue::rendered_steps();
+    let rendered = taskmanager::test_hooks::rendered_steps();
     if std::env::var("TASKMANAGER_BLESS").as_deref() == Ok("1") {
         std::fs::create_dir_all(std::path::Path::new(PATH).parent().unwrap()).unwrap();
         std::fs::write(PATH, &rendered).unwrap();

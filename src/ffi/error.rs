@@ -10,6 +10,8 @@ use std::ffi::{CString, c_char};
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum tm_code {
+    // Undocumented on purpose: a doc comment here would change the generated C header.
+    #[allow(missing_docs)]
     TM_OK = 0,
     /// A required pointer argument was NULL.
     TM_NULL_PARAMETER = 100,

@@ -66,14 +66,18 @@ pub struct BulkOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkAction {
+    /// Cancel pending or claimed tasks.
     Cancel,
+    /// Send failed or cancelled tasks back to pending.
     Retry,
 }
 
 /// What a bulk call did (or, in a dry run, would do). `matched` is the sum of the three lists.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BulkReport {
+    /// The action asked for.
     pub action: BulkAction,
+    /// True when nothing was changed, only reported.
     pub dry_run: bool,
     /// Tasks selected (at most the limit), and the ids given that the selection lacks.
     pub matched: u64,
@@ -92,11 +96,13 @@ pub struct BulkReport {
 /// A task a bulk action left alone, and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Skipped {
+    /// The task's id.
     pub id: i64,
     /// `TM_CONFLICT` (its status does not allow the action, or a retry would duplicate an
     /// active task's dedupe key) or `TM_NOT_FOUND` (gone, or an id the filter does not select).
     #[serde(serialize_with = "code_name")]
     pub code: Code,
+    /// What the single call would have said.
     pub message: String,
 }
 

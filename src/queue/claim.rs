@@ -54,17 +54,23 @@ pub struct ClaimOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortBy {
+    /// Oldest first (`created_at`).
     CreatedAt,
+    /// By priority (lowest first, unless `desc`).
     Priority,
+    /// By task id.
     Id,
+    /// By attempts made so far.
     Attempts,
 }
 
 /// `asc` or `desc` (either case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SortOrder {
+    /// Ascending.
     #[serde(rename = "asc", alias = "ASC")]
     Asc,
+    /// Descending.
     #[serde(rename = "desc", alias = "DESC")]
     Desc,
 }
@@ -90,15 +96,22 @@ impl ClaimOptions {
 /// A task handed to a worker, with the lease token that alone can finish it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ClaimedTask {
+    /// The task.
     pub id: i64,
+    /// Its type's name (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Its params.
     pub params: Value,
+    /// Its priority; higher runs first.
     pub priority: i32,
     /// Attempts including this one.
     pub attempts: u32,
+    /// Attempts it may have in all before it is dead.
     pub max_attempts: u32,
+    /// The token that alone may heartbeat, complete, fail or release it under this lease.
     pub lease_token: String,
+    /// When the lease runs out unless extended (RFC 3339, UTC, database clock).
     pub lease_expires_at: String,
 }
 
@@ -256,7 +269,7 @@ pub(crate) fn complete_and_claim(
     let token_prefix = random_hex();
     let completed = |repeated| Finished {
         id,
-        status: Status::Completed.as_str().into(),
+        status: Status::Completed,
         repeated,
     };
     db.run(|conn, again| {
@@ -299,9 +312,10 @@ pub(crate) fn complete_and_claim(
     })
 }
 
-/// What [`complete_and_claim`] did.
+/// What [`Client::complete_and_claim`](crate::Client::complete_and_claim) did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CompletedAndClaimed {
+    /// The task it completed.
     pub completed: Finished,
     /// The next tasks, leased to the worker; empty when nothing is runnable.
     pub claimed: Vec<ClaimedTask>,

@@ -82,7 +82,7 @@ fn refused_before_the_body(e: &Error) -> bool {
 pub(crate) struct KeyHolder {
     pub id: i64,
     pub key: String,
-    pub status: String,
+    pub status: Status,
     /// Created by this call (any run of it).
     pub created_by_this_call: bool,
 }
@@ -156,7 +156,7 @@ impl Engine {
             Ok(KeyHolder {
                 id: c.id("task")?,
                 key: c.get("dedupe_lock")?,
-                status: c.get("status")?,
+                status: c.status("status")?,
                 created_by_this_call: c.get("created_by_this_call")?,
             })
         })?;

@@ -14,7 +14,7 @@ use crate::pool::Conn;
 use crate::queue::MAX_BATCH;
 use crate::queue::engine::{Engine, EnqueueAnswer, KeyHolder, TypeState};
 use crate::queue::input::check_delay_seconds;
-use crate::queue::lifecycle::{self, NewTask};
+use crate::queue::lifecycle::{self, NewTask, Status};
 use crate::random::random_hex;
 use crate::type_cache::CachedType;
 use crate::types::check_name;
@@ -46,9 +46,12 @@ pub struct EnqueueOptions {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
+    /// The task's type (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Its params, checked against the type's JSON Schema.
     pub params: Value,
+    /// Its options (all optional).
     #[serde(default)]
     pub options: EnqueueOptions,
 }
@@ -75,12 +78,16 @@ impl<'a> From<&'a BatchItem> for TaskInput<'a> {
 /// The result of enqueuing one task.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Enqueued {
+    /// The task (the existing one when deduplicated).
     pub id: i64,
+    /// Its type's name (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: String,
-    pub status: String,
+    /// Its status: `pending` when created now; a deduplicated task's current status.
+    pub status: Status,
     /// True when an existing task with the same dedupe key was returned instead.
     pub deduplicated: bool,
+    /// The dedupe key it holds.
     pub dedupe_key: String,
 }
 
@@ -389,7 +396,7 @@ fn insert(
             return Ok(vec![Enqueued {
                 id,
                 type_name: task.item.type_name.to_string(),
-                status: lifecycle::ENQUEUE.to.to_string(),
+                status: lifecycle::ENQUEUE.to,
                 deduplicated: false,
                 dedupe_key: task.key.clone(),
             }]);
@@ -425,7 +432,7 @@ fn insert(
         out.push(Enqueued {
             id: holder.id,
             type_name: p.item.type_name.to_string(),
-            status: holder.status.clone(),
+            status: holder.status,
             deduplicated: !created_now,
             dedupe_key: p.key.clone(),
         });

@@ -23,9 +23,11 @@ use crate::queue::lifecycle::{self, GuardedScript, Holder, Script, Status};
 use crate::queue::procedures;
 use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_unit;
+use crate::row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// What a heartbeat records; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatOptions {
@@ -35,13 +37,18 @@ pub struct HeartbeatOptions {
     pub lease_seconds: Option<u32>,
 }
 
+/// The lease after a heartbeat.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Heartbeat {
+    /// The task.
     pub id: i64,
+    /// When the extended lease runs out (RFC 3339, UTC, database clock).
     pub lease_expires_at: String,
+    /// The progress recorded on the task, 0..=100.
     pub progress: i32,
 }
 
+/// How a failure is retried; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailOptions {
@@ -51,14 +58,20 @@ pub struct FailOptions {
     pub retry_in_seconds: Option<f64>,
 }
 
+/// The task after a fail.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Failed {
+    /// The task.
     pub id: i64,
     /// `pending` when it will run again, `failed` when it is dead.
-    pub status: String,
+    pub status: Status,
+    /// Attempts made so far.
     pub attempts: u32,
+    /// Attempts it may have in all.
     pub max_attempts: u32,
+    /// When it may run again (RFC 3339, UTC, database clock).
     pub run_at: String,
+    /// True when this call repeated an earlier identical one and changed nothing.
     pub repeated: bool,
 }
 
@@ -66,8 +79,11 @@ pub struct Failed {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteItem {
+    /// The task.
     pub id: i64,
+    /// The token of the lease that holds it.
     pub lease_token: String,
+    /// Its result (JSON null when left out).
     #[serde(default)]
     pub result: Value,
 }
@@ -75,10 +91,14 @@ pub struct CompleteItem {
 /// Per-task outcome of a batch complete.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CompleteOutcome {
+    /// The task.
     pub id: i64,
+    /// Whether it is completed by this call (or was by an identical earlier one).
     pub ok: bool,
+    /// When not `ok`: the error's code name (`TM_LEASE_LOST`, `TM_NOT_FOUND`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// When not `ok`: the error's message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -153,7 +173,7 @@ pub(crate) fn complete(
         !done.changed && repeated_or_error(id, done.state, holder, &[Status::Completed])?;
     Ok(Finished {
         id,
-        status: Status::Completed.as_str().into(),
+        status: Status::Completed,
         repeated,
     })
 }
@@ -273,7 +293,7 @@ pub(crate) fn fail(
     };
     Ok(Failed {
         id,
-        status,
+        status: row::status(&format!("task {id}"), "status", &status)?,
         attempts: row.get("attempts")?,
         max_attempts: row.get("max_attempts")?,
         run_at: row.get("run_at")?,
@@ -291,7 +311,7 @@ pub(crate) fn release(db: &Database, config: &Config, id: i64, token: &str) -> R
     let repeated = !done.changed && repeated_or_error(id, done.state, holder, &[Status::Pending])?;
     Ok(Finished {
         id,
-        status: Status::Pending.as_str().into(),
+        status: Status::Pending,
         repeated,
     })
 }

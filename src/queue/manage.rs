@@ -144,11 +144,10 @@ fn apply(
         commit(db, tx)?;
         Ok(Finished {
             id,
-            status: if repeated {
-                current
-            } else {
-                transition.to.as_str().into()
-            },
+            // A repeat found the task already in `no_op_in`, a status it could read.
+            status: Status::parse(&current)
+                .filter(|_| repeated)
+                .unwrap_or(transition.to),
             repeated,
         })
     })

@@ -4,7 +4,8 @@
 //! Every time comparison uses the database clock (`NOW(6)`), never the client's.
 
 pub(crate) mod bulk;
-pub(crate) mod catalog;
+#[cfg(feature = "test-hooks")]
+mod catalog;
 pub(crate) mod claim;
 pub(crate) mod engine;
 pub(crate) mod enqueue;
@@ -14,6 +15,10 @@ pub(crate) mod lease;
 pub(crate) mod lifecycle;
 pub(crate) mod like;
 pub(crate) mod manage;
+// The procedures' CREATE statements and bodies are built only for the test hooks, which check
+// them against the committed migration and `sql/schema.sql` (the migration runs the committed
+// file); a build without the hooks calls only the CALL builders.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub(crate) mod procedures;
 pub(crate) mod prune;
 pub(crate) mod read;
@@ -25,7 +30,7 @@ use serde::Serialize;
 /// complete_and_claim, and the claim in every other order) that read or write rows, ready for EXPLAIN (the tests and the benchmark
 /// check their plans): `INTO @var` is left out, and the finished task's id is the user variable
 /// `@tm_example_id`.
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
     let request = lifecycle::ClaimRequest {
         worker_id: "explain",
@@ -78,7 +83,7 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
 /// The hot path's stored procedures as this library creates them: `(name, CREATE statement,
 /// body)`, the body as `information_schema.ROUTINES` shows it (tests check that the database
 /// and `sql/schema.sql` hold exactly these).
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub fn stored_procedures() -> Vec<(String, String, String)> {
     procedures::all()
         .into_iter()
@@ -91,13 +96,13 @@ pub fn stored_procedures() -> Vec<(String, String, String)> {
 
 /// The file of the migration that creates this generation's procedures, as the library builds
 /// it (tests check the committed file against it).
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub fn procedures_migration_file() -> (u32, String) {
     (procedures::GENERATION, procedures::migration_file())
 }
 
 /// Every statement of every step as `sql/mysql/steps.sql` holds it (tests check the file).
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub fn rendered_steps() -> String {
     catalog::render()
 }
@@ -115,8 +120,10 @@ pub(crate) fn iso(column: &str) -> String {
 /// The outcome of a single finishing call.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finished {
+    /// The task.
     pub id: i64,
-    pub status: String,
+    /// Its status after the call.
+    pub status: lifecycle::Status,
     /// True when this call repeated an earlier identical one and changed nothing.
     pub repeated: bool,
 }

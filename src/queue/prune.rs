@@ -43,6 +43,7 @@ pub struct PruneReport {
     pub batches: u64,
     /// False when `max_batches` stopped it before everything old enough was gone.
     pub done: bool,
+    /// Whether this was a dry run (nothing deleted).
     pub dry_run: bool,
 }
 

@@ -15,26 +15,46 @@ use serde_json::Value;
 /// A task as stored, with params and result as JSON values.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Task {
+    /// The task.
     pub id: i64,
+    /// Its type's name (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Its type's id.
     pub type_id: i64,
-    pub status: String,
+    /// Where it is in its life.
+    pub status: Status,
+    /// Its params (null when the column holds text that is not JSON).
     pub params: Value,
+    /// The result it was completed with (null until then).
     pub result: Value,
+    /// The message of its last failure.
     pub error_message: Option<String>,
+    /// Attempts made so far (a claim counts one).
     pub attempts: u32,
+    /// Attempts it may have in all before it is dead.
     pub max_attempts: u32,
+    /// Higher runs first.
     pub priority: i32,
+    /// The last progress a heartbeat recorded, 0..=100.
     pub progress: i32,
+    /// The key that deduplicates it.
     pub dedupe_key: String,
+    /// `always` (the key blocks forever) or `active` (only while pending or claimed).
     pub dedupe_scope: String,
+    /// The worker id of its current (or last) claim.
     pub claimed_by: Option<String>,
+    /// When it was last claimed.
     pub claimed_at: Option<String>,
+    /// When its current lease runs out.
     pub lease_expires_at: Option<String>,
+    /// Not runnable before this time.
     pub run_at: String,
+    /// When it finished (completed, failed for good or cancelled).
     pub completed_at: Option<String>,
+    /// When it was enqueued.
     pub created_at: String,
+    /// When its row last changed. Every time is RFC 3339, UTC, database clock.
     pub updated_at: String,
 }
 
@@ -42,8 +62,10 @@ pub struct Task {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListFilter {
+    /// Only tasks of this type (`type` in JSON).
     #[serde(rename = "type")]
     pub type_name: Option<String>,
+    /// Only tasks in this status (`pending`, `claimed`, `completed`, `failed`, `cancelled`).
     pub status: Option<String>,
     /// Page size, 1..=1000 (default 100).
     pub limit: Option<u32>,
@@ -71,11 +93,18 @@ pub struct ListFilter {
 /// One history row.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HistoryEntry {
+    /// The history row.
     pub id: i64,
+    /// The task it is about.
     pub task_id: i64,
+    /// What happened (`created`, `claimed`, `progress`, `completed`, `retrying`, `failed`,
+    /// `lease_expired`, `released`, `cancelled`, `retried`).
     pub status_change: String,
+    /// The worker that made the change, when one did.
     pub worker_id: Option<String>,
+    /// The message the change carried, when it had one (a failure's, for instance).
     pub message: Option<String>,
+    /// When (RFC 3339, UTC, database clock).
     pub created_at: String,
 }
 
@@ -107,7 +136,7 @@ fn to_task(row: Row) -> Result<Task> {
         id: c.id("task")?,
         type_name: c.get("type_name")?,
         type_id: c.get("type_id")?,
-        status: c.get("status")?,
+        status: c.status("status")?,
         params: json_or_null(c.get("params_json")?),
         result: json_or_null(c.get("result_json")?),
         error_message: c.get("error_message")?,

@@ -12,74 +12,162 @@ use crate::error::Result;
 use crate::pool::Conn;
 use crate::queue::iso;
 use crate::queue::lifecycle::Status;
+use crate::row;
 use mysql::prelude::Queryable;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Minutes of throughput history in the stats.
 pub const MINUTES: usize = 60;
 
-/// The stats document:
+// The fields of every struct below are declared in alphabetical order: the document was a
+// `serde_json::Value`, whose maps write their keys sorted, and the C ABI, PHP, Python, the
+// dashboard and the HTTP API read its text. A struct writes its fields in declaration order,
+// so this order keeps the text byte for byte (tests/stats.rs compares it).
+
+/// What an operator watches ([`Client::stats`](crate::Client::stats)), as JSON:
 ///
 /// ```json
-/// {"types": {"email": {"pending": 2, "claimed": 0, ...}}, "totals": {"pending": 2, ...},
-///  "queue": {"email": {"oldest_pending_seconds": 4.2, "expired_leases": 0}},
+/// {"generated_at": "...",
+///  "queue": {"email": {"expired_leases": 0, "oldest_pending_seconds": 4.2}},
 ///  "throughput": {"email": {"completed_per_minute": [..60..], "failed_per_minute": [..60..]}},
-///  "workers": [{"worker_id": "w1", "last_claim_at": "...", "claims_last_hour": 9, "holding": 1}],
-///  "generated_at": "..."}
+///  "totals": {"cancelled": 0, "claimed": 0, "completed": 0, "failed": 0, "pending": 2},
+///  "types": {"email": {"cancelled": 0, "claimed": 0, "completed": 0, "failed": 0, "pending": 2}},
+///  "workers": [{"claims_last_hour": 9, "holding": 1, "last_claim_at": "...", "worker_id": "w1"}]}
 /// ```
 ///
 /// Every status appears in every count, zero when there is none. `*_per_minute[0]` is the
 /// minute that just ended... `[59]` the one an hour ago. Workers are those that claimed in the
 /// last hour (from the history, when it is on) or hold a task now.
-pub(crate) fn stats(db: &Database) -> Result<Value> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// When the database computed these figures (RFC 3339, UTC, its clock).
+    pub generated_at: String,
+    /// Per type that has runnable pending tasks or expired leases: their health.
+    pub queue: BTreeMap<String, QueueHealth>,
+    /// Per type that finished tasks in the last hour: how many in each minute.
+    pub throughput: BTreeMap<String, Throughput>,
+    /// Tasks by status over every type.
+    pub totals: StatusCounts,
+    /// Tasks by status, per registered type (every type, even one without tasks).
+    pub types: BTreeMap<String, StatusCounts>,
+    /// Workers that claimed in the last hour or hold a task now, most recent claim first.
+    pub workers: Vec<WorkerSeen>,
+}
+
+/// A number of tasks in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Tasks in `cancelled`.
+    pub cancelled: i64,
+    /// Tasks in `claimed`.
+    pub claimed: i64,
+    /// Tasks in `completed`.
+    pub completed: i64,
+    /// Tasks in `failed`.
+    pub failed: i64,
+    /// Tasks in `pending`.
+    pub pending: i64,
+}
+
+impl StatusCounts {
+    /// The count of tasks in `status`.
+    pub fn get(&self, status: Status) -> i64 {
+        match status {
+            Status::Pending => self.pending,
+            Status::Claimed => self.claimed,
+            Status::Completed => self.completed,
+            Status::Failed => self.failed,
+            Status::Cancelled => self.cancelled,
+        }
+    }
+
+    fn slot(&mut self, status: Status) -> &mut i64 {
+        match status {
+            Status::Pending => &mut self.pending,
+            Status::Claimed => &mut self.claimed,
+            Status::Completed => &mut self.completed,
+            Status::Failed => &mut self.failed,
+            Status::Cancelled => &mut self.cancelled,
+        }
+    }
+}
+
+/// The health of one type's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QueueHealth {
+    /// Claimed tasks whose lease ran out, not yet recovered (recovery will count them as
+    /// failed attempts).
+    pub expired_leases: i64,
+    /// Age in seconds of the oldest runnable pending task; `None` when there is none.
+    pub oldest_pending_seconds: Option<f64>,
+}
+
+/// Tasks of one type finished in each of the last 60 minutes, index 0 the most recent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Tasks completed, per minute.
+    pub completed_per_minute: Vec<i64>,
+    /// Tasks failed for good, per minute.
+    pub failed_per_minute: Vec<i64>,
+}
+
+/// A worker seen in the last hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSeen {
+    /// Claims it made in the last hour (from the history; 0 when the history is off).
+    pub claims_last_hour: i64,
+    /// Tasks it holds now.
+    pub holding: i64,
+    /// Its last claim (RFC 3339, UTC), when known.
+    pub last_claim_at: Option<String>,
+    /// Its worker id (`""` for tasks claimed without one).
+    pub worker_id: String,
+}
+
+pub(crate) fn stats(db: &Database) -> Result<Stats> {
     db.run(|conn, _| {
         let (types, totals) = counts(conn)?;
-        Ok(json!({
-            "types": types,
-            "totals": totals,
-            "queue": queue_health(conn)?,
-            "throughput": throughput(conn)?,
-            "workers": workers(conn)?,
-            "generated_at": conn.query_first::<String, _>(format!("SELECT {}", iso("NOW(6)")))
-                .map_err(|e| conn.error(e))?,
-        }))
+        Ok(Stats {
+            types,
+            totals,
+            queue: queue_health(conn)?,
+            throughput: throughput(conn)?,
+            workers: workers(conn)?,
+            generated_at: conn
+                .query_first::<String, _>(format!("SELECT {}", iso("NOW(6)")))
+                .map_err(|e| conn.error(e))?
+                .unwrap_or_default(),
+        })
     })
 }
 
-type Counts = BTreeMap<String, Map<String, Value>>;
-
-fn zero() -> Map<String, Value> {
-    Status::ALL
-        .iter()
-        .map(|s| (s.as_str().to_string(), json!(0)))
-        .collect()
-}
-
-fn counts(conn: &mut Conn<'_>) -> Result<(Counts, Map<String, Value>)> {
+fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
     let rows: Vec<(String, Option<String>, i64)> = conn
         .query(
             "SELECT y.name, t.status, COUNT(t.id) FROM task_types y \
              LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status",
         )
         .map_err(|e| conn.error(e))?;
-    let mut types = Counts::new();
-    let mut totals = zero();
+    let mut types = BTreeMap::new();
+    let mut totals = StatusCounts::default();
     for (name, status, count) in rows {
-        let entry = types.entry(name).or_insert_with(zero);
+        let entry: &mut StatusCounts = types.entry(name.clone()).or_default();
+        // NULL: a type without tasks (the LEFT JOIN), which counts zero everywhere.
         if let Some(status) = status {
-            entry.insert(status.clone(), json!(count));
-            let total = totals[&status].as_i64().unwrap_or(0) + count;
-            totals.insert(status, json!(total));
+            // A status outside the ENUM's words (its empty value, on a non-strict server) has
+            // no count to go to.
+            let status = row::status(&format!("the tasks of type {name}"), "status", &status)?;
+            *entry.slot(status) += count;
+            *totals.slot(status) += count;
         }
     }
     Ok((types, totals))
 }
 
-/// Per type: age of the oldest runnable pending task, and claimed tasks whose lease ran out
-/// (recovery will count them as failed attempts).
-fn queue_health(conn: &mut Conn<'_>) -> Result<Value> {
+/// Per type: age of the oldest runnable pending task, and claimed tasks whose lease ran out.
+fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
     let oldest: Vec<(String, f64)> = conn
         .query(
             "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 \
@@ -93,7 +181,7 @@ fn queue_health(conn: &mut Conn<'_>) -> Result<Value> {
              WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name",
         )
         .map_err(|e| conn.error(e))?;
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    let mut out = BTreeMap::new();
     let names = oldest
         .iter()
         .map(|o| &o.0)
@@ -101,18 +189,18 @@ fn queue_health(conn: &mut Conn<'_>) -> Result<Value> {
     for name in names {
         out.insert(
             name.clone(),
-            json!({
-                "oldest_pending_seconds": oldest.iter().find(|o| &o.0 == name).map(|o| o.1),
-                "expired_leases": expired.iter().find(|e| &e.0 == name).map_or(0, |e| e.1),
-            }),
+            QueueHealth {
+                oldest_pending_seconds: oldest.iter().find(|o| &o.0 == name).map(|o| o.1),
+                expired_leases: expired.iter().find(|e| &e.0 == name).map_or(0, |e| e.1),
+            },
         );
     }
-    Ok(json!(out))
+    Ok(out)
 }
 
 /// Per type, tasks completed and failed in each of the last 60 minutes (index 0: the most
 /// recent). Read from idx_tasks_finished (status, completed_at).
-fn throughput(conn: &mut Conn<'_>) -> Result<Value> {
+fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
     let rows: Vec<(String, String, i64, i64)> = conn
         .query(format!(
             "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, COUNT(*) \
@@ -123,32 +211,26 @@ fn throughput(conn: &mut Conn<'_>) -> Result<Value> {
             Status::Failed
         ))
         .map_err(|e| conn.error(e))?;
-    let mut out: BTreeMap<String, (Vec<i64>, Vec<i64>)> = BTreeMap::new();
+    let mut out: BTreeMap<String, Throughput> = BTreeMap::new();
     for (name, status, minute, count) in rows {
-        let entry = out
-            .entry(name)
-            .or_insert_with(|| (vec![0; MINUTES], vec![0; MINUTES]));
+        let entry = out.entry(name).or_insert_with(|| Throughput {
+            completed_per_minute: vec![0; MINUTES],
+            failed_per_minute: vec![0; MINUTES],
+        });
         let series = if status == Status::Completed.as_str() {
-            &mut entry.0
+            &mut entry.completed_per_minute
         } else {
-            &mut entry.1
+            &mut entry.failed_per_minute
         };
         if let Some(slot) = usize::try_from(minute).ok().and_then(|m| series.get_mut(m)) {
             *slot += count;
         }
     }
-    Ok(json!(
-        out.into_iter()
-            .map(|(name, (completed, failed))| (
-                name,
-                json!({"completed_per_minute": completed, "failed_per_minute": failed})
-            ))
-            .collect::<BTreeMap<_, _>>()
-    ))
+    Ok(out)
 }
 
 /// Workers that claimed in the last hour (history) or hold tasks now, most recent first.
-fn workers(conn: &mut Conn<'_>) -> Result<Value> {
+fn workers(conn: &mut Conn<'_>) -> Result<Vec<WorkerSeen>> {
     let claims: Vec<(Option<String>, String, i64)> = conn
         .query(format!(
             "SELECT worker_id, {}, COUNT(*) FROM task_history \
@@ -163,35 +245,41 @@ fn workers(conn: &mut Conn<'_>) -> Result<Value> {
             iso("MAX(claimed_at)")
         ))
         .map_err(|e| conn.error(e))?;
-    let mut seen: BTreeMap<String, (Option<String>, i64, i64)> = BTreeMap::new();
+    let mut seen: BTreeMap<String, WorkerSeen> = BTreeMap::new();
     for (worker, last, count) in claims {
-        let entry = seen.entry(worker.unwrap_or_default()).or_default();
-        entry.0 = Some(last);
-        entry.1 = count;
+        let entry = worker_entry(&mut seen, worker);
+        entry.last_claim_at = Some(last);
+        entry.claims_last_hour = count;
     }
     for (worker, count, last) in holding {
-        let entry = seen.entry(worker.unwrap_or_default()).or_default();
-        entry.2 = count;
-        if entry.0.is_none() {
-            entry.0 = last;
+        let entry = worker_entry(&mut seen, worker);
+        entry.holding = count;
+        if entry.last_claim_at.is_none() {
+            entry.last_claim_at = last;
         }
     }
-    let mut list: Vec<Value> = seen
-        .into_iter()
-        .map(|(worker, (last, claims, holding))| {
-            json!({"worker_id": worker, "last_claim_at": last, "claims_last_hour": claims, "holding": holding})
-        })
-        .collect();
-    list.sort_by(|a, b| {
-        b["last_claim_at"]
-            .as_str()
-            .cmp(&a["last_claim_at"].as_str())
-    });
-    Ok(json!(list))
+    let mut list: Vec<WorkerSeen> = seen.into_values().collect();
+    // Stable: workers claiming in the same microsecond stay in worker id order.
+    list.sort_by(|a, b| b.last_claim_at.cmp(&a.last_claim_at));
+    Ok(list)
+}
+
+/// The worker's entry, new and empty when first seen; no id (a claim without one) is `""`.
+fn worker_entry(
+    seen: &mut BTreeMap<String, WorkerSeen>,
+    worker: Option<String>,
+) -> &mut WorkerSeen {
+    let worker_id = worker.unwrap_or_default();
+    seen.entry(worker_id.clone()).or_insert(WorkerSeen {
+        claims_last_hour: 0,
+        holding: 0,
+        last_claim_at: None,
+        worker_id,
+    })
 }
 
 /// The stats document as Prometheus text exposition (version 0.0.4).
-pub fn metrics(stats: &Value) -> String {
+pub(crate) fn metrics(stats: &Stats) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -200,19 +288,12 @@ pub fn metrics(stats: &Value) -> String {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     };
-    let by_type = |section: &str| -> Vec<(String, Value)> {
-        stats[section]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
-    };
     let mut tasks = Vec::new();
-    for (name, counts) in by_type("types") {
+    for (name, counts) in &stats.types {
         for status in Status::ALL {
-            let count = counts[status.as_str()].as_f64().unwrap_or(0.0);
             tasks.push((
-                format!("type=\"{}\",status=\"{status}\"", label(&name)),
-                count,
+                format!("type=\"{}\",status=\"{status}\"", label(name)),
+                counts.get(status) as f64,
             ));
         }
     }
@@ -222,16 +303,15 @@ pub fn metrics(stats: &Value) -> String {
         "Tasks by type and status.",
         tasks,
     );
-    let health = by_type("queue");
     family(
         "taskmanager_oldest_pending_seconds",
         "gauge",
         "Age of the oldest runnable pending task, by type.",
-        health
+        stats
+            .queue
             .iter()
             .filter_map(|(name, h)| {
-                h["oldest_pending_seconds"]
-                    .as_f64()
+                h.oldest_pending_seconds
                     .map(|v| (format!("type=\"{}\"", label(name)), v))
             })
             .collect(),
@@ -240,29 +320,22 @@ pub fn metrics(stats: &Value) -> String {
         "taskmanager_expired_leases",
         "gauge",
         "Claimed tasks whose lease ran out, not yet recovered, by type.",
-        health
+        stats
+            .queue
             .iter()
-            .map(|(name, h)| {
-                (
-                    format!("type=\"{}\"", label(name)),
-                    h["expired_leases"].as_f64().unwrap_or(0.0),
-                )
-            })
+            .map(|(name, h)| (format!("type=\"{}\"", label(name)), h.expired_leases as f64))
             .collect(),
     );
     let mut finished = Vec::new();
-    for (name, series) in by_type("throughput") {
-        for (key, status) in [
-            ("completed_per_minute", "completed"),
-            ("failed_per_minute", "failed"),
+    for (name, series) in &stats.throughput {
+        for (per_minute, status) in [
+            (&series.completed_per_minute, Status::Completed),
+            (&series.failed_per_minute, Status::Failed),
         ] {
-            let total: f64 = series[key]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_f64).sum())
-                .unwrap_or(0.0);
+            let total: i64 = per_minute.iter().sum();
             finished.push((
-                format!("type=\"{}\",status=\"{status}\"", label(&name)),
-                total,
+                format!("type=\"{}\",status=\"{status}\"", label(name)),
+                total as f64,
             ));
         }
     }
@@ -272,20 +345,17 @@ pub fn metrics(stats: &Value) -> String {
         "Tasks completed or failed for good in the last 60 minutes, by type.",
         finished,
     );
-    let workers = stats["workers"].as_array().cloned().unwrap_or_default();
     family(
         "taskmanager_worker_holding",
         "gauge",
         "Tasks each worker seen in the last hour holds now.",
-        workers
+        stats
+            .workers
             .iter()
             .map(|w| {
                 (
-                    format!(
-                        "worker=\"{}\"",
-                        label(w["worker_id"].as_str().unwrap_or(""))
-                    ),
-                    w["holding"].as_f64().unwrap_or(0.0),
+                    format!("worker=\"{}\"", label(&w.worker_id)),
+                    w.holding as f64,
                 )
             })
             .collect(),
@@ -307,12 +377,39 @@ mod tests {
 
     #[test]
     fn metrics_escape_labels_and_list_every_status() {
-        let stats = json!({
-            "types": {"a\"b\\c\nd": {"pending": 2, "claimed": 1, "completed": 0, "failed": 0, "cancelled": 0}},
-            "queue": {"a\"b\\c\nd": {"oldest_pending_seconds": 1.5, "expired_leases": 3}},
-            "throughput": {"a\"b\\c\nd": {"completed_per_minute": [1, 2], "failed_per_minute": [0, 4]}},
-            "workers": [{"worker_id": "w1", "holding": 1}],
-        });
+        let counts = |pending, claimed| StatusCounts {
+            pending,
+            claimed,
+            ..StatusCounts::default()
+        };
+        let name = "a\"b\\c\nd".to_string();
+        let stats = Stats {
+            generated_at: "2024-01-01T00:00:00.000000Z".into(),
+            queue: [(
+                name.clone(),
+                QueueHealth {
+                    oldest_pending_seconds: Some(1.5),
+                    expired_leases: 3,
+                },
+            )]
+            .into(),
+            throughput: [(
+                name.clone(),
+                Throughput {
+                    completed_per_minute: vec![1, 2],
+                    failed_per_minute: vec![0, 4],
+                },
+            )]
+            .into(),
+            totals: counts(2, 1),
+            types: [(name, counts(2, 1))].into(),
+            workers: vec![WorkerSeen {
+                worker_id: "w1".into(),
+                last_claim_at: None,
+                claims_last_hour: 0,
+                holding: 1,
+            }],
+        };
         let text = metrics(&stats);
         assert!(
             text.contains(r#"taskmanager_tasks{type="a\"b\\c\nd",status="pending"} 2"#),

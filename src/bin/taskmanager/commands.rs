@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::io::BufRead;
 use taskmanager::{
     BatchItem, BulkAction, BulkFilter, BulkOptions, Client, Code, EnqueueOptions, Error,
-    ListFilter, PruneOptions, Result, Task, TaskType, TypeDefinition,
+    ListFilter, PruneOptions, Result, Stats, Status, Task, TaskType, Throughput, TypeDefinition,
 };
 
 pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
@@ -268,7 +268,7 @@ fn list(client: &Client, args: ListArgs, out: &Output) -> Result<()> {
                     vec![
                         t.id.to_string(),
                         t.type_name.clone(),
-                        t.status.clone(),
+                        t.status.to_string(),
                         t.priority.to_string(),
                         format!("{}/{}", t.attempts, t.max_attempts),
                         t.claimed_by.clone().unwrap_or_default(),
@@ -390,52 +390,52 @@ fn prune(client: &Client, args: PruneArgs, out: &Output) -> Result<()> {
     Ok(())
 }
 
-fn show_stats(stats: &Value) {
-    let statuses = ["pending", "claimed", "completed", "failed", "cancelled"];
+fn show_stats(stats: &Stats) {
     let mut headers = vec!["type"];
-    headers.extend(statuses);
+    headers.extend(Status::ALL.map(Status::as_str));
     headers.extend(["oldest pending", "expired", "done/h", "failed/h"]);
-    let sum = |v: &Value| -> i64 {
-        v.as_array()
-            .map(|a| a.iter().filter_map(Value::as_i64).sum())
-            .unwrap_or(0)
-    };
-    let rows = stats["types"]
-        .as_object()
-        .map(|types| {
-            types
-                .iter()
-                .map(|(name, counts)| {
-                    let mut row = vec![name.clone()];
-                    row.extend(statuses.iter().map(|s| cell(&counts[*s])));
-                    let queue = &stats["queue"][name];
-                    row.push(
-                        queue["oldest_pending_seconds"]
-                            .as_f64()
-                            .map(|s| format!("{s:.0}s"))
-                            .unwrap_or_default(),
-                    );
-                    row.push(cell(&queue["expired_leases"]));
-                    let hour = &stats["throughput"][name];
-                    row.push(sum(&hour["completed_per_minute"]).to_string());
-                    row.push(sum(&hour["failed_per_minute"]).to_string());
-                    row
-                })
-                .collect()
+    let rows = stats
+        .types
+        .iter()
+        .map(|(name, counts)| {
+            let mut row = vec![name.clone()];
+            row.extend(Status::ALL.map(|s| counts.get(s).to_string()));
+            let queue = stats.queue.get(name);
+            row.push(
+                queue
+                    .and_then(|q| q.oldest_pending_seconds)
+                    .map(|s| format!("{s:.0}s"))
+                    .unwrap_or_default(),
+            );
+            // Empty for a type that is not in `queue`, as the column always showed it.
+            row.push(
+                queue
+                    .map(|q| q.expired_leases.to_string())
+                    .unwrap_or_default(),
+            );
+            let hour = stats.throughput.get(name);
+            let sum = |series: fn(&Throughput) -> &Vec<i64>| -> String {
+                hour.map_or(0, |h| series(h).iter().sum::<i64>())
+                    .to_string()
+            };
+            row.push(sum(|h| &h.completed_per_minute));
+            row.push(sum(|h| &h.failed_per_minute));
+            row
         })
-        .unwrap_or_default();
+        .collect();
     table(&headers, rows);
-    if let Some(workers) = stats["workers"].as_array().filter(|w| !w.is_empty()) {
+    if !stats.workers.is_empty() {
         table(
             &["worker", "last claim", "claims last hour", "holding"],
-            workers
+            stats
+                .workers
                 .iter()
                 .map(|w| {
                     vec![
-                        cell(&w["worker_id"]),
-                        cell(&w["last_claim_at"]),
-                        cell(&w["claims_last_hour"]),
-                        cell(&w["holding"]),
+                        w.worker_id.clone(),
+                        w.last_claim_at.clone().unwrap_or_default(),
+                        w.claims_last_hour.to_string(),
+                        w.holding.to_string(),
                     ]
                 })
                 .collect(),

@@ -4,7 +4,7 @@
 
 use clap::Args;
 use serde_json::{Map, Value};
-use taskmanager::config::CONNECTION_KEYS;
+use taskmanager::CONNECTION_KEYS;
 use taskmanager::{Client, Code, Config, Error, Result};
 
 #[derive(Args)]

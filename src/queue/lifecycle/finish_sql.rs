@@ -141,7 +141,9 @@ pub fn complete(id: i64, holder: Holder<'_>, result_text: &str, history_on: bool
     )
 }
 
-/// The steps of a complete, with its inputs as SQL.
+/// The steps of a complete, with its inputs as SQL (for the procedure's body, built for the
+/// test hooks).
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub(crate) fn complete_steps(id_sql: &str, holder: &HolderSql, result_sql: &str) -> GuardedSteps {
     guarded_steps(
         &complete_set(result_sql),

@@ -32,19 +32,42 @@ pub use operator_sql::*;
 use crate::error::Result;
 use crate::pool::{Conn, ScriptResult, unknown_outcome};
 use crate::sql;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A task's status, as stored in `tasks.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A task's status, as stored in `tasks.status` and written in every answer.
+///
+/// It serializes as the lowercase word the database holds, so the JSON of an answer is the same
+/// as when the field was a string:
+///
+/// ```
+/// use taskmanager::Status;
+///
+/// assert_eq!(serde_json::to_string(&Status::Pending).unwrap(), r#""pending""#);
+/// let back: Status = serde_json::from_str(r#""cancelled""#).unwrap();
+/// assert_eq!(back, Status::Cancelled);
+/// assert_eq!(Status::parse("claimed"), Some(Status::Claimed));
+/// assert_eq!(Status::parse(""), None);
+/// assert!(serde_json::from_str::<Status>(r#""Pending""#).is_err());
+/// assert_eq!(Status::Failed, "failed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Waiting to be claimed (once its `run_at` has come).
     Pending,
+    /// Leased to a worker until its lease runs out.
     Claimed,
+    /// Finished by its worker; final.
     Completed,
+    /// Out of attempts, or failed without retry; a manual retry puts it back to pending.
     Failed,
+    /// Cancelled by an operator; a manual retry puts it back to pending.
     Cancelled,
 }
 
 impl Status {
+    /// Every status, in the order of a task's life.
     pub const ALL: [Status; 5] = [
         Status::Pending,
         Status::Claimed,
@@ -53,6 +76,7 @@ impl Status {
         Status::Cancelled,
     ];
 
+    /// The word the database and the JSON hold (`"pending"`, ...).
     pub const fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -63,6 +87,8 @@ impl Status {
         }
     }
 
+    /// The status a word names, exactly as [`Status::as_str`] writes it; `None` for any other
+    /// text (including other letter case and the empty ENUM value of a non-strict server).
     pub fn parse(text: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
@@ -71,6 +97,19 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the word the database holds, so `task.status == "pending"` reads as before.
+impl PartialEq<str> for Status {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Status {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -294,7 +333,8 @@ impl Script {
         self.statements.join(";\n")
     }
 
-    /// The statements, one by one.
+    /// The statements, one by one (for EXPLAIN, through the test hooks).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub fn statements(&self) -> &[String] {
         &self.statements
     }
@@ -333,7 +373,9 @@ pub(crate) struct Picked {
 }
 
 impl Picked {
-    /// One task, kept in `var`.
+    /// One task, kept in `var` (a stored procedure's local; the procedures' bodies are built
+    /// for the test hooks, see `queue::procedures`).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub(crate) fn one(var: &'static str) -> Picked {
         Picked { var, many: false }
     }
