@@ -16,6 +16,13 @@ fn minutes(now: i64) -> Vec<i64> {
     series
 }
 
+/// A 24-hour series with `now` in the current hour.
+fn hours(now: i64) -> Vec<i64> {
+    let mut series = vec![0; 24];
+    series[0] = now;
+    series
+}
+
 #[test]
 fn the_stats_json_is_the_documented_text_byte_for_byte() {
     let db = TestDb::new(json!({"enable_task_history": true}));
@@ -80,7 +87,8 @@ fn the_stats_json_is_the_documented_text_byte_for_byte() {
             "s.b": {"oldest_pending_seconds": null, "expired_leases": 1},
         },
         "throughput": {
-            "s.a": {"completed_per_minute": minutes(1), "failed_per_minute": minutes(1)},
+            "s.a": {"completed_per_hour": hours(1), "completed_per_minute": minutes(1),
+                    "failed_per_hour": hours(1), "failed_per_minute": minutes(1)},
         },
         // Most recent claim first.
         "workers": [
@@ -93,4 +101,36 @@ fn the_stats_json_is_the_documented_text_byte_for_byte() {
     });
     // A `Value` writes its keys sorted, as the document always was.
     assert_eq!(text, serde_json::to_string(&expected).unwrap());
+}
+
+#[test]
+fn tasks_finished_hours_ago_count_per_hour_only() {
+    let db = TestDb::new(json!({}));
+    db.register("h", any_object());
+    let ids: Vec<i64> = (0..3).map(|n| db.enqueue("h", json!({"n": n}))).collect();
+    for _ in &ids {
+        let t = db.claim_one("w");
+        db.client
+            .complete(t.id, &t.lease_token, &json!(null))
+            .unwrap();
+    }
+    // One finished now, one 130 minutes ago (hour 2), one two days ago (outside the series).
+    db.sql_exec(&format!(
+        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 130 MINUTE WHERE id = {}",
+        ids[1]
+    ));
+    db.sql_exec(&format!(
+        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 2 DAY WHERE id = {}",
+        ids[2]
+    ));
+    let stats = db.client.stats().unwrap();
+    let series = &stats.throughput["h"];
+    assert_eq!(series.completed_per_minute.iter().sum::<i64>(), 1);
+    assert_eq!(series.completed_per_minute[0], 1);
+    assert_eq!(series.completed_per_hour.len(), 24);
+    assert_eq!(
+        (series.completed_per_hour[0], series.completed_per_hour[2]),
+        (1, 1)
+    );
+    assert_eq!(series.completed_per_hour.iter().sum::<i64>(), 2);
 }

@@ -438,7 +438,8 @@ tm_error *tm_task_history(const tm_client *client, int64_t task_id, char **out_j
  *   "cancelled": n}}`, and `"totals"` the same summed;
  * - `"queue"`: `{"name": {"oldest_pending_seconds": x or null, "expired_leases": n}}`;
  * - `"throughput"`: `{"name": {"completed_per_minute": [60 counts], "failed_per_minute":
- *   [...]}}`, index 0 the most recent minute;
+ *   [...], "completed_per_hour": [24 counts], "failed_per_hour": [...]}}`, index 0 the most
+ *   recent minute or hour;
  * - `"workers"`: `[{"worker_id", "last_claim_at", "claims_last_hour", "holding"}]`;
  * - `"generated_at"`: the server's time.
  */

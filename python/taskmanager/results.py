@@ -139,10 +139,13 @@ class QueueHealth(TypedDict):
 
 
 class Throughput(TypedDict):
-    """Counts per minute over the last hour, index 0 the most recent minute."""
+    """Counts per minute over the last hour and per hour over the last day, index 0 the most
+    recent."""
 
     completed_per_minute: List[int]
     failed_per_minute: List[int]
+    completed_per_hour: List[int]
+    failed_per_hour: List[int]
 
 
 class WorkerSeen(TypedDict):

@@ -21,6 +21,9 @@ use std::fmt::Write;
 /// Minutes of throughput history in the stats.
 pub const MINUTES: usize = 60;
 
+/// Hours of the per-hour throughput series.
+pub const HOURS: usize = 24;
+
 // The fields of every struct below are declared in alphabetical order: the document was a
 // `serde_json::Value`, whose maps write their keys sorted, and the C ABI, PHP, Python, the
 // dashboard and the HTTP API read its text. A struct writes its fields in declaration order,
@@ -31,7 +34,8 @@ pub const MINUTES: usize = 60;
 /// ```json
 /// {"generated_at": "...",
 ///  "queue": {"email": {"expired_leases": 0, "oldest_pending_seconds": 4.2}},
-///  "throughput": {"email": {"completed_per_minute": [..60..], "failed_per_minute": [..60..]}},
+///  "throughput": {"email": {"completed_per_hour": [..24..], "completed_per_minute": [..60..],
+///                           "failed_per_hour": [..24..], "failed_per_minute": [..60..]}},
 ///  "totals": {"cancelled": 0, "claimed": 0, "completed": 0, "failed": 0, "pending": 2},
 ///  "types": {"email": {"cancelled": 0, "claimed": 0, "completed": 0, "failed": 0, "pending": 2}},
 ///  "workers": [{"claims_last_hour": 9, "holding": 1, "last_claim_at": "...", "worker_id": "w1"}]}
@@ -104,11 +108,16 @@ pub struct QueueHealth {
     pub oldest_pending_seconds: Option<f64>,
 }
 
-/// Tasks of one type finished in each of the last 60 minutes, index 0 the most recent.
+/// Tasks of one type finished in each of the last 60 minutes and the last 24 hours, index 0
+/// the most recent. Fields in sorted order: the document's keys were always sorted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Throughput {
+    /// Tasks completed, per hour.
+    pub completed_per_hour: Vec<i64>,
     /// Tasks completed, per minute.
     pub completed_per_minute: Vec<i64>,
+    /// Tasks failed for good, per hour.
+    pub failed_per_hour: Vec<i64>,
     /// Tasks failed for good, per minute.
     pub failed_per_minute: Vec<i64>,
 }
@@ -144,12 +153,18 @@ pub(crate) fn stats(db: &Database) -> Result<Stats> {
 }
 
 fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
-    let rows: Vec<(String, Option<String>, i64)> = conn
-        .query(
-            "SELECT y.name, t.status, COUNT(t.id) FROM task_types y \
-             LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status",
-        )
-        .map_err(|e| conn.error(e))?;
+    let rows = read(
+        conn,
+        "SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y \
+         LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status",
+        |c| {
+            Ok((
+                c.get::<String>("name")?,
+                c.get::<Option<String>>("status")?,
+                c.get::<i64>("n")?,
+            ))
+        },
+    )?;
     let mut types = BTreeMap::new();
     let mut totals = StatusCounts::default();
     for (name, status, count) in rows {
@@ -168,19 +183,19 @@ fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, Status
 
 /// Per type: age of the oldest runnable pending task, and claimed tasks whose lease ran out.
 fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
-    let oldest: Vec<(String, f64)> = conn
-        .query(
-            "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 \
-             FROM tasks t JOIN task_types y ON y.id = t.type_id \
-             WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name",
-        )
-        .map_err(|e| conn.error(e))?;
-    let expired: Vec<(String, i64)> = conn
-        .query(
-            "SELECT y.name, COUNT(*) FROM tasks t JOIN task_types y ON y.id = t.type_id \
-             WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name",
-        )
-        .map_err(|e| conn.error(e))?;
+    let oldest = read(
+        conn,
+        "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age \
+         FROM tasks t JOIN task_types y ON y.id = t.type_id \
+         WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name",
+        |c| Ok((c.get::<String>("name")?, c.get::<f64>("age")?)),
+    )?;
+    let expired = read(
+        conn,
+        "SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
+         WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name",
+        |c| Ok((c.get::<String>("name")?, c.get::<i64>("n")?)),
+    )?;
     let mut out = BTreeMap::new();
     let names = oldest
         .iter()
@@ -198,31 +213,52 @@ fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
     Ok(out)
 }
 
-/// Per type, tasks completed and failed in each of the last 60 minutes (index 0: the most
-/// recent). Read from idx_tasks_finished (status, completed_at).
+/// Per type, tasks completed and failed in each of the last 60 minutes and of the last 24
+/// hours (index 0: the most recent), from one read of idx_tasks_finished (status,
+/// completed_at) over the last day.
 fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
-    let rows: Vec<(String, String, i64, i64)> = conn
-        .query(format!(
-            "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, COUNT(*) \
-             FROM tasks t JOIN task_types y ON y.id = t.type_id \
-             WHERE t.status IN ('{}', '{}') AND t.completed_at > NOW(6) - INTERVAL {MINUTES} MINUTE \
+    let rows = read(
+        conn,
+        &format!(
+            "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, \
+             COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
+             WHERE t.status IN ('{}', '{}') AND t.completed_at > NOW(6) - INTERVAL {HOURS} HOUR \
              GROUP BY y.name, t.status, minute",
             Status::Completed,
             Status::Failed
-        ))
-        .map_err(|e| conn.error(e))?;
+        ),
+        |c| {
+            Ok((
+                c.get::<String>("name")?,
+                c.get::<String>("status")?,
+                c.get::<i64>("minute")?,
+                c.get::<i64>("n")?,
+            ))
+        },
+    )?;
     let mut out: BTreeMap<String, Throughput> = BTreeMap::new();
     for (name, status, minute, count) in rows {
         let entry = out.entry(name).or_insert_with(|| Throughput {
+            completed_per_hour: vec![0; HOURS],
             completed_per_minute: vec![0; MINUTES],
+            failed_per_hour: vec![0; HOURS],
             failed_per_minute: vec![0; MINUTES],
         });
-        let series = if status == Status::Completed.as_str() {
-            &mut entry.completed_per_minute
+        let (per_minute, per_hour) = if status == Status::Completed.as_str() {
+            (
+                &mut entry.completed_per_minute,
+                &mut entry.completed_per_hour,
+            )
         } else {
-            &mut entry.failed_per_minute
+            (&mut entry.failed_per_minute, &mut entry.failed_per_hour)
         };
-        if let Some(slot) = usize::try_from(minute).ok().and_then(|m| series.get_mut(m)) {
+        let Ok(minute) = usize::try_from(minute) else {
+            continue;
+        };
+        if let Some(slot) = per_minute.get_mut(minute) {
+            *slot += count;
+        }
+        if let Some(slot) = per_hour.get_mut(minute / 60) {
             *slot += count;
         }
     }
@@ -231,20 +267,37 @@ fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
 
 /// Workers that claimed in the last hour (history) or hold tasks now, most recent first.
 fn workers(conn: &mut Conn<'_>) -> Result<Vec<WorkerSeen>> {
-    let claims: Vec<(Option<String>, String, i64)> = conn
-        .query(format!(
-            "SELECT worker_id, {}, COUNT(*) FROM task_history \
+    let claims = read(
+        conn,
+        &format!(
+            "SELECT worker_id, {} AS last, COUNT(*) AS n FROM task_history \
              WHERE created_at > NOW(6) - INTERVAL 1 HOUR AND status_change = 'claimed' \
              GROUP BY worker_id",
             iso("MAX(created_at)")
-        ))
-        .map_err(|e| conn.error(e))?;
-    let holding: Vec<(Option<String>, i64, Option<String>)> = conn
-        .query(format!(
-            "SELECT claimed_by, COUNT(*), {} FROM tasks WHERE status = 'claimed' GROUP BY claimed_by",
+        ),
+        |c| {
+            Ok((
+                c.get::<Option<String>>("worker_id")?,
+                c.get::<String>("last")?,
+                c.get::<i64>("n")?,
+            ))
+        },
+    )?;
+    let holding = read(
+        conn,
+        &format!(
+            "SELECT claimed_by, COUNT(*) AS n, {} AS last FROM tasks WHERE status = 'claimed' \
+             GROUP BY claimed_by",
             iso("MAX(claimed_at)")
-        ))
-        .map_err(|e| conn.error(e))?;
+        ),
+        |c| {
+            Ok((
+                c.get::<Option<String>>("claimed_by")?,
+                c.get::<i64>("n")?,
+                c.get::<Option<String>>("last")?,
+            ))
+        },
+    )?;
     let mut seen: BTreeMap<String, WorkerSeen> = BTreeMap::new();
     for (worker, last, count) in claims {
         let entry = worker_entry(&mut seen, worker);
@@ -276,6 +329,16 @@ fn worker_entry(
         last_claim_at: None,
         worker_id,
     })
+}
+
+/// The rows of a stats query, each read by column name.
+fn read<T>(
+    conn: &mut Conn<'_>,
+    sql: &str,
+    decode: impl FnMut(&mut row::Columns) -> Result<T>,
+) -> Result<Vec<T>> {
+    let rows: Vec<mysql::Row> = conn.query(sql).map_err(|e| conn.error(e))?;
+    row::decode_all(rows, "a stats row", decode)
 }
 
 /// The stats document as Prometheus text exposition (version 0.0.4).
@@ -396,7 +459,9 @@ mod tests {
             throughput: [(
                 name.clone(),
                 Throughput {
+                    completed_per_hour: vec![3],
                     completed_per_minute: vec![1, 2],
+                    failed_per_hour: vec![4],
                     failed_per_minute: vec![0, 4],
                 },
             )]

@@ -217,10 +217,8 @@ final class Dashboard
     }
 
     /**
-     * One page of the task list. `params` and `error` narrow the library's `text` filter, which
-     * matches either field, to one of them: the library selects by the text, this keeps the
-     * tasks whose field holds it (case-insensitive, as the library compares), reading on until
-     * the page is full or the list ends.
+     * One page of the task list; `params` and `error` search one field each (the library's
+     * `params_text` and `error_text` filters), `text` either.
      *
      * @param array<string, mixed> $query
      * @return list<array<string, mixed>>
@@ -228,37 +226,12 @@ final class Dashboard
     private function tasks(TaskManager $tm, array $query): array
     {
         $filter = $this->filter($query, 50);
-        $fields = array_filter(
-            ['params' => $query['params'] ?? null, 'error' => $query['error'] ?? null],
-            static fn (mixed $text): bool => is_string($text) && $text !== '',
-        );
-        if ($fields === []) {
-            return $tm->listTasks($filter);
-        }
-        $filter['text'] ??= reset($fields);
-        $size = $filter['limit'];
-        $filter['limit'] = 1000;
-        $page = [];
-        do {
-            $batch = $tm->listTasks($filter);
-            foreach ($batch as $task) {
-                $in = [
-                    'params' => json_encode($task['params'], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES),
-                    'error' => (string) ($task['error_message'] ?? ''),
-                ];
-                foreach ($fields as $field => $text) {
-                    if (mb_stripos((string) $in[$field], $text) === false) {
-                        continue 2;
-                    }
-                }
-                $page[] = $task;
-                if (count($page) === $size) {
-                    return $page;
-                }
+        foreach (['params' => 'params_text', 'error' => 'error_text'] as $field => $key) {
+            if (isset($query[$field]) && is_string($query[$field]) && $query[$field] !== '') {
+                $filter[$key] = $query[$field];
             }
-            $filter['before_id'] = $batch === [] ? 0 : $batch[count($batch) - 1]['id'];
-        } while (count($batch) === $filter['limit']);
-        return $page;
+        }
+        return $tm->listTasks($filter);
     }
 
     /**
