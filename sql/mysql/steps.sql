@@ -6,6 +6,8 @@
 -- literals of src/sql.rs (integers, and text as _utf8mb4 X'<hex>', constant text as
 -- well, shown quoted here), and a step's
 -- statements travel together as one multi-statement text in one round trip.
+-- The reads (get, list, history, stats) and selections are prepared statements: `?`
+-- marks a value bound by the driver.
 -- A step marked `procedure` is a CALL of the stored procedure of that name (its body:
 -- sql/migrations/0005_hot_path_procedures_v5.sql); the script after it is the fallback.
 
@@ -235,6 +237,39 @@ SELECT id FROM tasks FORCE INDEX (idx_tasks_finished) WHERE status = 'completed'
 
 -- name: prune, dry run: how many
 SELECT COUNT(*) FROM tasks WHERE status IN ('completed','failed','cancelled') AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
+
+-- name: cancel or retry by an operator: the locking read first (`?`: the id)
+SELECT status FROM tasks WHERE id = ? FOR UPDATE;
+
+-- name: get a task
+SELECT t.id, y.name AS type_name, t.type_id, t.status, t.params_json, t.result_json, t.error_message, t.attempts, t.max_attempts, t.priority, t.progress, t.dedupe_key, t.dedupe_scope, t.claimed_by, DATE_FORMAT(t.claimed_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS claimed_at, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, DATE_FORMAT(t.run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS run_at, DATE_FORMAT(t.completed_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS completed_at, DATE_FORMAT(t.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, DATE_FORMAT(t.updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.id = ?;
+
+-- name: list tasks, every filter given
+SELECT t.id, y.name AS type_name, t.type_id, t.status, t.params_json, t.result_json, t.error_message, t.attempts, t.max_attempts, t.priority, t.progress, t.dedupe_key, t.dedupe_scope, t.claimed_by, DATE_FORMAT(t.claimed_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS claimed_at, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, DATE_FORMAT(t.run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS run_at, DATE_FORMAT(t.completed_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS completed_at, DATE_FORMAT(t.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, DATE_FORMAT(t.updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE 1 = 1 AND y.name = ? AND t.status = ? AND t.id IN (?) AND t.id < ? AND t.created_at <= NOW(6) - INTERVAL ? SECOND AND t.created_at >= NOW(6) - INTERVAL ? SECOND AND t.claimed_by = ? AND (t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!' OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!') AND (t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!') AND (t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!') ORDER BY t.id DESC LIMIT ? OFFSET ?;
+
+-- name: bulk cancel or retry: a page of the selected tasks, every filter given
+SELECT t.id, t.status FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE 1 = 1 AND y.name = ? AND t.status = ? AND t.id IN (?) AND t.id < ? AND t.created_at <= NOW(6) - INTERVAL ? SECOND AND t.created_at >= NOW(6) - INTERVAL ? SECOND AND t.claimed_by = ? AND (t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!' OR t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!') AND (t.params_json LIKE CONCAT('%', ?, '%') ESCAPE '!') AND (t.error_message LIKE CONCAT('%', ?, '%') ESCAPE '!') AND t.id < ? ORDER BY t.id DESC LIMIT ?;
+
+-- name: a task's history
+SELECT id, task_id, status_change, worker_id, message, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at FROM task_history WHERE task_id = ? ORDER BY id;
+
+-- name: stats: tasks per type and status
+SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status;
+
+-- name: stats: the oldest runnable pending task per type
+SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name;
+
+-- name: stats: expired leases per type
+SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name;
+
+-- name: stats: finished tasks per minute over the last day
+SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.status IN ('completed', 'failed') AND t.completed_at > NOW(6) - INTERVAL 24 HOUR GROUP BY y.name, t.status, minute;
+
+-- name: stats: claims per worker in the last hour
+SELECT worker_id, DATE_FORMAT(MAX(created_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last, COUNT(*) AS n FROM task_history WHERE created_at > NOW(6) - INTERVAL 1 HOUR AND status_change = 'claimed' GROUP BY worker_id;
+
+-- name: stats: tasks each worker holds
+SELECT claimed_by, COUNT(*) AS n, DATE_FORMAT(MAX(claimed_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last FROM tasks WHERE status = 'claimed' GROUP BY claimed_by;
 
 -- name: prune: delete a page and its history
 START TRANSACTION;

@@ -231,6 +231,15 @@ pub(crate) fn run(
     Ok(report)
 }
 
+/// A page of the tasks a bulk action selects, under [`Selection`]'s conditions, then `?` the
+/// id to stay below and `?` the page size.
+pub(crate) fn select_page_sql(conditions: &str) -> String {
+    format!(
+        "SELECT t.id, t.status FROM tasks t JOIN task_types y ON y.id = t.type_id \
+         WHERE {conditions} AND t.id < ? ORDER BY t.id DESC LIMIT ?"
+    )
+}
+
 /// Up to `rows` selected tasks below id `below`, newest first, with their status.
 fn select_page(
     db: &Database,
@@ -240,16 +249,10 @@ fn select_page(
     rows: u32,
 ) -> Result<Vec<(i64, String)>> {
     let mut values = values.to_vec();
-    let mut sql = format!(
-        "SELECT t.id, t.status FROM tasks t JOIN task_types y ON y.id = t.type_id \
-         WHERE {conditions}"
-    );
-    if let Some(below) = below {
-        sql.push_str(" AND t.id < ?");
-        values.push(below.into());
-    }
-    sql.push_str(" ORDER BY t.id DESC LIMIT ?");
+    // The page starts below `below`: the first page below every id.
+    values.push(below.unwrap_or(i64::MAX).into());
     values.push(rows.into());
+    let sql = select_page_sql(conditions);
     db.run(|conn, _| {
         let rows: Vec<mysql::Row> = conn
             .exec(sql.as_str(), Params::Positional(values.clone()))

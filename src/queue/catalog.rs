@@ -7,7 +7,8 @@
 //! exactly what is sent, with the values the encoder in [`crate::sql`] writes in their place.
 
 use crate::queue::lifecycle::{self, ClaimOrder, ClaimRequest, Holder, NewTask, SortColumn};
-use crate::queue::procedures;
+use crate::queue::read::{self, Selection};
+use crate::queue::{bulk, manage, procedures, stats};
 use crate::sql;
 
 /// Example values, each written back as its placeholder. Numbers are large and distinct so
@@ -125,6 +126,8 @@ pub(crate) fn render() -> String {
          -- literals of src/sql.rs (integers, and text as _utf8mb4 X'<hex>', constant text as\n\
          -- well, shown quoted here), and a step's\n\
          -- statements travel together as one multi-statement text in one round trip.\n\
+         -- The reads (get, list, history, stats) and selections are prepared statements: `?`\n\
+         -- marks a value bound by the driver.\n\
          -- A step marked `procedure` is a CALL of the stored procedure of that name (its body:\n\
          -- sql/migrations/0005_hot_path_procedures_v5.sql); the script after it is the fallback.\n",
     );
@@ -335,6 +338,59 @@ pub(crate) fn render() -> String {
         "prune, dry run: how many",
         lifecycle::prune_count(&lifecycle::PRUNABLE, OLDER_THAN),
     );
+    section(
+        "cancel or retry by an operator: the locking read first (`?`: the id)",
+        manage::LOCK_STATUS.to_string(),
+    );
+
+    // The reads and selections: prepared statements, `?` marking each bound value.
+    section("get a task", read::get_sql());
+    let every_filter = Selection {
+        type_name: Some("type"),
+        status: Some("pending"),
+        ids: Some(&[ID]),
+        before_id: Some(ID),
+        older_than_seconds: Some(60),
+        newer_than_seconds: Some(60),
+        worker_id: Some("worker"),
+        text: Some("text"),
+        params_text: Some("text"),
+        error_text: Some("text"),
+    };
+    let conditions = every_filter
+        .conditions()
+        .map(|(conditions, _)| conditions)
+        .unwrap_or_else(|e| format!("-- {e}"));
+    section(
+        "list tasks, every filter given",
+        read::list_sql(&conditions),
+    );
+    section(
+        "bulk cancel or retry: a page of the selected tasks, every filter given",
+        bulk::select_page_sql(&conditions),
+    );
+    section("a task's history", read::history_sql());
+    section(
+        "stats: tasks per type and status",
+        stats::COUNTS.to_string(),
+    );
+    section(
+        "stats: the oldest runnable pending task per type",
+        stats::OLDEST_PENDING.to_string(),
+    );
+    section(
+        "stats: expired leases per type",
+        stats::EXPIRED_LEASES.to_string(),
+    );
+    section(
+        "stats: finished tasks per minute over the last day",
+        stats::finished_per_minute_sql(),
+    );
+    section(
+        "stats: claims per worker in the last hour",
+        stats::claims_sql(),
+    );
+    section("stats: tasks each worker holds", stats::holding_sql());
     section(
         "prune: delete a page and its history",
         lifecycle::prune(status, &[ID, ID_2], OLDER_THAN)

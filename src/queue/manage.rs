@@ -84,6 +84,10 @@ impl Action {
 
 /// Cancels a pending or claimed task; it will not run (again). Cancelling a cancelled task is
 /// a no-op; a finished task cannot be cancelled.
+/// An operator's action first locks the task and reads its status (`?`: the id), then judges
+/// the action against it and changes the task in the same transaction.
+pub(crate) const LOCK_STATUS: &str = "SELECT status FROM tasks WHERE id = ? FOR UPDATE";
+
 pub(crate) fn cancel(
     db: &Database,
     config: &Config,
@@ -123,9 +127,7 @@ fn apply(
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .map_err(|e| db.error(e))?;
-        let current: Option<String> = tx
-            .exec_first("SELECT status FROM tasks WHERE id = ? FOR UPDATE", (id,))
-            .map_err(|e| db.error(e))?;
+        let current: Option<String> = tx.exec_first(LOCK_STATUS, (id,)).map_err(|e| db.error(e))?;
         let current =
             current.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
         let repeated = match action.verdict(id, &current) {

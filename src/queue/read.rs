@@ -156,12 +156,32 @@ fn to_task(row: Row) -> Result<Task> {
     })
 }
 
+/// One task by id (`?`: the id).
+pub(crate) fn get_sql() -> String {
+    format!("{} WHERE t.id = ?", select_tasks())
+}
+
+/// A page of tasks, newest first, under [`Selection::conditions`] (then `?` limit, `?` offset).
+pub(crate) fn list_sql(conditions: &str) -> String {
+    format!(
+        "{} WHERE {conditions} ORDER BY t.id DESC LIMIT ? OFFSET ?",
+        select_tasks()
+    )
+}
+
+/// A task's history, oldest first (`?`: the task id).
+pub(crate) fn history_sql() -> String {
+    format!(
+        "SELECT id, task_id, status_change, worker_id, message, {} AS created_at \
+         FROM task_history WHERE task_id = ? ORDER BY id",
+        iso("created_at")
+    )
+}
+
 pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
     check_task_id(id)?;
     db.run(|conn, _| {
-        let row: Option<Row> = conn
-            .exec_first(format!("{} WHERE t.id = ?", select_tasks()), (id,))
-            .map_err(|e| db.error(e))?;
+        let row: Option<Row> = conn.exec_first(get_sql(), (id,)).map_err(|e| db.error(e))?;
         row.map(to_task)
             .ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?
     })
@@ -185,13 +205,7 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
     params.push(offset.into());
     db.run(|conn, _| {
         let rows: Vec<Row> = conn
-            .exec(
-                format!(
-                    "{} WHERE {conditions} ORDER BY t.id DESC LIMIT ? OFFSET ?",
-                    select_tasks(),
-                ),
-                Params::Positional(params.clone()),
-            )
+            .exec(list_sql(&conditions), Params::Positional(params.clone()))
             .map_err(|e| db.error(e))?;
         rows.into_iter().map(to_task).collect()
     })
@@ -314,14 +328,7 @@ pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> 
     check_task_id(task_id)?;
     db.run(|conn, _| {
         let rows: Vec<Row> = conn
-            .exec(
-                format!(
-                    "SELECT id, task_id, status_change, worker_id, message, {} AS created_at \
-                     FROM task_history WHERE task_id = ? ORDER BY id",
-                    iso("created_at")
-                ),
-                (task_id,),
-            )
+            .exec(history_sql(), (task_id,))
             .map_err(|e| db.error(e))?;
         crate::row::decode_all(rows, &format!("a history row of task {task_id}"), |c| {
             Ok(HistoryEntry {

@@ -153,18 +153,13 @@ pub(crate) fn stats(db: &Database) -> Result<Stats> {
 }
 
 fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
-    let rows = read(
-        conn,
-        "SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y \
-         LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status",
-        |c| {
-            Ok((
-                c.get::<String>("name")?,
-                c.get::<Option<String>>("status")?,
-                c.get::<i64>("n")?,
-            ))
-        },
-    )?;
+    let rows = read(conn, COUNTS, |c| {
+        Ok((
+            c.get::<String>("name")?,
+            c.get::<Option<String>>("status")?,
+            c.get::<i64>("n")?,
+        ))
+    })?;
     let mut types = BTreeMap::new();
     let mut totals = StatusCounts::default();
     for (name, status, count) in rows {
@@ -183,19 +178,12 @@ fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, Status
 
 /// Per type: age of the oldest runnable pending task, and claimed tasks whose lease ran out.
 fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
-    let oldest = read(
-        conn,
-        "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age \
-         FROM tasks t JOIN task_types y ON y.id = t.type_id \
-         WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name",
-        |c| Ok((c.get::<String>("name")?, c.get::<f64>("age")?)),
-    )?;
-    let expired = read(
-        conn,
-        "SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
-         WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name",
-        |c| Ok((c.get::<String>("name")?, c.get::<i64>("n")?)),
-    )?;
+    let oldest = read(conn, OLDEST_PENDING, |c| {
+        Ok((c.get::<String>("name")?, c.get::<f64>("age")?))
+    })?;
+    let expired = read(conn, EXPIRED_LEASES, |c| {
+        Ok((c.get::<String>("name")?, c.get::<i64>("n")?))
+    })?;
     let mut out = BTreeMap::new();
     let names = oldest
         .iter()
@@ -217,25 +205,14 @@ fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
 /// hours (index 0: the most recent), from one read of idx_tasks_finished (status,
 /// completed_at) over the last day.
 fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
-    let rows = read(
-        conn,
-        &format!(
-            "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, \
-             COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
-             WHERE t.status IN ('{}', '{}') AND t.completed_at > NOW(6) - INTERVAL {HOURS} HOUR \
-             GROUP BY y.name, t.status, minute",
-            Status::Completed,
-            Status::Failed
-        ),
-        |c| {
-            Ok((
-                c.get::<String>("name")?,
-                c.get::<String>("status")?,
-                c.get::<i64>("minute")?,
-                c.get::<i64>("n")?,
-            ))
-        },
-    )?;
+    let rows = read(conn, &finished_per_minute_sql(), |c| {
+        Ok((
+            c.get::<String>("name")?,
+            c.get::<String>("status")?,
+            c.get::<i64>("minute")?,
+            c.get::<i64>("n")?,
+        ))
+    })?;
     let mut out: BTreeMap<String, Throughput> = BTreeMap::new();
     for (name, status, minute, count) in rows {
         let entry = out.entry(name).or_insert_with(|| Throughput {
@@ -267,37 +244,20 @@ fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
 
 /// Workers that claimed in the last hour (history) or hold tasks now, most recent first.
 fn workers(conn: &mut Conn<'_>) -> Result<Vec<WorkerSeen>> {
-    let claims = read(
-        conn,
-        &format!(
-            "SELECT worker_id, {} AS last, COUNT(*) AS n FROM task_history \
-             WHERE created_at > NOW(6) - INTERVAL 1 HOUR AND status_change = 'claimed' \
-             GROUP BY worker_id",
-            iso("MAX(created_at)")
-        ),
-        |c| {
-            Ok((
-                c.get::<Option<String>>("worker_id")?,
-                c.get::<String>("last")?,
-                c.get::<i64>("n")?,
-            ))
-        },
-    )?;
-    let holding = read(
-        conn,
-        &format!(
-            "SELECT claimed_by, COUNT(*) AS n, {} AS last FROM tasks WHERE status = 'claimed' \
-             GROUP BY claimed_by",
-            iso("MAX(claimed_at)")
-        ),
-        |c| {
-            Ok((
-                c.get::<Option<String>>("claimed_by")?,
-                c.get::<i64>("n")?,
-                c.get::<Option<String>>("last")?,
-            ))
-        },
-    )?;
+    let claims = read(conn, &claims_sql(), |c| {
+        Ok((
+            c.get::<Option<String>>("worker_id")?,
+            c.get::<String>("last")?,
+            c.get::<i64>("n")?,
+        ))
+    })?;
+    let holding = read(conn, &holding_sql(), |c| {
+        Ok((
+            c.get::<Option<String>>("claimed_by")?,
+            c.get::<i64>("n")?,
+            c.get::<Option<String>>("last")?,
+        ))
+    })?;
     let mut seen: BTreeMap<String, WorkerSeen> = BTreeMap::new();
     for (worker, last, count) in claims {
         let entry = worker_entry(&mut seen, worker);
@@ -329,6 +289,50 @@ fn worker_entry(
         last_claim_at: None,
         worker_id,
     })
+}
+
+/// Tasks per type and status; a type without tasks has one row with a NULL status.
+pub(crate) const COUNTS: &str = "SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y \
+     LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status";
+
+/// Per type, the age in seconds of the oldest runnable pending task.
+pub(crate) const OLDEST_PENDING: &str = "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age \
+     FROM tasks t JOIN task_types y ON y.id = t.type_id \
+     WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name";
+
+/// Per type, claimed tasks whose lease ran out.
+pub(crate) const EXPIRED_LEASES: &str = "SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
+     WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name";
+
+/// Per type and final status, tasks finished in each minute of the last day.
+pub(crate) fn finished_per_minute_sql() -> String {
+    format!(
+        "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, \
+         COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
+         WHERE t.status IN ('{}', '{}') AND t.completed_at > NOW(6) - INTERVAL {HOURS} HOUR \
+         GROUP BY y.name, t.status, minute",
+        Status::Completed,
+        Status::Failed
+    )
+}
+
+/// Per worker, claims in the last hour (from the history) and the last one's time.
+pub(crate) fn claims_sql() -> String {
+    format!(
+        "SELECT worker_id, {} AS last, COUNT(*) AS n FROM task_history \
+         WHERE created_at > NOW(6) - INTERVAL 1 HOUR AND status_change = 'claimed' \
+         GROUP BY worker_id",
+        iso("MAX(created_at)")
+    )
+}
+
+/// Per worker, the tasks it holds now and its latest claim among them.
+pub(crate) fn holding_sql() -> String {
+    format!(
+        "SELECT claimed_by, COUNT(*) AS n, {} AS last FROM tasks WHERE status = 'claimed' \
+         GROUP BY claimed_by",
+        iso("MAX(claimed_at)")
+    )
 }
 
 /// The rows of a stats query, each read by column name.
