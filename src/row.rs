@@ -7,7 +7,6 @@
 //! found by name, so the answer's layout is defined once, next to its SELECT.
 
 use crate::error::{Code, Error, Result};
-use crate::queue::lifecycle::Status;
 use mysql::Row;
 use mysql::prelude::FromValue;
 use serde_json::json;
@@ -50,11 +49,15 @@ impl Columns {
         }
     }
 
-    /// The value of `column` as a [`Status`]. The column is an ENUM of exactly the statuses,
-    /// but a non-strict server stores its empty value `''` for anything else written to it.
-    pub(crate) fn status(&mut self, column: &str) -> Result<Status> {
+    /// The text of `column` read by `parse` (a status, say: its ENUM column holds its empty
+    /// value `''` on a non-strict server for anything else written to it).
+    pub(crate) fn parsed<T>(
+        &mut self,
+        column: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T> {
         let text: String = self.get(column)?;
-        status(&self.subject, column, &text)
+        parsed(&self.subject, column, &text, parse)
     }
 
     /// The row's `id` column, which then names the row in later errors as `<kind> <id>`.
@@ -65,9 +68,14 @@ impl Columns {
     }
 }
 
-/// `text`, read from `column` of `subject`, as a [`Status`]; any other word is the row's error.
-pub(crate) fn status(subject: &str, column: &str, text: &str) -> Result<Status> {
-    Status::parse(text).ok_or_else(|| unreadable(subject, column, &text))
+/// `text`, read from `column` of `subject`, read by `parse`; what it refuses is the row's error.
+pub(crate) fn parsed<T>(
+    subject: &str,
+    column: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T> {
+    parse(text).ok_or_else(|| unreadable(subject, column, &text))
 }
 
 /// A value of `column` this library cannot read: the row's, reported with both names.

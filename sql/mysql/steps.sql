@@ -271,6 +271,9 @@ SELECT worker_id, DATE_FORMAT(MAX(created_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last,
 -- name: stats: tasks each worker holds
 SELECT claimed_by, COUNT(*) AS n, DATE_FORMAT(MAX(claimed_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last FROM tasks WHERE status = 'claimed' GROUP BY claimed_by;
 
+-- name: stats: the database's clock
+SELECT DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ') AS now;
+
 -- name: prune: delete a page and its history
 START TRANSACTION;
 DELETE h FROM tasks t FORCE INDEX (PRIMARY) STRAIGHT_JOIN task_history h FORCE INDEX (idx_task_id) ON h.task_id = t.id WHERE t.id IN (:id,:id_2) AND t.status = 'completed' AND (t.completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (t.completed_at IS NULL AND t.updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));

@@ -6,9 +6,10 @@
 use crate::Config;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
+use crate::queue::engine::Engine;
+use crate::queue::lifecycle::Read;
 use crate::queue::manage::{Action, Verdict};
 use crate::queue::read::Selection;
-use mysql::prelude::Queryable;
 use mysql::{Params, Value as SqlValue};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -231,15 +232,6 @@ pub(crate) fn run(
     Ok(report)
 }
 
-/// A page of the tasks a bulk action selects, under [`Selection`]'s conditions, then `?` the
-/// id to stay below and `?` the page size.
-pub(crate) fn select_page_sql(conditions: &str) -> String {
-    format!(
-        "SELECT t.id, t.status FROM tasks t JOIN task_types y ON y.id = t.type_id \
-         WHERE {conditions} AND t.id < ? ORDER BY t.id DESC LIMIT ?"
-    )
-}
-
 /// Up to `rows` selected tasks below id `below`, newest first, with their status.
 fn select_page(
     db: &Database,
@@ -252,12 +244,10 @@ fn select_page(
     // The page starts below `below`: the first page below every id.
     values.push(below.unwrap_or(i64::MAX).into());
     values.push(rows.into());
-    let sql = select_page_sql(conditions);
+    let read = Read::Selected { conditions };
     db.run(|conn, _| {
-        let rows: Vec<mysql::Row> = conn
-            .exec(sql.as_str(), Params::Positional(values.clone()))
-            .map_err(|e| db.error(e))?;
-        crate::row::decode_all(rows, "a selected task", |c| {
+        let params = Params::Positional(values.clone());
+        Engine::of(db).read(conn, read, params, "a selected task", |c| {
             Ok((c.id("task")?, c.get("status")?))
         })
     })

@@ -6,9 +6,10 @@
 //! that are then written as named placeholders (`:id`, `:lease_token`, ...): the file shows
 //! exactly what is sent, with the values the encoder in [`crate::sql`] writes in their place.
 
+use crate::queue::lifecycle::Read;
 use crate::queue::lifecycle::{self, ClaimOrder, ClaimRequest, Holder, NewTask, SortColumn};
-use crate::queue::read::{self, Selection};
-use crate::queue::{bulk, manage, procedures, stats};
+use crate::queue::procedures;
+use crate::queue::read::Selection;
 use crate::sql;
 
 /// Example values, each written back as its placeholder. Numbers are large and distinct so
@@ -340,11 +341,10 @@ pub(crate) fn render() -> String {
     );
     section(
         "cancel or retry by an operator: the locking read first (`?`: the id)",
-        manage::LOCK_STATUS.to_string(),
+        Read::LockStatus.sql(),
     );
 
     // The reads and selections: prepared statements, `?` marking each bound value.
-    section("get a task", read::get_sql());
     let every_filter = Selection {
         type_name: Some("type"),
         status: Some("pending"),
@@ -361,36 +361,40 @@ pub(crate) fn render() -> String {
         .conditions()
         .map(|(conditions, _)| conditions)
         .unwrap_or_else(|e| format!("-- {e}"));
-    section(
-        "list tasks, every filter given",
-        read::list_sql(&conditions),
-    );
-    section(
-        "bulk cancel or retry: a page of the selected tasks, every filter given",
-        bulk::select_page_sql(&conditions),
-    );
-    section("a task's history", read::history_sql());
-    section(
-        "stats: tasks per type and status",
-        stats::COUNTS.to_string(),
-    );
-    section(
-        "stats: the oldest runnable pending task per type",
-        stats::OLDEST_PENDING.to_string(),
-    );
-    section(
-        "stats: expired leases per type",
-        stats::EXPIRED_LEASES.to_string(),
-    );
-    section(
-        "stats: finished tasks per minute over the last day",
-        stats::finished_per_minute_sql(),
-    );
-    section(
-        "stats: claims per worker in the last hour",
-        stats::claims_sql(),
-    );
-    section("stats: tasks each worker holds", stats::holding_sql());
+    for (name, read) in [
+        ("get a task", Read::Task),
+        (
+            "list tasks, every filter given",
+            Read::Tasks {
+                conditions: &conditions,
+            },
+        ),
+        (
+            "bulk cancel or retry: a page of the selected tasks, every filter given",
+            Read::Selected {
+                conditions: &conditions,
+            },
+        ),
+        ("a task's history", Read::History),
+        ("stats: tasks per type and status", Read::StatusCounts),
+        (
+            "stats: the oldest runnable pending task per type",
+            Read::OldestPending,
+        ),
+        ("stats: expired leases per type", Read::ExpiredLeases),
+        (
+            "stats: finished tasks per minute over the last day",
+            Read::FinishedPerMinute,
+        ),
+        (
+            "stats: claims per worker in the last hour",
+            Read::ClaimsPerWorker,
+        ),
+        ("stats: tasks each worker holds", Read::HeldPerWorker),
+        ("stats: the database's clock", Read::Now),
+    ] {
+        section(name, read.sql());
+    }
     section(
         "prune: delete a page and its history",
         lifecycle::prune(status, &[ID, ID_2], OLDER_THAN)

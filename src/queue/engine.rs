@@ -18,7 +18,7 @@ use crate::pool::{Conn, ScriptResult};
 use crate::queue::lease::LeaseState;
 use crate::queue::lifecycle::Script;
 use crate::queue::lifecycle::{
-    self, ClaimOrder, ClaimRequest, GuardedScript, Holder, NewTask, Status,
+    self, ClaimOrder, ClaimRequest, GuardedScript, Holder, NewTask, Read, Status, Transition,
 };
 use crate::queue::procedures;
 use crate::row::{self, Columns};
@@ -156,7 +156,7 @@ impl Engine {
             Ok(KeyHolder {
                 id: c.id("task")?,
                 key: c.get("dedupe_lock")?,
-                status: c.status("status")?,
+                status: c.parsed("status", Status::parse)?,
                 created_by_this_call: c.get("created_by_this_call")?,
             })
         })?;
@@ -488,5 +488,61 @@ impl Engine {
             history: answer.affected(script.history),
             tasks: answer.affected(script.tasks),
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// reads and operator actions
+
+impl Engine {
+    /// Runs a read (see [`Read`]) with its bound values and decodes every row; `subject` names
+    /// a row in errors until its decoder knows its id.
+    pub(crate) fn read<T>(
+        self,
+        conn: &mut Conn<'_>,
+        read: Read<'_>,
+        params: mysql::Params,
+        subject: &str,
+        decode: impl FnMut(&mut Columns) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let rows: Vec<mysql::Row> = conn.exec(read.sql(), params).map_err(|e| conn.error(e))?;
+        row::decode_all(rows, subject, decode)
+    }
+
+    /// An operator's action on task `id`, in one transaction: locks the task and reads its
+    /// status; `judge` answers from it whether to change the task (`Ok(true)`), whether it is
+    /// already where the action leads (`Ok(false)`), or why not (`Err`); a change writes the
+    /// transition and, with history on, its row. Answers the status read, and whether the
+    /// task changed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn manual(
+        self,
+        db: &Database,
+        conn: &mut Conn<'_>,
+        id: i64,
+        transition: &Transition,
+        reason: Option<&str>,
+        history_on: bool,
+        judge: impl FnOnce(&str) -> Result<bool>,
+    ) -> Result<(String, bool)> {
+        let mut tx = conn
+            .start_transaction(mysql::TxOpts::default())
+            .map_err(|e| db.error(e))?;
+        let current: Option<String> = tx
+            .exec_first(Read::LockStatus.sql(), (id,))
+            .map_err(|e| db.error(e))?;
+        let current =
+            current.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
+        let change = judge(&current)?;
+        if change {
+            tx.query_drop(lifecycle::manual(transition, id, reason))
+                .map_err(|e| db.error(e))?;
+            if history_on {
+                tx.query_drop(lifecycle::manual_history(transition, id, reason))
+                    .map_err(|e| db.error(e))?;
+            }
+        }
+        crate::database::commit(db, tx)?;
+        Ok((current, change))
     }
 }

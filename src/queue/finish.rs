@@ -293,7 +293,7 @@ pub(crate) fn fail(
     };
     Ok(Failed {
         id,
-        status: row::status(&format!("task {id}"), "status", &status)?,
+        status: row::parsed(&format!("task {id}"), "status", &status, Status::parse)?,
         attempts: row.get("attempts")?,
         max_attempts: row.get("max_attempts")?,
         run_at: row.get("run_at")?,

@@ -3,13 +3,12 @@
 //! bulk actions (`queue::bulk`) run these same steps task by task.
 
 use crate::Config;
-use crate::database::{Database, commit};
+use crate::database::Database;
 use crate::error::{Code, Error, Result};
 use crate::queue::Finished;
+use crate::queue::engine::Engine;
 use crate::queue::input::check_task_id;
-use crate::queue::lifecycle::{self, CANCEL, RETRY, Status, Transition};
-use mysql::TxOpts;
-use mysql::prelude::Queryable;
+use crate::queue::lifecycle::{CANCEL, RETRY, Status, Transition};
 
 /// An operator action on one task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +83,6 @@ impl Action {
 
 /// Cancels a pending or claimed task; it will not run (again). Cancelling a cancelled task is
 /// a no-op; a finished task cannot be cancelled.
-/// An operator's action first locks the task and reads its status (`?`: the id), then judges
-/// the action against it and changes the task in the same transaction.
-pub(crate) const LOCK_STATUS: &str = "SELECT status FROM tasks WHERE id = ? FOR UPDATE";
-
 pub(crate) fn cancel(
     db: &Database,
     config: &Config,
@@ -124,33 +119,26 @@ fn apply(
 ) -> Result<Finished> {
     let transition = action.transition();
     db.run_once(|conn| {
-        let mut tx = conn
-            .start_transaction(TxOpts::default())
-            .map_err(|e| db.error(e))?;
-        let current: Option<String> = tx.exec_first(LOCK_STATUS, (id,)).map_err(|e| db.error(e))?;
-        let current =
-            current.ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?;
-        let repeated = match action.verdict(id, &current) {
-            Verdict::Change => {
-                tx.query_drop(lifecycle::manual(transition, id, reason))
-                    .map_err(|e| db.error(e))?;
-                if config.enable_task_history {
-                    tx.query_drop(lifecycle::manual_history(transition, id, reason))
-                        .map_err(|e| db.error(e))?;
-                }
-                false
-            }
-            Verdict::AlreadyDone => true,
-            Verdict::Refused(e) => return Err(e),
-        };
-        commit(db, tx)?;
+        let (current, changed) = Engine::of(db).manual(
+            db,
+            conn,
+            id,
+            transition,
+            reason,
+            config.enable_task_history,
+            |current| match action.verdict(id, current) {
+                Verdict::Change => Ok(true),
+                Verdict::AlreadyDone => Ok(false),
+                Verdict::Refused(e) => Err(e),
+            },
+        )?;
         Ok(Finished {
             id,
             // A repeat found the task already in `no_op_in`, a status it could read.
             status: Status::parse(&current)
-                .filter(|_| repeated)
+                .filter(|_| !changed)
                 .unwrap_or(transition.to),
-            repeated,
+            repeated: !changed,
         })
     })
 }

@@ -110,13 +110,6 @@ pub fn rendered_steps() -> String {
 /// Most tasks one claim or batch call handles.
 pub const MAX_BATCH: usize = 1000;
 
-/// `DATE_FORMAT` pattern that renders a DATETIME(6) as RFC 3339 UTC.
-pub(crate) const ISO: &str = "'%Y-%m-%dT%H:%i:%s.%fZ'";
-
-pub(crate) fn iso(column: &str) -> String {
-    format!("DATE_FORMAT({column}, {ISO})")
-}
-
 /// The outcome of a single finishing call.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finished {

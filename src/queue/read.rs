@@ -2,13 +2,12 @@
 
 use crate::database::Database;
 use crate::error::{Error, Result};
+use crate::queue::engine::Engine;
 use crate::queue::input::check_task_id;
-use crate::queue::iso;
-use crate::queue::lifecycle::Status;
+use crate::queue::lifecycle::{Read, Status};
 use crate::row::Columns;
 use crate::types::check_name;
-use mysql::prelude::Queryable;
-use mysql::{Params, Row, Value as SqlValue};
+use mysql::{Params, Value as SqlValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -108,26 +107,10 @@ pub struct HistoryEntry {
     pub created_at: String,
 }
 
-fn select_tasks() -> String {
-    format!(
-        "SELECT t.id, y.name AS type_name, t.type_id, t.status, t.params_json, t.result_json, \
-         t.error_message, t.attempts, t.max_attempts, t.priority, t.progress, t.dedupe_key, \
-         t.dedupe_scope, t.claimed_by, {} AS claimed_at, {} AS lease_expires_at, {} AS run_at, \
-         {} AS completed_at, {} AS created_at, {} AS updated_at \
-         FROM tasks t JOIN task_types y ON y.id = t.type_id",
-        iso("t.claimed_at"),
-        iso("t.lease_expires_at"),
-        iso("t.run_at"),
-        iso("t.completed_at"),
-        iso("t.created_at"),
-        iso("t.updated_at"),
-    )
-}
-
-/// A row of [`select_tasks`] as a task. A value of an unexpected type (a column changed by hand
-/// to something this library does not write) is an error naming the column, not a panic.
-fn to_task(row: Row) -> Result<Task> {
-    let mut c = Columns::new(row, "a task");
+/// A row of [`Read::Task`] or [`Read::Tasks`] as a task. A value of an unexpected type (a
+/// column changed by hand to something this library does not write) is an error naming the
+/// column, not a panic.
+fn to_task(c: &mut Columns) -> Result<Task> {
     let json_or_null = |v: Option<String>| {
         v.and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null)
@@ -136,7 +119,7 @@ fn to_task(row: Row) -> Result<Task> {
         id: c.id("task")?,
         type_name: c.get("type_name")?,
         type_id: c.get("type_id")?,
-        status: c.status("status")?,
+        status: c.parsed("status", Status::parse)?,
         params: json_or_null(c.get("params_json")?),
         result: json_or_null(c.get("result_json")?),
         error_message: c.get("error_message")?,
@@ -156,35 +139,14 @@ fn to_task(row: Row) -> Result<Task> {
     })
 }
 
-/// One task by id (`?`: the id).
-pub(crate) fn get_sql() -> String {
-    format!("{} WHERE t.id = ?", select_tasks())
-}
-
-/// A page of tasks, newest first, under [`Selection::conditions`] (then `?` limit, `?` offset).
-pub(crate) fn list_sql(conditions: &str) -> String {
-    format!(
-        "{} WHERE {conditions} ORDER BY t.id DESC LIMIT ? OFFSET ?",
-        select_tasks()
-    )
-}
-
-/// A task's history, oldest first (`?`: the task id).
-pub(crate) fn history_sql() -> String {
-    format!(
-        "SELECT id, task_id, status_change, worker_id, message, {} AS created_at \
-         FROM task_history WHERE task_id = ? ORDER BY id",
-        iso("created_at")
-    )
-}
-
 pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
     check_task_id(id)?;
-    db.run(|conn, _| {
-        let row: Option<Row> = conn.exec_first(get_sql(), (id,)).map_err(|e| db.error(e))?;
-        row.map(to_task)
-            .ok_or_else(|| Error::not_found(format!("task {id} does not exist")))?
-    })
+    let tasks =
+        db.run(|conn, _| Engine::of(db).read(conn, Read::Task, (id,).into(), "a task", to_task))?;
+    tasks
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::not_found(format!("task {id} does not exist")))
 }
 
 pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
@@ -203,11 +165,12 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
     }
     params.push(limit.into());
     params.push(offset.into());
+    let read = Read::Tasks {
+        conditions: &conditions,
+    };
     db.run(|conn, _| {
-        let rows: Vec<Row> = conn
-            .exec(list_sql(&conditions), Params::Positional(params.clone()))
-            .map_err(|e| db.error(e))?;
-        rows.into_iter().map(to_task).collect()
+        let params = Params::Positional(params.clone());
+        Engine::of(db).read(conn, read, params, "a task", to_task)
     })
 }
 
@@ -326,11 +289,9 @@ const MAX_TEXT_CHARS: usize = 200;
 
 pub(crate) fn history(db: &Database, task_id: i64) -> Result<Vec<HistoryEntry>> {
     check_task_id(task_id)?;
+    let subject = format!("a history row of task {task_id}");
     db.run(|conn, _| {
-        let rows: Vec<Row> = conn
-            .exec(history_sql(), (task_id,))
-            .map_err(|e| db.error(e))?;
-        crate::row::decode_all(rows, &format!("a history row of task {task_id}"), |c| {
+        Engine::of(db).read(conn, Read::History, (task_id,).into(), &subject, |c| {
             Ok(HistoryEntry {
                 id: c.get("id")?,
                 task_id: c.get("task_id")?,

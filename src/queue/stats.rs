@@ -10,10 +10,9 @@
 use crate::database::Database;
 use crate::error::Result;
 use crate::pool::Conn;
-use crate::queue::iso;
-use crate::queue::lifecycle::Status;
-use crate::row;
-use mysql::prelude::Queryable;
+use crate::queue::engine::Engine;
+use crate::queue::lifecycle::{Read, Status, THROUGHPUT_HOURS};
+use crate::row::{self, Columns};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -22,7 +21,7 @@ use std::fmt::Write;
 pub const MINUTES: usize = 60;
 
 /// Hours of the per-hour throughput series.
-pub const HOURS: usize = 24;
+pub const HOURS: usize = THROUGHPUT_HOURS;
 
 // The fields of every struct below are declared in alphabetical order: the document was a
 // `serde_json::Value`, whose maps write their keys sorted, and the C ABI, PHP, Python, the
@@ -137,23 +136,28 @@ pub struct WorkerSeen {
 
 pub(crate) fn stats(db: &Database) -> Result<Stats> {
     db.run(|conn, _| {
-        let (types, totals) = counts(conn)?;
+        let r = &mut Reader {
+            engine: Engine::of(db),
+            conn,
+        };
+        let (types, totals) = counts(r)?;
         Ok(Stats {
             types,
             totals,
-            queue: queue_health(conn)?,
-            throughput: throughput(conn)?,
-            workers: workers(conn)?,
-            generated_at: conn
-                .query_first::<String, _>(format!("SELECT {}", iso("NOW(6)")))
-                .map_err(|e| conn.error(e))?
+            queue: queue_health(r)?,
+            throughput: throughput(r)?,
+            workers: workers(r)?,
+            generated_at: r
+                .read(Read::Now, |c| c.get::<String>("now"))?
+                .into_iter()
+                .next()
                 .unwrap_or_default(),
         })
     })
 }
 
-fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
-    let rows = read(conn, COUNTS, |c| {
+fn counts(r: &mut Reader<'_, '_>) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
+    let rows = r.read(Read::StatusCounts, |c| {
         Ok((
             c.get::<String>("name")?,
             c.get::<Option<String>>("status")?,
@@ -168,7 +172,12 @@ fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, Status
         if let Some(status) = status {
             // A status outside the ENUM's words (its empty value, on a non-strict server) has
             // no count to go to.
-            let status = row::status(&format!("the tasks of type {name}"), "status", &status)?;
+            let status = row::parsed(
+                &format!("the tasks of type {name}"),
+                "status",
+                &status,
+                Status::parse,
+            )?;
             *entry.slot(status) += count;
             *totals.slot(status) += count;
         }
@@ -177,11 +186,11 @@ fn counts(conn: &mut Conn<'_>) -> Result<(BTreeMap<String, StatusCounts>, Status
 }
 
 /// Per type: age of the oldest runnable pending task, and claimed tasks whose lease ran out.
-fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
-    let oldest = read(conn, OLDEST_PENDING, |c| {
+fn queue_health(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, QueueHealth>> {
+    let oldest = r.read(Read::OldestPending, |c| {
         Ok((c.get::<String>("name")?, c.get::<f64>("age")?))
     })?;
-    let expired = read(conn, EXPIRED_LEASES, |c| {
+    let expired = r.read(Read::ExpiredLeases, |c| {
         Ok((c.get::<String>("name")?, c.get::<i64>("n")?))
     })?;
     let mut out = BTreeMap::new();
@@ -204,8 +213,8 @@ fn queue_health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, QueueHealth>> {
 /// Per type, tasks completed and failed in each of the last 60 minutes and of the last 24
 /// hours (index 0: the most recent), from one read of idx_tasks_finished (status,
 /// completed_at) over the last day.
-fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
-    let rows = read(conn, &finished_per_minute_sql(), |c| {
+fn throughput(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, Throughput>> {
+    let rows = r.read(Read::FinishedPerMinute, |c| {
         Ok((
             c.get::<String>("name")?,
             c.get::<String>("status")?,
@@ -243,15 +252,15 @@ fn throughput(conn: &mut Conn<'_>) -> Result<BTreeMap<String, Throughput>> {
 }
 
 /// Workers that claimed in the last hour (history) or hold tasks now, most recent first.
-fn workers(conn: &mut Conn<'_>) -> Result<Vec<WorkerSeen>> {
-    let claims = read(conn, &claims_sql(), |c| {
+fn workers(r: &mut Reader<'_, '_>) -> Result<Vec<WorkerSeen>> {
+    let claims = r.read(Read::ClaimsPerWorker, |c| {
         Ok((
             c.get::<Option<String>>("worker_id")?,
             c.get::<String>("last")?,
             c.get::<i64>("n")?,
         ))
     })?;
-    let holding = read(conn, &holding_sql(), |c| {
+    let holding = r.read(Read::HeldPerWorker, |c| {
         Ok((
             c.get::<Option<String>>("claimed_by")?,
             c.get::<i64>("n")?,
@@ -291,58 +300,22 @@ fn worker_entry(
     })
 }
 
-/// Tasks per type and status; a type without tasks has one row with a NULL status.
-pub(crate) const COUNTS: &str = "SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y \
-     LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status";
-
-/// Per type, the age in seconds of the oldest runnable pending task.
-pub(crate) const OLDEST_PENDING: &str = "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age \
-     FROM tasks t JOIN task_types y ON y.id = t.type_id \
-     WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name";
-
-/// Per type, claimed tasks whose lease ran out.
-pub(crate) const EXPIRED_LEASES: &str = "SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
-     WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name";
-
-/// Per type and final status, tasks finished in each minute of the last day.
-pub(crate) fn finished_per_minute_sql() -> String {
-    format!(
-        "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, \
-         COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
-         WHERE t.status IN ('{}', '{}') AND t.completed_at > NOW(6) - INTERVAL {HOURS} HOUR \
-         GROUP BY y.name, t.status, minute",
-        Status::Completed,
-        Status::Failed
-    )
+/// The stats' reads, run by the database's engine on one connection.
+struct Reader<'c, 'p> {
+    engine: Engine,
+    conn: &'c mut Conn<'p>,
 }
 
-/// Per worker, claims in the last hour (from the history) and the last one's time.
-pub(crate) fn claims_sql() -> String {
-    format!(
-        "SELECT worker_id, {} AS last, COUNT(*) AS n FROM task_history \
-         WHERE created_at > NOW(6) - INTERVAL 1 HOUR AND status_change = 'claimed' \
-         GROUP BY worker_id",
-        iso("MAX(created_at)")
-    )
-}
-
-/// Per worker, the tasks it holds now and its latest claim among them.
-pub(crate) fn holding_sql() -> String {
-    format!(
-        "SELECT claimed_by, COUNT(*) AS n, {} AS last FROM tasks WHERE status = 'claimed' \
-         GROUP BY claimed_by",
-        iso("MAX(claimed_at)")
-    )
-}
-
-/// The rows of a stats query, each read by column name.
-fn read<T>(
-    conn: &mut Conn<'_>,
-    sql: &str,
-    decode: impl FnMut(&mut row::Columns) -> Result<T>,
-) -> Result<Vec<T>> {
-    let rows: Vec<mysql::Row> = conn.query(sql).map_err(|e| conn.error(e))?;
-    row::decode_all(rows, "a stats row", decode)
+impl Reader<'_, '_> {
+    /// The rows of a stats read, each read by column name.
+    fn read<T>(
+        &mut self,
+        read: Read<'_>,
+        decode: impl FnMut(&mut Columns) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.engine
+            .read(self.conn, read, mysql::Params::Empty, "a stats row", decode)
+    }
 }
 
 /// The stats document as Prometheus text exposition (version 0.0.4).

@@ -23,11 +23,13 @@ mod claim_sql;
 mod enqueue_sql;
 mod finish_sql;
 mod operator_sql;
+mod read_sql;
 
 pub use claim_sql::*;
 pub use enqueue_sql::*;
 pub use finish_sql::*;
 pub use operator_sql::*;
+pub use read_sql::*;
 
 use crate::error::Result;
 use crate::pool::{Conn, ScriptResult, unknown_outcome};
@@ -436,6 +438,14 @@ impl Picked {
             self.condition()
         )
     }
+}
+
+/// `DATE_FORMAT` pattern that renders a DATETIME(6) as RFC 3339 UTC.
+pub(crate) const ISO: &str = "'%Y-%m-%dT%H:%i:%s.%fZ'";
+
+/// `column` (a DATETIME(6) expression) as RFC 3339 UTC text.
+pub(crate) fn iso(column: &str) -> String {
+    format!("DATE_FORMAT({column}, {ISO})")
 }
 
 #[cfg(test)]
