@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestDb, any_object, from};
-use serde_json::json;
+use serde_json::{Value, json};
 use taskmanager::*;
 
 #[test]
@@ -612,4 +612,46 @@ fn a_value_changed_by_hand_into_something_unreadable_is_an_error_naming_the_colu
     let e = db.client.get_task(id).unwrap_err();
     assert_eq!(e.code(), Code::Database);
     assert!(e.message().contains("column `attempts`"), "{e}");
+}
+
+#[test]
+fn a_heartbeat_note_is_kept_in_the_history_with_or_without_progress() {
+    let db = TestDb::new(json!({}));
+    db.register("noted", any_object());
+    let id = db.enqueue("noted", json!({}));
+    let t = db.claim_one("w");
+    let beat = |options: Value| {
+        db.client
+            .heartbeat(id, &t.lease_token, &from(options))
+            .unwrap()
+    };
+    beat(json!({"progress": 40, "message": "half way"}));
+    beat(json!({"message": "still going"}));
+    beat(json!({"progress": 50}));
+    let notes: Vec<Option<String>> = db
+        .client
+        .task_history(id)
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.status_change == "progress")
+        .map(|h| h.message)
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            Some("progress 40%: half way".to_string()),
+            Some("still going".to_string()),
+            Some("progress 50%".to_string())
+        ]
+    );
+    // Too long a note changes nothing.
+    let e = db
+        .client
+        .heartbeat(
+            id,
+            &t.lease_token,
+            &from(json!({"message": "x".repeat(70_000)})),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PayloadTooLarge);
 }

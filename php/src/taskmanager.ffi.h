@@ -258,8 +258,9 @@ tm_error *tm_task_claim(const tm_client *client,
 
 /**
  * Extends the lease of a claimed task (and records progress) if `lease_token` still owns it.
- * `options_json` may be NULL or `{"progress": 0..=100, "lease_seconds": 1..=31536000}`
- * (both optional; the lease defaults to the `task_claim_timeout` setting from now).
+ * `options_json` may be NULL or `{"progress": 0..=100, "lease_seconds": 1..=31536000,
+ * "message": "a note for the history"}`
+ * (all optional; the lease defaults to the `task_claim_timeout` setting from now).
  * Output: `{"id", "lease_expires_at", "progress"}`. A stale token: `TM_LEASE_LOST`.
  */
 tm_error *tm_task_heartbeat(const tm_client *client,

@@ -301,13 +301,13 @@ pub(crate) fn render() -> String {
     );
     section(
         "heartbeat with progress",
-        lifecycle::heartbeat(ID, token, LEASE_SECONDS, Some(PROGRESS), true)
+        lifecycle::heartbeat(ID, token, LEASE_SECONDS, Some(PROGRESS), None, true)
             .script
             .text(),
     );
     section(
         "heartbeat without progress",
-        lifecycle::heartbeat(ID, token, LEASE_SECONDS, None, true)
+        lifecycle::heartbeat(ID, token, LEASE_SECONDS, None, None, true)
             .script
             .text(),
     );

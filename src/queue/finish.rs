@@ -35,6 +35,8 @@ pub struct HeartbeatOptions {
     pub progress: Option<u8>,
     /// New lease length from now, in seconds. Default: the `task_claim_timeout` setting.
     pub lease_seconds: Option<u32>,
+    /// A note for the history (with history on), beside the progress: what the worker is doing.
+    pub message: Option<String>,
 }
 
 /// The lease after a heartbeat.
@@ -128,11 +130,22 @@ pub(crate) fn heartbeat(
     }
     let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
     check_lease_seconds(lease)?;
+    if options
+        .message
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES)
+    {
+        return Err(Error::new(
+            Code::PayloadTooLarge,
+            format!("message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
+        ));
+    }
     let script = lifecycle::heartbeat(
         id,
         holder,
         lease,
         options.progress,
+        options.message.as_deref(),
         config.enable_task_history,
     );
     let Guarded { state, columns, .. } = run_guarded(db, id, holder, &script, None)?;

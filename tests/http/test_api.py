@@ -246,7 +246,12 @@ def test_complete_by_token_by_worker_and_the_errors(api):
     assert api.error("POST", f"/api/tasks/{second['id']}/complete",
                      {"worker_id": "old", "lease_token": "stale.1"}, status=403) == "Task is claimed by another worker"
     assert api.ok("POST", f"/api/tasks/{second['id']}/progress", {"worker_id": "old", "progress": 60,
-                                                                 "message": "x"}) == {"id": second["id"], "progress": 60}
+                                                                 "message": "resizing"}) == {"id": second["id"], "progress": 60}
+    # The message is kept with the progress in the task's history.
+    assert api.sql(f"SELECT message FROM task_history WHERE task_id = {second['id']} "
+                   "AND status_change = 'progress'").strip() == "progress 60%: resizing"
+    assert "message must be a string" in api.error(
+        "POST", f"/api/tasks/{second['id']}/progress", {"worker_id": "old", "progress": 61, "message": 5})
     assert api.error("POST", f"/api/tasks/{second['id']}/progress", {"worker_id": "old", "progress": 101}) \
         == "progress must be an integer from 0 to 100"
     assert api.ok("POST", f"/api/tasks/{second['id']}/complete", {"worker_id": "old", "result": [1, 2]}) \

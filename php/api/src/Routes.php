@@ -244,10 +244,15 @@ final class Routes
         if ($progress < 0 || $progress > 100) {
             throw HttpError::badRequest('progress must be an integer from 0 to 100');
         }
+        $options = ['progress' => $progress];
+        if (isset($body->message)) {
+            // The original recorded it with the progress: kept in the task's history.
+            $options['message'] = self::text($body->message, 'message');
+        }
         try {
             $beat = $token !== null
-                ? $this->tm()->heartbeat($taskId, $token, ['progress' => $progress])
-                : $this->tm()->heartbeatAsWorker($taskId, $worker, ['progress' => $progress]);
+                ? $this->tm()->heartbeat($taskId, $token, $options)
+                : $this->tm()->heartbeatAsWorker($taskId, $worker, $options);
         } catch (NotFoundException) {
             throw new HttpError(404, 'Task not found');
         }

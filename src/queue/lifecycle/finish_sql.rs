@@ -263,8 +263,16 @@ pub fn heartbeat(
     holder: Holder<'_>,
     lease_seconds: u32,
     progress: Option<u8>,
+    note: Option<&str>,
     history_on: bool,
 ) -> GuardedScript {
+    // The history row's message: the progress, the caller's note, or both.
+    let message = match (progress, note) {
+        (Some(p), Some(note)) => Some(format!("progress {p}%: {note}")),
+        (Some(p), None) => Some(format!("progress {p}%")),
+        (None, Some(note)) => Some(note.to_string()),
+        (None, None) => None,
+    };
     guarded(
         &format!(
             "lease_expires_at = NOW(6) + INTERVAL {} SECOND, progress = {}",
@@ -275,9 +283,9 @@ pub fn heartbeat(
         holder,
         // Progress rows are notes within one lease, any number of them, not a transition:
         // ROW_COUNT() (the UPDATE's) decides, and a late-delivered heartbeat may lose its note.
-        progress.filter(|_| history_on).map(|p| HistoryRow {
+        message.filter(|_| history_on).map(|message| HistoryRow {
             change: change_sql(HEARTBEAT.change),
-            message: sql::text(&format!("progress {p}%")),
+            message: sql::text(&message),
             written_when: "ROW_COUNT() > 0".into(),
         }),
         Some(
