@@ -64,8 +64,6 @@ CREATE TABLE IF NOT EXISTS tasks (
   finished_status ENUM('completed','failed','cancelled') AS (IF(status IN ('completed','failed','cancelled'), status, NULL)) STORED,
   PRIMARY KEY (id),
   UNIQUE KEY uq_tasks_dedupe_lock (dedupe_lock),
-  KEY idx_tasks_dedupe_key (dedupe_key),
-  KEY idx_tasks_created_at (created_at),
   -- The lean layout: each index below is over a column that holds a value only in the status
   -- it serves, so a status change touches only the indexes of the statuses it leaves and enters.
   -- Claims in the library's order (highest priority first, then oldest), any type or a list...

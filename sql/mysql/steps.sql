@@ -254,7 +254,7 @@ SELECT t.id, t.status FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE 1
 SELECT id, task_id, status_change, worker_id, message, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at FROM task_history WHERE task_id = ? ORDER BY id;
 
 -- name: stats: tasks per type and status
-SELECT y.name, c.status, c.n FROM task_types y LEFT JOIN (SELECT type_id, 'pending' AS status, COUNT(*) AS n FROM tasks WHERE pending_priority IS NOT NULL GROUP BY type_id UNION ALL SELECT type_id, 'claimed', COUNT(*) FROM tasks WHERE claimed_until IS NOT NULL GROUP BY type_id UNION ALL SELECT type_id, finished_status, COUNT(*) FROM tasks WHERE finished_status IS NOT NULL GROUP BY finished_status, type_id) AS c ON c.type_id = y.id;
+SELECT y.name, c.status, COALESCE(c.n, 0) AS n FROM task_types y LEFT JOIN (SELECT type_id, 'pending' AS status, COUNT(*) AS n FROM tasks WHERE pending_priority IS NOT NULL GROUP BY type_id UNION ALL SELECT type_id, 'claimed', COUNT(*) FROM tasks WHERE claimed_until IS NOT NULL GROUP BY type_id UNION ALL SELECT type_id, finished_status, COUNT(*) FROM tasks WHERE finished_status IS NOT NULL GROUP BY finished_status, type_id) AS c ON c.type_id = y.id;
 
 -- name: stats: the oldest runnable pending task per type
 SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.is_pending = 1 AND t.run_at <= NOW(6) GROUP BY y.name;

@@ -80,9 +80,14 @@ pub(super) const LEAN_INDEXES: &[IndexSpec] = &[
     ),
 ];
 
-/// The indexes of migration 3 that the lean ones replace; each began with `status` (or with
-/// `type_id, status`) and changed on every status change.
+/// The indexes of migration 3 that the lean ones replace: each began with `status` (or with
+/// `type_id, status`) and changed on every status change. And two that every enqueue paid for
+/// and no step reads: `dedupe_key` (dedupe is decided by the unique `dedupe_lock`; its random
+/// keys made each insert touch a random page of a second index) and `created_at` (claims in
+/// created_at order follow id; lists page by id).
 const SUPERSEDED_INDEXES: &[&str] = &[
+    "idx_tasks_dedupe_key",
+    "idx_tasks_created_at",
     "idx_tasks_claim",
     "idx_tasks_type_claim",
     "idx_tasks_lease",
