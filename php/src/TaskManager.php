@@ -137,10 +137,16 @@ final class TaskManager
         return Native::ffi()->tm_version();
     }
 
-    /** Creates or upgrades the database schema. Idempotent; the only call that runs DDL. */
-    public function migrate(): void
+    /**
+     * Creates or upgrades the database schema. Idempotent; the only call that runs DDL. With
+     * $to, stops at that schema version (during a rolling deploy: 6 while the previous release
+     * still runs, then a plain migrate()).
+     */
+    public function migrate(?int $to = null): void
     {
-        Native::check($this->ffi->tm_migrate($this->client));
+        Native::check($to === null
+            ? $this->ffi->tm_migrate($this->client)
+            : $this->ffi->tm_migrate_to($this->client, $to));
     }
 
     /**

@@ -179,6 +179,14 @@ void tm_client_free(tm_client *client);
 tm_error *tm_migrate(const tm_client *client);
 
 /**
+ * Migrates up to schema version `version` only. During a rolling deploy: `tm_migrate_to(6)`
+ * while processes of the previous release still run (it keeps the indexes and procedures they
+ * use), then `tm_migrate` once they are gone. `TM_INVALID_ARGUMENT` for a version this library
+ * does not stop at (6 or 7).
+ */
+tm_error *tm_migrate_to(const tm_client *client, int64_t version);
+
+/**
  * Registers a task type: `{"name": "...", "version": "1.0.0", "param_schema": {...}}`.
  * `version` is a label of 1 to 50 characters (default `"1"`; a JSON integer is taken as its
  * decimal text). The same name, version and schema again is a no-op; another version replaces

@@ -87,6 +87,7 @@ _SIGNATURES = {
     "tm_client_open": ([c_char_p, POINTER(c_void_p)], _err),
     "tm_client_free": ([c_void_p], None),
     "tm_migrate": ([_client], _err),
+    "tm_migrate_to": ([_client, ctypes.c_int64], _err),
     "tm_type_register": ([_client, c_char_p, _out], _err),
     "tm_type_get": ([_client, c_char_p, _out], _err),
     "tm_type_list": ([_client, _out], _err),

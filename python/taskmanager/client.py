@@ -129,9 +129,14 @@ class Client:
 
     # -- schema and types -------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Creates or upgrades the schema. Idempotent; the only call that runs DDL."""
-        _ffi.check(_ffi.lib.tm_migrate(self._h))
+    def migrate(self, to: Optional[int] = None) -> None:
+        """Creates or upgrades the schema. Idempotent; the only call that runs DDL. With ``to``,
+        stops at that schema version (during a rolling deploy: 6 while the previous release
+        still runs, then a plain migrate)."""
+        if to is None:
+            _ffi.check(_ffi.lib.tm_migrate(self._h))
+        else:
+            _ffi.check(_ffi.lib.tm_migrate_to(self._h, int(to)))
 
     def register_type(self, name: str, param_schema: Mapping[str, Any],
                       version: Union[str, int] = "1") -> TaskType:

@@ -89,6 +89,15 @@ pub unsafe extern "C" fn tm_migrate(client: *const tm_client) -> *mut tm_error {
     boundary(|| client_ref(client)?.migrate().map(|_| ()))
 }
 
+/// Migrates up to schema version `version` only. During a rolling deploy: `tm_migrate_to(6)`
+/// while processes of the previous release still run (it keeps the indexes and procedures they
+/// use), then `tm_migrate` once they are gone. `TM_INVALID_ARGUMENT` for a version this library
+/// does not stop at (6 or 7).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_migrate_to(client: *const tm_client, version: i64) -> *mut tm_error {
+    boundary(|| client_ref(client)?.migrate_to(version).map(|_| ()))
+}
+
 /// Registers a task type: `{"name": "...", "version": "1.0.0", "param_schema": {...}}`.
 /// `version` is a label of 1 to 50 characters (default `"1"`; a JSON integer is taken as its
 /// decimal text). The same name, version and schema again is a no-op; another version replaces

@@ -33,9 +33,14 @@ def client(database):
                                "db_name": database})
 
 
-def step_migrate(database):
+def step_migrate(database, to=None):
+    """Migrates fully, or (``to``, this release only) up to that version: during a rolling
+    deploy, to the version this release runs on while the previous one still runs."""
     c = client(database)
-    c.migrate()
+    if to is None:
+        c.migrate()
+    else:
+        c.migrate(to=int(to))
     return {"version": int(sql("SELECT MAX(version) FROM tm_schema_migrations", database))}
 
 
@@ -123,7 +128,9 @@ def scenario(old, new):
     sql(f"CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
         print(f"== a database migrated by this release serves both ({database})")
-        check(new.run("migrate", database)["version"] >= 5, "this release migrates to its version")
+        check(new.run("migrate", database, "6")["version"] == 6,
+              "this release migrates to the version it runs on, keeping the previous one's "
+              "indexes and procedures (migrate to 6)")
         kept = sql("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM "
                    "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND "
                    "ROUTINE_NAME LIKE 'tm!_%' ESCAPE '!'", database)
@@ -141,6 +148,14 @@ def scenario(old, new):
         more = old.run("work", database, "old")["done"] + new.run("work", database, "new")["done"]
         every_task_completed_once(database, 18)
         check(len(set(old_done + new_done + more)) == 18, "18 distinct tasks done, none twice")
+        # The previous release is gone: the contract step retires what only it used.
+        check(new.run("migrate", database)["version"] == 7, "the plain migrate finishes (7)")
+        gone = sql("SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = "
+                   "DATABASE() AND ROUTINE_NAME LIKE 'tm!_%' ESCAPE '!'", database)
+        check(gone == "0", "the previous release's procedures are retired")
+        new.run("produce", database, "new2")
+        new.run("work", database, "new")
+        every_task_completed_once(database, 24)
     finally:
         sql(f"DROP DATABASE IF EXISTS {database}")
 
@@ -152,7 +167,8 @@ def scenario(old, new):
         old.run("produce", database, "old")
         refused = new.run("enqueue_expecting_refusal", database)
         check(refused["code"] == 304, f"this release refuses it with TM_SCHEMA_OUTDATED: {refused}")
-        check(new.run("migrate", database)["version"] > old_version, "this release migrates it")
+        check(new.run("migrate", database, "6")["version"] > old_version,
+              "this release migrates it (to 6: the previous release still runs)")
         old.run("work", database, "old")
         every_task_completed_once(database, 6)
     finally:

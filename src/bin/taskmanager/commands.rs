@@ -11,7 +11,7 @@ use taskmanager::{
 
 pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
     match command {
-        Command::Migrate => migrate(client, out),
+        Command::Migrate { to } => migrate(client, to, out),
         Command::Type(command) => task_type(client, command, out),
         Command::Enqueue(args) => enqueue(client, args, out),
         Command::Get { id } => {
@@ -65,12 +65,15 @@ pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
     }
 }
 
-fn migrate(client: &Client, out: &Output) -> Result<()> {
+fn migrate(client: &Client, to: Option<i64>, out: &Output) -> Result<()> {
     eprintln!(
         "migrating database '{}' ...",
         client.config().connection.name
     );
-    let report = client.migrate()?;
+    let report = match to {
+        Some(version) => client.migrate_to(version)?,
+        None => client.migrate()?,
+    };
     out.show(&report, || {
         if report.applied.is_empty() {
             println!(

@@ -39,7 +39,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create or upgrade the database schema (idempotent; the only command that runs DDL).
-    Migrate,
+    Migrate {
+        /// Stop at this schema version: 6 during a rolling deploy, while processes of the
+        /// previous release still run; a plain `migrate` once they are gone.
+        #[arg(long)]
+        to: Option<i64>,
+    },
     /// Register, list, show, activate and deactivate task types.
     #[command(subcommand)]
     Type(TypeCommand),
