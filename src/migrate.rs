@@ -3,7 +3,8 @@
 //! Migration 1 is the original PHP system's schema, exactly; migration 2 upgrades it in place
 //! to what this library needs; migration 3 brings databases that took an earlier migration 2
 //! to the same end (text versions, the claim-order indexes, types deleted with their tasks);
-//! migration 4 creates the hot path's stored procedures. A fresh database walks the same path,
+//! migration 4 creates the hot path's stored procedures (5, their next generation); migration 6
+//! the tables of recurring tasks. A fresh database walks the same path,
 //! so the upgrade is exercised by every install. DDL happens only here: the runtime needs
 //! SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
@@ -16,7 +17,7 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const LATEST_VERSION: i64 = 5;
+pub const LATEST_VERSION: i64 = 6;
 
 const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_schema.sql");
 
@@ -26,6 +27,9 @@ const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_sche
 /// `tests/procedures.rs` checks that the newest file holds what the library calls.
 const PROCEDURES_V4: &str = include_str!("../sql/migrations/0004_hot_path_procedures.sql");
 const PROCEDURES_V5: &str = include_str!("../sql/migrations/0005_hot_path_procedures_v5.sql");
+
+/// The tables of recurring tasks (schedules and their runs), in the same file format.
+const SCHEDULES: &str = include_str!("../sql/migrations/0006_schedules.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -67,6 +71,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "hot_path_procedures_v5",
         run: |step| step.exec_client_file(PROCEDURES_V5),
+    },
+    Migration {
+        version: 6,
+        name: "schedules",
+        run: |step| step.exec_client_file(SCHEDULES),
     },
 ];
 
