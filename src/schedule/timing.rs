@@ -250,3 +250,137 @@ pub(crate) fn format_instant(instant: NaiveDateTime) -> String {
 pub(crate) fn sql_instant(instant: NaiveDateTime) -> String {
     instant.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    /// The next `n` occurrences after `from` (UTC), as UTC `YYYY-MM-DD HH:MM`.
+    fn next(cron: &str, zone: &str, from: &str, n: usize) -> Vec<String> {
+        let timing = Timing::new(cron, zone).unwrap();
+        let mut at = utc(from);
+        (0..n)
+            .map(|_| {
+                at = timing.next_after(at).unwrap();
+                at.format("%Y-%m-%d %H:%M").to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prague_spring_forward_runs_a_skipped_fixed_time_once_after_the_gap() {
+        // 2026-03-29 02:00 CET becomes 03:00 CEST (01:00 UTC): 02:30 does not exist that day.
+        assert_eq!(
+            next("30 2 * * *", "Europe/Prague", "2026-03-27 12:00", 3),
+            ["2026-03-28 01:30", "2026-03-29 01:00", "2026-03-30 00:30"]
+        );
+        // An interval job has nothing in the gap: 01:30 CET, then 03:00 CEST.
+        assert_eq!(
+            next("*/30 * * * *", "Europe/Prague", "2026-03-29 00:15", 3),
+            ["2026-03-29 00:30", "2026-03-29 01:00", "2026-03-29 01:30"]
+        );
+    }
+
+    #[test]
+    fn prague_fall_back_runs_a_fixed_time_once_and_an_interval_in_both_halves() {
+        // 2026-10-25 03:00 CEST becomes 02:00 CET (01:00 UTC): 02:00-02:59 happens twice.
+        assert_eq!(
+            next("30 2 * * *", "Europe/Prague", "2026-10-24 12:00", 2),
+            ["2026-10-25 00:30", "2026-10-26 01:30"]
+        );
+        assert_eq!(
+            next("0 * * * *", "Europe/Prague", "2026-10-24 22:30", 4),
+            [
+                "2026-10-24 23:00",
+                "2026-10-25 00:00",
+                "2026-10-25 01:00",
+                "2026-10-25 02:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn new_york_spring_forward_and_fall_back() {
+        // 2026-03-08 02:00 EST becomes 03:00 EDT (07:00 UTC).
+        assert_eq!(
+            next("30 2 * * *", "America/New_York", "2026-03-06 12:00", 3),
+            ["2026-03-07 07:30", "2026-03-08 07:00", "2026-03-09 06:30"]
+        );
+        // 2026-11-01 02:00 EDT becomes 01:00 EST (06:00 UTC): 01:00-01:59 happens twice.
+        assert_eq!(
+            next("30 1 * * *", "America/New_York", "2026-10-31 12:00", 2),
+            ["2026-11-01 05:30", "2026-11-02 06:30"]
+        );
+        assert_eq!(
+            next("*/30 * * * *", "America/New_York", "2026-11-01 04:45", 5),
+            [
+                "2026-11-01 05:00",
+                "2026-11-01 05:30",
+                "2026-11-01 06:00",
+                "2026-11-01 06:30",
+                "2026-11-01 07:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn seconds_nicknames_and_bad_input() {
+        assert_eq!(
+            next("30 0 3 * * *", "UTC", "2026-01-01 00:00", 1),
+            ["2026-01-01 03:00"]
+        );
+        assert_eq!(next("@daily", "UTC", "2026-01-01 00:00", 1), ["2026-01-02 00:00"]);
+        let field = |e: Error| e.details().unwrap()["field"].as_str().unwrap().to_string();
+        assert_eq!(field(Timing::new("61 * * * *", "UTC").unwrap_err()), "cron");
+        assert_eq!(field(Timing::new("* * *", "UTC").unwrap_err()), "cron");
+        assert_eq!(field(Timing::new("0 3 * * *", "Mars/Olympus").unwrap_err()), "timezone");
+        assert_eq!(Misfire::parse("sometimes"), None);
+    }
+
+    fn plan_of(misfire: Misfire, next_run_at: &str, now: &str, chunk: usize) -> Plan {
+        let timing = Timing::new("0 * * * *", "UTC").unwrap();
+        let grace = TimeDelta::seconds(300);
+        plan(&timing, misfire, grace, utc(next_run_at), utc(now), chunk)
+    }
+
+    #[test]
+    fn misfire_policies_after_downtime() {
+        // On time: the occurrence of 10:00 found at 10:04 runs under every policy.
+        for misfire in [Misfire::Skip, Misfire::Once, Misfire::Backfill] {
+            let p = plan_of(misfire, "2026-01-01 10:00", "2026-01-01 10:04", 100);
+            assert_eq!(p.due, [utc("2026-01-01 10:00")], "{misfire:?}");
+            assert_eq!((p.missed, p.next), (None, Some(utc("2026-01-01 11:00"))));
+        }
+        // Down from 10:00 to 13:30: 10:00 to 13:00 were missed.
+        let skip = plan_of(Misfire::Skip, "2026-01-01 10:00", "2026-01-01 13:30", 100);
+        assert!(skip.due.is_empty());
+        let missed = Some((utc("2026-01-01 10:00"), utc("2026-01-01 13:00")));
+        assert_eq!((skip.missed, skip.next), (missed, Some(utc("2026-01-01 14:00"))));
+        let once = plan_of(Misfire::Once, "2026-01-01 10:00", "2026-01-01 13:30", 100);
+        assert_eq!(once.due, [utc("2026-01-01 13:00")]);
+        let missed = Some((utc("2026-01-01 10:00"), utc("2026-01-01 12:00")));
+        assert_eq!((once.missed, once.next), (missed, Some(utc("2026-01-01 14:00"))));
+        let all = plan_of(Misfire::Backfill, "2026-01-01 10:00", "2026-01-01 13:30", 100);
+        assert_eq!(all.due.len(), 4);
+        assert_eq!((all.missed, all.next), (None, Some(utc("2026-01-01 14:00"))));
+        // Cut at the chunk: the rest stays due.
+        let cut = plan_of(Misfire::Backfill, "2026-01-01 10:00", "2026-01-01 13:30", 3);
+        assert_eq!(cut.due.len(), 3);
+        assert_eq!(cut.next, Some(utc("2026-01-01 13:00")));
+    }
+
+    #[test]
+    fn backfill_keeps_the_latest_occurrences_up_to_the_cap() {
+        // Hourly for about three years: more than the cap.
+        let p = plan_of(Misfire::Backfill, "2023-01-01 00:00", "2026-01-01 00:30", 100);
+        let oldest = utc("2026-01-01 00:00") - TimeDelta::hours(MAX_BACKFILL as i64 - 1);
+        assert_eq!(p.due.first(), Some(&oldest));
+        assert_eq!(p.due.len(), 100);
+        let (first, last) = p.missed.unwrap();
+        assert_eq!((first, last), (utc("2023-01-01 00:00"), oldest - TimeDelta::hours(1)));
+    }
+}
