@@ -257,20 +257,17 @@ pub(crate) fn put(db: &Database, config: &Config, def: &ScheduleDefinition) -> R
             );
             let now = c.parsed("now", parse_instant)?;
             let cron: Option<String> = c.get("cron")?;
-            let kept = match cron {
-                Some(cron)
-                    if cron == def.cron
-                        && c.get::<String>("timezone")? == checked.timezone
-                        && c.get::<bool>("enabled")?
-                        && checked.enabled =>
-                {
-                    c.get::<Option<String>>("next_run_at")?
-                        .as_deref()
-                        .and_then(parse_instant)
-                }
-                _ => None,
-            };
-            let exists = c.get::<Option<String>>("timezone")?.is_some();
+            let timezone: Option<String> = c.get("timezone")?;
+            let enabled: Option<bool> = c.get("enabled")?;
+            let stored_next: Option<String> = c.get("next_run_at")?;
+            let exists = cron.is_some();
+            // The same timing, enabled before and now: the next run stays.
+            let kept = (cron.as_deref() == Some(def.cron.as_str())
+                && timezone.as_deref() == Some(checked.timezone.as_str())
+                && enabled == Some(true)
+                && checked.enabled)
+                .then(|| stored_next.as_deref().and_then(parse_instant))
+                .flatten();
             let next_run_at = match (checked.enabled, kept) {
                 (false, _) => None,
                 (true, Some(kept)) => Some(kept),
