@@ -62,7 +62,7 @@ fn every_subcommand_against_the_server() {
     let (ok, out, err) = cli(&db, &["migrate"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("applied migrations [1, 2, 3, 4, 5]; schema now at version 5"),
+        out.contains("applied migrations [1, 2, 3, 4, 5, 6]; schema now at version 6"),
         "{out}"
     );
     assert!(

@@ -54,11 +54,17 @@ fn put_list_get_and_delete_round_trip() {
         (s.name.as_str(), s.type_name.as_str(), s.timezone.as_str()),
         ("nightly", "report", "Europe/Prague")
     );
-    assert_eq!((s.enabled, s.misfire, s.changed), (true, Misfire::Skip, Some(true)));
+    assert_eq!(
+        (s.enabled, s.misfire, s.changed),
+        (true, Misfire::Skip, Some(true))
+    );
     assert_eq!(s.params, json!({"kind": "daily"}));
     // 03:00 in Prague is 01:00 or 02:00 UTC.
     let next = s.next_run_at.clone().unwrap();
-    assert!(next.ends_with(":00:00.000000Z") && next.contains("T0"), "{next}");
+    assert!(
+        next.ends_with(":00:00.000000Z") && next.contains("T0"),
+        "{next}"
+    );
     assert!(s.last_run_at.is_none());
 
     // The same again changes nothing and keeps the next run.
@@ -67,14 +73,20 @@ fn put_list_get_and_delete_round_trip() {
         json!({"name": "nightly", "type": "report", "cron": "0 3 * * *",
                "timezone": "Europe/Prague", "params": {"kind": "daily"}}),
     );
-    assert_eq!((again.changed, again.next_run_at), (Some(false), Some(next)));
+    assert_eq!(
+        (again.changed, again.next_run_at),
+        (Some(false), Some(next))
+    );
 
     let other = put(
         &db,
         json!({"name": "every-minute", "type": "report", "cron": "* * * * *",
                "misfire": "backfill", "enabled": false}),
     );
-    assert_eq!((other.next_run_at, other.misfire), (None, Misfire::Backfill));
+    assert_eq!(
+        (other.next_run_at, other.misfire),
+        (None, Misfire::Backfill)
+    );
     let names: Vec<String> = db
         .client
         .schedule_list()
@@ -90,7 +102,10 @@ fn put_list_get_and_delete_round_trip() {
     let missing = db.client.schedule_delete("nightly").unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert!(missing.message().contains("nightly"));
-    assert_eq!(db.client.schedule_get("nightly").unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        db.client.schedule_get("nightly").unwrap_err().code(),
+        Code::NotFound
+    );
     assert_eq!(db.client.schedule_list().unwrap().len(), 1);
 }
 
@@ -109,14 +124,24 @@ fn each_misfire_policy_after_the_ticker_was_away() {
     }
     let report = db.client.schedules_tick().unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let made = |name: &str| report.enqueued.iter().filter(|t| t.schedule == name).count();
+    let made = |name: &str| {
+        report
+            .enqueued
+            .iter()
+            .filter(|t| t.schedule == name)
+            .count()
+    };
     // The top of this hour is due too (unless this second is exactly on it, it is missed).
     assert_eq!(made("skip"), 0);
     assert_eq!(made("once"), 1);
     assert_eq!(made("backfill"), 25);
     assert_eq!(scheduled_tasks(&db, "backfill").len(), 25);
 
-    let once = report.enqueued.iter().find(|t| t.schedule == "once").unwrap();
+    let once = report
+        .enqueued
+        .iter()
+        .find(|t| t.schedule == "once")
+        .unwrap();
     let top_of_hour: String = db
         .sql()
         .query_first("SELECT DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:00:00Z')")
@@ -195,7 +220,10 @@ fn several_tickers_create_each_occurrence_of_a_week_once() {
     assert!(reports.iter().all(|r| r.errors.is_empty()));
     // Each occurrence was reported created by exactly one ticker (the minute that began while
     // they ran may add one).
-    assert!((MAX_BACKFILL..=MAX_BACKFILL + 2).contains(&created), "{created}");
+    assert!(
+        (MAX_BACKFILL..=MAX_BACKFILL + 2).contains(&created),
+        "{created}"
+    );
 }
 
 /// The database's now, as a schedule's times are written.
@@ -230,13 +258,23 @@ fn a_claim_ticks_a_due_schedule_and_takes_its_task() {
         json!({"name": "hourly", "type": "report", "cron": "0 * * * *", "misfire": "once",
                "params": {"n": 1}}),
     );
-    assert!(db.client.claim("w", &ClaimOptions::default()).unwrap().is_empty());
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
     away_for_hours(&db, "hourly", 3);
     let claimed = db.client.claim("w", &ClaimOptions::default()).unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].params, json!({"n": 1}));
     assert_eq!(scheduled_tasks(&db, "hourly").len(), 1);
-    assert!(db.client.claim("w", &ClaimOptions::default()).unwrap().is_empty());
+    assert!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -262,7 +300,10 @@ fn bad_input_names_its_field() {
         (with("cron", json!("0 0 30 2 *")), "cron"),
         (with("timezone", json!("Mars/Olympus")), "timezone"),
         (with("misfire", json!("sometimes")), "misfire"),
-        (with("misfire_grace_seconds", json!(8 * 86400)), "misfire_grace_seconds"),
+        (
+            with("misfire_grace_seconds", json!(8 * 86400)),
+            "misfire_grace_seconds",
+        ),
         (without_name, "name"),
         (with("name", json!("")), "name"),
         (without_type, "type"),

@@ -16,7 +16,7 @@
 //!   is also how a task shows the schedule and instant it was made for (get and list show it;
 //!   the run row links them in SQL).
 
-mod steps;
+pub(crate) mod steps;
 mod tick;
 mod timing;
 
@@ -175,7 +175,9 @@ fn check(def: &ScheduleDefinition, config: &Config) -> Result<Checked> {
     if chars == 0 {
         return Err(bad_field(
             "name",
-            format!("name is required: the schedule's name, 1 to {MAX_SCHEDULE_NAME_CHARS} characters"),
+            format!(
+                "name is required: the schedule's name, 1 to {MAX_SCHEDULE_NAME_CHARS} characters"
+            ),
         ));
     }
     if chars > MAX_SCHEDULE_NAME_CHARS || def.name.chars().any(char::is_control) {
@@ -193,8 +195,7 @@ fn check(def: &ScheduleDefinition, config: &Config) -> Result<Checked> {
             "type is required: the name of a registered task type".into(),
         ));
     }
-    check_name(&def.type_name)
-        .map_err(|e| bad_field("type", format!("type: {}", e.message())))?;
+    check_name(&def.type_name).map_err(|e| bad_field("type", format!("type: {}", e.message())))?;
     if def.cron.trim().is_empty() || def.cron.len() > 255 {
         return Err(bad_field(
             "cron",
@@ -318,10 +319,7 @@ pub(crate) fn put(db: &Database, config: &Config, def: &ScheduleDefinition) -> R
 /// One schedule by name; `NotFound` when there is none.
 pub(crate) fn get(db: &Database, name: &str) -> Result<Schedule> {
     let found = db.run(|conn, _| read(conn, &steps::by_name(), (name,)))?;
-    found
-        .into_iter()
-        .next()
-        .ok_or_else(|| not_found(name))
+    found.into_iter().next().ok_or_else(|| not_found(name))
 }
 
 fn not_found(name: &str) -> Error {
@@ -348,11 +346,7 @@ pub(crate) fn delete(db: &Database, name: &str) -> Result<Schedule> {
     })
 }
 
-fn read(
-    conn: &mut Conn<'_>,
-    sql: &str,
-    params: impl Into<mysql::Params>,
-) -> Result<Vec<Schedule>> {
+fn read(conn: &mut Conn<'_>, sql: &str, params: impl Into<mysql::Params>) -> Result<Vec<Schedule>> {
     let rows: Vec<mysql::Row> = conn.exec(sql, params).map_err(|e| conn.error(e))?;
     row::decode_all(rows, "a schedule", |c| {
         let id = c.id("schedule")?;
@@ -375,4 +369,3 @@ fn read(
         })
     })
 }
-

@@ -117,7 +117,10 @@ fn round(
         let mut c = Columns::new(row, "the schedules' next run");
         let now = c.parsed("now", parse_instant)?;
         let next: Option<String> = c.get("next")?;
-        match next.as_deref().map(|n| row::parsed("schedules", "next_run_at", n, parse_instant)) {
+        match next
+            .as_deref()
+            .map(|n| row::parsed("schedules", "next_run_at", n, parse_instant))
+        {
             None => return Ok(idle),
             Some(next) => {
                 let next = next?;
@@ -185,7 +188,10 @@ fn enqueue_due(
                 // Changed by hand into something unreadable: it stops until put again.
                 report.errors.push(error(
                     None,
-                    format!("{}; the schedule is stopped until it is put again", e.message()),
+                    format!(
+                        "{}; the schedule is stopped until it is put again",
+                        e.message()
+                    ),
                 ));
                 statements.extend(steps::advance(schedule.id, None, None));
                 continue;
@@ -263,18 +269,19 @@ fn enqueue_due(
         let schedule = &due[index];
         let rows = answer.rows(at);
         let outcome = row::decode_all(rows, "an enqueued occurrence", |c| {
-            Ok((c.get::<Option<i64>>("task_id")?, c.get::<Option<i64>>("created")?))
+            Ok((
+                c.get::<Option<i64>>("task_id")?,
+                c.get::<Option<i64>>("created")?,
+            ))
         })?;
         match outcome.first() {
-            Some((Some(task_id), created)) if *task_id > 0 => {
-                report.enqueued.push(ScheduledTask {
-                    schedule: schedule.name.clone(),
-                    type_name,
-                    scheduled_for: format_instant(occurrence),
-                    task_id: *task_id,
-                    deduplicated: *created != Some(1),
-                })
-            }
+            Some((Some(task_id), created)) if *task_id > 0 => report.enqueued.push(ScheduledTask {
+                schedule: schedule.name.clone(),
+                type_name,
+                scheduled_for: format_instant(occurrence),
+                task_id: *task_id,
+                deduplicated: *created != Some(1),
+            }),
             _ => report.errors.push(ScheduleError {
                 schedule: schedule.name.clone(),
                 scheduled_for: Some(format_instant(occurrence)),
@@ -302,7 +309,10 @@ fn refusal(
     schedule: &Due,
 ) -> Result<Option<String>> {
     if type_name.is_empty() {
-        return Ok(Some(format!("the task type with id {} is gone", schedule.type_id)));
+        return Ok(Some(format!(
+            "the task type with id {} is gone",
+            schedule.type_id
+        )));
     }
     let task_type = db.types.get(conn, type_name)?;
     if !config.enable_schema_validation {

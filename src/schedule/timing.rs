@@ -333,11 +333,17 @@ mod tests {
             next("30 0 3 * * *", "UTC", "2026-01-01 00:00", 1),
             ["2026-01-01 03:00"]
         );
-        assert_eq!(next("@daily", "UTC", "2026-01-01 00:00", 1), ["2026-01-02 00:00"]);
+        assert_eq!(
+            next("@daily", "UTC", "2026-01-01 00:00", 1),
+            ["2026-01-02 00:00"]
+        );
         let field = |e: Error| e.details().unwrap()["field"].as_str().unwrap().to_string();
         assert_eq!(field(Timing::new("61 * * * *", "UTC").unwrap_err()), "cron");
         assert_eq!(field(Timing::new("* * *", "UTC").unwrap_err()), "cron");
-        assert_eq!(field(Timing::new("0 3 * * *", "Mars/Olympus").unwrap_err()), "timezone");
+        assert_eq!(
+            field(Timing::new("0 3 * * *", "Mars/Olympus").unwrap_err()),
+            "timezone"
+        );
         assert_eq!(Misfire::parse("sometimes"), None);
     }
 
@@ -359,14 +365,28 @@ mod tests {
         let skip = plan_of(Misfire::Skip, "2026-01-01 10:00", "2026-01-01 13:30", 100);
         assert!(skip.due.is_empty());
         let missed = Some((utc("2026-01-01 10:00"), utc("2026-01-01 13:00")));
-        assert_eq!((skip.missed, skip.next), (missed, Some(utc("2026-01-01 14:00"))));
+        assert_eq!(
+            (skip.missed, skip.next),
+            (missed, Some(utc("2026-01-01 14:00")))
+        );
         let once = plan_of(Misfire::Once, "2026-01-01 10:00", "2026-01-01 13:30", 100);
         assert_eq!(once.due, [utc("2026-01-01 13:00")]);
         let missed = Some((utc("2026-01-01 10:00"), utc("2026-01-01 12:00")));
-        assert_eq!((once.missed, once.next), (missed, Some(utc("2026-01-01 14:00"))));
-        let all = plan_of(Misfire::Backfill, "2026-01-01 10:00", "2026-01-01 13:30", 100);
+        assert_eq!(
+            (once.missed, once.next),
+            (missed, Some(utc("2026-01-01 14:00")))
+        );
+        let all = plan_of(
+            Misfire::Backfill,
+            "2026-01-01 10:00",
+            "2026-01-01 13:30",
+            100,
+        );
         assert_eq!(all.due.len(), 4);
-        assert_eq!((all.missed, all.next), (None, Some(utc("2026-01-01 14:00"))));
+        assert_eq!(
+            (all.missed, all.next),
+            (None, Some(utc("2026-01-01 14:00")))
+        );
         // Cut at the chunk: the rest stays due.
         let cut = plan_of(Misfire::Backfill, "2026-01-01 10:00", "2026-01-01 13:30", 3);
         assert_eq!(cut.due.len(), 3);
@@ -376,11 +396,19 @@ mod tests {
     #[test]
     fn backfill_keeps_the_latest_occurrences_up_to_the_cap() {
         // Hourly for about three years: more than the cap.
-        let p = plan_of(Misfire::Backfill, "2023-01-01 00:00", "2026-01-01 00:30", 100);
+        let p = plan_of(
+            Misfire::Backfill,
+            "2023-01-01 00:00",
+            "2026-01-01 00:30",
+            100,
+        );
         let oldest = utc("2026-01-01 00:00") - TimeDelta::hours(MAX_BACKFILL as i64 - 1);
         assert_eq!(p.due.first(), Some(&oldest));
         assert_eq!(p.due.len(), 100);
         let (first, last) = p.missed.unwrap();
-        assert_eq!((first, last), (utc("2023-01-01 00:00"), oldest - TimeDelta::hours(1)));
+        assert_eq!(
+            (first, last),
+            (utc("2023-01-01 00:00"), oldest - TimeDelta::hours(1))
+        );
     }
 }
