@@ -326,3 +326,90 @@ fn bad_input_names_its_field() {
     assert_eq!(invalid.code(), Code::ValidationFailed);
     assert!(db.client.schedule_list().unwrap().is_empty());
 }
+
+/// `taskmanager <args>` on `db`, with `--json`: its answer.
+fn cli(db: &TestDb, args: &[&str]) -> Value {
+    let (host, port, user, pass) = common::server();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taskmanager"))
+        .arg("--json")
+        .args(args)
+        .env("TASKMANAGER_DB_HOST", host)
+        .env("TASKMANAGER_DB_PORT", port.to_string())
+        .env("TASKMANAGER_DB_USER", user)
+        .env("TASKMANAGER_DB_PASS", pass)
+        .env("TASKMANAGER_DB_NAME", &db.name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "taskmanager {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn three_processes_ticking_from_cron_create_each_occurrence_once() {
+    let db = TestDb::new(json!({}));
+    db.register("beat", any_object());
+    let put = cli(
+        &db,
+        &[
+            "schedule",
+            "put",
+            "beat",
+            "--type",
+            "beat",
+            "--cron",
+            "* * * * *",
+            "--misfire",
+            "backfill",
+            "--params",
+            r#"{"from": "cron"}"#,
+        ],
+    );
+    assert_eq!(
+        (put["name"].as_str(), put["misfire"].as_str()),
+        (Some("beat"), Some("backfill"))
+    );
+    // Two days of minutes missed.
+    db.sql()
+        .query_drop(
+            "UPDATE task_schedules SET next_run_at = \
+             DATE_FORMAT(NOW(6) - INTERVAL 2 DAY, '%Y-%m-%d %H:%i:00')",
+        )
+        .unwrap();
+    // Three hosts' cron jobs: each runs `taskmanager schedule tick` again and again until the
+    // schedule is caught up, so their processes overlap.
+    let created: Vec<usize> = std::thread::scope(|scope| {
+        let hosts: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut created = 0;
+                    loop {
+                        let report = cli(&db, &["schedule", "tick"]);
+                        let made = report["enqueued"].as_array().unwrap();
+                        assert!(report["errors"].as_array().unwrap().is_empty());
+                        created += made.iter().filter(|t| t["deduplicated"] == false).count();
+                        let listed = cli(&db, &["schedule", "show", "beat"]);
+                        let now = iso_now(&db.client);
+                        if made.is_empty() && listed["next_run_at"].as_str().unwrap() > now.as_str()
+                        {
+                            return created;
+                        }
+                    }
+                })
+            })
+            .collect();
+        hosts.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let expected = 2 * 24 * 60;
+    assert_no_duplicates(&db, "beat", expected);
+    let total: usize = created.iter().sum();
+    assert_eq!(total, scheduled_tasks(&db, "beat").len(), "{created:?}");
+    let listed = cli(&db, &["schedule", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let gone = cli(&db, &["schedule", "delete", "beat"]);
+    assert_eq!(gone["name"], "beat");
+    assert!(db.client.schedule_list().unwrap().is_empty());
+}
