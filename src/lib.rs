@@ -90,7 +90,7 @@ pub use queue::read::{HistoryEntry, ListFilter, Task};
 pub use queue::stats::{QueueHealth, Stats, StatusCounts, Throughput, WorkerSeen};
 pub use schedule::{
     DEFAULT_GRACE_SECONDS, MAX_BACKFILL, MAX_SCHEDULE_NAME_CHARS, Misfire, Missed, Schedule,
-    ScheduleDefinition, ScheduleError, ScheduledTask, TickReport,
+    ScheduleDefinition, ScheduleError, ScheduleHealth, ScheduledTask, TickReport,
 };
 pub use types::{TaskType, TypeDefinition};
 

@@ -96,6 +96,17 @@ fn put_list_get_and_delete_round_trip() {
         .collect();
     assert_eq!(names, ["every-minute", "nightly"]);
     assert_eq!(db.client.schedule_get("nightly").unwrap().id, s.id);
+    // Stats and /metrics show each schedule's next run.
+    let stats = db.client.stats().unwrap();
+    assert_eq!(stats.schedules["nightly"].next_run_at, s.next_run_at);
+    assert_eq!(stats.schedules["nightly"].type_name, "report");
+    assert!(!stats.schedules["every-minute"].enabled);
+    let metrics = db.client.metrics().unwrap();
+    assert!(
+        metrics.contains("taskmanager_schedule_next_run_timestamp_seconds{schedule=\"nightly\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("schedule=\"every-minute\""));
 
     let gone = db.client.schedule_delete("nightly").unwrap();
     assert_eq!(gone.id, s.id);

@@ -36,6 +36,7 @@ use mysql::TxOpts;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use timing::{Timing, bad_field, parse_instant, sql_instant};
 
 /// Longest schedule name, in characters (its tasks' dedupe keys must fit 191).
@@ -368,4 +369,39 @@ fn read(conn: &mut Conn<'_>, sql: &str, params: impl Into<mysql::Params>) -> Res
             changed: None,
         })
     })
+}
+
+/// A schedule as the stats show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleHealth {
+    /// Whether it enqueues.
+    pub enabled: bool,
+    /// The last occurrence it enqueued (RFC 3339, UTC).
+    pub last_run_at: Option<String>,
+    /// Its next occurrence; null when disabled.
+    pub next_run_at: Option<String>,
+    /// The task type it enqueues (`type` in JSON).
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// Every schedule for the stats, by name.
+pub(crate) fn health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, ScheduleHealth>> {
+    Ok(read(conn, &steps::list(), ())?
+        .into_iter()
+        .map(|s| {
+            let health = ScheduleHealth {
+                enabled: s.enabled,
+                last_run_at: s.last_run_at,
+                next_run_at: s.next_run_at,
+                type_name: s.type_name,
+            };
+            (s.name, health)
+        })
+        .collect())
+}
+
+/// A time as the database renders it (RFC 3339, UTC), in seconds since 1970.
+pub(crate) fn unix_seconds(text: &str) -> Option<i64> {
+    parse_instant(text).map(|t| t.and_utc().timestamp())
 }
