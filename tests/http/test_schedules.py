@@ -1,8 +1,11 @@
 """The schedule routes of php/api over real HTTP: put (created, saved again, a bad field named
 in the 400), list with next run times, get, a tick that enqueues a missed occurrence, delete,
-and the key they all need."""
+and the key they all need; the dashboard's schedules page."""
+
+from selenium.webdriver.common.by import By
 
 from test_api import register
+from test_dashboard import browser, shot, sign_in, wait  # noqa: F401 (browser: a fixture)
 
 
 def test_schedule_routes_round_trip(api):
@@ -46,3 +49,18 @@ def test_openapi_describes_the_schedule_routes(api):
     _, _, doc = api.call("GET", "/api/openapi.json")
     assert set(doc["paths"]["/schedules/{name}"]) == {"get", "put", "delete"}
     assert "post" in doc["paths"]["/schedules/tick"]
+
+
+def test_the_dashboard_shows_each_schedule_with_its_next_run(api, browser):
+    register(api)
+    made = api.ok("PUT", "/api/schedules/nightly", {"type": "email.send", "cron": "0 3 * * *",
+                                                    "timezone": "Europe/Prague"}, status=201)
+    api.ok("PUT", "/api/schedules/paused", {"type": "email.send", "cron": "0 4 * * *", "enabled": False},
+           status=201)
+    sign_in(api, browser)
+    browser.get(api.base + "/dashboard#/schedules")
+    cell = '[data-schedule="{}"] .next-run'
+    assert wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, cell.format("nightly")).text) \
+        == made["next_run_at"].replace(" ", "T") + ".000000Z"
+    assert browser.find_element(By.CSS_SELECTOR, cell.format("paused")).text == "disabled"
+    shot(browser, "schedules")
