@@ -26,7 +26,7 @@ pub use timing::{MAX_BACKFILL, Misfire};
 
 use crate::Config;
 use crate::database::{Database, commit};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::json;
 use crate::pool::Conn;
 use crate::row::{self, Columns};
@@ -254,7 +254,8 @@ pub(crate) fn put(db: &Database, config: &Config, def: &ScheduleDefinition) -> R
                 .exec_first(steps::put_lock(), (&def.name,))
                 .map_err(|e| db.error(e))?;
             let mut c = Columns::new(
-                row.ok_or_else(|| Error::invalid("the database's clock answered nothing"))?,
+                // The clock's row is always there (a LEFT JOIN from one row).
+                row.ok_or_else(|| Error::new(Code::Database, "put's read answered no row"))?,
                 format!("schedule '{}'", def.name),
             );
             let now = c.parsed("now", parse_instant)?;

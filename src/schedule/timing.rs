@@ -111,11 +111,10 @@ fn floor_second(instant: NaiveDateTime) -> NaiveDateTime {
 
 /// What happens to a schedule's missed occurrences (those a tick finds more than the grace
 /// period old).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Misfire {
     /// None of them runs; the schedule goes on with its next occurrence (the default).
-    #[default]
     Skip,
     /// The latest of them runs, once, unless an occurrence within the grace period runs.
     Once,
