@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use chrono::{NaiveDateTime, TimeDelta, TimeZone, Timelike};
 use chrono_tz::Tz;
-use croner::Cron;
+use croner::{Cron, Direction};
 use serde_json::json;
 use std::str::FromStr;
 
@@ -61,47 +61,45 @@ impl Timing {
     /// The first occurrence strictly after `instant`; `None` when there is none (an
     /// expression such as `0 0 30 2 *` never matches).
     pub(crate) fn next_after(&self, instant: NaiveDateTime) -> Option<NaiveDateTime> {
-        // Occurrences fall on whole seconds: strictly after a fraction of second N is at or
-        // after N + 1.
-        let whole = floor_second(instant);
-        let local = self.zone.from_utc_datetime(&whole);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.naive_utc())
+        self.search(instant, Direction::Forward, false)
     }
 
     /// The first occurrence at or after `instant`.
     fn at_or_after(&self, instant: NaiveDateTime) -> Option<NaiveDateTime> {
-        let whole = floor_second(instant);
-        if whole != instant {
-            return self.next_after(instant);
-        }
-        let local = self.zone.from_utc_datetime(&whole);
-        self.cron
-            .find_next_occurrence(&local, true)
-            .ok()
-            .map(|t| t.naive_utc())
+        self.search(instant, Direction::Forward, true)
     }
 
     /// The last occurrence at or before `instant`.
     fn at_or_before(&self, instant: NaiveDateTime) -> Option<NaiveDateTime> {
-        self.previous(instant, true)
+        self.search(instant, Direction::Backward, true)
     }
 
     /// The last occurrence strictly before `instant`.
     fn before(&self, instant: NaiveDateTime) -> Option<NaiveDateTime> {
-        self.previous(instant, false)
+        self.search(instant, Direction::Backward, false)
     }
 
-    fn previous(&self, instant: NaiveDateTime, inclusive: bool) -> Option<NaiveDateTime> {
+    /// The nearest occurrence from `instant` in `direction`, `instant` itself included or not.
+    /// Occurrences fall on whole seconds and a search starts from one: from a fraction of
+    /// second N, the occurrence N lies behind (never ahead), so a backward search counts it
+    /// and a forward one starts after it.
+    fn search(
+        &self,
+        instant: NaiveDateTime,
+        direction: Direction,
+        inclusive: bool,
+    ) -> Option<NaiveDateTime> {
         let whole = floor_second(instant);
-        // A fraction of second N is after N itself: N counts even for a strict search.
         let local = self.zone.from_utc_datetime(&whole);
-        self.cron
-            .find_previous_occurrence(&local, inclusive || whole != instant)
-            .ok()
-            .map(|t| t.naive_utc())
+        let found = match direction {
+            Direction::Forward => self
+                .cron
+                .find_next_occurrence(&local, inclusive && whole == instant),
+            Direction::Backward => self
+                .cron
+                .find_previous_occurrence(&local, inclusive || whole != instant),
+        };
+        found.ok().map(|t| t.naive_utc())
     }
 }
 
