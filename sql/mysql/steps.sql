@@ -1,5 +1,6 @@
 -- Every statement of every step of a task's life, as the library sends it to MySQL or
--- MariaDB. Generated from src/queue/lifecycle.rs and src/queue/procedures.rs by
+-- MariaDB. Generated from src/queue/lifecycle.rs, src/queue/procedures.rs and
+-- src/schedule/steps.rs by
 -- src/queue/catalog.rs; tests/sql_steps.rs fails when the code and this file differ
 -- (TASKMANAGER_BLESS=1 cargo test --test sql_steps writes it anew).
 -- Values are named placeholders (:id, :lease_token, ...); the library writes them as

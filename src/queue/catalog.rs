@@ -124,7 +124,8 @@ fn request(limit: u32, type_ids: Option<&[i64]>, order: ClaimOrder) -> ClaimRequ
 pub(crate) fn render() -> String {
     let mut out = String::from(
         "-- Every statement of every step of a task's life, as the library sends it to MySQL or\n\
-         -- MariaDB. Generated from src/queue/lifecycle.rs and src/queue/procedures.rs by\n\
+         -- MariaDB. Generated from src/queue/lifecycle.rs, src/queue/procedures.rs and\n\
+         -- src/schedule/steps.rs by\n\
          -- src/queue/catalog.rs; tests/sql_steps.rs fails when the code and this file differ\n\
          -- (TASKMANAGER_BLESS=1 cargo test --test sql_steps writes it anew).\n\
          -- Values are named placeholders (:id, :lease_token, ...); the library writes them as\n\
