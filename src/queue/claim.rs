@@ -208,7 +208,7 @@ pub(crate) fn claim(
 ) -> Result<Vec<ClaimedTask>> {
     let wanted = check_claim(config, worker_id, options)?;
     // Due schedules enqueue their tasks first (throttled), so that this claim can take them.
-    crate::schedule::lazy_tick(db, config)?;
+    crate::schedule::lazy_tick(db, config);
     // Known before the commit and the same on a repeat, so a repeat finds what it leased.
     let token_prefix = random_hex();
     db.run(|conn, again| {
@@ -269,7 +269,7 @@ pub(crate) fn complete_and_claim(
     check_token(token)?;
     let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
     let wanted = check_claim(config, worker_id, options)?;
-    crate::schedule::lazy_tick(db, config)?;
+    crate::schedule::lazy_tick(db, config);
     let token_prefix = random_hex();
     let completed = |repeated| Finished {
         id,

@@ -50,16 +50,21 @@ pub(crate) fn tick(db: &Database, config: &Config) -> Result<TickReport> {
 }
 
 /// A claim's tick: one round over a few schedules, when this process's throttle says so.
-pub(crate) fn lazy_tick(db: &Database, config: &Config) -> Result<()> {
+///
+/// A claim's own work does not depend on it, so a tick that fails (a lock wait, a schedule row
+/// changed by hand into something unreadable) does not fail the claim: the schedules wait for
+/// the next tick, and an explicit tick (`schedules_tick`, `taskmanager schedule tick`) reports
+/// the error.
+pub(crate) fn lazy_tick(db: &Database, config: &Config) {
     if !db.lazy_tick_due() {
-        return Ok(());
+        return;
     }
     let token = random_hex();
-    let round = db.run(|conn, _| round(db, config, conn, LAZY_SCHEDULES, &token))?;
-    // After work, look again soon: more may be due.
-    let idle = if round.locked > 0 { 0 } else { round.idle_ms };
-    db.next_schedule_tick_in(idle_wait(db, idle));
-    Ok(())
+    if let Ok(round) = db.run(|conn, _| round(db, config, conn, LAZY_SCHEDULES, &token)) {
+        // After work, look again soon: more may be due.
+        let idle = if round.locked > 0 { 0 } else { round.idle_ms };
+        db.next_schedule_tick_in(idle_wait(db, idle));
+    }
 }
 
 /// How long this process's claims wait before they look again, given that nothing is due for

@@ -367,9 +367,13 @@ class AsyncClient:
 
     # -- recurring tasks ----------------------------------------------------------------------
 
-    async def schedule_put(self, name: str, type: str, cron: str, **options: Any) -> Schedule:
+    async def schedule_put(self, name: str, type: str, cron: str, *, timezone: Optional[str] = None,
+                           params: Optional[Mapping[str, Any]] = None, enabled: Optional[bool] = None,
+                           misfire: Optional[str] = None,
+                           misfire_grace_seconds: Optional[int] = None) -> Schedule:
         """See :meth:`taskmanager.Client.schedule_put`."""
-        return await self._call(self.sync.schedule_put, name, type, cron, **options)
+        return await self._call(self.sync.schedule_put, name, type, cron, timezone=timezone, params=params,
+                                enabled=enabled, misfire=misfire, misfire_grace_seconds=misfire_grace_seconds)
 
     async def schedule_get(self, name: str) -> Schedule:
         return await self._call(self.sync.schedule_get, name)
