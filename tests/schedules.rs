@@ -408,3 +408,42 @@ fn three_processes_ticking_from_cron_create_each_occurrence_once() {
     assert_eq!(gone["name"], "beat");
     assert!(db.client.schedule_list().unwrap().is_empty());
 }
+
+#[test]
+fn a_schedule_broken_by_hand_is_reported_and_stopped_and_claims_go_on() {
+    let db = TestDb::new(json!({"lazy_recovery_interval_ms": 0}));
+    db.register("report", any_object());
+    put(
+        &db,
+        json!({"name": "broken", "type": "report", "cron": "0 * * * *"}),
+    );
+    away_for_hours(&db, "broken", 1);
+    db.sql_exec("UPDATE task_schedules SET cron = 'not a cron' WHERE name = 'broken'");
+    db.enqueue("report", json!({"plain": true}));
+    // The claim's tick meets the broken row; the claim itself is unharmed.
+    assert_eq!(
+        db.client
+            .claim("w", &ClaimOptions::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    put(
+        &db,
+        json!({"name": "broken2", "type": "report", "cron": "0 * * * *"}),
+    );
+    away_for_hours(&db, "broken2", 1);
+    db.sql_exec("UPDATE task_schedules SET timezone = 'Nowhere/Land' WHERE name = 'broken2'");
+    let report = db.client.schedules_tick().unwrap();
+    assert!(report.enqueued.is_empty());
+    let errors: Vec<&str> = report.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("timezone") && errors[0].contains("put again"),
+        "{errors:?}"
+    );
+    // Stopped: no next run until it is put again.
+    assert_eq!(db.client.schedule_get("broken2").unwrap().next_run_at, None);
+    assert_eq!(db.client.schedule_get("broken").unwrap().next_run_at, None);
+    assert_eq!(db.client.schedules_tick().unwrap(), TickReport::default());
+}
