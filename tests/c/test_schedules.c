@@ -45,15 +45,22 @@ int main(void) {
   /* Every second: the tick enqueues once the database's clock reaches the next occurrence. */
   OK(tm_schedule_put(client, "{\"name\":\"c.beat\",\"type\":\"c.report\",\"cron\":\"* * * * * *\"}", NULL));
   long long task_id = -1;
+  char key[128] = "schedule:c.beat@";
   for (int i = 0; i < 100000 && task_id < 0; i++) {
     OK(tm_schedules_tick(client, &out));
     CHECK(contains(out, "\"enqueued\":["));
-    if (contains(out, "\"schedule\":\"c.beat\"")) task_id = json_int(out, "task_id");
+    if (contains(out, "\"schedule\":\"c.beat\"")) {
+      task_id = json_int(out, "task_id");
+      CHECK(json_str(out, "scheduled_for", key + strlen(key), sizeof key - strlen(key)) == 0);
+    }
     tm_string_free(out);
   }
   CHECK(task_id > 0);
+  /* The task's key names its schedule and the instant it was made for. */
   OK(tm_task_get(client, task_id, &out));
-  CHECK(contains(out, "\"dedupe_key\":\"schedule:c.beat@"));
+  char dedupe_key[128];
+  CHECK(json_str(out, "dedupe_key", dedupe_key, sizeof dedupe_key) == 0);
+  CHECK(strcmp(dedupe_key, key) == 0);
   tm_string_free(out);
 
   OK(tm_schedule_list(client, &out));
