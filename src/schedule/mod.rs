@@ -281,27 +281,26 @@ pub(crate) fn put(db: &Database, config: &Config, def: &ScheduleDefinition) -> R
                     )
                 })?),
             };
-            let values = (
-                task_type.id,
-                &def.cron,
-                &checked.timezone,
-                &checked.params_text,
-                checked.enabled,
-                checked.misfire.as_str(),
-                checked.grace,
-                next_run_at.map(sql_instant),
-            );
-            let changed = if exists {
-                let (a, b, c, d, e, f, g, h) = values;
-                tx.exec_drop(steps::UPDATE, (a, b, c, d, e, f, g, h, &def.name))
-                    .map_err(|e| db.error(e))?;
-                tx.affected_rows() > 0
+            let mut values: Vec<mysql::Value> = vec![
+                task_type.id.into(),
+                def.cron.as_str().into(),
+                checked.timezone.as_str().into(),
+                checked.params_text.as_str().into(),
+                checked.enabled.into(),
+                checked.misfire.as_str().into(),
+                checked.grace.into(),
+                next_run_at.map(sql_instant).into(),
+            ];
+            // The name is the INSERT's first value and the UPDATE's condition.
+            let (statement, changed) = if exists {
+                values.push(def.name.as_str().into());
+                (steps::UPDATE, None)
             } else {
-                let (a, b, c, d, e, f, g, h) = values;
-                tx.exec_drop(steps::INSERT, (&def.name, a, b, c, d, e, f, g, h))
-                    .map_err(|e| db.error(e))?;
-                true
+                values.insert(0, def.name.as_str().into());
+                (steps::INSERT, Some(true))
             };
+            tx.exec_drop(statement, values).map_err(|e| db.error(e))?;
+            let changed = changed.unwrap_or(tx.affected_rows() > 0);
             commit(db, tx)?;
             Ok(changed)
         })
