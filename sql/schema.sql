@@ -1,4 +1,4 @@
--- TaskManager schema, current version (6), for reading and for a manual install:
+-- TaskManager schema, current version (8), for reading and for a manual install:
 --   mysql --default-character-set=utf8mb4 your_db < sql/schema.sql
 -- The usual way is `tm_migrate` / Client::migrate, which reaches the same shape through the
 -- versioned migrations (an existing database of the original PHP system is upgraded in place).
@@ -54,21 +54,31 @@ CREATE TABLE IF NOT EXISTS tasks (
   -- 'active'); its UNIQUE index is what makes dedupe atomic.
   dedupe_lock VARCHAR(191) NULL,
   enqueue_token CHAR(32) NULL,
+  -- Computed by the server, so rows written with plain SQL are indexed right at once. Each is
+  -- NULL outside the status it serves.
+  pending_priority INT AS (IF(status = 'pending', priority, NULL)) STORED,
+  pending_attempts INT AS (IF(status = 'pending', attempts, NULL)) STORED,
+  is_pending TINYINT AS (IF(status = 'pending', 1, NULL)) STORED,
+  -- A task claimed by hand (no lease of ours) sorts first; recovery checks its claimed_at.
+  claimed_until DATETIME(6) AS (IF(status = 'claimed', COALESCE(lease_expires_at, TIMESTAMP'1970-01-01 00:00:01'), NULL)) STORED,
+  finished_status ENUM('completed','failed','cancelled') AS (IF(status IN ('completed','failed','cancelled'), status, NULL)) STORED,
   PRIMARY KEY (id),
   UNIQUE KEY uq_tasks_dedupe_lock (dedupe_lock),
-  KEY idx_tasks_dedupe_key (dedupe_key),
-  -- Matches the claim query: WHERE status = 'pending' ... ORDER BY priority DESC, id.
-  KEY idx_tasks_claim (status, priority DESC, id),
-  KEY idx_tasks_type_claim (type_id, status, priority DESC, id),
-  KEY idx_tasks_lease (status, lease_expires_at),
-  KEY idx_tasks_created_at (created_at),
-  -- The claim orders of the HTTP API (sort_by id, created_at, priority, attempts; ASC or DESC).
-  KEY idx_tasks_claim_by_id (status, id),
-  KEY idx_tasks_claim_by_created (status, created_at, id),
-  KEY idx_tasks_claim_by_priority (status, priority, id),
-  KEY idx_tasks_claim_by_attempts (status, attempts, id),
-  -- Finished tasks by age: retention (prune) and the last hour's throughput (stats).
-  KEY idx_tasks_finished (status, completed_at),
+  -- The lean layout: each index below is over a column that holds a value only in the status
+  -- it serves, so a status change touches only the indexes of the statuses it leaves and enters.
+  -- Claims in the library's order (highest priority first, then oldest), any type or a list...
+  KEY idx_tasks_ready (pending_priority DESC, id),
+  -- ... or one type (this index also serves the foreign key).
+  KEY idx_tasks_type_ready (type_id, pending_priority DESC, id),
+  -- The claim orders of the HTTP API (sort_by id and created_at, which follows id; priority;
+  -- attempts; each direction is one scan).
+  KEY idx_tasks_ready_by_id (is_pending, id),
+  KEY idx_tasks_ready_by_priority (pending_priority, id),
+  KEY idx_tasks_ready_by_attempts (pending_attempts, id),
+  -- Leases by expiry: recovery, and the held-tasks stats.
+  KEY idx_tasks_leased (claimed_until),
+  -- Finished tasks by age: retention (prune) and throughput (stats), counts from the index.
+  KEY idx_tasks_done (finished_status, completed_at, type_id),
   -- As in the original: deleting a type deletes its tasks (and their history).
   CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
@@ -88,80 +98,14 @@ CREATE TABLE IF NOT EXISTS task_history (
   CONSTRAINT fk_history_task FOREIGN KEY (task_id) REFERENCES tasks (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- The hot path as stored procedures, generation 4 (sql/migrations/0004_hot_path_procedures.sql),
--- kept for libraries of the previous release; the scripts the library sends otherwise run the
--- same statements.
-DROP PROCEDURE IF EXISTS tm_enqueue;
-DROP PROCEDURE IF EXISTS tm_claim_next;
-DROP PROCEDURE IF EXISTS tm_complete;
-DROP PROCEDURE IF EXISTS tm_complete_and_claim;
+-- The hot path as stored procedures, generation 6 (sql/migrations/0006_hot_path_procedures_v6.sql);
+-- the scripts the library sends otherwise run the same statements.
+DROP PROCEDURE IF EXISTS tm6_enqueue;
+DROP PROCEDURE IF EXISTS tm6_claim_next;
+DROP PROCEDURE IF EXISTS tm6_complete;
+DROP PROCEDURE IF EXISTS tm6_complete_and_claim;
 DELIMITER //
-CREATE PROCEDURE tm_enqueue(IN p_type_id BIGINT, IN p_version VARCHAR(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_params LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_scope VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_priority INT, IN p_max_attempts INT, IN p_run_at VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_delay_micros BIGINT, IN p_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
-BEGIN
-DECLARE v_id BIGINT DEFAULT 0;
-DECLARE v_created INT DEFAULT 0;
-START TRANSACTION;
-INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT p_type_id AS type_id, 'pending' AS status, p_params AS params_json, p_key AS dedupe_key, p_key AS dedupe_lock, p_scope AS dedupe_scope, p_priority AS priority, p_max_attempts AS max_attempts, COALESCE(CAST(p_run_at AS DATETIME(6)), NOW(6) + INTERVAL p_delay_micros MICROSECOND) AS run_at, p_token AS enqueue_token FROM task_types WHERE id = p_type_id AND version COLLATE utf8mb4_bin = p_version AND is_active = 1 ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
-SET v_created = ROW_COUNT();
-SET v_id = LAST_INSERT_ID();
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT v_id, 'created', NULL, NULL, NOW(6) FROM DUAL WHERE v_created = 1; END IF;
-COMMIT;
-SELECT v_id, v_created;
-END//
-
-CREATE PROCEDURE tm_claim_next(IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
-BEGIN
-DECLARE v_picked BIGINT DEFAULT NULL;
-START TRANSACTION;
-IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id = p_type_id ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;
-IF v_picked IS NOT NULL THEN
-UPDATE tasks t FORCE INDEX (PRIMARY) SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = p_worker, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL p_lease_seconds SECOND, t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE t.id = v_picked AND t.status IN ('pending');
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', p_worker, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = v_picked AND t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed'; END IF;
-SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), t.lease_token FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = v_picked AND t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
-END IF;
-COMMIT;
-END//
-
-CREATE PROCEDURE tm_complete(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
-BEGIN
-DECLARE v_changed INT DEFAULT 0;
-START TRANSACTION;
-UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = p_result, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = p_id AND lease_token = p_lease_token AND status = 'claimed';
-SET v_changed = ROW_COUNT();
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = p_id AND t.lease_token = p_lease_token AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at); END IF;
-COMMIT;
-SELECT v_changed;
-END//
-
-CREATE PROCEDURE tm_complete_and_claim(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
-BEGIN
-DECLARE v_changed INT DEFAULT 0;
-DECLARE v_picked BIGINT DEFAULT NULL;
-START TRANSACTION;
-UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = p_result, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = p_id AND lease_token = p_lease_token AND status = 'claimed';
-SET v_changed = ROW_COUNT();
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = p_id AND t.lease_token = p_lease_token AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at); END IF;
-SELECT v_changed;
-IF EXISTS (SELECT 1 FROM tasks FORCE INDEX (PRIMARY) WHERE id = p_id AND lease_token = p_lease_token AND status = 'completed') THEN
-IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id = p_type_id ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;
-IF v_picked IS NOT NULL THEN
-UPDATE tasks t FORCE INDEX (PRIMARY) SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = p_worker, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL p_lease_seconds SECOND, t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE t.id = v_picked AND t.status IN ('pending');
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', p_worker, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = v_picked AND t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed'; END IF;
-SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ'), t.lease_token FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = v_picked AND t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
-END IF;
-END IF;
-COMMIT;
-END//
-DELIMITER ;
-
--- Generation 5 of the procedures (sql/migrations/0005_hot_path_procedures_v5.sql), the ones
--- this release calls; generation 4 above stays for libraries of the previous release.
-DROP PROCEDURE IF EXISTS tm5_enqueue;
-DROP PROCEDURE IF EXISTS tm5_claim_next;
-DROP PROCEDURE IF EXISTS tm5_complete;
-DROP PROCEDURE IF EXISTS tm5_complete_and_claim;
-DELIMITER //
-CREATE PROCEDURE tm5_enqueue(IN p_type_id BIGINT, IN p_version VARCHAR(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_params LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_scope VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_priority INT, IN p_max_attempts INT, IN p_run_at VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_delay_micros BIGINT, IN p_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
+CREATE PROCEDURE tm6_enqueue(IN p_type_id BIGINT, IN p_version VARCHAR(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_params LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_scope VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_priority INT, IN p_max_attempts INT, IN p_run_at VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_delay_micros BIGINT, IN p_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
 BEGIN
 DECLARE v_id BIGINT DEFAULT 0;
 DECLARE v_created INT DEFAULT 0;
@@ -173,11 +117,11 @@ IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, m
 COMMIT;
 SELECT v_id AS id, v_created AS created;
 END//
-CREATE PROCEDURE tm5_claim_next(IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
+CREATE PROCEDURE tm6_claim_next(IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
 BEGIN
 DECLARE v_picked BIGINT DEFAULT NULL;
 START TRANSACTION;
-IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id = p_type_id ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;
+IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6) AND type_id = p_type_id ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;
 IF v_picked IS NOT NULL THEN
 UPDATE tasks t FORCE INDEX (PRIMARY) SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = p_worker, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL p_lease_seconds SECOND, t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE t.id = v_picked AND t.status IN ('pending');
 IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', p_worker, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = v_picked AND t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed'; END IF;
@@ -185,7 +129,7 @@ SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, D
 END IF;
 COMMIT;
 END//
-CREATE PROCEDURE tm5_complete(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
+CREATE PROCEDURE tm6_complete(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
 BEGIN
 DECLARE v_changed INT DEFAULT 0;
 START TRANSACTION;
@@ -195,7 +139,7 @@ IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, m
 COMMIT;
 SELECT v_changed AS changed;
 END//
-CREATE PROCEDURE tm5_complete_and_claim(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
+CREATE PROCEDURE tm6_complete_and_claim(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
 BEGIN
 DECLARE v_changed INT DEFAULT 0;
 DECLARE v_picked BIGINT DEFAULT NULL;
@@ -205,7 +149,7 @@ SET v_changed = ROW_COUNT();
 IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = p_id AND t.lease_token = p_lease_token AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at); END IF;
 SELECT v_changed AS changed;
 IF EXISTS (SELECT 1 FROM tasks FORCE INDEX (PRIMARY) WHERE id = p_id AND lease_token = p_lease_token AND status = 'completed') THEN
-IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id = p_type_id ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;
+IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6) AND type_id = p_type_id ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;
 IF v_picked IS NOT NULL THEN
 UPDATE tasks t FORCE INDEX (PRIMARY) SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = p_worker, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL p_lease_seconds SECOND, t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE t.id = v_picked AND t.status IN ('pending');
 IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', p_worker, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = v_picked AND t.lease_token = (CONCAT(p_token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed'; END IF;
@@ -257,4 +201,6 @@ INSERT IGNORE INTO tm_schema_migrations (version, name) VALUES
   (3, 'text_versions_claim_orders'),
   (4, 'hot_path_procedures'),
   (5, 'hot_path_procedures_v5'),
-  (6, 'schedules');
+  (6, 'lean_layout'),
+  (7, 'lean_layout_contract'),
+  (8, 'schedules');

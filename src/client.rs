@@ -56,7 +56,15 @@ impl Client {
 
     /// Creates or upgrades the schema. The only call that runs DDL.
     pub fn migrate(&self) -> Result<MigrationReport> {
-        migrate::migrate(&self.db.pool, self.config.task_claim_timeout)
+        migrate::migrate(&self.db.pool, self.config.task_claim_timeout, None)
+    }
+
+    /// Migrates up to schema version `to` only: during a rolling deploy, to the version this
+    /// release runs on while the previous release still runs (see docs/operations.md), then
+    /// [`Client::migrate`] once it is gone. `InvalidArgument` for a version this library does
+    /// not stop at.
+    pub fn migrate_to(&self, to: i64) -> Result<MigrationReport> {
+        migrate::migrate(&self.db.pool, self.config.task_claim_timeout, Some(to))
     }
 
     /// Registers a task type (name, version, JSON Schema). The same name, version and schema

@@ -4,7 +4,7 @@
 
 use crate::config::Connection;
 use crate::error::{Code, Error, Result};
-use crate::migrate::LATEST_VERSION;
+use crate::migrate::REQUIRED_VERSION;
 use crate::pool::{Conn, Pool, unknown_outcome};
 use crate::type_cache::TypeCache;
 use mysql::prelude::Queryable;
@@ -143,7 +143,7 @@ impl Database {
                 Err(e) => return Err(conn.error(e)),
             };
         match version {
-            Some(v) if v >= LATEST_VERSION => {
+            Some(v) if v >= REQUIRED_VERSION => {
                 self.schema_ready.store(true, Ordering::Release);
                 Ok(())
             }
@@ -154,10 +154,10 @@ impl Database {
                      (tm_migrate, Client::migrate, or `taskmanager migrate`)",
                     self.connection().name,
                     found.map_or("none".to_string(), |v| v.to_string()),
-                    LATEST_VERSION
+                    REQUIRED_VERSION
                 ),
             )
-            .with_details(json!({"found": found, "required": LATEST_VERSION}))),
+            .with_details(json!({"found": found, "required": REQUIRED_VERSION}))),
         }
     }
 

@@ -606,8 +606,9 @@ fn a_value_changed_by_hand_into_something_unreadable_is_an_error_naming_the_colu
     db.register("odd", any_object());
     let id = db.enqueue("odd", json!({}));
     db.sql_exec("ALTER TABLE tasks MODIFY attempts VARCHAR(20) NOT NULL DEFAULT '0'");
+    // Not pending: pending_attempts (an INT computed from attempts) stays NULL.
     db.sql_exec(&format!(
-        "UPDATE tasks SET attempts = 'many' WHERE id = {id}"
+        "UPDATE tasks SET status = 'failed', attempts = 'many' WHERE id = {id}"
     ));
     let e = db.client.get_task(id).unwrap_err();
     assert_eq!(e.code(), Code::Database);

@@ -81,7 +81,7 @@ fn upgrade_from_an_early_variant_keeps_every_row() {
     let report = db.client.migrate().unwrap();
     assert_eq!(
         (report.applied.clone(), report.version),
-        (vec![1, 2, 3, 4, 5, 6], 6)
+        (vec![1, 2, 3, 4, 5, 6, 7, 8], 8)
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 2);
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 4);
@@ -159,11 +159,11 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let reports: Vec<MigrationReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
     assert_eq!(
-        applied, 6,
+        applied, 8,
         "each migration applied exactly once: {reports:?}"
     );
-    assert!(reports.iter().all(|r| r.version == 6));
-    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 6);
+    assert!(reports.iter().all(|r| r.version == 8));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 8);
 }
 
 fn shape(db: &TestDb) -> Vec<String> {
@@ -447,7 +447,7 @@ fn upgrade_of_the_exact_original_schema_keeps_every_row_and_value() {
     let report = db.client.migrate().unwrap();
     assert_eq!(
         (report.applied.clone(), report.version),
-        (vec![1, 2, 3, 4, 5, 6], 6)
+        (vec![1, 2, 3, 4, 5, 6, 7, 8], 8)
     );
     check_upgraded(&db, &before);
 }
@@ -480,13 +480,14 @@ fn an_upgrade_that_fails_half_way_is_finished_by_running_migrate_again() {
         values(&db)
     };
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, vec![2, 3, 4, 5, 6]);
+    assert_eq!(report.applied, vec![2, 3, 4, 5, 6, 7, 8]);
     check_upgraded(&db, &before);
 }
 
 #[test]
 fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::empty(json!({}));
+    db.client.migrate_to(6).unwrap();
     db.register("kept", json!({"type": "object"}));
     let id = db
         .client
@@ -504,9 +505,76 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
          ALTER TABLE task_types MODIFY version INT NOT NULL DEFAULT 1, RENAME INDEX uk_name TO name; \
          DELETE FROM tm_schema_migrations WHERE version = 3",
     );
-    assert_eq!(db.client.migrate().unwrap().applied, vec![3]);
+    assert_eq!(db.client.migrate().unwrap().applied, vec![3, 7]);
     let fresh = TestDb::new(json!({}));
     assert_eq!(shape(&db), shape(&fresh));
     assert_eq!(db.client.get_task(id).unwrap().status, "pending");
     assert_eq!(db.client.get_type("kept").unwrap().version, "1");
+}
+
+/// A rolling deploy: `migrate_to(6)` adds the lean layout beside the indexes and procedures the
+/// previous release names, and this release runs on it; the plain migrate retires them, and
+/// every row stays where it was, in the index of its status.
+#[test]
+fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
+    let db = TestDb::empty(json!({}));
+    let superseded = "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = \
+         DATABASE() AND INDEX_NAME IN ('idx_tasks_claim', 'idx_tasks_lease', 'idx_tasks_finished')";
+    let previous_procedures = "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE \
+         ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME IN ('tm_claim_next', 'tm5_claim_next')";
+    let report = db.client.migrate_to(6).unwrap();
+    assert_eq!((report.applied.len(), report.version), (6, 6));
+    assert!(db.count(superseded) > 0 && db.count(previous_procedures) == 2);
+
+    // This release runs at version 6: tasks in each status.
+    db.register("lean", json!({"type": "object"}));
+    for n in 0..4 {
+        db.client
+            .enqueue("lean", &json!({"n": n}), &EnqueueOptions::default())
+            .unwrap();
+    }
+    let claimed = db.client.claim("w", &ClaimOptions::default()).unwrap();
+    let done = db.client.claim("w", &ClaimOptions::default()).unwrap();
+    db.client
+        .complete(done[0].id, &done[0].lease_token, &json!(1))
+        .unwrap();
+    // A row moved by hand with plain SQL, as the original's scripts do.
+    db.sql_exec("UPDATE tasks SET status = 'failed', completed_at = NOW(6) WHERE id = 4");
+
+    let report = db.client.migrate().unwrap();
+    assert_eq!(report.applied, vec![7]);
+    assert_eq!(
+        (db.count(superseded), db.count(previous_procedures)),
+        (0, 0)
+    );
+    assert!(db.client.migrate().unwrap().applied.is_empty());
+    let counts = |sql: &str| db.count(sql);
+    assert_eq!(
+        (
+            counts(
+                "SELECT COUNT(*) FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL"
+            ),
+            counts(
+                "SELECT COUNT(*) FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until IS NOT NULL"
+            ),
+            counts(
+                "SELECT COUNT(*) FROM tasks FORCE INDEX (idx_tasks_done) WHERE finished_status = 'completed'"
+            ),
+            counts(
+                "SELECT COUNT(*) FROM tasks FORCE INDEX (idx_tasks_done) WHERE finished_status = 'failed'"
+            ),
+        ),
+        (1, 1, 1, 1),
+        "each task is in the index of its status"
+    );
+    assert_eq!(
+        db.client.claim("w", &ClaimOptions::default()).unwrap()[0].id,
+        3,
+        "the pending one is claimable after the contract"
+    );
+    assert_eq!(claimed[0].id, 1);
+    assert_eq!(
+        db.client.migrate_to(5).unwrap_err().code(),
+        Code::InvalidArgument
+    );
 }

@@ -10,10 +10,10 @@
 -- The reads (get, list, history, stats) and selections are prepared statements: `?`
 -- marks a value bound by the driver.
 -- A step marked `procedure` is a CALL of the stored procedure of that name (its body:
--- sql/migrations/0005_hot_path_procedures_v5.sql); the script after it is the fallback.
+-- sql/migrations/0006_hot_path_procedures_v6.sql); the script after it is the fallback.
 
 -- name: enqueue one (procedure)
-CALL tm5_enqueue(:type_id, :version, :params_json, :dedupe_key, :dedupe_scope, :priority, :max_attempts, :run_at, :delay_micros, :enqueue_token, TRUE);
+CALL tm6_enqueue(:type_id, :version, :params_json, :dedupe_key, :dedupe_scope, :priority, :max_attempts, :run_at, :delay_micros, :enqueue_token, TRUE);
 
 -- name: enqueue one
 START TRANSACTION;
@@ -41,14 +41,14 @@ COMMIT;
 SELECT id, version, is_active FROM task_types WHERE id IN (:type_id,:type_id_2) AND NOT EXISTS (SELECT 1 FROM tasks t FORCE INDEX (uq_tasks_dedupe_lock) WHERE t.dedupe_lock IN (:dedupe_key,:dedupe_key) AND t.enqueue_token = :enqueue_token);
 
 -- name: claim one, any type (procedure)
-CALL tm5_claim_next(NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
+CALL tm6_claim_next(NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
 
 -- name: claim one, one type (procedure)
-CALL tm5_claim_next(:type_id, :worker_id, :token_prefix, :lease_seconds, TRUE);
+CALL tm6_claim_next(:type_id, :worker_id, :token_prefix, :lease_seconds, TRUE);
 
 -- name: claim one
 START TRANSACTION;
-SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO @tm_picked;
+SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO @tm_picked;
 UPDATE tasks t FORCE INDEX (PRIMARY) SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE t.id = @tm_picked AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = @tm_picked AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = @tm_picked AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
@@ -56,10 +56,10 @@ COMMIT;
 
 -- name: claim many of listed types, with the lazy recovery of expired leases
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY claimed_until LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
 UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'lease_expired', t.claimed_by, 'lease expired: counted as a failed attempt', NOW(6) FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY pending_priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
@@ -67,32 +67,32 @@ COMMIT;
 
 -- name: claim many of listed types, with the lazy recovery of expired leases, history off
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY claimed_until LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
 UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY pending_priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
 COMMIT;
 
 -- name: claim many, ordered by created_at ASC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_created) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY created_at ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_id) WHERE is_pending = 1 AND run_at <= NOW(6)  ORDER BY id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
-SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.created_at ASC, t.id ASC;
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.id ASC;
 COMMIT;
 
 -- name: claim many, ordered by created_at DESC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_created) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY created_at DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_id) WHERE is_pending = 1 AND run_at <= NOW(6)  ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
-SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.created_at DESC, t.id DESC;
+SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.id DESC;
 COMMIT;
 
 -- name: claim many, ordered by priority ASC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_priority) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_priority) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_priority ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority ASC, t.id ASC;
@@ -100,7 +100,7 @@ COMMIT;
 
 -- name: claim many, ordered by priority DESC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_priority) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY priority DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_priority) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_priority DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id DESC;
@@ -108,7 +108,7 @@ COMMIT;
 
 -- name: claim many, ordered by id ASC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_id) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_id) WHERE is_pending = 1 AND run_at <= NOW(6)  ORDER BY id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.id ASC;
@@ -116,7 +116,7 @@ COMMIT;
 
 -- name: claim many, ordered by id DESC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_id) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_id) WHERE is_pending = 1 AND run_at <= NOW(6)  ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.id DESC;
@@ -124,7 +124,7 @@ COMMIT;
 
 -- name: claim many, ordered by attempts ASC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_attempts) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY attempts ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_attempts) WHERE pending_attempts IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_attempts ASC, id ASC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.attempts ASC, t.id ASC;
@@ -132,7 +132,7 @@ COMMIT;
 
 -- name: claim many, ordered by attempts DESC
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim_by_attempts) WHERE status IN ('pending') AND run_at <= NOW(6)  ORDER BY attempts DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready_by_attempts) WHERE pending_attempts IS NOT NULL AND run_at <= NOW(6)  ORDER BY pending_attempts DESC, id DESC LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.attempts DESC, t.id DESC;
@@ -143,14 +143,14 @@ SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, D
 
 -- name: recover expired leases (cron, operator)
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY claimed_until LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
 UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'lease_expired', t.claimed_by, 'lease expired: counted as a failed attempt', NOW(6) FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
 SELECT COUNT(*) AS recovered, COALESCE(SUM(t.status = 'failed'), 0) AS failed FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
 COMMIT;
 
 -- name: complete by lease token (procedure)
-CALL tm5_complete(:id, :lease_token, :result_json, TRUE);
+CALL tm6_complete(:id, :lease_token, :result_json, TRUE);
 
 -- name: complete by lease token
 START TRANSACTION;
@@ -171,16 +171,16 @@ COMMIT;
 SELECT status, lease_token AS holder FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
 
 -- name: complete and claim the next (procedure)
-CALL tm5_complete_and_claim(:id, :lease_token, :result_json, NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
+CALL tm6_complete_and_claim(:id, :lease_token, :result_json, NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
 
 -- name: complete and claim the next ones, with the lazy recovery
 START TRANSACTION;
-SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_lease) WHERE status IN ('claimed') AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
+SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND (lease_expires_at <= NOW(6) OR (lease_expires_at IS NULL AND COALESCE(claimed_at, updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND)) ORDER BY claimed_until LIMIT 100 FOR UPDATE SKIP LOCKED) AS picked) INTO @tm_expired;
 UPDATE JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.completed_at = IF(t.attempts >= t.max_attempts, NOW(6), NULL), t.dedupe_lock = IF(t.attempts >= t.max_attempts, IF(t.dedupe_scope = 'active', NULL, t.dedupe_lock), t.dedupe_lock), t.error_message = CONCAT('lease expired during attempt ', t.attempts, ' of ', t.max_attempts), t.run_at = NOW(6), t.lease_expires_at = NULL, t.status = IF(t.attempts >= t.max_attempts, 'failed', 'pending') WHERE TRUE AND t.status IN ('claimed') AND (t.lease_expires_at <= NOW(6) OR (t.lease_expires_at IS NULL AND COALESCE(t.claimed_at, t.updated_at) <= NOW(6) - INTERVAL :claim_timeout SECOND));
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'lease_expired', t.claimed_by, 'lease expired: counted as a failed attempt', NOW(6) FROM JSON_TABLE(@tm_expired, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND TRUE;
 UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = :result_json, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = :id AND lease_token = :lease_token AND status = 'claimed';
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id AND t.lease_token = :lease_token AND t.status = 'completed' AND NOT EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.status_change = 'completed' AND h.created_at >= t.claimed_at);
-SELECT IF(EXISTS (SELECT 1 FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id AND lease_token = :lease_token AND status = 'completed'), (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_claim) WHERE status IN ('pending') AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked), NULL) INTO @tm_picked;
+SELECT IF(EXISTS (SELECT 1 FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id AND lease_token = :lease_token AND status = 'completed'), (SELECT JSON_ARRAYAGG(id) FROM (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6) AND type_id IN (:type_id,:type_id_2) ORDER BY pending_priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) AS picked), NULL) INTO @tm_picked;
 UPDATE JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id SET t.status = 'claimed', t.attempts = t.attempts + 1, t.claimed_by = :worker_id, t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL :lease_seconds SECOND, t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci), t.progress = 0 WHERE TRUE AND t.status IN ('pending');
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'claimed', :worker_id, NULL, NOW(6) FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed';
 SELECT t.id, t.type_id, t.params_json, t.priority, t.attempts, t.max_attempts, DATE_FORMAT(t.lease_expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS lease_expires_at, t.lease_token FROM JSON_TABLE(@tm_picked, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = listed.id WHERE TRUE AND t.lease_token = (CONCAT(:token_prefix, '.', t.id) COLLATE utf8mb4_unicode_ci) AND t.status = 'claimed' ORDER BY t.priority DESC, t.id;
@@ -234,10 +234,10 @@ UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'pending', attempts = 0, run_at 
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'retried', 'operator', :reason, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = :id;
 
 -- name: prune: a page of finished tasks
-SELECT id FROM tasks FORCE INDEX (idx_tasks_finished) WHERE status = 'completed' AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND)) ORDER BY completed_at, id LIMIT :limit;
+SELECT id FROM tasks FORCE INDEX (idx_tasks_done) WHERE finished_status = 'completed' AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND)) ORDER BY completed_at LIMIT :limit;
 
 -- name: prune, dry run: how many
-SELECT COUNT(*) FROM tasks WHERE status IN ('completed','failed','cancelled') AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
+SELECT COUNT(*) FROM tasks WHERE finished_status IN ('completed','failed','cancelled') AND (completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (completed_at IS NULL AND updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
 
 -- name: cancel or retry by an operator: the locking read first (`?`: the id)
 SELECT status FROM tasks WHERE id = ? FOR UPDATE;
@@ -255,22 +255,22 @@ SELECT t.id, t.status FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE 1
 SELECT id, task_id, status_change, worker_id, message, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at FROM task_history WHERE task_id = ? ORDER BY id;
 
 -- name: stats: tasks per type and status
-SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status;
+SELECT y.name, c.status, COALESCE(c.n, 0) AS n FROM task_types y LEFT JOIN (SELECT type_id, 'pending' AS status, COUNT(*) AS n FROM tasks WHERE pending_priority IS NOT NULL GROUP BY type_id UNION ALL SELECT type_id, 'claimed', COUNT(*) FROM tasks WHERE claimed_until IS NOT NULL GROUP BY type_id UNION ALL SELECT type_id, finished_status, COUNT(*) FROM tasks WHERE finished_status IS NOT NULL GROUP BY finished_status, type_id) AS c ON c.type_id = y.id;
 
 -- name: stats: the oldest runnable pending task per type
-SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name;
+SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.is_pending = 1 AND t.run_at <= NOW(6) GROUP BY y.name;
 
 -- name: stats: expired leases per type
-SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name;
+SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.claimed_until <= NOW(6) AND t.lease_expires_at <= NOW(6) GROUP BY y.name;
 
 -- name: stats: finished tasks per minute over the last day
-SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.status IN ('completed', 'failed') AND t.completed_at > NOW(6) - INTERVAL 24 HOUR GROUP BY y.name, t.status, minute;
+SELECT y.name, t.finished_status AS status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id WHERE t.finished_status IN ('completed', 'failed') AND t.completed_at > NOW(6) - INTERVAL 24 HOUR GROUP BY y.name, t.finished_status, minute;
 
 -- name: stats: claims per worker in the last hour
 SELECT worker_id, DATE_FORMAT(MAX(created_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last, COUNT(*) AS n FROM task_history WHERE created_at > NOW(6) - INTERVAL 1 HOUR AND status_change = 'claimed' GROUP BY worker_id;
 
 -- name: stats: tasks each worker holds
-SELECT claimed_by, COUNT(*) AS n, DATE_FORMAT(MAX(claimed_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last FROM tasks WHERE status = 'claimed' GROUP BY claimed_by;
+SELECT claimed_by, COUNT(*) AS n, DATE_FORMAT(MAX(claimed_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS last FROM tasks WHERE claimed_until IS NOT NULL GROUP BY claimed_by;
 
 -- name: stats: the database's clock
 SELECT DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ') AS now;

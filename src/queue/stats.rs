@@ -217,7 +217,7 @@ fn queue_health(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, QueueHealth>>
 }
 
 /// Per type, tasks completed and failed in each of the last 60 minutes and of the last 24
-/// hours (index 0: the most recent), from one read of idx_tasks_finished (status,
+/// hours (index 0: the most recent), from one read of idx_tasks_done (finished_status,
 /// completed_at) over the last day.
 fn throughput(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, Throughput>> {
     let rows = r.read(Read::FinishedPerMinute, |c| {

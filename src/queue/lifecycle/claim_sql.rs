@@ -20,8 +20,13 @@ pub struct ClaimRequest<'a> {
     pub claim_timeout: u32,
 }
 
-/// The order a claim hands tasks out in. Each is one scan of an index that starts with
-/// `status` (see migrate.rs), so no claim sorts the queue.
+/// The order a claim hands tasks out in. Each is one scan of an index over a column that holds
+/// a value only while the task is pending (see migrate/lean_layout.rs), so no claim sorts the
+/// queue or steps over finished tasks.
+///
+/// `created_at` order is served as id order: both follow insertion, and an index of its own
+/// would cost every task. They differ only for rows inserted by hand with a `created_at` of
+/// their own, which are handed out in the order they were inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClaimOrder {
     /// Highest priority first, then oldest (by id): the library's order.
@@ -41,36 +46,58 @@ pub enum SortColumn {
 }
 
 impl ClaimOrder {
-    /// The index that serves this order (see migrate.rs): one scan of it finds the next
-    /// runnable tasks. A claim for one type in the default order has its own index; other type
-    /// filters are checked on the way.
+    /// The index that serves this order (see migrate/lean_layout.rs): one scan of it finds
+    /// the next runnable tasks. A claim for one type in the default order has its own index;
+    /// other type filters are checked on the way.
     pub(crate) fn index(&self, type_ids: Option<&[i64]>) -> &'static str {
         match self {
-            ClaimOrder::PriorityThenAge if matches!(type_ids, Some([_])) => "idx_tasks_type_claim",
-            ClaimOrder::PriorityThenAge => "idx_tasks_claim",
-            ClaimOrder::By(SortColumn::CreatedAt, _) => "idx_tasks_claim_by_created",
-            ClaimOrder::By(SortColumn::Priority, _) => "idx_tasks_claim_by_priority",
-            ClaimOrder::By(SortColumn::Id, _) => "idx_tasks_claim_by_id",
-            ClaimOrder::By(SortColumn::Attempts, _) => "idx_tasks_claim_by_attempts",
+            ClaimOrder::PriorityThenAge if matches!(type_ids, Some([_])) => "idx_tasks_type_ready",
+            ClaimOrder::PriorityThenAge => "idx_tasks_ready",
+            ClaimOrder::By(SortColumn::CreatedAt | SortColumn::Id, _) => "idx_tasks_ready_by_id",
+            ClaimOrder::By(SortColumn::Priority, _) => "idx_tasks_ready_by_priority",
+            ClaimOrder::By(SortColumn::Attempts, _) => "idx_tasks_ready_by_attempts",
         }
     }
 
-    /// `ORDER BY` terms over the table alias `alias` (`""` or `"t."`).
-    fn sql(&self, alias: &str) -> String {
+    /// The pending tasks, as the range of the generated column the order's index starts with.
+    fn pending(&self) -> &'static str {
         match self {
-            ClaimOrder::PriorityThenAge => format!("{alias}priority DESC, {alias}id"),
+            ClaimOrder::PriorityThenAge | ClaimOrder::By(SortColumn::Priority, _) => {
+                "pending_priority IS NOT NULL"
+            }
+            ClaimOrder::By(SortColumn::CreatedAt | SortColumn::Id, _) => "is_pending = 1",
+            ClaimOrder::By(SortColumn::Attempts, _) => "pending_attempts IS NOT NULL",
+        }
+    }
+
+    /// `ORDER BY` terms over the table alias `alias` (`""` or `"t."`). With `pending_keys`, the
+    /// pick's: the generated columns of the index, which equal the task's own while it is
+    /// pending; without, the claimed tasks' answer's, over the task's columns.
+    fn sql(&self, alias: &str, pending_keys: bool) -> String {
+        let key = |column: &str| {
+            match (pending_keys, column) {
+                (true, "priority") => "pending_priority",
+                (true, "attempts") => "pending_attempts",
+                (_, other) => other,
+            }
+            .to_string()
+        };
+        match self {
+            ClaimOrder::PriorityThenAge => {
+                format!("{alias}{} DESC, {alias}id", key("priority"))
+            }
             ClaimOrder::By(column, descending) => {
                 let direction = if *descending { "DESC" } else { "ASC" };
-                let column = match column {
-                    SortColumn::CreatedAt => "created_at",
-                    SortColumn::Priority => "priority",
-                    SortColumn::Id => "id",
-                    SortColumn::Attempts => "attempts",
-                };
-                if column == "id" {
-                    format!("{alias}id {direction}")
-                } else {
-                    format!("{alias}{column} {direction}, {alias}id {direction}")
+                match column {
+                    SortColumn::CreatedAt | SortColumn::Id => format!("{alias}id {direction}"),
+                    SortColumn::Priority | SortColumn::Attempts => {
+                        let column = key(if *column == SortColumn::Priority {
+                            "priority"
+                        } else {
+                            "attempts"
+                        });
+                        format!("{alias}{column} {direction}, {alias}id {direction}")
+                    }
                 }
             }
         }
@@ -189,15 +216,15 @@ pub(crate) fn claim_steps(
     picked: &Picked,
     guard: Option<&str>,
 ) -> ClaimSteps {
-    // Matches idx_tasks_claim (status, priority DESC, id) or idx_tasks_type_claim, or the
+    // Matches idx_tasks_ready (pending_priority DESC, id) or idx_tasks_type_ready, or the
     // index of another claim order: no filesort.
     let pick = picked.pick(
         &format!(
             "FROM tasks FORCE INDEX ({}) WHERE {} AND run_at <= NOW(6) {} ORDER BY {}",
             claim.index,
-            from_clause(&CLAIM),
+            claim.order.pending(),
             claim.type_filter,
-            claim.order.sql("")
+            claim.order.sql("", true)
         ),
         claim.limit,
         guard,
@@ -224,7 +251,7 @@ pub(crate) fn claim_steps(
         history: history(&change_sql(CLAIM.change), &claim.worker, "NULL", &leased),
         answer: format!(
             "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY {}",
-            claim.order.sql("t.")
+            claim.order.sql("t.", false)
         ),
     }
 }
@@ -237,7 +264,7 @@ pub fn claimed_rows(token_prefix: &str, order: ClaimOrder) -> String {
          ORDER BY {}",
         CLAIM.to,
         claim_token(&sql::text(token_prefix), "'%'"),
-        order.sql("t.")
+        order.sql("t.", false)
     )
 }
 
@@ -251,8 +278,8 @@ pub(super) fn claim_token(prefix_sql: &str, id_sql: &str) -> String {
 
 /// Whether the lease of the claimed task `alias` ran out. A task claimed by hand with plain
 /// SQL (or by the original system) has no lease of ours: it runs out `claim_timeout` seconds
-/// after `claimed_at`, the original's rule. Both forms are one range of idx_tasks_lease
-/// (NULLs sort first).
+/// after `claimed_at`, the original's rule. Both forms are one range of idx_tasks_leased
+/// (`claimed_until`, where a task with no lease sorts first).
 pub(super) fn lease_ran_out(alias: &str, claim_timeout: u32) -> String {
     format!(
         "({alias}lease_expires_at <= NOW(6) OR ({alias}lease_expires_at IS NULL AND \
@@ -270,11 +297,12 @@ pub(super) fn recover_expired(
     claim_timeout: u32,
     history_on: bool,
 ) {
-    // Matches idx_tasks_lease (status, lease_expires_at).
+    // One range of idx_tasks_leased (claimed_until): claimed tasks whose lease may have run
+    // out; the second condition decides for those claimed by hand.
     script.push(EXPIRED.pick(
         &format!(
-            "FROM tasks FORCE INDEX (idx_tasks_lease) WHERE {} AND {} ORDER BY lease_expires_at",
-            from_clause(&EXPIRE_RETRY),
+            "FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND {} \
+             ORDER BY claimed_until",
             lease_ran_out("", claim_timeout)
         ),
         limit,

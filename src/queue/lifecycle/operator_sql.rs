@@ -9,8 +9,8 @@ use crate::sql;
 pub const PRUNABLE: [Status; 3] = [Completed, Failed, Cancelled];
 
 /// The task finished more than `older_than` seconds ago. Rows the original system finished
-/// may have no `completed_at`; their last change stands in. One range of idx_tasks_finished
-/// (status, completed_at): NULLs sort first.
+/// may have no `completed_at`; their last change stands in. One range of idx_tasks_done
+/// (finished_status, completed_at, ...): NULLs sort first.
 pub(super) fn finished_before(alias: &str, older_than: u64) -> String {
     let cutoff = format!(
         "NOW(6) - INTERVAL {} SECOND",
@@ -25,8 +25,8 @@ pub(super) fn finished_before(alias: &str, older_than: u64) -> String {
 /// oldest first: a read of the index only, no lock.
 pub fn prune_page(status: Status, older_than: u64, limit: u32) -> String {
     format!(
-        "SELECT id FROM tasks FORCE INDEX (idx_tasks_finished) WHERE status = '{status}' AND {} \
-         ORDER BY completed_at, id LIMIT {}",
+        "SELECT id FROM tasks FORCE INDEX (idx_tasks_done) WHERE finished_status = '{status}' \
+         AND {} ORDER BY completed_at LIMIT {}",
         finished_before("", older_than),
         sql::int(limit.into())
     )
@@ -36,7 +36,7 @@ pub fn prune_page(status: Status, older_than: u64, limit: u32) -> String {
 pub fn prune_count(statuses: &[Status], older_than: u64) -> String {
     let list: Vec<String> = statuses.iter().map(|s| format!("'{s}'")).collect();
     format!(
-        "SELECT COUNT(*) FROM tasks WHERE status IN ({}) AND {}",
+        "SELECT COUNT(*) FROM tasks WHERE finished_status IN ({}) AND {}",
         list.join(","),
         finished_before("", older_than)
     )

@@ -59,26 +59,38 @@ impl Read<'_> {
                  WHERE {conditions} AND t.id < ? ORDER BY t.id DESC LIMIT ?"
             ),
             Read::LockStatus => "SELECT status FROM tasks WHERE id = ? FOR UPDATE".into(),
-            Read::StatusCounts => "SELECT y.name, t.status, COUNT(t.id) AS n FROM task_types y \
-                 LEFT JOIN tasks t ON t.type_id = y.id GROUP BY y.name, t.status"
-                .into(),
+            // One count per index of the lean layout (each holds one side of the life cycle),
+            // each read from the index alone or from the few claimed rows: no scan of the table.
+            Read::StatusCounts => format!(
+                "SELECT y.name, c.status, COALESCE(c.n, 0) AS n FROM task_types y LEFT JOIN (\
+                 SELECT type_id, '{}' AS status, COUNT(*) AS n FROM tasks \
+                 WHERE pending_priority IS NOT NULL GROUP BY type_id \
+                 UNION ALL SELECT type_id, '{}', COUNT(*) FROM tasks \
+                 WHERE claimed_until IS NOT NULL GROUP BY type_id \
+                 UNION ALL SELECT type_id, finished_status, COUNT(*) FROM tasks \
+                 WHERE finished_status IS NOT NULL GROUP BY finished_status, type_id\
+                 ) AS c ON c.type_id = y.id",
+                Status::Pending,
+                Status::Claimed
+            ),
             Read::OldestPending => {
                 "SELECT y.name, TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), NOW(6)) / 1e6 AS age \
                  FROM tasks t JOIN task_types y ON y.id = t.type_id \
-                 WHERE t.status = 'pending' AND t.run_at <= NOW(6) GROUP BY y.name"
+                 WHERE t.is_pending = 1 AND t.run_at <= NOW(6) GROUP BY y.name"
                     .into()
             }
             Read::ExpiredLeases => {
                 "SELECT y.name, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
-                 WHERE t.status = 'claimed' AND t.lease_expires_at <= NOW(6) GROUP BY y.name"
+                 WHERE t.claimed_until <= NOW(6) AND t.lease_expires_at <= NOW(6) GROUP BY y.name"
                     .into()
             }
             Read::FinishedPerMinute => format!(
-                "SELECT y.name, t.status, TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 \
-                 AS minute, COUNT(*) AS n FROM tasks t JOIN task_types y ON y.id = t.type_id \
-                 WHERE t.status IN ('{}', '{}') \
+                "SELECT y.name, t.finished_status AS status, \
+                 TIMESTAMPDIFF(SECOND, t.completed_at, NOW(6)) DIV 60 AS minute, COUNT(*) AS n \
+                 FROM tasks t JOIN task_types y ON y.id = t.type_id \
+                 WHERE t.finished_status IN ('{}', '{}') \
                  AND t.completed_at > NOW(6) - INTERVAL {THROUGHPUT_HOURS} HOUR \
-                 GROUP BY y.name, t.status, minute",
+                 GROUP BY y.name, t.finished_status, minute",
                 Status::Completed,
                 Status::Failed
             ),
@@ -91,7 +103,7 @@ impl Read<'_> {
             Read::Now => format!("SELECT {} AS now", iso("NOW(6)")),
             Read::HeldPerWorker => format!(
                 "SELECT claimed_by, COUNT(*) AS n, {} AS last FROM tasks \
-                 WHERE status = 'claimed' GROUP BY claimed_by",
+                 WHERE claimed_until IS NOT NULL GROUP BY claimed_by",
                 iso("MAX(claimed_at)")
             ),
         }

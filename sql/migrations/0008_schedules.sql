@@ -1,4 +1,4 @@
--- Migration 6: recurring tasks. A schedule enqueues a task of its type at every occurrence of
+-- Migration 8: recurring tasks. A schedule enqueues a task of its type at every occurrence of
 -- its cron expression, read in its time zone; `next_run_at` (UTC, like every time here) is the
 -- first occurrence not yet enqueued. A run records the occurrence a task was made for: its
 -- primary key allows one row per schedule and instant.

@@ -1,10 +1,10 @@
 //! Queue benchmark against the real server. Prints:
 //! 1. round trips per call, counted on the wire by a proxy between the library and the server
 //!    (client packets that start a command), not by the library counting itself;
-//! 2. throughput of the Rust API next to a raw-SQL floor measured in the same run (median of
-//!    3 runs, with min and max): the fewest statements a correct queue needs, sent with the same
-//!    driver to the same server (single-row INSERT; BEGIN + SELECT ... FOR UPDATE SKIP LOCKED +
-//!    UPDATE + COMMIT for a claim; one UPDATE for a complete; a multi-row INSERT for a batch);
+//! 2. throughput of the Rust API next to the floor measured in the same run (median of 3 runs,
+//!    with min and max): the fewest statements a correct queue needs on the smallest table that
+//!    serves them, sent with the same driver to the same server (see floor.rs), and the server's
+//!    and the client's CPU per task on each side;
 //! 3. one worker draining behind a proxy that delays every client packet by 1 ms;
 //! 4. the drain through the PHP (FFI) and Python (ctypes) bindings next to the Rust API's;
 //! 5. the drain rate with a backlog of finished and pending tasks, and EXPLAIN of every
@@ -18,11 +18,15 @@
 
 use mysql::prelude::Queryable;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+mod cpu;
+mod floor;
+mod proxy;
+
+use cpu::cpu_per_task;
+
+use proxy::Proxy;
 use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, Config, EnqueueOptions};
 
 struct Server {
@@ -59,89 +63,6 @@ impl Server {
     }
 }
 
-/// A TCP proxy to the server that counts client packets with sequence id 0 (each starts a
-/// command: one round trip) and can delay every client chunk, as a link with that latency would.
-struct Proxy {
-    port: u16,
-    commands: Arc<AtomicU64>,
-}
-
-impl Proxy {
-    fn start(upstream: (String, u16), delay: Duration) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let commands = Arc::new(AtomicU64::new(0));
-        let counter = commands.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let server = TcpStream::connect((upstream.0.as_str(), upstream.1)).unwrap();
-                client.set_nodelay(true).unwrap();
-                server.set_nodelay(true).unwrap();
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let counter = counter.clone();
-                std::thread::spawn(move || pump_counting(client, server, counter, delay));
-                std::thread::spawn(move || pump(s2, c2));
-            }
-        });
-        Proxy { port, commands }
-    }
-
-    fn commands(&self) -> u64 {
-        self.commands.load(Ordering::SeqCst)
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = vec![0u8; 1 << 16];
-    while let Ok(n) = from.read(&mut buf) {
-        if n == 0 || to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(std::net::Shutdown::Both);
-}
-
-/// Forwards client to server, parsing packet headers (3-byte length, 1-byte sequence id). A
-/// second thread writes each chunk `delay` after it arrived, as a link with that latency would:
-/// chunks sent back to back arrive back to back, not a delay apart.
-fn pump_counting(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, delay: Duration) {
-    let (chunks, delayed) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
-    std::thread::spawn(move || {
-        for (arrived, chunk) in delayed {
-            if let Some(wait) = (arrived + delay).checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            if to.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(std::net::Shutdown::Both);
-    });
-    let mut buf = vec![0u8; 1 << 16];
-    let mut pending: Vec<u8> = Vec::new();
-    while let Ok(n) = from.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        let arrived = Instant::now();
-        pending.extend_from_slice(&buf[..n]);
-        while pending.len() >= 4 {
-            let len =
-                pending[0] as usize | (pending[1] as usize) << 8 | (pending[2] as usize) << 16;
-            if pending.len() < 4 + len {
-                break;
-            }
-            if pending[3] == 0 {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            pending.drain(..4 + len);
-        }
-        if chunks.send((arrived, buf[..n].to_vec())).is_err() {
-            break;
-        }
-    }
-}
-
 fn item(n: u64) -> BatchItem {
     serde_json::from_value(json!({"type": "bench", "params": {"n": n}})).unwrap()
 }
@@ -162,46 +83,6 @@ fn parallel(workers: usize, total: usize, work: impl Fn(usize) + Sync) -> f64 {
         }
     });
     total as f64 / started.elapsed().as_secs_f64()
-}
-
-/// CPU seconds (user + system) a process has used, from /proc (Linux); `None` elsewhere.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    Some(ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
-}
-
-/// The pid of a MariaDB/MySQL server on this machine, if there is one.
-fn local_server_pid() -> Option<String> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            matches!(comm.trim(), "mariadbd" | "mysqld")
-                .then(|| entry.file_name().to_string_lossy().into_owned())
-        })
-}
-
-/// Server and client CPU microseconds per task while `run` processes `tasks` tasks.
-fn cpu_per_task(tasks: usize, run: impl FnOnce()) -> (Option<f64>, f64) {
-    let server = local_server_pid();
-    let server_before = server.as_deref().and_then(cpu_seconds);
-    let client_before = cpu_seconds("self").unwrap_or(0.0);
-    run();
-    let per = |seconds: f64| seconds * 1e6 / tasks as f64;
-    let server_used = server
-        .as_deref()
-        .and_then(cpu_seconds)
-        .zip(server_before)
-        .map(|(after, before)| per(after - before));
-    (
-        server_used,
-        per(cpu_seconds("self").unwrap_or(0.0) - client_before),
-    )
 }
 
 fn claim_opts(limit: u32) -> ClaimOptions {
@@ -264,55 +145,19 @@ fn complete_all(client: &Client, tasks: &[taskmanager::ClaimedTask]) {
     client.complete_batch(&items).unwrap();
 }
 
-/// The raw floor's enqueue: one prepared single-row INSERT per task (no dedupe, no history).
-fn raw_enqueue(conn: &mut mysql::Conn, type_id: i64, count: usize) {
-    let stmt = conn
-        .prep(
-            "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock) \
-             VALUES (?, 'pending', ?, ?, ?)",
-        )
-        .unwrap();
-    for _ in 0..count {
-        let n = next_n();
-        let key = format!("raw-{n}");
-        conn.exec_drop(&stmt, (type_id, format!("{{\"n\":{n}}}"), &key, &key))
+/// Waits until the server has purged what the last run deleted or changed (its history list is
+/// short again, or 60 s passed): a run measured while purge works through its predecessor's
+/// rows measures that too, and more for the side that deleted more.
+fn settle(conn: &mut mysql::Conn) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let row: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
             .unwrap();
-    }
-}
-
-/// The raw floor's drain: BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, UPDATE, COMMIT to claim,
-/// then one UPDATE to complete.
-fn raw_drain(conn: &mut mysql::Conn) {
-    let select = conn
-        .prep(
-            "SELECT id, params_json FROM tasks WHERE status = 'pending' AND run_at <= NOW(6) \
-             ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .unwrap();
-    let claim = conn
-        .prep(
-            "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_by = 'raw', \
-             claimed_at = NOW(6), lease_expires_at = NOW(6) + INTERVAL 300 SECOND, lease_token = ? \
-             WHERE id = ?",
-        )
-        .unwrap();
-    let complete = conn
-        .prep(
-            "UPDATE tasks SET status = 'completed', result_json = 'null', completed_at = NOW(6), \
-             lease_expires_at = NULL WHERE id = ? AND lease_token = ? AND status = 'claimed'",
-        )
-        .unwrap();
-    loop {
-        conn.query_drop("BEGIN").unwrap();
-        let row: Option<(i64, String)> = conn.exec_first(&select, ()).unwrap();
-        let Some((id, _params)) = row else {
-            conn.query_drop("COMMIT").unwrap();
+        if row.is_none_or(|(_, length)| length < 200) {
             return;
-        };
-        let token = format!("raw.{id}");
-        conn.exec_drop(&claim, (&token, id)).unwrap();
-        conn.query_drop("COMMIT").unwrap();
-        conn.exec_drop(&complete, (id, &token)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -384,9 +229,20 @@ fn main() {
         )
         .unwrap();
     let mut raw = server.raw();
+    floor::create(&mut raw);
+    // What an index costs every task: `TM_BENCH_DROP_INDEXES=idx_a,idx_b` drops indexes of
+    // `tasks` that the bench's own steps do not use (the HTTP API's claim orders, say) before it
+    // measures.
+    let dropped = std::env::var("TM_BENCH_DROP_INDEXES").unwrap_or_default();
+    for index in dropped.split(',').filter(|i| !i.is_empty()) {
+        raw.query_drop(format!("ALTER TABLE tasks DROP INDEX {index}"))
+            .unwrap();
+    }
     let reset = |raw: &mut mysql::Conn| {
         raw.query_drop("DELETE FROM task_history").unwrap();
         raw.query_drop("DELETE FROM tasks").unwrap();
+        floor::reset(raw);
+        settle(raw);
     };
     let version: String = raw.query_first("SELECT VERSION()").unwrap().unwrap();
     let flush: String = raw
@@ -395,7 +251,12 @@ fn main() {
         .unwrap();
     println!(
         "TaskManager benchmark: server {version}, innodb_flush_log_at_trx_commit={flush}, \
-         history on, validation on, dedupe on; {tasks} tasks per run"
+         history on, validation on, dedupe on; {tasks} tasks per run{}",
+        if dropped.is_empty() {
+            String::new()
+        } else {
+            format!("; indexes dropped: {dropped}")
+        }
     );
 
     // Sections to run: all, or those named on the command line (wire, throughput, network,
@@ -409,6 +270,9 @@ fn main() {
     let clients: Vec<Client> = (0..16)
         .map(|_| server.client(server.port, history, 32))
         .collect();
+    let clients_without_history: Vec<Client> = (0..16)
+        .map(|_| server.client(server.port, false, 32))
+        .collect();
     // An empty queue refilled with `count` pending tasks.
     let fill_with = |raw: &mut mysql::Conn, count: usize| {
         reset(raw);
@@ -418,6 +282,19 @@ fn main() {
         }
     };
     let fill = |raw: &mut mysql::Conn| fill_with(raw, tasks);
+    // The floor's table refilled with `count` pending tasks.
+    let fill_floor_with = |raw: &mut mysql::Conn, count: usize| {
+        reset(raw);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            floor::enqueue_many(raw, chunk.len(), next_n);
+        }
+    };
+    let fill_floor = |raw: &mut mysql::Conn| fill_floor_with(raw, tasks);
+    // Runs a floor drain and checks that it finished every task.
+    let floor_drained = |raw: &mut mysql::Conn, rate: f64| {
+        assert_eq!(floor::unfinished(raw), 0, "the floor left tasks behind");
+        rate
+    };
 
     // 1. Round trips on the wire.
     if wants("wire") {
@@ -503,24 +380,22 @@ fn main() {
         });
         let mut floor_conn = mysql::Conn::new(server.opts(proxy.port)).unwrap();
         reset(&mut raw);
-        raw_enqueue(&mut floor_conn, bench_type.id, 1);
-        measure("raw floor: INSERT", n, 1, &mut || {
-            raw_enqueue(&mut floor_conn, bench_type.id, n as usize)
+        floor::enqueue(&mut floor_conn, 1, next_n);
+        measure("floor: INSERT", n, 1, &mut || {
+            floor::enqueue(&mut floor_conn, n as usize, next_n)
         });
-        measure("raw floor: claim 1 + complete", n + 1, 1, &mut || {
-            raw_drain(&mut floor_conn)
+        measure("floor: claim 1 + complete", n + 1, 1, &mut || {
+            floor::drain(&mut floor_conn);
         });
         drop(floor_conn);
     }
 
     // 2. Throughput beside the floor.
     if wants("throughput") {
-        println!(
-            "\n## Throughput, tasks/s: median (min-max) of 3 runs; ours next to the raw floor"
-        );
+        println!("\n## Throughput, tasks/s: median (min-max) of 3 runs; ours next to the floor");
         println!(
             "{:<44} {:>24} {:>24} {:>7}",
-            "figure", "ours", "raw floor", "ratio"
+            "figure", "ours", "floor", "ratio"
         );
         for producers in [1usize, 4] {
             let per = tasks / producers;
@@ -533,7 +408,7 @@ fn main() {
             let floor = three(|| {
                 reset(&mut raw);
                 parallel(producers, per * producers, |_| {
-                    raw_enqueue(&mut server.raw(), bench_type.id, per)
+                    floor::enqueue(&mut server.raw(), per, next_n)
                 })
             });
             show(&format!("enqueue, {producers} producer(s)"), ours, floor);
@@ -546,12 +421,26 @@ fn main() {
                 })
             });
             let floor = three(|| {
-                fill(&mut raw);
-                parallel(workers, tasks, |_| raw_drain(&mut server.raw()))
+                fill_floor(&mut raw);
+                let rate = parallel(workers, tasks, |_| {
+                    floor::drain(&mut server.raw());
+                });
+                floor_drained(&mut raw, rate)
             });
             show(
                 &format!("drain (claim 1 + complete), {workers} worker(s)"),
                 ours,
+                floor,
+            );
+            let without_history = three(|| {
+                fill(&mut raw);
+                parallel(workers, tasks, |w| {
+                    ours_drain(&clients_without_history[w]);
+                })
+            });
+            show(
+                &format!("drain (claim 1 + complete), history off, {workers} w"),
+                without_history,
                 floor,
             );
             let looped = three(|| {
@@ -582,9 +471,7 @@ fn main() {
         reset(&mut raw);
         let ours_cpu = cpu_per_task(tasks, || ours_enqueue(&clients[0], tasks));
         reset(&mut raw);
-        let floor_cpu = cpu_per_task(tasks, || {
-            raw_enqueue(&mut server.raw(), bench_type.id, tasks)
-        });
+        let floor_cpu = cpu_per_task(tasks, || floor::enqueue(&mut server.raw(), tasks, next_n));
         print_cpu(
             "CPU per task, enqueue, 1 producer",
             ours_cpu,
@@ -596,11 +483,24 @@ fn main() {
                 ours_drain(&clients[w]);
             });
         });
-        fill(&mut raw);
+        fill_floor(&mut raw);
         let floor_cpu = cpu_per_task(tasks, || {
-            parallel(4, tasks, |_| raw_drain(&mut server.raw()));
+            parallel(4, tasks, |_| {
+                floor::drain(&mut server.raw());
+            });
         });
         print_cpu("CPU per task, drain, 4 workers", ours_cpu, Some(floor_cpu));
+        fill(&mut raw);
+        let looped_cpu = cpu_per_task(tasks, || {
+            parallel(4, tasks, |w| {
+                ours_drain_looped(&clients[w]);
+            });
+        });
+        print_cpu(
+            "CPU per task, drain (complete_and_claim), 4 w",
+            looped_cpu,
+            Some(floor_cpu),
+        );
         fill(&mut raw);
         let batched_cpu = cpu_per_task(tasks, || {
             parallel(4, tasks, |w| ours_drain_batched(&clients[w]));
@@ -631,21 +531,7 @@ fn main() {
             reset(&mut raw);
             let started = Instant::now();
             for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
-                let rows: Vec<String> = chunk
-                    .iter()
-                    .map(|_| {
-                        let n = next_n();
-                        format!(
-                            "({}, 'pending', '{{\"n\":{n}}}', 'raw-{n}', 'raw-{n}')",
-                            bench_type.id
-                        )
-                    })
-                    .collect();
-                raw.query_drop(format!(
-                "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock) VALUES {}",
-                rows.join(",")
-            ))
-            .unwrap();
+                floor::enqueue_many(&mut raw, chunk.len(), next_n);
             }
             tasks as f64 / started.elapsed().as_secs_f64()
         });
@@ -665,10 +551,10 @@ fn main() {
             done as f64 / started.elapsed().as_secs_f64()
         });
         let floor = three(|| {
-            fill_with(&mut raw, small);
+            fill_floor_with(&mut raw, small);
             let started = Instant::now();
-            raw_drain(&mut mysql::Conn::new(server.opts(slow.port)).unwrap());
-            small as f64 / started.elapsed().as_secs_f64()
+            floor::drain(&mut mysql::Conn::new(server.opts(slow.port)).unwrap());
+            floor_drained(&mut raw, small as f64 / started.elapsed().as_secs_f64())
         });
         show("drain, 1 worker, 1 ms per client packet", ours, floor);
         let looped = three(|| {

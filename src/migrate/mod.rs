@@ -3,8 +3,9 @@
 //! Migration 1 is the original PHP system's schema, exactly; migration 2 upgrades it in place
 //! to what this library needs; migration 3 brings databases that took an earlier migration 2
 //! to the same end (text versions, the claim-order indexes, types deleted with their tasks);
-//! migration 4 creates the hot path's stored procedures (5, their next generation); migration 6
-//! the tables of recurring tasks. A fresh database walks the same path,
+//! migration 4 creates the hot path's stored procedures (5: their next generation); 6 and 7
+//! bring the lean layout (see lean_layout.rs); 8 the tables of recurring tasks. A fresh
+//! database walks the same path,
 //! so the upgrade is exercised by every install. DDL happens only here: the runtime needs
 //! SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
@@ -17,19 +18,30 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const LATEST_VERSION: i64 = 6;
+mod lean_layout;
 
-const ORIGINAL_SCHEMA: &str = include_str!("../sql/migrations/0001_original_schema.sql");
+pub const LATEST_VERSION: i64 = 8;
+
+/// The oldest schema this library runs on: the lean layout's columns, indexes and procedures
+/// exist from version 6 on; 7 only drops what they superseded (see lean_layout.rs). Recurring
+/// tasks need 8 ([`SCHEDULES_VERSION`]); below it the rest of the queue runs without them.
+pub const REQUIRED_VERSION: i64 = 6;
+
+/// The migration that adds the schedules' tables.
+pub const SCHEDULES_VERSION: i64 = 8;
+
+const ORIGINAL_SCHEMA: &str = include_str!("../../sql/migrations/0001_original_schema.sql");
 
 /// The stored procedures of each generation, as committed files in the mariadb client's format
 /// (`DELIMITER` lines). A migration runs a file, never live code: a database keeps what its
 /// migrations created, and an older library on it still finds the procedures it calls.
 /// `tests/procedures.rs` checks that the newest file holds what the library calls.
-const PROCEDURES_V4: &str = include_str!("../sql/migrations/0004_hot_path_procedures.sql");
-const PROCEDURES_V5: &str = include_str!("../sql/migrations/0005_hot_path_procedures_v5.sql");
+const PROCEDURES_V4: &str = include_str!("../../sql/migrations/0004_hot_path_procedures.sql");
+const PROCEDURES_V5: &str = include_str!("../../sql/migrations/0005_hot_path_procedures_v5.sql");
+const PROCEDURES_V6: &str = include_str!("../../sql/migrations/0006_hot_path_procedures_v6.sql");
 
 /// The tables of recurring tasks (schedules and their runs), in the same file format.
-const SCHEDULES: &str = include_str!("../sql/migrations/0006_schedules.sql");
+const SCHEDULES: &str = include_str!("../../sql/migrations/0008_schedules.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -74,14 +86,39 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
+        name: "lean_layout",
+        run: |step| lean_layout::expand(step, PROCEDURES_V6),
+    },
+    Migration {
+        version: 7,
+        name: "lean_layout_contract",
+        run: lean_layout::contract,
+    },
+    Migration {
+        version: SCHEDULES_VERSION,
         name: "schedules",
         run: |step| step.exec_client_file(SCHEDULES),
     },
 ];
 
-/// Applies every migration the database has not recorded yet. Safe to run concurrently: a
-/// named lock serializes migrators.
-pub(crate) fn migrate(db: &Pool, claim_timeout_secs: u32) -> Result<MigrationReport> {
+/// Applies every migration the database has not recorded yet, up to version `to` (all when
+/// `None`). Safe to run concurrently: a named lock serializes migrators.
+pub(crate) fn migrate(
+    db: &Pool,
+    claim_timeout_secs: u32,
+    to: Option<i64>,
+) -> Result<MigrationReport> {
+    if let Some(to) = to {
+        if !(REQUIRED_VERSION..=LATEST_VERSION).contains(&to) {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                format!(
+                    "to: this library migrates to version {REQUIRED_VERSION} (it runs on that) or \
+                     {LATEST_VERSION} (the latest), not {to}"
+                ),
+            ));
+        }
+    }
     let mut conn = db.get()?;
     db.ensure_server(&mut conn)?;
     let mut step = Step {
@@ -96,7 +133,7 @@ pub(crate) fn migrate(db: &Pool, claim_timeout_secs: u32) -> Result<MigrationRep
             "another process has been migrating this database for 120 s; try again when it is done",
         ));
     }
-    let result = apply_pending(&mut step);
+    let result = apply_pending(&mut step, to.unwrap_or(LATEST_VERSION));
     let _ = step.exec("SELECT RELEASE_LOCK('taskmanager.migrate')");
     let report = result.map_err(ddl_privileges)?;
     prove_skip_locked(db, &mut conn)?;
@@ -163,7 +200,7 @@ fn ddl_privileges(e: Error) -> Error {
     }
 }
 
-fn apply_pending(step: &mut Step) -> Result<MigrationReport> {
+fn apply_pending(step: &mut Step, to: i64) -> Result<MigrationReport> {
     // Read first: on a current schema, migrate is a pure read and works for an account that
     // may only SELECT, INSERT, UPDATE and DELETE.
     let done = match step
@@ -174,7 +211,8 @@ fn apply_pending(step: &mut Step) -> Result<MigrationReport> {
         Err(mysql::Error::MySqlError(e)) if e.code == 1146 => Vec::new(),
         Err(e) => return Err(step.db.error(e)),
     };
-    if MIGRATIONS.iter().all(|m| done.contains(&m.version)) {
+    let wanted = |m: &&Migration| m.version <= to && !done.contains(&m.version);
+    if !MIGRATIONS.iter().any(|m| wanted(&m)) {
         let version = done.iter().copied().max().unwrap_or(0);
         return Ok(MigrationReport {
             applied: Vec::new(),
@@ -189,7 +227,7 @@ fn apply_pending(step: &mut Step) -> Result<MigrationReport> {
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
     )?;
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+    for m in MIGRATIONS.iter().filter(wanted) {
         (m.run)(step).map_err(|e| {
             Error::new(
                 e.code(),
@@ -316,8 +354,9 @@ const HISTORY_COLUMNS: &[(&str, &str)] = &[
 /// An index of the current schema: name, unique, columns.
 type IndexSpec = (&'static str, bool, &'static str);
 
-/// The claim indexes match the claim query's WHERE and ORDER BY (one per claim order), so that
-/// finished tasks are never scanned and no claim sorts the queue.
+/// The indexes of migrations 2 and 3, which a fresh database walks through too: one per claim
+/// order, each led by `status`. Migration 6 adds the lean ones beside them and 7 drops these but
+/// the first three (see lean_layout.rs).
 const TASK_INDEXES: &[IndexSpec] = &[
     ("uq_tasks_dedupe_lock", true, "dedupe_lock"),
     ("idx_tasks_dedupe_key", false, "dedupe_key"),
