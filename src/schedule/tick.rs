@@ -60,11 +60,14 @@ pub(crate) fn lazy_tick(db: &Database, config: &Config) {
         return;
     }
     let token = random_hex();
-    if let Ok(round) = db.run(|conn, _| round(db, config, conn, LAZY_SCHEDULES, &token)) {
+    let idle = match db.run(|conn, _| round(db, config, conn, LAZY_SCHEDULES, &token)) {
         // After work, look again soon: more may be due.
-        let idle = if round.locked > 0 { 0 } else { round.idle_ms };
-        db.next_schedule_tick_in(idle_wait(db, idle));
-    }
+        Ok(round) if round.locked > 0 => 0,
+        Ok(round) => round.idle_ms,
+        // Not at every claim either while ticks fail.
+        Err(_) => MAX_IDLE_MS,
+    };
+    db.next_schedule_tick_in(idle_wait(db, idle));
 }
 
 /// How long this process's claims wait before they look again, given that nothing is due for
