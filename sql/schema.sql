@@ -160,7 +160,7 @@ COMMIT;
 END//
 DELIMITER ;
 
--- Recurring tasks (sql/migrations/0006_schedules.sql): a schedule enqueues a task at every
+-- Recurring tasks (sql/migrations/0008_schedules.sql): a schedule enqueues a task at every
 -- occurrence of its cron expression; a run records the occurrence a task was made for.
 CREATE TABLE IF NOT EXISTS task_schedules (
   id BIGINT NOT NULL AUTO_INCREMENT,
