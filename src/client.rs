@@ -18,6 +18,7 @@ use crate::queue::manage;
 use crate::queue::prune::{self, PruneOptions, PruneReport};
 use crate::queue::read::{self, HistoryEntry, ListFilter, Task};
 use crate::queue::stats::{self, Stats};
+use crate::schedule::{self, Schedule, ScheduleDefinition, TickReport};
 use crate::types::{self, TaskType, TypeDefinition};
 use serde_json::Value;
 use std::sync::Arc;
@@ -332,5 +333,33 @@ impl Client {
     /// The history rows of a task, oldest first (none when history is off).
     pub fn task_history(&self, id: i64) -> Result<Vec<HistoryEntry>> {
         read::history(&self.db, id)
+    }
+
+    /// Creates or replaces a recurring schedule (by name): a task of its type with its params
+    /// at every occurrence of its cron expression in its time zone. Params are checked against
+    /// the type's schema now. Putting the same schedule again keeps its next run.
+    pub fn schedule_put(&self, definition: &ScheduleDefinition) -> Result<Schedule> {
+        schedule::put(&self.db, &self.config, definition)
+    }
+
+    /// Deletes a schedule (its tasks stay) and answers it as it was; `NotFound` if none.
+    pub fn schedule_delete(&self, name: &str) -> Result<Schedule> {
+        schedule::delete(&self.db, name)
+    }
+
+    /// One schedule by name; `NotFound` if none.
+    pub fn schedule_get(&self, name: &str) -> Result<Schedule> {
+        schedule::get(&self.db, name)
+    }
+
+    /// Every schedule, by name, with its next run.
+    pub fn schedule_list(&self) -> Result<Vec<Schedule>> {
+        schedule::list(&self.db)
+    }
+
+    /// Enqueues every due occurrence of every schedule (claims also do this lazily, a few
+    /// schedules at a time): each occurrence exactly once, whatever the number of tickers.
+    pub fn schedules_tick(&self) -> Result<TickReport> {
+        schedule::tick(&self.db, &self.config)
     }
 }

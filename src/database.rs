@@ -33,6 +33,8 @@ pub(crate) struct Database {
     pub(crate) types: TypeCache,
     /// When claims in this process last recovered expired leases, in ms since [`EPOCH`].
     last_recovery_ms: AtomicU64,
+    /// When this process's claims may next look for due schedules, in ms since [`EPOCH`].
+    next_schedule_tick_ms: AtomicU64,
     /// Whether the hot path's stored procedures may be called (see `queue::procedures`); false
     /// from the first refusal on.
     procedures: AtomicBool,
@@ -60,6 +62,7 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
         schema_ready: AtomicBool::new(false),
         types: TypeCache::default(),
         last_recovery_ms: AtomicU64::new(0),
+        next_schedule_tick_ms: AtomicU64::new(0),
         procedures: AtomicBool::new(true),
     });
     registry.insert(connection.clone(), db.clone());
@@ -83,6 +86,26 @@ impl Database {
                 .last_recovery_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// Whether a claim should tick the schedules first (see `schedule::lazy_tick`): once the
+    /// time the last tick set has come, and then by one claim only until it sets the next.
+    pub(crate) fn lazy_tick_due(&self) -> bool {
+        let interval = self.connection().lazy_recovery_interval_ms;
+        let now = EPOCH.elapsed().as_millis() as u64;
+        let next = self.next_schedule_tick_ms.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_schedule_tick_ms
+                .compare_exchange(next, now + interval, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// This process's claims look for due schedules again in `wait_ms`.
+    pub(crate) fn next_schedule_tick_in(&self, wait_ms: u64) {
+        let now = EPOCH.elapsed().as_millis() as u64;
+        self.next_schedule_tick_ms
+            .store(now + wait_ms, Ordering::Relaxed);
     }
 
     /// Whether the hot path may call the stored procedures.

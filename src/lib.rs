@@ -65,6 +65,7 @@ mod pool;
 mod queue;
 mod random;
 mod row;
+mod schedule;
 mod sql;
 mod type_cache;
 mod types;
@@ -87,6 +88,10 @@ pub use queue::lifecycle::Status;
 pub use queue::prune::{PruneOptions, PruneReport};
 pub use queue::read::{HistoryEntry, ListFilter, Task};
 pub use queue::stats::{QueueHealth, Stats, StatusCounts, Throughput, WorkerSeen};
+pub use schedule::{
+    DEFAULT_GRACE_SECONDS, MAX_BACKFILL, MAX_SCHEDULE_NAME_CHARS, Misfire, Missed, Schedule,
+    ScheduleDefinition, ScheduleError, ScheduleHealth, ScheduledTask, TickReport,
+};
 pub use types::{TaskType, TypeDefinition};
 
 /// The library version, as in `Cargo.toml`.

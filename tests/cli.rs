@@ -5,19 +5,11 @@ mod common;
 
 use common::TestDb;
 use serde_json::{Value, json};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn run(db_name: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-    let (host, port, user, pass) = common::server();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_taskmanager"));
-    command
-        .args(args)
-        .env_remove("TASKMANAGER_DATABASE_URL")
-        .env("TASKMANAGER_DB_HOST", host)
-        .env("TASKMANAGER_DB_PORT", port.to_string())
-        .env("TASKMANAGER_DB_USER", user)
-        .env("TASKMANAGER_DB_PASS", pass)
-        .env("TASKMANAGER_DB_NAME", db_name);
+    let mut command = common::cli(db_name);
+    command.args(args);
     for (k, v) in extra_env {
         command.env(k, v);
     }
@@ -62,7 +54,7 @@ fn every_subcommand_against_the_server() {
     let (ok, out, err) = cli(&db, &["migrate"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("applied migrations [1, 2, 3, 4, 5, 6, 7]; schema now at version 7"),
+        out.contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8]; schema now at version 8"),
         "{out}"
     );
     assert!(

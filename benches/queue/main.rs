@@ -22,9 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 mod cpu;
 mod floor;
+mod measure;
 mod proxy;
 
 use cpu::cpu_per_task;
+use measure::{parallel, settle, show, three};
 
 use proxy::Proxy;
 use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, Config, EnqueueOptions};
@@ -70,19 +72,6 @@ fn item(n: u64) -> BatchItem {
 static SEQ: AtomicU64 = AtomicU64::new(0);
 fn next_n() -> u64 {
     SEQ.fetch_add(1, Ordering::SeqCst)
-}
-
-/// Runs `work(worker_index)` on `workers` threads at once and returns tasks per second for
-/// `total` tasks.
-fn parallel(workers: usize, total: usize, work: impl Fn(usize) + Sync) -> f64 {
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for w in 0..workers {
-            let work = &work;
-            s.spawn(move || work(w));
-        }
-    });
-    total as f64 / started.elapsed().as_secs_f64()
 }
 
 fn claim_opts(limit: u32) -> ClaimOptions {
@@ -145,22 +134,6 @@ fn complete_all(client: &Client, tasks: &[taskmanager::ClaimedTask]) {
     client.complete_batch(&items).unwrap();
 }
 
-/// Waits until the server has purged what the last run deleted or changed (its history list is
-/// short again, or 60 s passed): a run measured while purge works through its predecessor's
-/// rows measures that too, and more for the side that deleted more.
-fn settle(conn: &mut mysql::Conn) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let row: Option<(String, u64)> = conn
-            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
-            .unwrap();
-        if row.is_none_or(|(_, length)| length < 200) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Builds the shared library the bindings load and returns its path.
 fn build_cdylib() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -171,26 +144,6 @@ fn build_cdylib() -> String {
         .unwrap();
     assert!(status.success(), "cargo build --release --lib failed");
     format!("{root}/target/release/libtaskmanager.so")
-}
-
-/// Median, min and max of three runs of `f` (each returns tasks/s).
-fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
-    let mut runs = [f(), f(), f()];
-    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (runs[1], runs[0], runs[2])
-}
-
-fn show(name: &str, ours: (f64, f64, f64), floor: (f64, f64, f64)) {
-    println!(
-        "{name:<44} {:>8.0} ({:>6.0}-{:<6.0}) {:>8.0} ({:>6.0}-{:<6.0}) {:>6.2}x",
-        ours.0,
-        ours.1,
-        ours.2,
-        floor.0,
-        floor.1,
-        floor.2,
-        ours.0 / floor.0
-    );
 }
 
 fn main() {

@@ -399,6 +399,53 @@ final class TaskManager
         return $this->call('tm_tasks_recover_expired');
     }
 
+    /**
+     * Creates or replaces (by name) a recurring schedule: a task of `type` with `params` at
+     * every occurrence of `cron` ("0 3 * * *"; six fields with seconds first) in `timezone`
+     * (IANA, default UTC). Keys: name, type, cron (required), timezone, params, enabled,
+     * misfire ('skip' | 'once' | 'backfill'), misfire_grace_seconds. A bad field throws
+     * InvalidArgumentException naming it; an unknown type NotFoundException.
+     *
+     * @param array<string, mixed> $schedule
+     * @return array<string, mixed> the schedule: id, name, type, cron, timezone, params, enabled, misfire, next_run_at, last_run_at, changed, ...
+     */
+    public function schedulePut(array $schedule): array
+    {
+        if (array_key_exists('params', $schedule) && $schedule['params'] === []) {
+            $schedule['params'] = new \stdClass();
+        }
+        return $this->call('tm_schedule_put', Native::json($schedule));
+    }
+
+    /** @return array<string, mixed> */
+    public function scheduleGet(string $name): array
+    {
+        return $this->call('tm_schedule_get', $name);
+    }
+
+    /** Every schedule, by name, with its next run. @return list<array<string, mixed>> */
+    public function scheduleList(): array
+    {
+        return $this->call('tm_schedule_list');
+    }
+
+    /** Deletes a schedule (its tasks stay). @return array<string, mixed> the schedule as it was */
+    public function scheduleDelete(string $name): array
+    {
+        return $this->call('tm_schedule_delete', $name);
+    }
+
+    /**
+     * Enqueues every due occurrence now, each exactly once however many processes tick
+     * (claims tick too; call this from cron where no worker runs).
+     *
+     * @return array{enqueued: list<array<string, mixed>>, missed: list<array<string, mixed>>, errors: list<array<string, mixed>>}
+     */
+    public function schedulesTick(): array
+    {
+        return $this->call('tm_schedules_tick');
+    }
+
     /** @return array<string, mixed> every column of the task */
     public function getTask(int $taskId): array
     {

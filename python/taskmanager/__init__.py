@@ -42,6 +42,8 @@ from .results import (
     HistoryEntry,
     PruneReport,
     Recovery,
+    Schedule,
+    TickReport,
     Skipped,
     Stats,
     TaskRecord,
@@ -54,6 +56,7 @@ __version__ = version()
 __all__ = [
     "Client", "Task", "Worker", "PermanentError", "RetryLater", "ErrorCode", "Code", "version",
     "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome", "Recovery",
+    "Schedule", "TickReport",
     "TaskRecord", "HistoryEntry", "Stats", "PruneReport", "Skipped", "BulkReport",
     "TaskManagerError", "InvalidArgumentError", "ConfigError", "NotFoundError", "TypeInactiveError",
     "InvalidSchemaError", "ValidationError", "LeaseLostError", "ConflictError", "ConnectionFailedError",

@@ -115,6 +115,11 @@ _SIGNATURES = {
     "tm_stats": ([_client, _out], _err),
     "tm_stats_prometheus": ([_client, _out], _err),
     "tm_tasks_prune": ([_client, c_char_p, _out], _err),
+    "tm_schedule_put": ([_client, c_char_p, _out], _err),
+    "tm_schedule_get": ([_client, c_char_p, _out], _err),
+    "tm_schedule_list": ([_client, _out], _err),
+    "tm_schedule_delete": ([_client, c_char_p, _out], _err),
+    "tm_schedules_tick": ([_client, _out], _err),
     "tm_string_free": ([c_void_p], None),
     "tm_error_code": ([_err], c_int),
     "tm_error_message": ([_err], c_void_p),  # borrowed from the error: copied before freeing

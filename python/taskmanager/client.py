@@ -21,6 +21,8 @@ from .results import (
     HistoryEntry,
     PruneReport,
     Recovery,
+    Schedule,
+    TickReport,
     Stats,
     TaskRecord,
     TaskType,
@@ -306,6 +308,38 @@ class Client:
 
     def recover_expired(self) -> Recovery:
         return _ffi.call_json("tm_tasks_recover_expired", self._h)
+
+    # -- recurring tasks ----------------------------------------------------------------------
+
+    def schedule_put(self, name: str, type: str, cron: str, *, timezone: Optional[str] = None,
+                     params: Optional[Mapping[str, Any]] = None, enabled: Optional[bool] = None,
+                     misfire: Optional[str] = None,
+                     misfire_grace_seconds: Optional[int] = None) -> Schedule:
+        """Creates or replaces (by name) a schedule: a task of ``type`` with ``params`` at every
+        occurrence of ``cron`` (``"0 3 * * *"``; six fields with seconds first) in ``timezone``
+        (IANA, default UTC). ``misfire``: ``"skip"`` (default), ``"once"`` or ``"backfill"``.
+        A bad field raises InvalidArgumentError naming it; an unknown type NotFoundError."""
+        definition = {"name": name, "type": type, "cron": cron}
+        for key, value in (("timezone", timezone), ("params", params), ("enabled", enabled),
+                           ("misfire", misfire), ("misfire_grace_seconds", misfire_grace_seconds)):
+            if value is not None:
+                definition[key] = value
+        return _ffi.call_json("tm_schedule_put", self._h, _ffi.encode_json(definition, "schedule"))
+
+    def schedule_get(self, name: str) -> Schedule:
+        return _ffi.call_json("tm_schedule_get", self._h, _ffi.text(name, "name"))
+
+    def schedule_list(self) -> List[Schedule]:
+        return _ffi.call_json("tm_schedule_list", self._h)
+
+    def schedule_delete(self, name: str) -> Schedule:
+        """Deletes a schedule (its tasks stay); answers it as it was."""
+        return _ffi.call_json("tm_schedule_delete", self._h, _ffi.text(name, "name"))
+
+    def schedules_tick(self) -> TickReport:
+        """Enqueues every due occurrence now, each exactly once however many processes tick
+        (claims tick too; call this from cron where no worker runs)."""
+        return _ffi.call_json("tm_schedules_tick", self._h)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -97,6 +97,38 @@ class Recovery(TypedDict):
     failed: int
 
 
+class Schedule(TypedDict, total=False):
+    """A recurring schedule (``schedule_put``, ``schedule_get``, ``schedule_list``,
+    ``schedule_delete``). Times are RFC 3339 UTC; ``next_run_at`` is None while disabled.
+    ``changed`` is present only in the answer to ``schedule_put``."""
+
+    id: int
+    name: str
+    type: str
+    cron: str
+    timezone: str
+    params: Json
+    enabled: bool
+    misfire: str
+    misfire_grace_seconds: int
+    next_run_at: Optional[str]
+    last_run_at: Optional[str]
+    created_at: str
+    updated_at: str
+    changed: bool
+
+
+class TickReport(TypedDict):
+    """The answer to ``schedules_tick``: ``enqueued`` items are ``{"schedule", "type",
+    "scheduled_for", "task_id", "deduplicated"}``, ``missed`` items ``{"schedule", "first",
+    "last"}`` (occurrences the misfire policy dropped), ``errors`` items ``{"schedule",
+    "scheduled_for", "message"}``."""
+
+    enqueued: List[Dict[str, Any]]
+    missed: List[Dict[str, Any]]
+    errors: List[Dict[str, Any]]
+
+
 class TaskRecord(TypedDict):
     """A task with every column (``get_task``, ``list_tasks``)."""
 

@@ -1,5 +1,6 @@
 -- Every statement of every step of a task's life, as the library sends it to MySQL or
--- MariaDB. Generated from src/queue/lifecycle.rs and src/queue/procedures.rs by
+-- MariaDB. Generated from src/queue/lifecycle.rs, src/queue/procedures.rs and
+-- src/schedule/steps.rs by
 -- src/queue/catalog.rs; tests/sql_steps.rs fails when the code and this file differ
 -- (TASKMANAGER_BLESS=1 cargo test --test sql_steps writes it anew).
 -- Values are named placeholders (:id, :lease_token, ...); the library writes them as
@@ -279,3 +280,49 @@ START TRANSACTION;
 DELETE h FROM tasks t FORCE INDEX (PRIMARY) STRAIGHT_JOIN task_history h FORCE INDEX (idx_task_id) ON h.task_id = t.id WHERE t.id IN (:id,:id_2) AND t.status = 'completed' AND (t.completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (t.completed_at IS NULL AND t.updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
 DELETE t FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id IN (:id,:id_2) AND t.status = 'completed' AND (t.completed_at < NOW(6) - INTERVAL :older_than_seconds SECOND OR (t.completed_at IS NULL AND t.updated_at < NOW(6) - INTERVAL :older_than_seconds SECOND));
 COMMIT;
+
+-- name: schedules: put's locking read of the schedule and the clock
+SELECT DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ') AS now, s.cron, s.timezone, s.enabled, DATE_FORMAT(s.next_run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS next_run_at FROM (SELECT 1) AS clock LEFT JOIN task_schedules s ON s.name = ? FOR UPDATE;
+
+-- name: schedules: put a new one
+INSERT INTO task_schedules (name, type_id, cron, timezone, params_json, enabled, misfire, misfire_grace_seconds, next_run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: schedules: put one again
+UPDATE task_schedules SET type_id = ?, cron = ?, timezone = ?, params_json = ?, enabled = ?, misfire = ?, misfire_grace_seconds = ?, next_run_at = ? WHERE name = ?;
+
+-- name: schedules: delete one, with its runs
+DELETE FROM task_schedules WHERE name = ?;
+
+-- name: schedules: list
+SELECT s.id, s.name, y.name AS type_name, s.type_id, s.cron, s.timezone, s.params_json, s.enabled, s.misfire, s.misfire_grace_seconds, DATE_FORMAT(s.next_run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS next_run_at, DATE_FORMAT(s.last_run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS last_run_at, DATE_FORMAT(s.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, DATE_FORMAT(s.updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at FROM task_schedules s JOIN task_types y ON y.id = s.type_id ORDER BY s.name;
+
+-- name: schedules: one by name
+SELECT s.id, s.name, y.name AS type_name, s.type_id, s.cron, s.timezone, s.params_json, s.enabled, s.misfire, s.misfire_grace_seconds, DATE_FORMAT(s.next_run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS next_run_at, DATE_FORMAT(s.last_run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS last_run_at, DATE_FORMAT(s.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, DATE_FORMAT(s.updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at FROM task_schedules s JOIN task_types y ON y.id = s.type_id WHERE s.name = ?;
+
+-- name: schedules tick: the clock and the earliest next run
+SELECT DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ') AS now, DATE_FORMAT(MIN(next_run_at), '%Y-%m-%dT%H:%i:%s.%fZ') AS next FROM task_schedules FORCE INDEX (idx_schedules_due) WHERE enabled = 1 AND next_run_at IS NOT NULL;
+
+-- name: schedules tick: lock the due schedules
+START TRANSACTION;
+SELECT id, name, type_id, cron, timezone, params_json, misfire, misfire_grace_seconds, DATE_FORMAT(next_run_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS next_run_at, DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ') AS now FROM task_schedules FORCE INDEX (idx_schedules_due) WHERE enabled = 1 AND next_run_at <= NOW(6) ORDER BY next_run_at LIMIT :limit FOR UPDATE SKIP LOCKED;
+
+-- name: schedules tick: enqueue one occurrence
+DO LAST_INSERT_ID(0);
+INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT :type_id AS type_id, 'pending' AS status, :params_json AS params_json, :dedupe_key AS dedupe_key, :dedupe_key AS dedupe_lock, :dedupe_scope AS dedupe_scope, 0 AS priority, :max_attempts AS max_attempts, COALESCE(CAST(NULL AS DATETIME(6)), NOW(6) + INTERVAL 0 MICROSECOND) AS run_at, :enqueue_token AS enqueue_token FROM task_types WHERE id = :type_id AND version COLLATE utf8mb4_bin = :version AND is_active = 1 ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
+SET @tm_created = ROW_COUNT();
+SET @tm_task = LAST_INSERT_ID();
+INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT @tm_task, 'created', NULL, NULL, NOW(6) FROM DUAL WHERE @tm_created = 1;
+INSERT INTO task_schedule_runs (schedule_id, scheduled_for, task_id) SELECT :id, :scheduled_for, @tm_task FROM DUAL WHERE @tm_task > 0 ON DUPLICATE KEY UPDATE task_id = task_id;
+SELECT @tm_task AS task_id, @tm_created AS created;
+
+-- name: schedules tick: enqueue one occurrence, history off
+DO LAST_INSERT_ID(0);
+INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT :type_id AS type_id, 'pending' AS status, :params_json AS params_json, :dedupe_key AS dedupe_key, :dedupe_key AS dedupe_lock, :dedupe_scope AS dedupe_scope, 0 AS priority, :max_attempts AS max_attempts, COALESCE(CAST(NULL AS DATETIME(6)), NOW(6) + INTERVAL 0 MICROSECOND) AS run_at, :enqueue_token AS enqueue_token FROM task_types WHERE id = :type_id AND version COLLATE utf8mb4_bin = :version AND is_active = 1 ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
+SET @tm_created = ROW_COUNT();
+SET @tm_task = LAST_INSERT_ID();
+INSERT INTO task_schedule_runs (schedule_id, scheduled_for, task_id) SELECT :id, :scheduled_for, @tm_task FROM DUAL WHERE @tm_task > 0 ON DUPLICATE KEY UPDATE task_id = task_id;
+SELECT @tm_task AS task_id, @tm_created AS created;
+
+-- name: schedules tick: move a schedule on, drop its old runs; then COMMIT
+UPDATE task_schedules FORCE INDEX (PRIMARY) SET next_run_at = :next_run_at, last_run_at = :last_run_at WHERE id = :id;
+DELETE FROM task_schedule_runs WHERE schedule_id = :id AND scheduled_for < NOW(6) - INTERVAL 90 DAY;

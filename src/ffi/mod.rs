@@ -15,11 +15,13 @@
 
 mod error;
 mod exports;
+mod schedules;
 
 pub use error::{
     tm_code, tm_error, tm_error_code, tm_error_details, tm_error_free, tm_error_message,
 };
 pub use exports::*;
+pub use schedules::*;
 
 use crate::Client;
 use crate::error::{Code, Error, Result};

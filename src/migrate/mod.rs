@@ -4,7 +4,8 @@
 //! to what this library needs; migration 3 brings databases that took an earlier migration 2
 //! to the same end (text versions, the claim-order indexes, types deleted with their tasks);
 //! migration 4 creates the hot path's stored procedures (5: their next generation); 6 and 7
-//! bring the lean layout (see lean_layout.rs). A fresh database walks the same path,
+//! bring the lean layout (see lean_layout.rs); 8 the tables of recurring tasks. A fresh
+//! database walks the same path,
 //! so the upgrade is exercised by every install. DDL happens only here: the runtime needs
 //! SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
@@ -19,11 +20,15 @@ use std::collections::BTreeMap;
 
 mod lean_layout;
 
-pub const LATEST_VERSION: i64 = 7;
+pub const LATEST_VERSION: i64 = 8;
 
 /// The oldest schema this library runs on: the lean layout's columns, indexes and procedures
-/// exist from version 6 on; 7 only drops what they superseded (see lean_layout.rs).
+/// exist from version 6 on; 7 only drops what they superseded (see lean_layout.rs). Recurring
+/// tasks need 8 ([`SCHEDULES_VERSION`]); below it the rest of the queue runs without them.
 pub const REQUIRED_VERSION: i64 = 6;
+
+/// The migration that adds the schedules' tables.
+pub const SCHEDULES_VERSION: i64 = 8;
 
 const ORIGINAL_SCHEMA: &str = include_str!("../../sql/migrations/0001_original_schema.sql");
 
@@ -34,6 +39,9 @@ const ORIGINAL_SCHEMA: &str = include_str!("../../sql/migrations/0001_original_s
 const PROCEDURES_V4: &str = include_str!("../../sql/migrations/0004_hot_path_procedures.sql");
 const PROCEDURES_V5: &str = include_str!("../../sql/migrations/0005_hot_path_procedures_v5.sql");
 const PROCEDURES_V6: &str = include_str!("../../sql/migrations/0006_hot_path_procedures_v6.sql");
+
+/// The tables of recurring tasks (schedules and their runs), in the same file format.
+const SCHEDULES: &str = include_str!("../../sql/migrations/0008_schedules.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -85,6 +93,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "lean_layout_contract",
         run: lean_layout::contract,
+    },
+    Migration {
+        version: SCHEDULES_VERSION,
+        name: "schedules",
+        run: |step| step.exec_client_file(SCHEDULES),
     },
 ];
 

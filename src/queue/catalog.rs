@@ -10,6 +10,7 @@ use crate::queue::lifecycle::Read;
 use crate::queue::lifecycle::{self, ClaimOrder, ClaimRequest, Holder, NewTask, SortColumn};
 use crate::queue::procedures;
 use crate::queue::read::Selection;
+use crate::schedule::steps as schedule;
 use crate::sql;
 
 /// Example values, each written back as its placeholder. Numbers are large and distinct so
@@ -47,6 +48,9 @@ const TEXTS: &[(&str, &str)] = &[
     ("<error_message>", ":error_message"),
     ("<reason>", ":reason"),
     ("progress 77%", ":progress_note"),
+    ("<scheduled_for>", ":scheduled_for"),
+    ("<next_run_at>", ":next_run_at"),
+    ("<last_run_at>", ":last_run_at"),
 ];
 
 const NUMBERS: &[(i64, &str)] = &[
@@ -120,7 +124,8 @@ fn request(limit: u32, type_ids: Option<&[i64]>, order: ClaimOrder) -> ClaimRequ
 pub(crate) fn render() -> String {
     let mut out = String::from(
         "-- Every statement of every step of a task's life, as the library sends it to MySQL or\n\
-         -- MariaDB. Generated from src/queue/lifecycle.rs and src/queue/procedures.rs by\n\
+         -- MariaDB. Generated from src/queue/lifecycle.rs, src/queue/procedures.rs and\n\
+         -- src/schedule/steps.rs by\n\
          -- src/queue/catalog.rs; tests/sql_steps.rs fails when the code and this file differ\n\
          -- (TASKMANAGER_BLESS=1 cargo test --test sql_steps writes it anew).\n\
          -- Values are named placeholders (:id, :lease_token, ...); the library writes them as\n\
@@ -400,6 +405,53 @@ pub(crate) fn render() -> String {
         lifecycle::prune(status, &[ID, ID_2], OLDER_THAN)
             .script
             .text(),
+    );
+
+    // recurring tasks (src/schedule): put, list and delete are prepared statements; a tick is
+    // a read of the clock, a locking read, then one script that writes every occurrence.
+    section(
+        "schedules: put's locking read of the schedule and the clock",
+        schedule::put_lock(),
+    );
+    section("schedules: put a new one", schedule::INSERT.into());
+    section("schedules: put one again", schedule::UPDATE.into());
+    section(
+        "schedules: delete one, with its runs",
+        schedule::DELETE.into(),
+    );
+    section("schedules: list", schedule::list());
+    section("schedules: one by name", schedule::by_name());
+    section(
+        "schedules tick: the clock and the earliest next run",
+        schedule::due_check(),
+    );
+    section(
+        "schedules tick: lock the due schedules",
+        schedule::lock_due(LIMIT).join(";\n"),
+    );
+    let occurrence = NewTask {
+        run_at: None,
+        delay_micros: 0,
+        priority: 0,
+        ..task(TYPE_ID, "<dedupe_key>")
+    };
+    for (history, label) in history_variants {
+        section(
+            &format!("schedules tick: enqueue one occurrence{label}"),
+            schedule::enqueue_occurrence(
+                &occurrence,
+                "<version>",
+                "<enqueue_token>",
+                ID,
+                "<scheduled_for>",
+                history,
+            )
+            .join(";\n"),
+        );
+    }
+    section(
+        "schedules tick: move a schedule on, drop its old runs; then COMMIT",
+        schedule::advance(ID, Some("<next_run_at>"), Some("<last_run_at>")).join(";\n"),
     );
     out
 }

@@ -3,7 +3,8 @@
 //! Beside it, lease recovery: a claim turns up to 100 expired leases into failed attempts in
 //! its own round trip once a second per process, and in a second round trip when it comes up
 //! short (so an idle queue's poll is two round trips); no background process is needed.
-//! `recover_expired` does the same for every expired lease, for cron.
+//! `recover_expired` does the same for every expired lease, for cron. A claim also ticks the
+//! schedules first when its process's throttle says so (see `schedule`).
 
 use crate::Config;
 use crate::database::Database;
@@ -206,6 +207,8 @@ pub(crate) fn claim(
     options: &ClaimOptions,
 ) -> Result<Vec<ClaimedTask>> {
     let wanted = check_claim(config, worker_id, options)?;
+    // Due schedules enqueue their tasks first (throttled), so that this claim can take them.
+    crate::schedule::lazy_tick(db, config);
     // Known before the commit and the same on a repeat, so a repeat finds what it leased.
     let token_prefix = random_hex();
     db.run(|conn, again| {
@@ -266,6 +269,7 @@ pub(crate) fn complete_and_claim(
     check_token(token)?;
     let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
     let wanted = check_claim(config, worker_id, options)?;
+    crate::schedule::lazy_tick(db, config);
     let token_prefix = random_hex();
     let completed = |repeated| Finished {
         id,

@@ -13,6 +13,7 @@ use crate::pool::Conn;
 use crate::queue::engine::Engine;
 use crate::queue::lifecycle::{Read, Status, THROUGHPUT_HOURS};
 use crate::row::{self, Columns};
+use crate::schedule::{self, ScheduleHealth};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -49,6 +50,10 @@ pub struct Stats {
     pub generated_at: String,
     /// Per type that has runnable pending tasks or expired leases: their health.
     pub queue: BTreeMap<String, QueueHealth>,
+    /// Per schedule: its type, whether it is enabled, its last and next run (absent from the
+    /// JSON when there is no schedule).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedules: BTreeMap<String, ScheduleHealth>,
     /// Per type that finished tasks in the last hour: how many in each minute.
     pub throughput: BTreeMap<String, Throughput>,
     /// Tasks by status over every type.
@@ -145,6 +150,7 @@ pub(crate) fn stats(db: &Database) -> Result<Stats> {
             types,
             totals,
             queue: queue_health(r)?,
+            schedules: schedule::health(r.conn)?,
             throughput: throughput(r)?,
             workers: workers(r)?,
             generated_at: r
@@ -400,6 +406,19 @@ pub(crate) fn metrics(stats: &Stats) -> String {
             })
             .collect(),
     );
+    family(
+        "taskmanager_schedule_next_run_timestamp_seconds",
+        "gauge",
+        "When each enabled schedule next enqueues a task (Unix time, database clock).",
+        stats
+            .schedules
+            .iter()
+            .filter_map(|(name, s)| {
+                let next = schedule::unix_seconds(s.next_run_at.as_deref()?)?;
+                Some((format!("schedule=\"{}\"", label(name)), next as f64))
+            })
+            .collect(),
+    );
     out
 }
 
@@ -443,6 +462,16 @@ mod tests {
                 },
             )]
             .into(),
+            schedules: [(
+                "nightly".to_string(),
+                ScheduleHealth {
+                    enabled: true,
+                    last_run_at: None,
+                    next_run_at: Some("2024-01-02T03:00:00.000000Z".into()),
+                    type_name: "report".into(),
+                },
+            )]
+            .into(),
             totals: counts(2, 1),
             types: [(name, counts(2, 1))].into(),
             workers: vec![WorkerSeen {
@@ -464,7 +493,10 @@ mod tests {
             text.contains(r#"status="completed"} 3"#) && text.contains(r#"status="failed"} 4"#)
         );
         assert!(text.contains(r#"taskmanager_worker_holding{worker="w1"} 1"#));
-        assert_eq!(text.matches("# TYPE").count(), 5);
+        assert!(text.contains(
+            r#"taskmanager_schedule_next_run_timestamp_seconds{schedule="nightly"} 1704164400"#
+        ));
+        assert_eq!(text.matches("# TYPE").count(), 6);
         assert!(!text.lines().any(|l| l.contains('\n')));
     }
 }

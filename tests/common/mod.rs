@@ -199,6 +199,21 @@ pub fn history_kinds(client: &Client, id: i64) -> Vec<String> {
         .collect()
 }
 
+/// The `taskmanager` command line on the database `db_name` of the test server (its settings
+/// from the environment, as an operator's cron job would give them).
+pub fn cli(db_name: &str) -> std::process::Command {
+    let (host, port, user, pass) = server();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_taskmanager"));
+    command
+        .env_remove("TASKMANAGER_DATABASE_URL")
+        .env("TASKMANAGER_DB_HOST", host)
+        .env("TASKMANAGER_DB_PORT", port.to_string())
+        .env("TASKMANAGER_DB_USER", user)
+        .env("TASKMANAGER_DB_PASS", pass)
+        .env("TASKMANAGER_DB_NAME", db_name);
+    command
+}
+
 /// The shared library the PHP and Python processes of a test load, built for it.
 pub fn cdylib() -> String {
     let root = env!("CARGO_MANIFEST_DIR");

@@ -1,4 +1,4 @@
-// The TaskManager dashboard: one page, four views (overview, tasks, task, types), hash routes
+// The TaskManager dashboard: one page, five views (overview, tasks, task, types, schedules), hash routes
 // (#/tasks?status=failed), data from /dashboard/api/ with the session cookie. No framework,
 // nothing loaded from the network. Every change asks for confirmation first.
 'use strict';
@@ -264,6 +264,21 @@ async function types() {
   say(`${list.length} type(s)`);
 }
 
+// -- schedules --------------------------------------------------------------------------------
+
+async function schedules() {
+  const list = await api('schedules');
+  const rows = list.map(s => el('tr', { 'data-schedule': s.name },
+    el('td', {}, s.name), el('td', {}, el('a', { href: tasksOf(s.type) }, s.type)),
+    el('td', {}, el('code', {}, s.cron)), el('td', { class: 'optional' }, s.timezone),
+    el('td', { class: 'next-run' }, s.enabled ? (s.next_run_at ?? 'never') : 'disabled'),
+    el('td', { class: 'optional' }, s.last_run_at ?? ''), el('td', { class: 'optional' }, s.misfire)));
+  show(el('h1', {}, 'Schedules'),
+    list.length ? table(['name', 'type', 'cron', { label: 'time zone', optional: true }, 'next run (UTC)', { label: 'last run', optional: true }, { label: 'misfire', optional: true }], rows)
+      : el('p', { class: 'muted', id: 'no-schedules' }, 'No schedule. Put one with taskmanager schedule put, or PUT /api/schedules/{name}.'));
+  say(`${list.length} schedule(s)`);
+}
+
 // -- routing ----------------------------------------------------------------------------------
 
 async function route() {
@@ -278,6 +293,7 @@ async function route() {
     if (parts[0] === 'tasks') await tasks(query);
     else if (parts[0] === 'task') await task(Number(parts[1]));
     else if (parts[0] === 'types') await types();
+    else if (parts[0] === 'schedules') await schedules();
     else await overview(query);
   } catch (error) {
     show(el('p', { class: 'error', id: 'error' }, error.message));

@@ -157,6 +157,7 @@ final class Dashboard
         try {
             return match (true) {
                 $get && $path === ['stats'] => Response::success('Stats', $tm->stats()),
+                $get && $path === ['schedules'] => Response::success('Schedules', $tm->scheduleList()),
                 $get && $path === ['types'] => Response::success('Types', array_map(
                     static fn (array $type): array => ['param_schema' => JsonShape::schema($type['param_schema'])] + $type,
                     $tm->listTypes(),

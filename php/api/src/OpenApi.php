@@ -22,6 +22,13 @@ final class OpenApi
         '/tasks/{id}' => [['get', 'Get a task', 200, [], []]],
         '/tasks/{id}/complete' => [['post', 'Complete or fail a claimed task (by lease_token, or by worker_id without one)', 200, ['worker_id' => 'string', 'lease_token' => 'string', 'success' => 'boolean', 'result' => 'object', 'error' => 'string'], []]],
         '/tasks/{id}/progress' => [['post', 'Report progress 0..100 on a claimed task and extend its lease', 200, ['worker_id' => 'string', 'lease_token' => 'string', 'progress' => 'integer', 'message' => 'string'], []]],
+        '/schedules' => [['get', 'List recurring schedules with their next run times (UTC)', 200, [], []]],
+        '/schedules/tick' => [['post', 'Enqueue every due occurrence of every schedule now (each exactly once, however many callers tick)', 200, [], []]],
+        '/schedules/{name}' => [
+            ['get', 'Get a schedule', 200, [], []],
+            ['put', 'Create or replace a schedule: a task of type with params at every occurrence of cron in timezone; misfire is skip, once or backfill', 200, ['type' => 'string', 'cron' => 'string', 'timezone' => 'string', 'params' => 'object', 'enabled' => 'boolean', 'misfire' => 'string', 'misfire_grace_seconds' => 'integer'], []],
+            ['delete', 'Delete a schedule (its tasks stay)', 200, [], []],
+        ],
     ];
 
     /** @return array<string, mixed> */

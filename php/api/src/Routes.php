@@ -338,6 +338,73 @@ final class Routes
         return (int) $segment;
     }
 
+    /** Every schedule with its next run. */
+    public function listSchedules(Request $request): Response
+    {
+        $schedules = array_map(static fn (array $s): array => self::schedule($s), $this->tm()->scheduleList());
+        return Response::success('Schedules retrieved successfully', ['schedules' => $schedules, 'count' => count($schedules)]);
+    }
+
+    public function getSchedule(Request $request, string $name): Response
+    {
+        return Response::success('Schedule retrieved successfully', self::schedule($this->tm()->scheduleGet($name)));
+    }
+
+    /**
+     * Creates or replaces the schedule named in the path. Body: type, cron (required),
+     * timezone, params, enabled, misfire, misfire_grace_seconds; a bad field is a 400 whose
+     * message names it.
+     */
+    public function putSchedule(Request $request, string $name): Response
+    {
+        $body = (array) $request->json();
+        foreach (['type', 'cron'] as $field) {
+            if (!isset($body[$field]) || $body[$field] === '') {
+                throw HttpError::missing($field);
+            }
+            self::text($body[$field], $field);
+        }
+        $schedule = $this->tm()->schedulePut(['name' => $name] + $body);
+        $created = $schedule['changed'] && $schedule['created_at'] === $schedule['updated_at'];
+        return Response::success(
+            $created ? 'Schedule created successfully' : 'Schedule saved successfully',
+            self::schedule($schedule) + ['changed' => $schedule['changed']],
+            $created ? 201 : 200,
+        );
+    }
+
+    public function deleteSchedule(Request $request, string $name): Response
+    {
+        return Response::success('Schedule deleted successfully', self::schedule($this->tm()->scheduleDelete($name)));
+    }
+
+    /** Enqueues every due occurrence now, for a cron job that calls the API. */
+    public function tickSchedules(Request $request): Response
+    {
+        $report = $this->tm()->schedulesTick();
+        return Response::success(sprintf('Enqueued %d task(s)', count($report['enqueued'])), $report);
+    }
+
+    /** @param array<string, mixed> $s */
+    private static function schedule(array $s): array
+    {
+        return [
+            'id' => $s['id'],
+            'name' => $s['name'],
+            'type' => $s['type'],
+            'cron' => $s['cron'],
+            'timezone' => $s['timezone'],
+            'params' => self::object($s['params']),
+            'enabled' => $s['enabled'],
+            'misfire' => $s['misfire'],
+            'misfire_grace_seconds' => $s['misfire_grace_seconds'],
+            'next_run_at' => self::time($s['next_run_at']),
+            'last_run_at' => self::time($s['last_run_at']),
+            'created_at' => self::time($s['created_at']),
+            'updated_at' => self::time($s['updated_at']),
+        ];
+    }
+
     private static function text(mixed $value, string $field): string
     {
         if (!is_string($value)) {

@@ -28,6 +28,11 @@ final class Server
         ['GET', 'tasks/{id}', 'getTask', true],
         ['POST', 'tasks/{id}/complete', 'complete', true],
         ['POST', 'tasks/{id}/progress', 'progress', true],
+        ['GET', 'schedules', 'listSchedules', true],
+        ['POST', 'schedules/tick', 'tickSchedules', true],
+        ['GET', 'schedules/{name}', 'getSchedule', true],
+        ['PUT', 'schedules/{name}', 'putSchedule', true],
+        ['DELETE', 'schedules/{name}', 'deleteSchedule', true],
     ];
 
     public function __construct(private readonly ?Settings $settings, private readonly ?\Throwable $settingsError = null)

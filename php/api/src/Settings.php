@@ -107,7 +107,7 @@ final class Settings
     public function corsHeaders(?string $origin): array
     {
         $headers = [
-            'Access-Control-Allow-Methods' => 'GET, POST, OPTIONS',
+            'Access-Control-Allow-Methods' => 'GET, POST, PUT, DELETE, OPTIONS',
             'Access-Control-Allow-Headers' => 'Content-Type, Authorization, X-API-Key',
         ];
         if ($this->corsOrigins === []) {

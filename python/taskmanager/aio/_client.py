@@ -22,6 +22,8 @@ from ..results import (
     HistoryEntry,
     PruneReport,
     Recovery,
+    Schedule,
+    TickReport,
     Stats,
     TaskRecord,
     TaskType,
@@ -362,6 +364,28 @@ class AsyncClient:
 
     async def recover_expired(self) -> Recovery:
         return await self._call(self.sync.recover_expired)
+
+    # -- recurring tasks ----------------------------------------------------------------------
+
+    async def schedule_put(self, name: str, type: str, cron: str, *, timezone: Optional[str] = None,
+                           params: Optional[Mapping[str, Any]] = None, enabled: Optional[bool] = None,
+                           misfire: Optional[str] = None,
+                           misfire_grace_seconds: Optional[int] = None) -> Schedule:
+        """See :meth:`taskmanager.Client.schedule_put`."""
+        return await self._call(self.sync.schedule_put, name, type, cron, timezone=timezone, params=params,
+                                enabled=enabled, misfire=misfire, misfire_grace_seconds=misfire_grace_seconds)
+
+    async def schedule_get(self, name: str) -> Schedule:
+        return await self._call(self.sync.schedule_get, name)
+
+    async def schedule_list(self) -> List[Schedule]:
+        return await self._call(self.sync.schedule_list)
+
+    async def schedule_delete(self, name: str) -> Schedule:
+        return await self._call(self.sync.schedule_delete, name)
+
+    async def schedules_tick(self) -> TickReport:
+        return await self._call(self.sync.schedules_tick)
 
     # -- reading ------------------------------------------------------------------------------
 

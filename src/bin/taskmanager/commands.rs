@@ -61,6 +61,7 @@ pub fn run(client: &Client, command: Command, out: &Output) -> Result<()> {
         Command::Retry(args) => bulk(client, BulkAction::Retry, args, None, out),
         Command::Cancel(args) => bulk(client, BulkAction::Cancel, args.bulk, args.reason, out),
         Command::Prune(args) => prune(client, args, out),
+        Command::Schedule(command) => crate::schedules::run(client, command, out),
         Command::Completions { .. } => Ok(()),
     }
 }

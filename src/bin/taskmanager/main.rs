@@ -8,6 +8,7 @@
 
 mod commands;
 mod output;
+mod schedules;
 mod settings;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -77,6 +78,9 @@ enum Command {
     Cancel(CancelArgs),
     /// Delete finished tasks older than an age, with their history, in small batches.
     Prune(PruneArgs),
+    /// Recurring tasks: put, list, show and delete schedules; tick enqueues what is due.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions { shell: clap_complete::Shell },
 }
@@ -101,6 +105,46 @@ enum TypeCommand {
     Activate { name: String },
     /// Refuse new tasks of a type (queued ones still run).
     Deactivate { name: String },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Create or replace a schedule: a task of --type with --params at every occurrence of
+    /// --cron in --timezone. Putting the same cron, time zone and state again keeps its next run.
+    Put {
+        name: String,
+        /// The task type it enqueues.
+        #[arg(long = "type", value_name = "TYPE")]
+        task_type: String,
+        /// A cron expression: five fields ("0 3 * * *"), six with seconds first, or @daily...
+        #[arg(long)]
+        cron: String,
+        /// The IANA time zone the expression is read in, e.g. Europe/Prague (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// The params of each task, a JSON object (default {}).
+        #[arg(long)]
+        params: Option<String>,
+        /// After downtime: skip (default) the missed occurrences, run the latest once, or
+        /// backfill every one (up to the latest 10000).
+        #[arg(long)]
+        misfire: Option<String>,
+        /// An occurrence found at most this many seconds late is on time (default 300).
+        #[arg(long, value_name = "SECONDS")]
+        misfire_grace: Option<u32>,
+        /// Store it disabled (it enqueues nothing until put again without this).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List every schedule with its next run.
+    List,
+    /// Show one schedule.
+    Show { name: String },
+    /// Delete a schedule (the tasks it made stay).
+    Delete { name: String },
+    /// Enqueue every due occurrence now: for hosts that run this from cron (workers' claims
+    /// tick too). Each occurrence is enqueued once, however many hosts tick.
+    Tick,
 }
 
 #[derive(Args)]
