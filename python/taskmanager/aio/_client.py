@@ -218,9 +218,10 @@ class AsyncClient:
 
     # -- schema and types -------------------------------------------------------------------
 
-    async def migrate(self) -> None:
-        """Creates or upgrades the schema. Idempotent; the only call that runs DDL."""
-        await self._call(self.sync.migrate)
+    async def migrate(self, to: Optional[int] = None) -> None:
+        """Creates or upgrades the schema (up to version ``to`` when given, as
+        :meth:`taskmanager.Client.migrate`). Idempotent; the only call that runs DDL."""
+        await self._call(self.sync.migrate, to)
 
     async def register_type(self, name: str, param_schema: Mapping[str, Any],
                             version: Union[str, int] = "1") -> TaskType:
