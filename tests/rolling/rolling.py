@@ -149,7 +149,8 @@ def scenario(old, new):
         every_task_completed_once(database, 18)
         check(len(set(old_done + new_done + more)) == 18, "18 distinct tasks done, none twice")
         # The previous release is gone: the contract step retires what only it used.
-        check(new.run("migrate", database)["version"] == 7, "the plain migrate finishes (7)")
+        check(new.run("migrate", database)["version"] >= 7,
+              "the plain migrate finishes (7, the contract, and any later)")
         gone = sql("SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = "
                    "DATABASE() AND ROUTINE_NAME LIKE 'tm!_%' ESCAPE '!'", database)
         check(gone == "0", "the previous release's procedures are retired")
