@@ -189,7 +189,8 @@ final class TaskManager
 
     /**
      * Enqueues a task. Options: priority, delay_seconds | run_at, max_attempts, dedupe_key,
-     * dedupe_scope ('always' | 'active').
+     * dedupe_scope ('always' | 'active'), unique_for_seconds (1 to 31536000: the dedupe key
+     * blocks a new task only while the task holding it is younger than this).
      *
      * @param array<mixed>|object $params
      * @param array<string, mixed> $options

@@ -171,10 +171,16 @@ class Client:
         max_attempts: Optional[int] = None,
         dedupe_key: Optional[str] = None,
         dedupe_scope: Optional[str] = None,
+        unique_for_seconds: Optional[int] = None,
     ) -> Enqueued:
-        """Enqueues a task. Returns ``{"id", "type", "status", "deduplicated", "dedupe_key"}``."""
+        """Enqueues a task. Returns ``{"id", "type", "status", "deduplicated", "dedupe_key"}``.
+
+        ``unique_for_seconds`` (1 to 31536000): the dedupe key blocks a new task only while the
+        task holding it is younger than this; after it, the same enqueue creates a new task.
+        """
         options = _options(dict(priority=priority, delay_seconds=delay_seconds, run_at=run_at,
-                                max_attempts=max_attempts, dedupe_key=dedupe_key, dedupe_scope=dedupe_scope))
+                                max_attempts=max_attempts, dedupe_key=dedupe_key, dedupe_scope=dedupe_scope,
+                                unique_for_seconds=unique_for_seconds))
         return _ffi.call_json("tm_task_enqueue", self._h, _ffi.text(type_name, "type_name"),
                               _ffi.encode_json(params, "params"), options)
 

@@ -249,11 +249,13 @@ class AsyncClient:
         max_attempts: Optional[int] = None,
         dedupe_key: Optional[str] = None,
         dedupe_scope: Optional[str] = None,
+        unique_for_seconds: Optional[int] = None,
     ) -> Enqueued:
         """See :meth:`Client.enqueue`."""
         return await self._call(self.sync.enqueue, type_name, params, priority=priority,
                                 delay_seconds=delay_seconds, run_at=run_at, max_attempts=max_attempts,
-                                dedupe_key=dedupe_key, dedupe_scope=dedupe_scope)
+                                dedupe_key=dedupe_key, dedupe_scope=dedupe_scope,
+                                unique_for_seconds=unique_for_seconds)
 
     async def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Enqueued]:
         # list() here: a generator must not be consumed in another thread while its owner runs.
