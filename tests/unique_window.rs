@@ -77,16 +77,25 @@ fn the_window_is_the_callers_and_composes_with_the_scopes() {
     let db = TestDb::new(json!({}));
     db.register("report", any_object());
     let params = json!({"n": 1});
-    let first = db.client.enqueue("report", &params, &windowed(json!(60))).unwrap();
+    let first = db
+        .client
+        .enqueue("report", &params, &windowed(json!(60)))
+        .unwrap();
     assert!(!first.deduplicated);
     db.sql_exec(&format!(
         "UPDATE tasks SET created_at = created_at - INTERVAL 30 SECOND WHERE id = {}",
         first.id
     ));
     // 30 seconds old: inside a 60-second window, outside a 10-second one.
-    let inside = db.client.enqueue("report", &params, &windowed(json!(60))).unwrap();
+    let inside = db
+        .client
+        .enqueue("report", &params, &windowed(json!(60)))
+        .unwrap();
     assert_eq!((inside.id, inside.deduplicated), (first.id, true));
-    let outside = db.client.enqueue("report", &params, &windowed(json!(10))).unwrap();
+    let outside = db
+        .client
+        .enqueue("report", &params, &windowed(json!(10)))
+        .unwrap();
     assert!(!outside.deduplicated);
     assert_ne!(outside.id, first.id);
     // An enqueue with no window keeps the key forever (scope `always`): it finds the holder.
@@ -102,13 +111,19 @@ fn the_window_is_the_callers_and_composes_with_the_scopes() {
     db.sql_exec("DELETE FROM tasks");
     let active: EnqueueOptions =
         from(json!({"unique_for_seconds": 3600, "dedupe_scope": "active"}));
-    let a = db.client.enqueue("report", &json!({"n": 2}), &active).unwrap();
+    let a = db
+        .client
+        .enqueue("report", &json!({"n": 2}), &active)
+        .unwrap();
     let claimed = db.claim_one("w");
     db.client
         .complete(claimed.id, &claimed.lease_token, &json!({}))
         .unwrap();
     assert_eq!(claimed.id, a.id);
-    let b = db.client.enqueue("report", &json!({"n": 2}), &active).unwrap();
+    let b = db
+        .client
+        .enqueue("report", &json!({"n": 2}), &active)
+        .unwrap();
     assert!(!b.deduplicated);
     assert_ne!(b.id, a.id);
 }
@@ -119,20 +134,29 @@ fn history_off_and_a_completed_holder() {
     db.register("report", any_object());
     let quiet = db.client_with(json!({"enable_task_history": false}));
     let params = json!({"n": 3});
-    let first = quiet.enqueue("report", &params, &windowed(json!(5))).unwrap();
+    let first = quiet
+        .enqueue("report", &params, &windowed(json!(5)))
+        .unwrap();
     let claimed = db.claim_one("w");
     db.client
         .complete(claimed.id, &claimed.lease_token, &json!({}))
         .unwrap();
     // A completed holder within the window is still the answer (scope `always`).
-    let dup = quiet.enqueue("report", &params, &windowed(json!(5))).unwrap();
+    let dup = quiet
+        .enqueue("report", &params, &windowed(json!(5)))
+        .unwrap();
     assert_eq!((dup.id, dup.deduplicated), (first.id, true));
     assert_eq!(dup.status.as_str(), "completed");
     db.sql_exec("UPDATE tasks SET created_at = created_at - INTERVAL 5 SECOND");
-    let next = quiet.enqueue("report", &params, &windowed(json!(5))).unwrap();
+    let next = quiet
+        .enqueue("report", &params, &windowed(json!(5)))
+        .unwrap();
     assert!(!next.deduplicated);
     assert_eq!(next.status.as_str(), "pending");
-    assert_eq!(db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'created'"), 0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'created'"),
+        0
+    );
 }
 
 #[test]
@@ -158,15 +182,27 @@ fn bad_windows_are_refused_naming_the_field() {
             unique_for_seconds: Some(bad),
             ..Default::default()
         };
-        let e = db.client.enqueue("report", &json!({}), &options).unwrap_err();
+        let e = db
+            .client
+            .enqueue("report", &json!({}), &options)
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
-        assert!(e.message().contains("unique_for_seconds"), "{}", e.message());
+        assert!(
+            e.message().contains("unique_for_seconds"),
+            "{}",
+            e.message()
+        );
     }
     let year = EnqueueOptions {
         unique_for_seconds: Some(31_536_000),
         ..Default::default()
     };
-    assert!(!db.client.enqueue("report", &json!({}), &year).unwrap().deduplicated);
+    assert!(
+        !db.client
+            .enqueue("report", &json!({}), &year)
+            .unwrap()
+            .deduplicated
+    );
     // A batch refuses windows.
     let items: Vec<BatchItem> = from(json!([
         {"type": "report", "params": {"a": 1}, "options": {"unique_for_seconds": 60}},
@@ -174,6 +210,10 @@ fn bad_windows_are_refused_naming_the_field() {
     ]));
     let e = db.client.enqueue_batch(&items).unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("unique_for_seconds"), "{}", e.message());
+    assert!(
+        e.message().contains("unique_for_seconds"),
+        "{}",
+        e.message()
+    );
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 1);
 }

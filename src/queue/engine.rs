@@ -143,21 +143,21 @@ impl Engine {
             (created, None)
         } else {
             match self.call(db, conn, call.as_ref())? {
-            Some(mut answer) => {
-                let rows = answer.rows(procedures::answer::ENQUEUED);
-                let answers = row::decode_all(rows, "an enqueued task", |c| {
-                    Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
-                })?;
-                let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
-                ((created == 1).then_some(id), None)
-            }
-            None => {
-                let script = lifecycle::enqueue(tasks, types, token, history_on);
-                let mut answer = script.script.run(conn)?;
-                let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
-                    .then(|| answer.insert_id(script.insert) as i64);
-                (created, script.holders.map(|index| answer.rows(index)))
-            }
+                Some(mut answer) => {
+                    let rows = answer.rows(procedures::answer::ENQUEUED);
+                    let answers = row::decode_all(rows, "an enqueued task", |c| {
+                        Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
+                    })?;
+                    let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
+                    ((created == 1).then_some(id), None)
+                }
+                None => {
+                    let script = lifecycle::enqueue(tasks, types, token, history_on);
+                    let mut answer = script.script.run(conn)?;
+                    let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
+                        .then(|| answer.insert_id(script.insert) as i64);
+                    (created, script.holders.map(|index| answer.rows(index)))
+                }
             }
         };
         if let Some(id) = created {

@@ -49,7 +49,9 @@ pub struct EnqueueOptions {
 
 /// Reads `unique_for_seconds`, refusing anything but a whole number in range with a message
 /// naming the field (serde's own would name only the expected type).
-fn window_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+fn window_seconds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u32>, D::Error> {
     let value = Option::<Value>::deserialize(d)?;
     let Some(value) = value else {
         return Ok(None);
