@@ -250,6 +250,33 @@ fn check_item<'a>(config: &Config, item: TaskInput<'a>) -> Result<Checked<'a>> {
     })
 }
 
+/// Checks and validates one task as an enqueue does, without writing it, and hands its row to
+/// `row` (for statements the caller runs itself).
+pub(crate) fn checked_row<R>(
+    db: &Database,
+    config: &Config,
+    item: TaskInput<'_>,
+    row: impl FnOnce(&NewTask<'_>) -> R,
+) -> Result<R> {
+    let checked = check_item(config, item)?;
+    let types = db.run(|conn, _| validate_all(db, config, conn, std::slice::from_ref(&checked)))?;
+    Ok(row(&new_task(&checked, &types[0])))
+}
+
+/// The row of a checked task of type `task_type`.
+fn new_task<'a>(p: &'a Checked<'_>, task_type: &CachedType) -> NewTask<'a> {
+    NewTask {
+        type_id: task_type.id,
+        params_text: &p.params_text,
+        key: &p.key,
+        scope: p.scope.as_sql(),
+        priority: p.item.options.priority.unwrap_or(0),
+        max_attempts: p.max_attempts,
+        run_at: p.run_at.as_deref(),
+        delay_micros: p.delay_micros,
+    }
+}
+
 /// Accepts `YYYY-MM-DD HH:MM:SS[.ffffff]` with an optional `T` separator and `Z` suffix and
 /// returns it in the form MySQL reads.
 fn normalize_time(text: &str) -> Result<String> {
@@ -425,16 +452,7 @@ fn insert(
     let rows: Vec<NewTask<'_>> = checked
         .iter()
         .zip(task_types)
-        .map(|(p, task_type)| NewTask {
-            type_id: task_type.id,
-            params_text: &p.params_text,
-            key: &p.key,
-            scope: p.scope.as_sql(),
-            priority: p.item.options.priority.unwrap_or(0),
-            max_attempts: p.max_attempts,
-            run_at: p.run_at.as_deref(),
-            delay_micros: p.delay_micros,
-        })
+        .map(|(p, task_type)| new_task(p, task_type))
         .collect();
     let window = match checked {
         [one] => one.window,

@@ -24,6 +24,7 @@ mod enqueue_sql;
 mod finish_sql;
 mod operator_sql;
 mod read_sql;
+mod statement_sql;
 mod window_sql;
 
 pub use claim_sql::*;
@@ -31,6 +32,7 @@ pub use enqueue_sql::*;
 pub use finish_sql::*;
 pub use operator_sql::*;
 pub use read_sql::*;
+pub use statement_sql::*;
 pub use window_sql::*;
 
 use crate::error::Result;
