@@ -181,6 +181,11 @@ pub(crate) fn render() -> String {
             .text(),
         );
     }
+    let caller = lifecycle::enqueue_in_caller_transaction(&one[0], "<enqueue_token>");
+    section(
+        "enqueue in the caller's transaction (enqueue_statement: the caller runs these on its own connection)",
+        [caller.insert, caller.history, caller.select].join(";\n"),
+    );
     section(
         "enqueue one, after it created nothing: the types' states and the key's holder",
         lifecycle::enqueue_lookup(&one, &types, "<enqueue_token>")
