@@ -498,6 +498,34 @@ tm_error *tm_tasks_prune(const tm_client *client, const char *options_json, char
 void tm_string_free(char *s);
 
 /**
+ * The enqueue of one task as SQL that the application runs on its own connection, inside its
+ * own transaction, so that the task exists if and only if that transaction commits. The
+ * params are validated (`TM_VALIDATION_FAILED`) and keyed now, with the options of
+ * `tm_task_enqueue` but `"unique_for_seconds"` (`TM_INVALID_ARGUMENT`). Every value in the
+ * SQL is a hexadecimal literal written by the library: nothing in the params can change the
+ * statement.
+ *
+ * Output: `{"sql", "history_sql", "statements", "select_sql", "type", "dedupe_key"}`:
+ * - `"sql"`: the task's INSERT, one statement. A key already held by a committed task makes
+ *   it a no-op (a duplicate: the transaction adds no task); a key held by another open
+ *   transaction makes it wait for that one, as any unique insert does. Afterwards
+ *   `LAST_INSERT_ID()` is the id of the task holding the key, created or not;
+ * - `"history_sql"`: with history on, the task's `created` history row (MySQL writes one
+ *   table per statement), to run after `"sql"` in the same transaction; it writes nothing for
+ *   a duplicate. `null` with history off;
+ * - `"statements"`: `"sql"` then `"history_sql"`, everything to run, in order;
+ * - `"select_sql"`: optional, after them: one row `id, status, created` (1 when these
+ *   statements created the task, 0 for a duplicate).
+ *
+ * Each answer carries a token of its own: running its statements twice creates one task.
+ */
+tm_error *tm_task_enqueue_statement(const tm_client *client,
+                                    const char *type_name,
+                                    const char *params_json,
+                                    const char *options_json,
+                                    char **out_json);
+
+/**
  * Creates or replaces (by name) a recurring schedule: a task of `"type"` with `"params"` at
  * every occurrence of `"cron"` in `"timezone"`. `schedule_json`:
  * `{"name": "nightly", "type": "report", "cron": "0 3 * * *", "timezone": "Europe/Prague",
