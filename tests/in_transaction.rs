@@ -129,7 +129,7 @@ fn options_history_off_and_refusals() {
         .enqueue_statement("order.mail", &json!({"order": 10}), &options)
         .unwrap();
     assert_eq!(statement.history_sql, None);
-    assert_eq!(statement.statements, [statement.sql.clone()]);
+    assert_eq!(statement.statements, std::slice::from_ref(&statement.sql));
     assert_eq!(statement.dedupe_key, "order-10");
     let mut app = db.sql();
     let mut tx = app.start_transaction(TxOpts::default()).unwrap();
