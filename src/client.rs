@@ -13,6 +13,7 @@ use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput
 use crate::queue::finish::{
     self, CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
 };
+use crate::queue::in_transaction::{self, EnqueueStatement};
 use crate::queue::lifecycle::Holder;
 use crate::queue::manage;
 use crate::queue::prune::{self, PruneOptions, PruneReport};
@@ -111,6 +112,21 @@ impl Client {
     pub fn enqueue_batch(&self, items: &[BatchItem]) -> Result<Vec<Enqueued>> {
         let inputs: Vec<TaskInput<'_>> = items.iter().map(TaskInput::from).collect();
         enqueue::enqueue_batch(&self.db, &self.config, &inputs)
+    }
+
+    /// The enqueue of one task as SQL for the caller to run on its own connection inside its
+    /// own transaction, so that the task exists if and only if that transaction commits. The
+    /// params are validated and keyed now; run [`EnqueueStatement::statements`] in order, then,
+    /// if you want the result, [`EnqueueStatement::select_sql`]. A duplicate key makes the
+    /// statements a no-op (the task holding the key is the answer); `unique_for_seconds` is
+    /// refused here.
+    pub fn enqueue_statement(
+        &self,
+        type_name: &str,
+        params: &Value,
+        options: &EnqueueOptions,
+    ) -> Result<EnqueueStatement> {
+        in_transaction::enqueue_statement(&self.db, &self.config, type_name, params, options)
     }
 
     /// Claims up to `limit` runnable tasks under fresh leases, highest priority first, then

@@ -84,6 +84,7 @@ pub use queue::enqueue::{BatchItem, EnqueueOptions, Enqueued};
 pub use queue::finish::{
     CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
 };
+pub use queue::in_transaction::EnqueueStatement;
 pub use queue::lifecycle::Status;
 pub use queue::prune::{PruneOptions, PruneReport};
 pub use queue::read::{HistoryEntry, ListFilter, Task};

@@ -388,3 +388,33 @@ fn an_unmigrated_database_points_at_the_command() {
         "{err}"
     );
 }
+
+#[test]
+fn enqueue_with_a_unique_window() {
+    let db = TestDb::new(json!({}));
+    db.register("cli.nightly", common::any_object());
+    let args = [
+        "enqueue",
+        "cli.nightly",
+        r#"{"day": 1}"#,
+        "--unique-for",
+        "1h",
+    ];
+    let first = json_of(&db, &args);
+    assert_eq!(first["deduplicated"], false);
+    let again = json_of(&db, &args);
+    assert_eq!(
+        (&again["id"], &again["deduplicated"]),
+        (&first["id"], &json!(true))
+    );
+    db.sql_exec("UPDATE tasks SET created_at = created_at - INTERVAL 3600 SECOND");
+    let next = json_of(&db, &args);
+    assert_eq!(next["deduplicated"], false);
+    assert_ne!(next["id"], first["id"]);
+    let (code, err) = exit_code(
+        &db,
+        &["enqueue", "cli.nightly", "{}", "--unique-for", "400d"],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("unique_for_seconds"), "{err}");
+}

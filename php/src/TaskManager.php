@@ -189,7 +189,8 @@ final class TaskManager
 
     /**
      * Enqueues a task. Options: priority, delay_seconds | run_at, max_attempts, dedupe_key,
-     * dedupe_scope ('always' | 'active').
+     * dedupe_scope ('always' | 'active'), unique_for_seconds (1 to 31536000: the dedupe key
+     * blocks a new task only while the task holding it is younger than this).
      *
      * @param array<mixed>|object $params
      * @param array<string, mixed> $options
@@ -198,6 +199,51 @@ final class TaskManager
     public function enqueue(string $type, array|object $params, array $options = []): array
     {
         return $this->call('tm_task_enqueue', $type, Native::json($params), self::options($options));
+    }
+
+    /**
+     * Enqueues a task inside your own transaction on your own connection: the library
+     * validates and keys it, and the INSERT (with its `created` history row when history is
+     * on) runs on $conn, so the task exists if and only if your transaction commits. Every
+     * value reaches the SQL as a hexadecimal literal written by the library. A task already
+     * holding the key makes the INSERT a no-op and is the answer (`deduplicated` true); a key
+     * held by another open transaction waits for it, as any unique insert does. Options as for
+     * enqueue() but unique_for_seconds. Errors of $conn are its driver's (PDOException,
+     * mysqli_sql_exception); a driver in silent mode gets a DatabaseException.
+     *
+     * @param array<mixed>|object $params
+     * @param array<string, mixed> $options
+     * @return array{id: int, type: string, status: string, deduplicated: bool, dedupe_key: string}
+     */
+    public function enqueueWith(\PDO|\mysqli $conn, string $type, array|object $params, array $options = []): array
+    {
+        $statement = $this->call('tm_task_enqueue_statement', $type, Native::json($params), self::options($options));
+        foreach ($statement['statements'] as $sql) {
+            self::query($conn, $sql);
+        }
+        $result = self::query($conn, $statement['select_sql']);
+        $row = $result instanceof \PDOStatement ? $result->fetch(\PDO::FETCH_ASSOC) : $result->fetch_assoc();
+        if (!is_array($row)) {
+            throw new Exception\DatabaseException('enqueueWith: the task holding the key was not found after its INSERT', Code::DATABASE);
+        }
+        return [
+            'id' => (int) $row['id'],
+            'type' => $statement['type'],
+            'status' => (string) $row['status'],
+            'deduplicated' => (int) $row['created'] !== 1,
+            'dedupe_key' => $statement['dedupe_key'],
+        ];
+    }
+
+    /** Runs one statement on the caller's connection; a false (silent error mode) throws. */
+    private static function query(\PDO|\mysqli $conn, string $sql): \PDOStatement|\mysqli_result|bool
+    {
+        $result = $conn->query($sql);
+        if ($result === false) {
+            $error = $conn instanceof \PDO ? implode(' ', array_map('strval', $conn->errorInfo())) : $conn->error;
+            throw new Exception\DatabaseException("enqueueWith: the statement failed on your connection: $error", Code::DATABASE);
+        }
+        return $result;
     }
 
     /**

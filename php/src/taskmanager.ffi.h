@@ -224,10 +224,16 @@ tm_error *tm_type_set_active(const tm_client *client,
  * - `"max_attempts"`: 1..=1000000, default the `max_task_attempts` setting;
  * - `"dedupe_key"`: 1..=191 characters, default the SHA-256 of type name and canonical params;
  * - `"dedupe_scope"`: `"always"` (default: a key once used blocks forever) or `"active"`
- *   (only a pending or claimed task blocks).
+ *   (only a pending or claimed task blocks);
+ * - `"unique_for_seconds"`: 1..=31536000 (a year): the key blocks a new task only while the
+ *   task holding it is younger than this (by its `created_at`, the database's clock); an
+ *   enqueue that finds the holder older releases the key and creates a new task. Race-free:
+ *   of many identical enqueues at once, one creates. The window is the caller's: an enqueue
+ *   without it keeps finding the holder. Not accepted by `tm_task_enqueue_batch` with more
+ *   than one task.
  *
  * Output: `{"id", "type", "status", "deduplicated", "dedupe_key"}`; a duplicate returns the
- * existing task with `"deduplicated": true`.
+ * existing task with `"deduplicated": true`. A bad option is `TM_INVALID_ARGUMENT` naming it.
  */
 tm_error *tm_task_enqueue(const tm_client *client,
                           const char *type_name,
@@ -475,6 +481,34 @@ tm_error *tm_tasks_prune(const tm_client *client, const char *options_json, char
  * Frees a string returned by this library. NULL is ignored. Never use libc `free` on it.
  */
 void tm_string_free(char *s);
+
+/**
+ * The enqueue of one task as SQL that the application runs on its own connection, inside its
+ * own transaction, so that the task exists if and only if that transaction commits. The
+ * params are validated (`TM_VALIDATION_FAILED`) and keyed now, with the options of
+ * `tm_task_enqueue` but `"unique_for_seconds"` (`TM_INVALID_ARGUMENT`). Every value in the
+ * SQL is a hexadecimal literal written by the library: nothing in the params can change the
+ * statement.
+ *
+ * Output: `{"sql", "history_sql", "statements", "select_sql", "type", "dedupe_key"}`:
+ * - `"sql"`: the task's INSERT, one statement. A key already held by a committed task makes
+ *   it a no-op (a duplicate: the transaction adds no task); a key held by another open
+ *   transaction makes it wait for that one, as any unique insert does. Afterwards
+ *   `LAST_INSERT_ID()` is the id of the task holding the key, created or not;
+ * - `"history_sql"`: with history on, the task's `created` history row (MySQL writes one
+ *   table per statement), to run after `"sql"` in the same transaction; it writes nothing for
+ *   a duplicate. `null` with history off;
+ * - `"statements"`: `"sql"` then `"history_sql"`, everything to run, in order;
+ * - `"select_sql"`: optional, after them: one row `id, status, created` (1 when these
+ *   statements created the task, 0 for a duplicate).
+ *
+ * Each answer carries a token of its own: running its statements twice creates one task.
+ */
+tm_error *tm_task_enqueue_statement(const tm_client *client,
+                                    const char *type_name,
+                                    const char *params_json,
+                                    const char *options_json,
+                                    char **out_json);
 
 /**
  * Creates or replaces (by name) a recurring schedule: a task of `"type"` with `"params"` at

@@ -114,6 +114,25 @@ final class TaskManagerTest extends TestCase
         $this->assertFalse($batch[1]['deduplicated']);
     }
 
+    public function testUniqueWindowDedupesWithinItAndCreatesAfterIt(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $first = $tm->enqueue($type, ['day' => 1], ['unique_for_seconds' => 60]);
+        $again = $tm->enqueue($type, ['day' => 1], ['unique_for_seconds' => 60]);
+        $this->assertSame([$first['id'], true], [$again['id'], $again['deduplicated']]);
+        // The window is passed by moving the first task's creation back, not by waiting.
+        $c = self::config();
+        $pdo = new \PDO("mysql:host={$c['db_host']};port={$c['db_port']};dbname={$c['db_name']}", $c['db_user'], $c['db_pass']);
+        $pdo->exec("UPDATE tasks SET created_at = created_at - INTERVAL 60 SECOND WHERE id = {$first['id']}");
+        $next = $tm->enqueue($type, ['day' => 1], ['unique_for_seconds' => 60]);
+        $this->assertFalse($next['deduplicated']);
+        $this->assertNotSame($first['id'], $next['id']);
+        $this->expectException(Exception\InvalidArgumentException::class);
+        $this->expectExceptionMessage('unique_for_seconds');
+        $tm->enqueue($type, ['day' => 2], ['unique_for_seconds' => 0]);
+    }
+
     public function testCompleteAndClaimFinishesOneTaskAndLeasesTheNext(): void
     {
         $tm = TaskManager::getInstance();

@@ -94,6 +94,7 @@ _SIGNATURES = {
     "tm_type_set_active": ([_client, c_char_p, c_bool, _out], _err),
     "tm_task_enqueue": ([_client, c_char_p, c_char_p, c_char_p, _out], _err),
     "tm_task_enqueue_batch": ([_client, c_char_p, _out], _err),
+    "tm_task_enqueue_statement": ([_client, c_char_p, c_char_p, c_char_p, _out], _err),
     "tm_task_claim": ([_client, c_char_p, c_char_p, _out], _err),
     "tm_task_heartbeat": ([_client, c_int64, c_char_p, c_char_p, _out], _err),
     "tm_task_heartbeat_as_worker": ([_client, c_int64, c_char_p, c_char_p, _out], _err),

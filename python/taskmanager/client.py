@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import threading
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _ffi
 from ._errors import Code, error_for
@@ -29,6 +29,18 @@ from .results import (
 )
 
 Json = Any
+
+
+def statement_result(statement: Mapping[str, Any], row: Any) -> Enqueued:
+    """The enqueue result from the row of an enqueue statement's ``select_sql`` (a tuple, or a
+    mapping from a dict cursor)."""
+    if row is None:
+        raise error_for(Code.DATABASE, "enqueue_with: the task holding the key was not found after its INSERT", None)
+    if isinstance(row, Mapping):
+        row = (row["id"], row["status"], row["created"])
+    status = row[1].decode() if isinstance(row[1], (bytes, bytearray)) else str(row[1])
+    return Enqueued(id=int(row[0]), type=statement["type"], status=status,
+                    deduplicated=int(row[2]) != 1, dedupe_key=statement["dedupe_key"])
 
 
 class Task:
@@ -171,12 +183,37 @@ class Client:
         max_attempts: Optional[int] = None,
         dedupe_key: Optional[str] = None,
         dedupe_scope: Optional[str] = None,
+        unique_for_seconds: Optional[int] = None,
     ) -> Enqueued:
-        """Enqueues a task. Returns ``{"id", "type", "status", "deduplicated", "dedupe_key"}``."""
+        """Enqueues a task. Returns ``{"id", "type", "status", "deduplicated", "dedupe_key"}``.
+
+        ``unique_for_seconds`` (1 to 31536000): the dedupe key blocks a new task only while the
+        task holding it is younger than this; after it, the same enqueue creates a new task.
+        """
         options = _options(dict(priority=priority, delay_seconds=delay_seconds, run_at=run_at,
-                                max_attempts=max_attempts, dedupe_key=dedupe_key, dedupe_scope=dedupe_scope))
+                                max_attempts=max_attempts, dedupe_key=dedupe_key, dedupe_scope=dedupe_scope,
+                                unique_for_seconds=unique_for_seconds))
         return _ffi.call_json("tm_task_enqueue", self._h, _ffi.text(type_name, "type_name"),
                               _ffi.encode_json(params, "params"), options)
+
+    def enqueue_statement(self, type_name: str, params: Json, **options: Any) -> Dict[str, Any]:
+        """The enqueue of one task as SQL for your own connection and transaction:
+        ``{"sql", "history_sql", "statements", "select_sql", "type", "dedupe_key"}``. Run
+        ``statements`` in order inside your transaction; ``select_sql`` then reads
+        ``(id, status, created)``. Options as for :meth:`enqueue` but ``unique_for_seconds``."""
+        return _ffi.call_json("tm_task_enqueue_statement", self._h, _ffi.text(type_name, "type_name"),
+                              _ffi.encode_json(params, "params"), _options(dict(options)))
+
+    def enqueue_with(self, cursor: Any, type_name: str, params: Json, **options: Any) -> Enqueued:
+        """Enqueues a task inside your own transaction: the statements run on ``cursor`` (a
+        DB-API cursor of any MySQL driver), so the task exists if and only if your transaction
+        commits. A task already holding the key makes the INSERT a no-op and is the answer
+        (``deduplicated`` true). The driver's errors are its own."""
+        statement = self.enqueue_statement(type_name, params, **options)
+        for sql in statement["statements"]:
+            cursor.execute(sql)
+        cursor.execute(statement["select_sql"])
+        return statement_result(statement, cursor.fetchone())
 
     def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Enqueued]:
         """Enqueues ``[{"type", "params", "options"?}, ...]`` in one transaction, all or nothing."""

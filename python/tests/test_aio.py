@@ -102,6 +102,8 @@ def test_async_client_round_trip(client, db_name):
 
             first = await tm.enqueue("py.async", {"n": 1}, priority=5)
             assert first["status"] == "pending" and first["deduplicated"] is False
+            windowed = await tm.enqueue("py.async", {"n": 1}, unique_for_seconds=3600)
+            assert (windowed["id"], windowed["deduplicated"]) == (first["id"], True)
             batch = await tm.enqueue_batch({"type": "py.async", "params": {"n": n}} for n in (2, 3))
             assert [b["deduplicated"] for b in batch] == [False, False]
             with pytest.raises(taskmanager.ValidationError):

@@ -14,6 +14,20 @@ from taskmanager import Code
 from conftest import config, sql
 
 
+def test_unique_window(client, db_name):
+    client.register_type("py.nightly", {"type": "object"})
+    first = client.enqueue("py.nightly", {"day": 1}, unique_for_seconds=60)
+    again = client.enqueue("py.nightly", {"day": 1}, unique_for_seconds=60)
+    assert (again["id"], again["deduplicated"]) == (first["id"], True)
+    # The window is passed by moving the first task's creation back, not by waiting.
+    sql(f"UPDATE tasks SET created_at = created_at - INTERVAL 60 SECOND WHERE id = {first['id']}", db_name)
+    after = client.enqueue("py.nightly", {"day": 1}, unique_for_seconds=60)
+    assert after["deduplicated"] is False and after["id"] != first["id"]
+    for bad in (0, -1, 31_536_001, 1.5):
+        with pytest.raises(taskmanager.InvalidArgumentError, match="unique_for_seconds"):
+            client.enqueue("py.nightly", {"day": 2}, unique_for_seconds=bad)
+
+
 def test_full_lifecycle(client):
     client.register_type("py.mail", {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}})
     queued = client.enqueue("py.mail", {"to": "ada@example.com", "note": "Příliš žluťoučký kůň 🐎"}, priority=3)

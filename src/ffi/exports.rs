@@ -163,10 +163,16 @@ pub unsafe extern "C" fn tm_type_set_active(
 /// - `"max_attempts"`: 1..=1000000, default the `max_task_attempts` setting;
 /// - `"dedupe_key"`: 1..=191 characters, default the SHA-256 of type name and canonical params;
 /// - `"dedupe_scope"`: `"always"` (default: a key once used blocks forever) or `"active"`
-///   (only a pending or claimed task blocks).
+///   (only a pending or claimed task blocks);
+/// - `"unique_for_seconds"`: 1..=31536000 (a year): the key blocks a new task only while the
+///   task holding it is younger than this (by its `created_at`, the database's clock); an
+///   enqueue that finds the holder older releases the key and creates a new task. Race-free:
+///   of many identical enqueues at once, one creates. The window is the caller's: an enqueue
+///   without it keeps finding the holder. Not accepted by `tm_task_enqueue_batch` with more
+///   than one task.
 ///
 /// Output: `{"id", "type", "status", "deduplicated", "dedupe_key"}`; a duplicate returns the
-/// existing task with `"deduplicated": true`.
+/// existing task with `"deduplicated": true`. A bad option is `TM_INVALID_ARGUMENT` naming it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_task_enqueue(
     client: *const tm_client,

@@ -15,12 +15,14 @@
 
 mod error;
 mod exports;
+mod in_transaction;
 mod schedules;
 
 pub use error::{
     tm_code, tm_error, tm_error_code, tm_error_details, tm_error_free, tm_error_message,
 };
 pub use exports::*;
+pub use in_transaction::*;
 pub use schedules::*;
 
 use crate::Client;

@@ -29,6 +29,7 @@ const DELAY_MICROS: i64 = 900_000_011;
 const PROGRESS: u8 = 77;
 const BACKOFF_BASE: u32 = 900_000_012;
 const BACKOFF_MAX: u32 = 900_000_013;
+const WINDOW_SECONDS: u32 = 900_000_014;
 const JITTER: f64 = 0.625;
 
 /// Text example values and their placeholders.
@@ -67,6 +68,7 @@ const NUMBERS: &[(i64, &str)] = &[
     (DELAY_MICROS, ":delay_micros"),
     (BACKOFF_BASE as i64, ":retry_backoff_base"),
     (BACKOFF_MAX as i64, ":retry_backoff_max"),
+    (WINDOW_SECONDS as i64, ":unique_for_seconds"),
 ];
 
 /// Constant texts of this crate that the encoder writes as hex too, shown quoted here.
@@ -165,6 +167,25 @@ pub(crate) fn render() -> String {
                 .text(),
         );
     }
+    for (history, label) in history_variants {
+        section(
+            &format!("enqueue one with a unique window (unique_for_seconds){label}"),
+            lifecycle::enqueue_windowed(
+                &one[0],
+                "<version>",
+                "<enqueue_token>",
+                history,
+                WINDOW_SECONDS,
+            )
+            .script
+            .text(),
+        );
+    }
+    let caller = lifecycle::enqueue_in_caller_transaction(&one[0], "<enqueue_token>");
+    section(
+        "enqueue in the caller's transaction (enqueue_statement: the caller runs these on its own connection)",
+        [caller.insert, caller.history, caller.select].join(";\n"),
+    );
     section(
         "enqueue one, after it created nothing: the types' states and the key's holder",
         lifecycle::enqueue_lookup(&one, &types, "<enqueue_token>")

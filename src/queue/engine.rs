@@ -109,6 +109,9 @@ pub(crate) enum EnqueueAnswer {
 impl Engine {
     /// Inserts `tasks` (all or nothing) in one round trip; a second reads the holders and the
     /// types' states when the write created nothing (a duplicate, a refused type, a repeat).
+    /// `window`: the unique window in seconds of a single task (see `lifecycle::window_sql`);
+    /// it runs as a script on every engine, so the procedures stay as they are.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn enqueue(
         self,
         db: &Database,
@@ -117,26 +120,44 @@ impl Engine {
         types: &[(i64, &str)],
         token: &str,
         history_on: bool,
+        window: Option<u32>,
     ) -> Result<EnqueueAnswer> {
-        let call = match (tasks, types) {
-            ([task], [(_, version)]) => Some(procedures::enqueue(task, version, token, history_on)),
+        let call = match (tasks, types, window) {
+            ([task], [(_, version)], None) => {
+                Some(procedures::enqueue(task, version, token, history_on))
+            }
             _ => None,
         };
-        let (created, batch_holders) = match self.call(db, conn, call.as_ref())? {
-            Some(mut answer) => {
-                let rows = answer.rows(procedures::answer::ENQUEUED);
-                let answers = row::decode_all(rows, "an enqueued task", |c| {
-                    Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
-                })?;
-                let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
-                ((created == 1).then_some(id), None)
-            }
-            None => {
-                let script = lifecycle::enqueue(tasks, types, token, history_on);
-                let mut answer = script.script.run(conn)?;
-                let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
-                    .then(|| answer.insert_id(script.insert) as i64);
-                (created, script.holders.map(|index| answer.rows(index)))
+        let windowed = match (tasks, types, window) {
+            ([task], [(_, version)], Some(seconds)) => Some(lifecycle::enqueue_windowed(
+                task, version, token, history_on, seconds,
+            )),
+            _ => None,
+        };
+        let (created, batch_holders) = if let Some(script) = windowed {
+            let answer = script.script.run(conn)?;
+            let created = [script.insert, script.insert_after_release]
+                .into_iter()
+                .find(|index| answer.affected(*index) == 1)
+                .map(|index| answer.insert_id(index) as i64);
+            (created, None)
+        } else {
+            match self.call(db, conn, call.as_ref())? {
+                Some(mut answer) => {
+                    let rows = answer.rows(procedures::answer::ENQUEUED);
+                    let answers = row::decode_all(rows, "an enqueued task", |c| {
+                        Ok((c.get::<i64>("id")?, c.get::<i64>("created")?))
+                    })?;
+                    let (id, created) = answers.into_iter().next().unwrap_or((0, 0));
+                    ((created == 1).then_some(id), None)
+                }
+                None => {
+                    let script = lifecycle::enqueue(tasks, types, token, history_on);
+                    let mut answer = script.script.run(conn)?;
+                    let created = (script.holders.is_none() && answer.affected(script.insert) == 1)
+                        .then(|| answer.insert_id(script.insert) as i64);
+                    (created, script.holders.map(|index| answer.rows(index)))
+                }
             }
         };
         if let Some(id) = created {

@@ -40,6 +40,43 @@ pub struct EnqueueOptions {
     pub dedupe_key: Option<String>,
     /// `always` (default) or `active`.
     pub dedupe_scope: Option<DedupeScope>,
+    /// The dedupe key blocks a new task only this many seconds (1 to 31,536,000) after the
+    /// task holding it was created; then an enqueue with the same key creates a new task.
+    /// Single enqueues only (a batch refuses it).
+    #[serde(default, deserialize_with = "window_seconds")]
+    pub unique_for_seconds: Option<u32>,
+}
+
+/// Reads `unique_for_seconds`, refusing anything but a whole number in range with a message
+/// naming the field (serde's own would name only the expected type).
+fn window_seconds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u32>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| check_window(*n).is_ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(window_message(&value.to_string())))
+}
+
+fn window_message(got: &str) -> String {
+    format!(
+        "unique_for_seconds must be a whole number of seconds from 1 to {} (a year), got {got}",
+        lifecycle::MAX_WINDOW_SECONDS
+    )
+}
+
+fn check_window(seconds: u32) -> Result<()> {
+    if (1..=lifecycle::MAX_WINDOW_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(Error::invalid(window_message(&seconds.to_string())))
+    }
 }
 
 /// One task of a batch.
@@ -101,6 +138,7 @@ struct Checked<'a> {
     run_at: Option<String>,
     delay_micros: i64,
     max_attempts: u32,
+    window: Option<u32>,
 }
 
 /// A type re-registered between validation and insert invalidates the cached schema; the
@@ -120,6 +158,12 @@ pub(crate) fn enqueue_batch(
             "a batch holds at most {MAX_BATCH} tasks, got {}",
             items.len()
         )));
+    }
+    // A window is one task's release-and-insert; a batch's single INSERT has no place for it.
+    if items.len() > 1 && items.iter().any(|i| i.options.unique_for_seconds.is_some()) {
+        return Err(Error::invalid(
+            "unique_for_seconds is for single enqueues; a batch refuses it (enqueue those tasks one by one)",
+        ));
     }
     let checked = items
         .iter()
@@ -188,6 +232,9 @@ fn check_item<'a>(config: &Config, item: TaskInput<'a>) -> Result<Checked<'a>> {
     if let Some(delay) = o.delay_seconds {
         check_delay_seconds(delay, "delay_seconds")?;
     }
+    if let Some(window) = o.unique_for_seconds {
+        check_window(window)?;
+    }
     Ok(Checked {
         item,
         params_text,
@@ -199,7 +246,35 @@ fn check_item<'a>(config: &Config, item: TaskInput<'a>) -> Result<Checked<'a>> {
         run_at: o.run_at.as_deref().map(normalize_time).transpose()?,
         delay_micros: (o.delay_seconds.unwrap_or(0.0) * 1e6) as i64,
         max_attempts: o.max_attempts.unwrap_or(config.max_task_attempts),
+        window: o.unique_for_seconds,
     })
+}
+
+/// Checks and validates one task as an enqueue does, without writing it, and hands its row to
+/// `row` (for statements the caller runs itself).
+pub(crate) fn checked_row<R>(
+    db: &Database,
+    config: &Config,
+    item: TaskInput<'_>,
+    row: impl FnOnce(&NewTask<'_>) -> R,
+) -> Result<R> {
+    let checked = check_item(config, item)?;
+    let types = db.run(|conn, _| validate_all(db, config, conn, std::slice::from_ref(&checked)))?;
+    Ok(row(&new_task(&checked, &types[0])))
+}
+
+/// The row of a checked task of type `task_type`.
+fn new_task<'a>(p: &'a Checked<'_>, task_type: &CachedType) -> NewTask<'a> {
+    NewTask {
+        type_id: task_type.id,
+        params_text: &p.params_text,
+        key: &p.key,
+        scope: p.scope.as_sql(),
+        priority: p.item.options.priority.unwrap_or(0),
+        max_attempts: p.max_attempts,
+        run_at: p.run_at.as_deref(),
+        delay_micros: p.delay_micros,
+    }
 }
 
 /// Accepts `YYYY-MM-DD HH:MM:SS[.ffffff]` with an optional `T` separator and `Z` suffix and
@@ -377,19 +452,21 @@ fn insert(
     let rows: Vec<NewTask<'_>> = checked
         .iter()
         .zip(task_types)
-        .map(|(p, task_type)| NewTask {
-            type_id: task_type.id,
-            params_text: &p.params_text,
-            key: &p.key,
-            scope: p.scope.as_sql(),
-            priority: p.item.options.priority.unwrap_or(0),
-            max_attempts: p.max_attempts,
-            run_at: p.run_at.as_deref(),
-            delay_micros: p.delay_micros,
-        })
+        .map(|(p, task_type)| new_task(p, task_type))
         .collect();
-    let answer =
-        Engine::of(db).enqueue(db, conn, &rows, &types, token, config.enable_task_history)?;
+    let window = match checked {
+        [one] => one.window,
+        _ => None,
+    };
+    let answer = Engine::of(db).enqueue(
+        db,
+        conn,
+        &rows,
+        &types,
+        token,
+        config.enable_task_history,
+        window,
+    )?;
     let (holders, type_states) = match answer {
         EnqueueAnswer::Created(id) => {
             let task = &checked[0];

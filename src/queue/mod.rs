@@ -10,6 +10,7 @@ pub(crate) mod claim;
 pub(crate) mod engine;
 pub(crate) mod enqueue;
 pub(crate) mod finish;
+pub(crate) mod in_transaction;
 pub(crate) mod input;
 pub(crate) mod lease;
 pub(crate) mod lifecycle;

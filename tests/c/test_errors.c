@@ -63,6 +63,7 @@ int main(void) {
   FAILS_WITH(TM_NULL_PARAMETER, tm_type_set_active(NULL, "t", true, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue(NULL, "t", "{}", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue_batch(NULL, "[]", &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue_statement(NULL, "t", "{}", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_claim(NULL, "w", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_heartbeat(NULL, 1, "t", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete(NULL, 1, "t", NULL, &out));
@@ -95,6 +96,8 @@ int main(void) {
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue(client, NULL, "{}", NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue(client, "e.job", NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue_batch(client, NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue_statement(client, NULL, "{}", NULL, &out));
+  FAILS_WITH(TM_NULL_PARAMETER, tm_task_enqueue_statement(client, "e.job", NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_claim(client, NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_heartbeat(client, 1, NULL, NULL, &out));
   FAILS_WITH(TM_NULL_PARAMETER, tm_task_complete(client, 1, NULL, NULL, &out));

@@ -141,6 +141,23 @@ def test_type_get_and_list(api):
 
 # -- tasks ---------------------------------------------------------------------------------------
 
+def test_create_with_a_unique_window(api):
+    register(api)
+    body = {"type": "email.send", "params": {"to": "a", "n": 7}, "unique_for_seconds": 3600}
+    created = api.ok("POST", "/api/tasks", body, status=201)
+    again = api.ok("POST", "/api/tasks", body)
+    assert again == {"id": created["id"], "status": "pending", "deduplicated": True}
+    # The window is passed by moving the first task's creation back, not by waiting.
+    api.sql(f"UPDATE tasks SET created_at = created_at - INTERVAL 3600 SECOND WHERE id = {created['id']}")
+    after = api.ok("POST", "/api/tasks", body, status=201)
+    assert after["id"] != created["id"]
+    for bad in (0, 31_536_001, "x", 1.5):
+        message = api.error("POST", "/api/tasks", dict(body, unique_for_seconds=bad))
+        assert "unique_for_seconds" in message, message
+    _, _, doc = api.call("GET", "/api/openapi.json")
+    assert "unique_for_seconds" in str(doc["paths"]["/tasks"])
+
+
 def test_create_dedupe_and_errors(api):
     register(api)
     created = api.ok("POST", "/api/tasks", {"type": "email.send", "params": {"to": "a", "n": 1}, "priority": 5},

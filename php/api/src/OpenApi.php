@@ -15,7 +15,7 @@ final class OpenApi
         '/task-types' => [['get', 'List task types', 200, [], ['active_only' => 'boolean']]],
         '/task-types/{name}' => [['get', 'Get a task type by name', 200, [], []]],
         '/tasks' => [
-            ['post', 'Create a task (deduplicated by type and params)', 201, ['type' => 'string', 'params' => 'object', 'priority' => 'integer', 'delay_seconds' => 'number', 'run_at' => 'string', 'max_attempts' => 'integer', 'dedupe_key' => 'string', 'dedupe_scope' => 'string'], []],
+            ['post', 'Create a task (deduplicated by type and params)', 201, ['type' => 'string', 'params' => 'object', 'priority' => 'integer', 'delay_seconds' => 'number', 'run_at' => 'string', 'max_attempts' => 'integer', 'dedupe_key' => 'string', 'dedupe_scope' => 'string', 'unique_for_seconds' => 'integer'], []],
             ['get', 'List tasks, newest first', 200, [], ['status' => 'string', 'type' => 'string', 'limit' => 'integer', 'offset' => 'integer']],
         ],
         '/tasks/claim' => [['post', 'Claim the next runnable task (404 when there is none)', 200, ['worker_id' => 'string', 'task_type_id' => 'integer', 'type_pattern' => 'string', 'sort_by' => 'string', 'sort_order' => 'string', 'lease_seconds' => 'integer'], []]],

@@ -462,6 +462,9 @@ final class Routes
             }
             $options['dedupe_scope'] = $body->dedupe_scope;
         }
+        if (isset($body->unique_for_seconds)) {
+            $options['unique_for_seconds'] = self::integer($body->unique_for_seconds, 'unique_for_seconds', 1, 31536000);
+        }
         return $options;
     }
     /** @param array<string, mixed> $type */

@@ -4,14 +4,15 @@ client's own so the event loop never waits on the library."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import concurrent.futures
 import json
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Generator, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Awaitable, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .._errors import Code, error_for
-from ..client import Client, Task
+from ..client import Client, Task, statement_result
 from ..results import (
     BulkReport,
     CompleteOutcome,
@@ -250,11 +251,30 @@ class AsyncClient:
         max_attempts: Optional[int] = None,
         dedupe_key: Optional[str] = None,
         dedupe_scope: Optional[str] = None,
+        unique_for_seconds: Optional[int] = None,
     ) -> Enqueued:
         """See :meth:`Client.enqueue`."""
         return await self._call(self.sync.enqueue, type_name, params, priority=priority,
                                 delay_seconds=delay_seconds, run_at=run_at, max_attempts=max_attempts,
-                                dedupe_key=dedupe_key, dedupe_scope=dedupe_scope)
+                                dedupe_key=dedupe_key, dedupe_scope=dedupe_scope,
+                                unique_for_seconds=unique_for_seconds)
+
+    async def enqueue_statement(self, type_name: str, params: Json, **options: Any) -> Dict[str, Any]:
+        """See :meth:`Client.enqueue_statement`."""
+        return await self._call(self.sync.enqueue_statement, type_name, params, **options)
+
+    async def enqueue_with(self, cursor: Any, type_name: str, params: Json, **options: Any) -> Enqueued:
+        """See :meth:`Client.enqueue_with`; ``cursor`` may be an asyncio driver's cursor (its
+        ``execute`` and ``fetchone`` awaited) or a DB-API one."""
+        statement = await self.enqueue_statement(type_name, params, **options)
+
+        async def done(result: Any) -> Any:
+            return await result if inspect.isawaitable(result) else result
+
+        for sql in statement["statements"]:
+            await done(cursor.execute(sql))
+        await done(cursor.execute(statement["select_sql"]))
+        return statement_result(statement, await done(cursor.fetchone()))
 
     async def enqueue_batch(self, items: Iterable[Mapping[str, Any]]) -> List[Enqueued]:
         # list() here: a generator must not be consumed in another thread while its owner runs.

@@ -173,6 +173,7 @@ fn enqueue(client: &Client, args: EnqueueArgs, out: &Output) -> Result<()> {
     set(&mut options, "delay_seconds", json!(args.delay));
     set(&mut options, "max_attempts", json!(args.max_attempts));
     set(&mut options, "dedupe_key", json!(args.dedupe_key));
+    set(&mut options, "unique_for_seconds", json!(args.unique_for));
     set(
         &mut options,
         "dedupe_scope",

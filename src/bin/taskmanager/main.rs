@@ -174,6 +174,10 @@ struct EnqueueArgs {
     dedupe_key: Option<String>,
     #[arg(long, value_enum)]
     dedupe_scope: Option<Scope>,
+    /// The dedupe key blocks a new task only this long after the first was created (1s to
+    /// 365d, e.g. 3600, 90s, 30m, 12h, 7d); after it, the same enqueue creates a new task.
+    #[arg(long, value_name = "SECONDS", value_parser = settings::seconds)]
+    unique_for: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

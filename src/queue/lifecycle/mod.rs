@@ -24,12 +24,16 @@ mod enqueue_sql;
 mod finish_sql;
 mod operator_sql;
 mod read_sql;
+mod statement_sql;
+mod window_sql;
 
 pub use claim_sql::*;
 pub use enqueue_sql::*;
 pub use finish_sql::*;
 pub use operator_sql::*;
 pub use read_sql::*;
+pub use statement_sql::*;
+pub use window_sql::*;
 
 use crate::error::Result;
 use crate::pool::{Conn, ScriptResult, unknown_outcome};
