@@ -74,30 +74,23 @@ impl ClaimOrder {
     /// pick's: the generated columns of the index, which equal the task's own while it is
     /// pending; without, the claimed tasks' answer's, over the task's columns.
     fn sql(&self, alias: &str, pending_keys: bool) -> String {
-        let key = |column: &str| {
-            match (pending_keys, column) {
-                (true, "priority") => "pending_priority",
-                (true, "attempts") => "pending_attempts",
-                (_, other) => other,
-            }
-            .to_string()
+        let (priority, attempts) = if pending_keys {
+            ("pending_priority", "pending_attempts")
+        } else {
+            ("priority", "attempts")
         };
         match self {
-            ClaimOrder::PriorityThenAge => {
-                format!("{alias}{} DESC, {alias}id", key("priority"))
-            }
+            ClaimOrder::PriorityThenAge => format!("{alias}{priority} DESC, {alias}id"),
             ClaimOrder::By(column, descending) => {
                 let direction = if *descending { "DESC" } else { "ASC" };
-                match column {
-                    SortColumn::CreatedAt | SortColumn::Id => format!("{alias}id {direction}"),
-                    SortColumn::Priority | SortColumn::Attempts => {
-                        let column = key(if *column == SortColumn::Priority {
-                            "priority"
-                        } else {
-                            "attempts"
-                        });
-                        format!("{alias}{column} {direction}, {alias}id {direction}")
-                    }
+                let leading = match column {
+                    SortColumn::CreatedAt | SortColumn::Id => None,
+                    SortColumn::Priority => Some(priority),
+                    SortColumn::Attempts => Some(attempts),
+                };
+                match leading {
+                    Some(key) => format!("{alias}{key} {direction}, {alias}id {direction}"),
+                    None => format!("{alias}id {direction}"),
                 }
             }
         }
