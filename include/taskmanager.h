@@ -197,7 +197,7 @@ tm_error *tm_migrate(const tm_client *client);
  * Migrates up to schema version `version` only. During a rolling deploy: `tm_migrate_to(6)`
  * while processes of the previous release still run (it keeps the indexes and procedures they
  * use), then `tm_migrate` once they are gone. `TM_INVALID_ARGUMENT` for a version this library
- * does not stop at (6 or 7).
+ * does not stop at (6, the oldest it runs on, up to the latest).
  */
 tm_error *tm_migrate_to(const tm_client *client, int64_t version);
 

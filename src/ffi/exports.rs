@@ -92,7 +92,7 @@ pub unsafe extern "C" fn tm_migrate(client: *const tm_client) -> *mut tm_error {
 /// Migrates up to schema version `version` only. During a rolling deploy: `tm_migrate_to(6)`
 /// while processes of the previous release still run (it keeps the indexes and procedures they
 /// use), then `tm_migrate` once they are gone. `TM_INVALID_ARGUMENT` for a version this library
-/// does not stop at (6 or 7).
+/// does not stop at (6, the oldest it runs on, up to the latest).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_migrate_to(client: *const tm_client, version: i64) -> *mut tm_error {
     boundary(|| client_ref(client)?.migrate_to(version).map(|_| ()))

@@ -5,9 +5,8 @@
 //! to the same end (text versions, the claim-order indexes, types deleted with their tasks);
 //! migration 4 creates the hot path's stored procedures (5: their next generation); 6 and 7
 //! bring the lean layout (see lean_layout.rs); 8 the tables of recurring tasks. A fresh
-//! database walks the same path,
-//! so the upgrade is exercised by every install. DDL happens only here: the runtime needs
-//! SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
+//! database walks the same path, so the upgrade is exercised by every install. DDL happens only
+//! here: the runtime needs SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
 //! Each step inspects `information_schema` before it changes anything, so a migration that was
 //! interrupted halfway can simply be run again (MySQL has no `ADD COLUMN IF NOT EXISTS`).
@@ -113,8 +112,8 @@ pub(crate) fn migrate(
             return Err(Error::new(
                 Code::InvalidArgument,
                 format!(
-                    "to: this library migrates to version {REQUIRED_VERSION} (it runs on that) or \
-                     {LATEST_VERSION} (the latest), not {to}"
+                    "to: this library migrates to a version from {REQUIRED_VERSION} (the oldest it runs \
+                     on) to {LATEST_VERSION} (the latest), not {to}"
                 ),
             ));
         }
