@@ -174,6 +174,13 @@ final class Dashboard
                 !$get && $path === ['bulk'] => $this->bulk($tm, $body),
                 !$get && count($path) === 3 && $path[0] === 'types' && in_array($path[1], ['activate', 'deactivate'], true)
                     => Response::success('Type updated', $tm->setTypeActive($path[2], $path[1] === 'activate')),
+                // Flow control: the same checks as the API's routes (Flow), a 400 naming the field.
+                !$get && count($path) === 3 && $path[0] === 'types' && $path[1] === 'pause'
+                    => Response::success('Type paused', $tm->pauseType($path[2], Flow::pauseOptions($body))),
+                !$get && count($path) === 3 && $path[0] === 'types' && $path[1] === 'resume'
+                    => Response::success('Type resumed', $tm->resumeType($path[2])),
+                !$get && count($path) === 3 && $path[0] === 'types' && $path[1] === 'limits'
+                    => Response::success('Type limits saved', $tm->setTypeLimits($path[2], Flow::limits($body))),
                 default => throw new HttpError(404, 'Endpoint not found'),
             };
         } catch (TaskManagerException $e) {

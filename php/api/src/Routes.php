@@ -23,8 +23,11 @@ final class Routes
      */
     public const NOTHING_TO_CLAIM = 'No available tasks: there are no tasks to claim';
 
-    /** @param \Closure(): TaskManager $queue opened on first use: /health must not fail early */
-    public function __construct(private readonly \Closure $queue)
+    /**
+     * @param \Closure(): TaskManager $queue opened on first use: /health must not fail early
+     * @param float $claimWaitCap the longest a claim may wait for a task (see Flow::waitCap)
+     */
+    public function __construct(private readonly \Closure $queue, private readonly float $claimWaitCap = Flow::DEFAULT_WAIT_CAP)
     {
     }
 
@@ -46,7 +49,7 @@ final class Routes
 
     public function openapi(Request $request): Response
     {
-        $response = new Response(200, OpenApi::document());
+        $response = new Response(200, OpenApi::document($this->claimWaitCap));
         return $response;
     }
 
@@ -105,6 +108,33 @@ final class Routes
             throw $e;
         }
         return Response::success('Task type retrieved successfully', self::type($type));
+    }
+
+    /**
+     * Pauses a type: claims that begin after it hand out none of its tasks (enqueues still
+     * work, claimed tasks finish). Body (optional): `until`, a UTC time; without it the type
+     * stays paused until resumed.
+     */
+    public function pauseType(Request $request, string $name): Response
+    {
+        $options = Flow::pauseOptions($request->json());
+        $type = $this->tm()->pauseType($name, $options);
+        return Response::success('Task type paused', self::type($type));
+    }
+
+    public function resumeType(Request $request, string $name): Response
+    {
+        return Response::success('Task type resumed', self::type($this->tm()->resumeType($name)));
+    }
+
+    /**
+     * Sets a type's limits: `max_running` and `rate` (`{"limit", "per_seconds", "burst"}`);
+     * a field left out keeps its value, null removes that limit.
+     */
+    public function setTypeLimits(Request $request, string $name): Response
+    {
+        $limits = Flow::limits($request->json());
+        return Response::success('Task type limits saved', self::type($this->tm()->setTypeLimits($name, $limits)));
     }
 
     public function listTypes(Request $request): Response
@@ -188,11 +218,17 @@ final class Routes
             // case-insensitive collation); a malformed pattern is its 400.
             $options['type_pattern'] = self::text($body->type_pattern, 'type_pattern');
         }
-        $claimed = $this->tm()->claim($worker, $options);
-        if ($claimed === []) {
-            throw new HttpError(404, self::NOTHING_TO_CLAIM);
+        $wait = Flow::waitSeconds($body, $this->claimWaitCap);
+        if ($wait !== null && $wait > 0) {
+            $options['wait_seconds'] = $wait;
         }
-        $task = $claimed[0];
+        $options['report'] = true;
+        $report = $this->tm()->claim($worker, $options);
+        if ($report['tasks'] === []) {
+            // When a paused-until or rate-limited type with runnable tasks may start one again.
+            throw new HttpError(404, self::NOTHING_TO_CLAIM, null, ['next_allowed_at' => self::time($report['next_allowed_at'] ?? null)]);
+        }
+        $task = $report['tasks'][0];
         return Response::success('Task claimed successfully', [
             'id' => $task['id'],
             'type' => $task['type'],
@@ -478,7 +514,7 @@ final class Routes
             'is_active' => (bool) $type['is_active'],
             'created_at' => self::time($type['created_at']),
             'updated_at' => self::time($type['updated_at']),
-        ];
+        ] + Flow::state($type);
     }
 
     /** An empty PHP array came from `{}`: send it back as an object. */

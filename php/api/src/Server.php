@@ -22,6 +22,9 @@ final class Server
         ['POST', 'task-types/register', 'registerType', true],
         ['GET', 'task-types', 'listTypes', true],
         ['GET', 'task-types/{name}', 'getType', true],
+        ['POST', 'task-types/{name}/pause', 'pauseType', true],
+        ['POST', 'task-types/{name}/resume', 'resumeType', true],
+        ['PUT', 'task-types/{name}/limits', 'setTypeLimits', true],
         ['POST', 'tasks', 'createTask', true],
         ['GET', 'tasks', 'listTasks', true],
         ['POST', 'tasks/claim', 'claim', true],
@@ -135,7 +138,8 @@ final class Server
                     throw $e;
                 }
             }
-            return (new Routes(static fn (): TaskManager => TaskManager::getInstance()))->$handler($request, ...$params);
+            return (new Routes(static fn (): TaskManager => TaskManager::getInstance(), $this->settings->claimWaitCap))
+                ->$handler($request, ...$params);
         }
         // Rows of the original's api_endpoints table publish what the routes above do not serve.
         $published = $this->settings === null ? null

@@ -16,6 +16,7 @@ final class Settings
      * @param ?string $dashboardPassword the dashboard's own password; without it the API key
      *   opens the dashboard
      * @param list<string> $trustedProxies addresses (or CIDR ranges) whose X-Forwarded-For counts
+     * @param float $claimWaitCap the longest a claim's `wait_seconds` may hold a request (see Flow)
      */
     public function __construct(
         public readonly ?string $apiKey,
@@ -24,6 +25,7 @@ final class Settings
         public readonly Security $security = new Security(),
         public readonly array $trustedProxies = [],
         public readonly ?StateDir $state = null,
+        public readonly float $claimWaitCap = Flow::DEFAULT_WAIT_CAP,
     ) {
     }
 
@@ -83,7 +85,15 @@ final class Settings
                 // One directory per installation (config file and API directory).
                 : sys_get_temp_dir() . '/taskmanager-api-' . substr(hash('sha256', realpath($file) . '|' . realpath($apiDir)), 0, 16);
         }
-        return new self($key, $origins, $dashboard, Security::fromConstants(), $proxies, new StateDir(rtrim($state, '/')));
+        $wait = getenv('TASKMANAGER_CLAIM_MAX_WAIT_SECONDS');
+        if ($wait === false) {
+            $wait = defined('CLAIM_MAX_WAIT_SECONDS') ? constant('CLAIM_MAX_WAIT_SECONDS') : null;
+        }
+        if ($wait !== null && !is_numeric($wait)) {
+            throw new \RuntimeException('CLAIM_MAX_WAIT_SECONDS must be a number of seconds');
+        }
+        return new self($key, $origins, $dashboard, Security::fromConstants(), $proxies, new StateDir(rtrim($state, '/')),
+            Flow::waitCap($wait === null ? null : (float) $wait));
     }
 
     /**

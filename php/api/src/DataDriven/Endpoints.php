@@ -83,7 +83,7 @@ final class Endpoints
                 throw new ConfigError('action_config_json is not a JSON object');
             }
             if ($endpoint['action_type'] === 'custom') {
-                return self::custom($config, $request, $path);
+                return self::custom($config, $request, $path, $this->settings->claimWaitCap);
             }
             $data = (new Executor($db, $template))->run((string) $endpoint['action_type'], $config);
             return Response::success('Success', $data);
@@ -162,14 +162,14 @@ final class Endpoints
      * @param array<string, mixed> $config
      * @param array<string, string> $path
      */
-    private static function custom(array $config, Request $request, array $path): Response
+    private static function custom(array $config, Request $request, array $path, float $claimWaitCap): Response
     {
         $handler = $config['handler'] ?? null;
         if (!is_string($handler) || !isset(self::HANDLERS[$handler])) {
             throw new ConfigError('unknown custom handler: use ' . implode(', ', array_keys(self::HANDLERS)));
         }
         [$method, $param] = self::HANDLERS[$handler];
-        $routes = new Routes(static fn (): TaskManager => TaskManager::getInstance());
+        $routes = new Routes(static fn (): TaskManager => TaskManager::getInstance(), $claimWaitCap);
         if ($param === null) {
             return $routes->$method($request);
         }
