@@ -1,6 +1,7 @@
 // The TaskManager dashboard: one page, five views (overview, tasks, task, types, schedules), hash routes
 // (#/tasks?status=failed), data from /dashboard/api/ with the session cookie. No framework,
-// nothing loaded from the network. Every change asks for confirmation first.
+// nothing loaded from the network. Every change asks for confirmation first; a refused one is
+// told in the status line.
 'use strict';
 
 const view = document.getElementById('view');
@@ -60,10 +61,11 @@ async function overview(query) {
   const totals = stats.totals;
   const cards = el('div', { class: 'cards' }, STATUSES.map(s =>
     el('div', { class: 'card' }, el('div', { class: 'n', id: 'total-' + s }, totals[s] ?? 0), el('div', { class: 'l' }, s))));
+  const flow = stats.flow ?? {};
   const types = Object.entries(stats.types).map(([name, counts]) => {
     const queue = stats.queue[name] || {};
     return el('tr', { class: 'clickable', onclick: () => { location.hash = tasksOf(name); } },
-      el('td', {}, el('a', { href: tasksOf(name) }, name)),
+      el('td', {}, el('a', { href: tasksOf(name) }, name), flow[name] ? [' ', flowBadge(flow[name])] : null),
       STATUSES.map(s => el('td', { class: 'num', 'data-type': name, 'data-status': s }, counts[s])),
       el('td', { class: 'num' }, seconds(queue.oldest_pending_seconds)),
       el('td', { class: 'num' }, queue.expired_leases ?? 0));
@@ -76,6 +78,8 @@ async function overview(query) {
     el('h2', {}, `Finished per ${RANGES[range].unit}, ${RANGES[range].label.toLowerCase()}`), chart(stats.throughput, range, offered),
     el('h2', {}, 'By type'),
     table(['type', ...STATUSES.map(s => ({ label: s, num: true })), { label: 'oldest pending', num: true }, { label: 'expired leases', num: true }], types),
+    Object.keys(flow).length ? el('h2', {}, 'Paused and limited types') : '',
+    Object.keys(flow).length ? flowTable(flow) : '',
     el('h2', {}, 'Workers seen in the last hour'),
     workers.length ? table(['worker', 'last claim', { label: 'claims', num: true }, { label: 'holding', num: true }], workers)
       : el('p', { class: 'muted' }, 'No worker has claimed a task in the last hour.'));
@@ -84,6 +88,76 @@ async function overview(query) {
 }
 
 const tasksOf = type => '#/tasks?type=' + encodeURIComponent(type);
+
+// -- flow control -----------------------------------------------------------------------------
+
+// A type's pause and limits in words, from a type or a stats.flow entry: "paused until …",
+// "max 5 running", "10 per 60 s + 2 burst".
+function flowWords(f) {
+  const words = [];
+  if (f.paused) words.push(f.paused_until ? 'paused until ' + f.paused_until : 'paused');
+  if (f.max_running !== null && f.max_running !== undefined) words.push(`max ${f.max_running} running`);
+  if (f.rate) words.push(`${f.rate.limit} per ${f.rate.per_seconds} s` + (f.rate.burst ? ` + ${f.rate.burst} burst` : ''));
+  return words.join(', ');
+}
+
+const flowBadge = f => el('span', { class: 'badge ' + (f.paused ? 'paused' : 'limited'), title: flowWords(f) },
+  f.paused ? 'paused' : 'limited');
+
+// stats.flow: every paused or limited type, with what holds a lease and what started in the
+// rate's window now.
+function flowTable(flow) {
+  const rows = Object.entries(flow).map(([name, f]) => el('tr', { 'data-flow': name },
+    el('td', {}, el('a', { href: tasksOf(name) }, name)),
+    el('td', { class: 'flow-state' }, f.paused ? (f.paused_until ? 'paused until ' + f.paused_until : 'paused') : 'running'),
+    el('td', { class: 'num flow-running' }, f.max_running === null || f.max_running === undefined ? f.running : `${f.running} / ${f.max_running}`),
+    el('td', { class: 'num flow-rate' }, f.rate ? `${f.started_in_window} / ${f.rate.limit + f.rate.burst} per ${f.rate.per_seconds} s` : '')));
+  return el('div', { id: 'flow' }, table(['type', 'state', { label: 'running / max', num: true }, { label: 'started in window', num: true }], rows));
+}
+
+// Under a type's row: its limits and a timed pause, each saved after a confirmation.
+function flowEditor(t, columns) {
+  const input = (id, label, value, placeholder) => el('div', {}, el('label', { for: id }, label),
+    el('input', { id, name: id, value: value ?? '', placeholder, inputmode: id === 'pause-until' ? null : 'numeric', size: id === 'pause-until' ? 20 : 8 }));
+  const value = id => document.getElementById(id).value.trim();
+  const number = id => value(id) === '' ? null : (/^\d+$/.test(value(id)) ? Number(value(id)) : value(id));
+  const limits = el('form', { class: 'filters', id: 'limits-form', onsubmit: async event => {
+    event.preventDefault();
+    const body = { max_running: number('limits-max-running') };
+    body.rate = number('limits-rate-limit') === null ? null
+      : { limit: number('limits-rate-limit'), per_seconds: number('limits-rate-per') ?? 1, burst: number('limits-rate-burst') ?? 0 };
+    if (!confirm(`Set the limits of type ${t.name} to ${flowWords({ ...body, paused: false }) || 'none'}?`)) return;
+    await act(() => api(`types/limits/${encodeURIComponent(t.name)}`, body), `type ${t.name}: limits saved`);
+  } },
+  input('limits-max-running', 'max running', t.max_running, 'none'),
+  input('limits-rate-limit', 'rate: tasks', t.rate?.limit, 'none'),
+  input('limits-rate-per', 'per seconds', t.rate?.per_seconds, '60'),
+  input('limits-rate-burst', 'burst', t.rate?.burst, '0'),
+  el('button', { type: 'submit', class: 'primary', id: 'limits-save' }, 'Save limits'));
+  const pause = el('form', { class: 'filters', id: 'pause-form', onsubmit: async event => {
+    event.preventDefault();
+    const until = value('pause-until');
+    if (!confirm(`Pause type ${t.name} until ${until || 'resumed'}? Claims hand out none of its tasks meanwhile.`)) return;
+    await act(() => api(`types/pause/${encodeURIComponent(t.name)}`, until ? { until } : {}), `type ${t.name}: paused`);
+  } },
+  input('pause-until', 'pause until (UTC)', '', '2026-12-24 18:00:00'),
+  el('button', { type: 'submit', id: 'pause-save' }, 'Pause until'));
+  return el('tr', { class: 'flow-editor', 'data-editor': t.name }, el('td', { colspan: columns }, limits, pause));
+}
+
+// Runs a change; on success shows the page again and says so, on refusal says why (the API's
+// 400 names the field).
+async function act(change, done) {
+  try {
+    await change();
+  } catch (error) {
+    say(error.message);
+    statusLine.classList.add('error');
+    return;
+  }
+  await route();
+  say(done);
+}
 
 // The chart's time ranges: each reads one pair of series from the stats' throughput, index 0
 // the most recent bucket. A range is offered only when the library's stats carry its series.
@@ -251,16 +325,32 @@ async function task(id) {
 
 async function types() {
   const list = await api('types');
+  const columns = 6;
   const rows = list.map(t => el('tr', { 'data-type': t.name },
     el('td', {}, el('a', { href: tasksOf(t.name), class: 'type-tasks', title: `Tasks of type ${t.name}` }, t.name)), el('td', {}, t.version), el('td', { class: 'optional' }, t.is_active ? 'active' : 'inactive'),
+    el('td', { class: 'optional flow' }, flowWords(t)),
     el('td', { class: 'optional' }, t.updated_at),
-    el('td', {}, el('button', { class: t.is_active ? 'danger' : 'primary', onclick: async () => {
+    // A type's state is told by its buttons at phone width, where the state columns are left out.
+    el('td', { class: 'actions' }, el('button', { class: t.is_active ? 'danger' : 'primary', onclick: async () => {
       const action = t.is_active ? 'deactivate' : 'activate';
       if (!confirm(`${action} type ${t.name}?`)) return;
       await api(`types/${action}/${encodeURIComponent(t.name)}`, {});
       route();
-    } }, t.is_active ? 'Deactivate' : 'Activate'))));
-  show(el('h1', {}, 'Task types'), table(['name', 'version', { label: 'state', optional: true }, { label: 'updated', optional: true }, ''], rows));
+    } }, t.is_active ? 'Deactivate' : 'Activate'), ' ',
+    el('button', { class: 'flow-toggle' + (t.paused ? ' primary' : ''), onclick: async () => {
+      const action = t.paused ? 'resume' : 'pause';
+      if (!confirm(t.paused ? `Resume type ${t.name}?` : `Pause type ${t.name}? Claims hand out none of its tasks until it is resumed.`)) return;
+      await act(() => api(`types/${action}/${encodeURIComponent(t.name)}`, {}), `type ${t.name}: ${action}d`);
+    } }, t.paused ? 'Resume' : 'Pause'), ' ',
+    el('button', { class: 'flow-edit', 'aria-expanded': 'false', onclick: event => {
+      const open = document.querySelector(`tr[data-editor="${CSS.escape(t.name)}"]`);
+      for (const editor of document.querySelectorAll('tr.flow-editor')) editor.remove();
+      for (const button of document.querySelectorAll('button.flow-edit')) button.setAttribute('aria-expanded', 'false');
+      if (open) return;
+      event.currentTarget.setAttribute('aria-expanded', 'true');
+      event.currentTarget.closest('tr').after(flowEditor(t, columns));
+    } }, 'Limits'))));
+  show(el('h1', {}, 'Task types'), table(['name', 'version', { label: 'state', optional: true }, { label: 'flow', optional: true }, { label: 'updated', optional: true }, ''], rows));
   say(`${list.length} type(s)`);
 }
 
@@ -283,6 +373,7 @@ async function schedules() {
 
 async function route() {
   clearTimeout(refreshTimer);
+  statusLine.classList.remove('error');
   const [path, search] = (location.hash.slice(1) || '/overview').split('?');
   const query = new URLSearchParams(search ?? '');
   const parts = path.split('/').filter(Boolean);
