@@ -418,3 +418,161 @@ fn enqueue_with_a_unique_window() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("unique_for_seconds"), "{err}");
 }
+
+/// A time `seconds` from now by the database's clock, as RFC 3339 UTC.
+fn db_time_in(db: &TestDb, seconds: i64) -> String {
+    use mysql::prelude::Queryable;
+    db.sql()
+        .query_first(format!(
+            "SELECT DATE_FORMAT(UTC_TIMESTAMP() + INTERVAL {seconds} SECOND, '%Y-%m-%dT%H:%i:%sZ')"
+        ))
+        .unwrap()
+        .unwrap()
+}
+
+fn claimed(db: &TestDb, limit: u32) -> usize {
+    db.client
+        .claim("cli-w", &common::from(json!({"limit": limit})))
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn type_pause_resume_and_limits() {
+    let db = TestDb::new(json!({}));
+    db.register("cli.flow", common::any_object());
+    db.enqueue("cli.flow", json!({"n": 1}));
+
+    // Paused until resumed: claims take none of its tasks, stats and metrics say so.
+    let paused = json_of(&db, &["type", "pause", "cli.flow"]);
+    assert_eq!(
+        (&paused["paused"], &paused["paused_until"]),
+        (&json!(true), &Value::Null),
+        "{paused}"
+    );
+    assert_eq!(claimed(&db, 10), 0, "a paused type hands out nothing");
+    let stats = json_of(&db, &["stats"]);
+    assert_eq!(stats["flow"]["cli.flow"]["paused"], true, "{stats}");
+    let (ok, text, _) = cli(&db, &["stats"]);
+    assert!(ok && text.contains("started in window"), "{text}");
+    let (ok, text, _) = cli(&db, &["stats", "--prometheus"]);
+    assert!(
+        ok && text.contains("taskmanager_type_paused{type=\"cli.flow\"} 1"),
+        "{text}"
+    );
+    let (ok, text, _) = cli(&db, &["type", "show", "cli.flow"]);
+    assert!(ok && text.contains("yes, until resumed"), "{text}");
+    let resumed = json_of(&db, &["type", "resume", "cli.flow"]);
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(claimed(&db, 10), 1, "resumed, its task is claimed");
+
+    // Paused until a time: shown with it; a time in the past names the option.
+    let until = db_time_in(&db, 3600);
+    let paused = json_of(&db, &["type", "pause", "cli.flow", "--until", &until]);
+    assert_eq!(paused["paused"], true);
+    assert!(
+        paused["paused_until"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&until[..19])),
+        "{paused} {until}"
+    );
+    let (ok, text, _) = cli(&db, &["type", "list"]);
+    assert!(ok && text.contains("paused until"), "{text}");
+    let past = db_time_in(&db, -60);
+    let (code, err) = exit_code(&db, &["type", "pause", "cli.flow", "--until", &past]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("until"), "{err}");
+    json_of(&db, &["type", "resume", "cli.flow"]);
+
+    // Limits: set, change one, show, remove.
+    let limited = json_of(
+        &db,
+        &[
+            "type",
+            "limits",
+            "cli.flow",
+            "--max-running",
+            "1",
+            "--rate",
+            "10/1m",
+            "--burst",
+            "3",
+        ],
+    );
+    assert_eq!(limited["max_running"], 1, "{limited}");
+    assert_eq!(
+        limited["rate"],
+        json!({"limit": 10, "per_seconds": 60, "burst": 3})
+    );
+    let burst = json_of(&db, &["type", "limits", "cli.flow", "--burst", "5"]);
+    assert_eq!(
+        (&burst["max_running"], &burst["rate"]),
+        (&json!(1), &json!({"limit": 10, "per_seconds": 60, "burst": 5})),
+        "--burst alone keeps the rest"
+    );
+    assert_eq!(
+        json_of(&db, &["type", "limits", "cli.flow"]),
+        burst,
+        "no flags: shown, unchanged"
+    );
+    db.enqueue("cli.flow", json!({"n": 2}));
+    db.enqueue("cli.flow", json!({"n": 3}));
+    assert_eq!(
+        claimed(&db, 10),
+        0,
+        "max_running 1: the task claimed before holds the only slot"
+    );
+    let stats = json_of(&db, &["stats"]);
+    assert_eq!(
+        (
+            &stats["flow"]["cli.flow"]["running"],
+            &stats["flow"]["cli.flow"]["max_running"]
+        ),
+        (&json!(1), &json!(1)),
+        "{stats}"
+    );
+    let (ok, text, _) = cli(&db, &["type", "show", "cli.flow"]);
+    assert!(ok && text.contains("10 per 60 s, burst 5"), "{text}");
+    let cleared = json_of(
+        &db,
+        &[
+            "type",
+            "limits",
+            "cli.flow",
+            "--max-running",
+            "none",
+            "--no-rate",
+        ],
+    );
+    assert_eq!(
+        (&cleared["max_running"], &cleared["rate"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(claimed(&db, 10), 2, "no limit: both wait no more");
+    assert!(json_of(&db, &["stats"]).get("flow").is_none_or(|f| f.get("cli.flow").is_none()));
+
+    // Bad input: the library's range names the field; a malformed flag is a usage error.
+    for (args, code, says) in [
+        (vec!["--max-running", "0"], 3, "max_running"),
+        (vec!["--rate", "0/60"], 3, "rate.limit"),
+        (vec!["--rate", "10/400d"], 3, "rate.per_seconds"),
+        (vec!["--rate", "10/60", "--burst", "2000000"], 3, "rate.burst"),
+        (vec!["--burst", "1"], 3, "--burst needs --rate"),
+        (vec!["--rate", "10"], 2, "not a rate"),
+        (vec!["--max-running", "many"], 2, "none"),
+        (vec!["--rate", "1/1", "--no-rate"], 2, "cannot be used with"),
+    ] {
+        let mut all = vec!["type", "limits", "cli.flow"];
+        all.extend(&args);
+        let (got, err) = exit_code(&db, &all);
+        assert_eq!(got, code, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let (code, err) = exit_code(&db, &["type", "pause", "no.such.type"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("TM_NOT_FOUND"), "{err}");
+    for sub in ["pause", "resume", "limits"] {
+        let out = run(&db.name, &["type", sub, "--help"], &[]);
+        assert!(out.status.success(), "type {sub} --help");
+    }
+}

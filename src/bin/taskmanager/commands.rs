@@ -116,7 +116,7 @@ fn task_type(client: &Client, command: TypeCommand, out: &Output) -> Result<()> 
             let types = client.list_types()?;
             out.show(&types, || {
                 table(
-                    &["id", "name", "version", "active", "updated"],
+                    &["id", "name", "version", "active", "flow", "updated"],
                     types
                         .iter()
                         .map(|t| {
@@ -125,6 +125,7 @@ fn task_type(client: &Client, command: TypeCommand, out: &Output) -> Result<()> 
                                 t.name.clone(),
                                 t.version.clone(),
                                 yes_no(t.is_active),
+                                crate::flow::words(t),
                                 t.updated_at.clone(),
                             ]
                         })
@@ -136,24 +137,28 @@ fn task_type(client: &Client, command: TypeCommand, out: &Output) -> Result<()> 
         TypeCommand::Show { name } => client.get_type(&name)?,
         TypeCommand::Activate { name } => client.set_type_active(&name, true)?,
         TypeCommand::Deactivate { name } => client.set_type_active(&name, false)?,
+        TypeCommand::Pause { name, until } => crate::flow::pause(client, &name, until)?,
+        TypeCommand::Resume { name } => client.resume_type(&name)?,
+        TypeCommand::Limits(args) => crate::flow::limits(client, args)?,
     };
     out.show(&shown, || show_type(&shown));
     Ok(())
 }
 
 fn show_type(t: &TaskType) {
-    table(
-        &["field", "value"],
-        vec![
-            vec!["id".into(), t.id.to_string()],
-            vec!["name".into(), t.name.clone()],
-            vec!["version".into(), t.version.clone()],
-            vec!["active".into(), yes_no(t.is_active)],
-            vec!["schema".into(), t.param_schema.to_string()],
-            vec!["created".into(), t.created_at.clone()],
-            vec!["updated".into(), t.updated_at.clone()],
-        ],
-    );
+    let mut rows = vec![
+        vec!["id".into(), t.id.to_string()],
+        vec!["name".into(), t.name.clone()],
+        vec!["version".into(), t.version.clone()],
+        vec!["active".into(), yes_no(t.is_active)],
+    ];
+    rows.extend(crate::flow::rows(t));
+    rows.extend([
+        vec!["schema".into(), t.param_schema.to_string()],
+        vec!["created".into(), t.created_at.clone()],
+        vec!["updated".into(), t.updated_at.clone()],
+    ]);
+    table(&["field", "value"], rows);
 }
 
 fn enqueue(client: &Client, args: EnqueueArgs, out: &Output) -> Result<()> {
@@ -429,6 +434,7 @@ fn show_stats(stats: &Stats) {
         })
         .collect();
     table(&headers, rows);
+    crate::flow::show_stats(stats);
     if !stats.workers.is_empty() {
         table(
             &["worker", "last claim", "claims last hour", "holding"],

@@ -7,6 +7,7 @@
 //! ends with a count. The exit code says what kind of failure it was (see `EXIT_CODES`).
 
 mod commands;
+mod flow;
 mod output;
 mod schedules;
 mod settings;
@@ -46,7 +47,7 @@ enum Command {
         #[arg(long)]
         to: Option<i64>,
     },
-    /// Register, list, show, activate and deactivate task types.
+    /// Register, list, show, activate and deactivate task types; pause, resume and limit them.
     #[command(subcommand)]
     Type(TypeCommand),
     /// Enqueue one task, or many from a JSON-lines file in batches.
@@ -105,6 +106,39 @@ enum TypeCommand {
     Activate { name: String },
     /// Refuse new tasks of a type (queued ones still run).
     Deactivate { name: String },
+    /// Hold a type's tasks back: claims hand out none of them until it is resumed (or
+    /// --until passes). Enqueues still work; tasks already claimed finish.
+    Pause {
+        name: String,
+        /// Resume by itself at this UTC time (RFC 3339, e.g. 2026-12-24T18:00:00Z), in the
+        /// future and at most a year ahead.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// Let a paused type's tasks be claimed again.
+    Resume { name: String },
+    /// Show or set a type's limits: how many of its tasks may run at once, how many may
+    /// start per window. Limits not named keep their value.
+    Limits(LimitsArgs),
+}
+
+#[derive(Args)]
+struct LimitsArgs {
+    name: String,
+    /// At most this many of its tasks hold a lease at once, on every host (1..=100000), or
+    /// `none` to remove the limit.
+    #[arg(long, value_name = "N|none", value_parser = flow::max_running)]
+    max_running: Option<flow::MaxRunning>,
+    /// At most N tasks start in any window of SECONDS (sliding), e.g. 100/60, 10/1s, 5000/1h.
+    #[arg(long, value_name = "N/SECONDS", value_parser = flow::rate, conflicts_with = "no_rate")]
+    rate: Option<flow::Rate>,
+    /// Starts allowed in a window on top of the rate (0..=1000000; default 0). Alone, it
+    /// changes the burst of the current rate.
+    #[arg(long, value_name = "B", conflicts_with = "no_rate")]
+    burst: Option<u32>,
+    /// Remove the rate limit.
+    #[arg(long)]
+    no_rate: bool,
 }
 
 #[derive(Subcommand)]
