@@ -128,7 +128,8 @@ def test_type_get_and_list(api):
     register(api, name="report.monthly", version="0.1")
     api.sql("UPDATE task_types SET is_active = 0 WHERE name = 'report.monthly'")
     one = api.ok("GET", "/api/task-types/email.send")
-    assert set(one) == {"id", "name", "version", "param_schema", "is_active", "created_at", "updated_at"}
+    assert set(one) == {"id", "name", "version", "param_schema", "is_active", "created_at", "updated_at",
+                        "paused", "paused_until", "max_running", "rate"}
     assert one["param_schema"] == SCHEMA and one["is_active"] is True
     assert len(one["created_at"]) == 19 and one["created_at"][10] == " "
     listed = api.ok("GET", "/api/task-types")
