@@ -176,7 +176,7 @@ final class Dashboard
                     => Response::success('Type updated', $tm->setTypeActive($path[2], $path[1] === 'activate')),
                 // Flow control: the same checks as the API's routes (Flow), a 400 naming the field.
                 !$get && count($path) === 3 && $path[0] === 'types' && $path[1] === 'pause'
-                    => Response::success('Type paused', $tm->pauseType($path[2], Flow::pauseOptions($body))),
+                    => Response::success('Type paused', $tm->pauseType($path[2], Flow::pauseOptions($body)['until'] ?? null)),
                 !$get && count($path) === 3 && $path[0] === 'types' && $path[1] === 'resume'
                     => Response::success('Type resumed', $tm->resumeType($path[2])),
                 !$get && count($path) === 3 && $path[0] === 'types' && $path[1] === 'limits'

@@ -22,7 +22,7 @@ final class Flow
      * The pause options from a body: `until` (optional), a UTC time in RFC 3339
      * (`2026-12-24T18:00:00Z`) or in the API's own format (`2026-12-24 18:00:00`).
      *
-     * @return array<string, string>
+     * @return array{until?: string}
      */
     public static function pauseOptions(\stdClass $body): array
     {

@@ -118,7 +118,7 @@ final class Routes
     public function pauseType(Request $request, string $name): Response
     {
         $options = Flow::pauseOptions($request->json());
-        $type = $this->tm()->pauseType($name, $options);
+        $type = $this->tm()->pauseType($name, $options['until'] ?? null);
         return Response::success('Task type paused', self::type($type));
     }
 
@@ -222,8 +222,7 @@ final class Routes
         if ($wait !== null && $wait > 0) {
             $options['wait_seconds'] = $wait;
         }
-        $options['report'] = true;
-        $report = $this->tm()->claim($worker, $options);
+        $report = $this->tm()->claimReport($worker, $options);
         if ($report['tasks'] === []) {
             // When a paused-until or rate-limited type with runnable tasks may start one again.
             throw new HttpError(404, self::NOTHING_TO_CLAIM, null, ['next_allowed_at' => self::time($report['next_allowed_at'] ?? null)]);
