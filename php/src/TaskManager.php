@@ -169,7 +169,10 @@ final class TaskManager
         return $this->call('tm_type_register', $definition);
     }
 
-    /** @return array<string, mixed> */
+    /**
+     * @return array<string, mixed> the type: id, name, version, is_active, paused, paused_until,
+     *                              max_running, rate, ...
+     */
     public function getType(string $name): array
     {
         return $this->call('tm_type_get', $name);
@@ -185,6 +188,45 @@ final class TaskManager
     public function setTypeActive(string $name, bool $active): array
     {
         return $this->call('tm_type_set_active', $name, $active);
+    }
+
+    /**
+     * Pauses a task type: claims that begin after this returns hand out none of its tasks,
+     * until resumeType() or, with $until (RFC 3339 UTC, e.g. '2026-12-24T18:00:00Z'; in the
+     * future and at most a year ahead), until then. Enqueues are still accepted; tasks already
+     * claimed finish normally; paused tasks stay pending and spend no attempt. A bad $until
+     * throws InvalidArgumentException naming `until`; an unknown type NotFoundException.
+     *
+     * @return array<string, mixed> the type, with paused: true and paused_until (null without $until)
+     */
+    public function pauseType(string $name, ?string $until = null): array
+    {
+        return $this->call('tm_type_pause', $name, $until === null ? null : Native::json(['until' => $until]));
+    }
+
+    /** Ends a pause at once. @return array<string, mixed> the type, with paused: false */
+    public function resumeType(string $name): array
+    {
+        return $this->call('tm_type_resume', $name);
+    }
+
+    /**
+     * Sets a type's flow limits. Keys, each optional (a key left out keeps its value, null
+     * removes that limit):
+     * - max_running (1..100000): at most this many of its tasks hold a lease at any moment,
+     *   across every process and host; a claim skips a saturated type and takes other work;
+     * - rate: ['limit' => 1..1000000, 'per_seconds' => 1..31536000, 'burst' => 0..1000000
+     *   (default 0)]: claims start at most limit + burst of its tasks in any window of
+     *   per_seconds (sliding, counted at claim).
+     * A bad value throws InvalidArgumentException naming the field (max_running, rate.limit,
+     * rate.per_seconds, rate.burst).
+     *
+     * @param array{max_running?: ?int, rate?: ?array{limit: int, per_seconds: int, burst?: int}} $limits
+     * @return array<string, mixed> the type, with max_running and rate
+     */
+    public function setTypeLimits(string $name, array $limits): array
+    {
+        return $this->call('tm_type_set_limits', $name, Native::json($limits === [] ? new \stdClass() : $limits));
     }
 
     /**
@@ -265,14 +307,33 @@ final class TaskManager
     /**
      * Claims up to `limit` runnable tasks. Options: types (list) | type_prefix |
      * type_pattern (SQL LIKE: %, _, \ escapes), type_ids (list), limit, lease_seconds,
-     * sort_by, sort_order. An empty array when nothing is runnable.
+     * sort_by, sort_order, wait_seconds (0 to 60: when nothing is claimable, wait, holding no
+     * transaction or lock, until a task is or the time is up). An empty array when nothing is
+     * runnable. Paused types and types at their max_running or rate limit are skipped; use
+     * claimReport() to learn when a limited type may start its next task.
      *
      * @param array<string, mixed> $options
      * @return list<array{id: int, type: string, params: mixed, priority: int, attempts: int, max_attempts: int, lease_token: string, lease_expires_at: string}>
      */
     public function claim(string $workerId, array $options = []): array
     {
+        if (array_key_exists('report', $options)) {
+            throw new Exception\InvalidArgumentException('claim: the report option changes the answer; call claimReport() instead', Code::INVALID_ARGUMENT);
+        }
         return $this->call('tm_task_claim', $workerId, self::options($options));
+    }
+
+    /**
+     * claim() that also says when to try again: `tasks` as claim() answers them, and
+     * `next_allowed_at` (RFC 3339 UTC, or null): when a rate-limited or paused-until type that
+     * has runnable tasks may start its next one. Options as for claim().
+     *
+     * @param array<string, mixed> $options
+     * @return array{tasks: list<array{id: int, type: string, params: mixed, priority: int, attempts: int, max_attempts: int, lease_token: string, lease_expires_at: string}>, next_allowed_at: ?string}
+     */
+    public function claimReport(string $workerId, array $options = []): array
+    {
+        return $this->call('tm_task_claim', $workerId, Native::json(['report' => true] + $options));
     }
 
     /**
@@ -332,7 +393,8 @@ final class TaskManager
 
     /**
      * A worker's loop step in one round trip and one commit: completes the task it holds and,
-     * unless that failed, claims the next ones (options as for claim()). A stale token throws
+     * unless that failed, claims the next ones (options as for claim(), wait_seconds included:
+     * the complete commits first, then the claim waits). A stale token throws
      * LeaseLostException and claims nothing; a repeat answers repeated: true and claims too.
      *
      * @param array<string, mixed> $options
@@ -515,7 +577,13 @@ final class TaskManager
         return $this->call('tm_task_history', $taskId);
     }
 
-    /** Counts by type and status. @return array{types: array<string, array<string, int>>, totals: array<string, int>} */
+    /**
+     * Counts by type and status, and more (see tm_stats). `flow` is present when a type is
+     * paused or limited: type name => paused, paused_until, max_running, running, rate,
+     * started_in_window.
+     *
+     * @return array{types: array<string, array<string, int>>, totals: array<string, int>, flow?: array<string, array<string, mixed>>}
+     */
     public function stats(): array
     {
         return $this->call('tm_stats');

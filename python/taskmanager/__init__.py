@@ -30,7 +30,7 @@ from ._errors import (
     ValidationError,
 )
 from ._ffi import version
-from .client import Client, Task
+from .client import ClaimReport, Client, Task
 from .results import (
     BulkReport,
     ClaimedTask,
@@ -41,6 +41,7 @@ from .results import (
     Heartbeat,
     HistoryEntry,
     PruneReport,
+    RateLimit,
     Recovery,
     Schedule,
     TickReport,
@@ -48,6 +49,7 @@ from .results import (
     Stats,
     TaskRecord,
     TaskType,
+    TypeFlow,
 )
 from .worker import PermanentError, RetryLater, Worker
 
@@ -56,7 +58,7 @@ __version__ = version()
 __all__ = [
     "Client", "Task", "Worker", "PermanentError", "RetryLater", "ErrorCode", "Code", "version",
     "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome", "Recovery",
-    "Schedule", "TickReport",
+    "Schedule", "TickReport", "ClaimReport", "RateLimit", "TypeFlow",
     "TaskRecord", "HistoryEntry", "Stats", "PruneReport", "Skipped", "BulkReport",
     "TaskManagerError", "InvalidArgumentError", "ConfigError", "NotFoundError", "TypeInactiveError",
     "InvalidSchemaError", "ValidationError", "LeaseLostError", "ConflictError", "ConnectionFailedError",

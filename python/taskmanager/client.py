@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import ctypes
+import datetime
 import json
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _ffi
 from ._errors import Code, error_for
@@ -20,6 +21,7 @@ from .results import (
     Heartbeat,
     HistoryEntry,
     PruneReport,
+    RateLimit,
     Recovery,
     Schedule,
     TickReport,
@@ -83,9 +85,33 @@ class Task:
         return f"Task(id={self.id}, type={self.type!r}, attempts={self.attempts}/{self.max_attempts})"
 
 
+class ClaimReport(NamedTuple):
+    """The answer to :meth:`Client.claim_report`: the claimed ``tasks`` (maybe none) and
+    ``next_allowed_at``, when a rate-limited or paused-until type that has runnable tasks may
+    start its next one (RFC 3339 UTC), or None. A tuple too: ``tasks, next_at = ...``."""
+
+    tasks: List[Task]
+    next_allowed_at: Optional[str]
+
+
+# The default of set_type_limits' arguments: "leave this limit as it is" (None removes it).
+_KEEP: Any = type("Keep", (), {"__repr__": lambda self: "<keep>", "__slots__": ()})()
+
+
 def _options(values: Mapping[str, Any]) -> Optional[bytes]:
     present = {k: v for k, v in values.items() if v is not None}
     return _ffi.encode_json(present, "options") if present else None
+
+
+def _instant(value: Union[None, str, datetime.datetime], name: str) -> Optional[str]:
+    """An instant for the library: text as given, an aware datetime as RFC 3339 UTC."""
+    if not isinstance(value, datetime.datetime):
+        return value
+    if value.utcoffset() is None:
+        raise error_for(Code.INVALID_ARGUMENT, f"{name}: a datetime without a time zone is ambiguous; "
+                        "give it one (datetime.timezone.utc)", None)
+    utc = value.astimezone(datetime.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{utc.microsecond:06d}" if utc.microsecond else "") + "Z"
 
 
 def _selection(type: Optional[str], status: Optional[str], ids: Optional[List[int]], before_id: Optional[int],
@@ -170,6 +196,43 @@ class Client:
         """A deactivated type refuses new tasks; its queued tasks still run."""
         return _ffi.call_json("tm_type_set_active", self._h, _ffi.text(name, "name"), bool(active))
 
+    # -- flow control -------------------------------------------------------------------------
+
+    def pause_type(self, name: str, until: Union[None, str, datetime.datetime] = None) -> TaskType:
+        """Pauses a type: claims that begin after this returns hand out none of its tasks, until
+        :meth:`resume_type` or, with ``until``, until then (an aware ``datetime`` or RFC 3339
+        UTC text such as ``"2026-12-24T18:00:00Z"``; in the future, at most a year ahead).
+        Enqueues are still accepted, tasks already claimed finish normally, and paused tasks
+        stay pending without spending an attempt. A bad ``until`` raises InvalidArgumentError
+        naming it; an unknown type NotFoundError. Returns the type (``paused``, ``paused_until``)."""
+        until = _instant(until, "until")
+        options = None if until is None else _ffi.encode_json({"until": until}, "options")
+        return _ffi.call_json("tm_type_pause", self._h, _ffi.text(name, "name"), options)
+
+    def resume_type(self, name: str) -> TaskType:
+        """Ends a pause at once. Returns the type."""
+        return _ffi.call_json("tm_type_resume", self._h, _ffi.text(name, "name"))
+
+    def set_type_limits(self, name: str, *, max_running: Optional[int] = _KEEP,
+                        rate: Optional[RateLimit] = _KEEP) -> TaskType:
+        """Sets a type's flow limits. Leave an argument out to keep that limit as it is; pass
+        None to remove it. A dict of limits works too: ``set_type_limits(name, **limits)``.
+
+        ``max_running`` (1 to 100000): at most this many of the type's tasks hold a lease at any
+        moment, across every process and host; a claim skips a saturated type and takes other
+        work. ``rate``: ``{"limit": 1..1000000, "per_seconds": 1..31536000, "burst": 0..1000000}``
+        (``burst`` optional, default 0): claims start at most ``limit + burst`` of its tasks in
+        any window of ``per_seconds`` (sliding, counted at claim). A bad value raises
+        InvalidArgumentError naming the field (``max_running``, ``rate.limit``,
+        ``rate.per_seconds``, ``rate.burst``). Returns the type (``max_running``, ``rate``)."""
+        limits: Dict[str, Any] = {}
+        if max_running is not _KEEP:
+            limits["max_running"] = max_running
+        if rate is not _KEEP:
+            limits["rate"] = None if rate is None else dict(rate)
+        return _ffi.call_json("tm_type_set_limits", self._h, _ffi.text(name, "name"),
+                              _ffi.encode_json(limits, "limits"))
+
     # -- producing ----------------------------------------------------------------------------
 
     def enqueue(
@@ -233,17 +296,49 @@ class Client:
         lease_seconds: Optional[int] = None,
         sort_by: Optional[str] = None,
         sort_order: Optional[str] = None,
+        wait_seconds: Optional[float] = None,
     ) -> List[Task]:
         """Claims up to ``limit`` runnable tasks; an empty list when there are none. By default
         highest priority first, then oldest; ``sort_by`` (created_at, priority, id, attempts)
         and ``sort_order`` (asc, desc) choose another order, ties by id. Types: at most one of
         ``types``, ``type_prefix`` and ``type_pattern`` (SQL LIKE: ``%``, ``_``, ``\\``
-        escapes; case-insensitive), and ``type_ids``; a type must pass both."""
+        escapes; case-insensitive), and ``type_ids``; a type must pass both.
+
+        ``wait_seconds`` (0 to 60): when nothing is claimable, wait (holding no transaction or
+        lock, and not the GIL) until a task is, or return ``[]`` at the deadline. Paused types
+        and types at their ``max_running`` or rate limit are skipped; :meth:`claim_report` also
+        says when a limited type may start its next task."""
         options = _options(dict(types=types, type_prefix=type_prefix, type_pattern=type_pattern,
                                 type_ids=type_ids, limit=limit, lease_seconds=lease_seconds,
-                                sort_by=sort_by, sort_order=sort_order))
+                                sort_by=sort_by, sort_order=sort_order, wait_seconds=wait_seconds))
         rows = _ffi.call_json("tm_task_claim", self._h, _ffi.text(worker_id, "worker_id"), options)
         return [Task(self, row) for row in rows]
+
+    def claim_report(
+        self,
+        worker_id: str,
+        *,
+        types: Optional[List[str]] = None,
+        type_prefix: Optional[str] = None,
+        type_pattern: Optional[str] = None,
+        type_ids: Optional[List[int]] = None,
+        limit: Optional[int] = None,
+        lease_seconds: Optional[int] = None,
+        sort_by: Optional[str] = None,
+        sort_order: Optional[str] = None,
+        wait_seconds: Optional[float] = None,
+    ) -> ClaimReport:
+        """:meth:`claim` that also says when to try again: a :class:`ClaimReport` of the
+        ``tasks`` and ``next_allowed_at`` (RFC 3339 UTC, or None), when a rate-limited or
+        paused-until type that has runnable tasks may start its next one."""
+        options = {k: v for k, v in dict(types=types, type_prefix=type_prefix, type_pattern=type_pattern,
+                                          type_ids=type_ids, limit=limit, lease_seconds=lease_seconds,
+                                          sort_by=sort_by, sort_order=sort_order,
+                                          wait_seconds=wait_seconds).items() if v is not None}
+        options["report"] = True
+        out = _ffi.call_json("tm_task_claim", self._h, _ffi.text(worker_id, "worker_id"),
+                             _ffi.encode_json(options, "options"))
+        return ClaimReport([Task(self, row) for row in out["tasks"]], out.get("next_allowed_at"))
 
     def heartbeat(self, task_id: int, lease_token: str, *, progress: Optional[int] = None,
                   lease_seconds: Optional[int] = None) -> Heartbeat:
@@ -287,12 +382,15 @@ class Client:
         type_ids: Optional[List[int]] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
+        wait_seconds: Optional[float] = None,
     ) -> Tuple[Finished, List[Task]]:
         """A worker's loop step in one round trip and one commit: completes the task it holds
         and, unless that failed, claims the next ones. Returns ``(completed, claimed)``. A stale
-        token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` and claims too."""
+        token raises LeaseLostError and claims nothing; a repeat answers ``repeated`` and claims too.
+        With ``wait_seconds`` the complete commits first, then the claim waits as in :meth:`claim`."""
         options = _options(dict(types=types, type_prefix=type_prefix, type_pattern=type_pattern,
-                                type_ids=type_ids, limit=limit, lease_seconds=lease_seconds))
+                                type_ids=type_ids, limit=limit, lease_seconds=lease_seconds,
+                                wait_seconds=wait_seconds))
         out = _ffi.call_json("tm_task_complete_and_claim", self._h, task_id, _ffi.text(lease_token, "lease_token"),
                              _ffi.encode_json(result, "result"), _ffi.text(worker_id, "worker_id"), options)
         return out["completed"], [Task(self, row) for row in out["claimed"]]
@@ -393,7 +491,7 @@ class Client:
 
     def stats(self) -> Stats:
         """Counts by type and status, oldest pending, expired leases, the last hour per minute,
-        the workers seen (see ``tm_stats`` in the header)."""
+        the workers seen, and ``flow`` for paused or limited types (see ``tm_stats`` in the header)."""
         return _ffi.call_json("tm_stats", self._h)
 
     def metrics(self) -> str:

@@ -13,15 +13,30 @@ from typing import Any, Dict, List, Optional, TypedDict
 Json = Any
 
 
+class RateLimit(TypedDict, total=False):
+    """A type's rate limit: claims start at most ``limit + burst`` of its tasks in any window
+    of ``per_seconds`` seconds (sliding, counted at claim). ``burst`` defaults to 0."""
+
+    limit: int
+    per_seconds: int
+    burst: int
+
+
 class TaskType(TypedDict, total=False):
-    """A task type (``register_type``, ``get_type``, ``list_types``, ``set_type_active``).
-    ``changed`` is present only in the answer to ``register_type``."""
+    """A task type (``register_type``, ``get_type``, ``list_types``, ``set_type_active``,
+    ``pause_type``, ``resume_type``, ``set_type_limits``). ``changed`` is present only in the
+    answer to ``register_type``. ``paused_until`` (RFC 3339 UTC) is None when the type is not
+    paused or paused until resumed; ``max_running`` and ``rate`` are None without that limit."""
 
     id: int
     name: str
     version: str
     param_schema: Json
     is_active: bool
+    paused: bool
+    paused_until: Optional[str]
+    max_running: Optional[int]
+    rate: Optional[RateLimit]
     created_at: str
     updated_at: str
     changed: bool
@@ -187,16 +202,34 @@ class WorkerSeen(TypedDict):
     holding: int
 
 
-class Stats(TypedDict):
-    """The answer to ``stats``: ``types`` maps a type name to counts by status (``pending``,
-    ``claimed``, ``completed``, ``failed``, ``cancelled``), ``totals`` sums them."""
+class TypeFlow(TypedDict):
+    """A paused or limited type in ``stats()["flow"]``: ``running`` tasks hold a lease now,
+    ``started_in_window`` were started in the current window of its rate."""
 
+    paused: bool
+    paused_until: Optional[str]
+    max_running: Optional[int]
+    running: int
+    rate: Optional[RateLimit]
+    started_in_window: int
+
+
+class _StatsAlways(TypedDict):
     types: Dict[str, Dict[str, int]]
     totals: Dict[str, int]
     queue: Dict[str, QueueHealth]
     throughput: Dict[str, Throughput]
     workers: List[WorkerSeen]
     generated_at: str
+
+
+class Stats(_StatsAlways, total=False):
+    """The answer to ``stats``: ``types`` maps a type name to counts by status (``pending``,
+    ``claimed``, ``completed``, ``failed``, ``cancelled``), ``totals`` sums them. ``flow``,
+    present only when some type is paused or limited, maps each such type to its
+    :class:`TypeFlow`."""
+
+    flow: Dict[str, TypeFlow]
 
 
 class PruneReport(TypedDict):
@@ -233,7 +266,7 @@ class BulkReport(TypedDict):
 
 
 __all__ = [
-    "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome",
+    "RateLimit", "TypeFlow", "TaskType", "Enqueued", "ClaimedTask", "Finished", "Failed", "Heartbeat", "CompleteOutcome",
     "Recovery", "TaskRecord", "HistoryEntry", "QueueHealth", "Throughput", "WorkerSeen", "Stats",
     "PruneReport", "Skipped", "BulkReport",
 ]

@@ -10,7 +10,7 @@
 """
 
 from ..worker import PermanentError, RetryLater
-from ._client import AsyncClient, AsyncTask
+from ._client import AsyncClaimReport, AsyncClient, AsyncTask
 from ._worker import Handler, Worker
 
-__all__ = ["AsyncClient", "AsyncTask", "Worker", "Handler", "PermanentError", "RetryLater"]
+__all__ = ["AsyncClient", "AsyncTask", "AsyncClaimReport", "Worker", "Handler", "PermanentError", "RetryLater"]

@@ -9,10 +9,12 @@ import concurrent.futures
 import json
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+import datetime
+from typing import (Any, Awaitable, Callable, Dict, Generator, Iterable, List, Mapping, NamedTuple, Optional, Tuple,
+                    TypeVar, Union)
 
 from .._errors import Code, error_for
-from ..client import Client, Task, statement_result
+from ..client import _KEEP, ClaimReport, Client, Task, statement_result
 from ..results import (
     BulkReport,
     CompleteOutcome,
@@ -22,6 +24,7 @@ from ..results import (
     Heartbeat,
     HistoryEntry,
     PruneReport,
+    RateLimit,
     Recovery,
     Schedule,
     TickReport,
@@ -82,6 +85,14 @@ class AsyncTask:
         return f"AsyncTask(id={self.id}, type={self.type!r}, attempts={self.attempts}/{self.max_attempts})"
 
 
+class AsyncClaimReport(NamedTuple):
+    """The answer to :meth:`AsyncClient.claim_report`: as :class:`taskmanager.ClaimReport`,
+    with :class:`AsyncTask` tasks."""
+
+    tasks: List[AsyncTask]
+    next_allowed_at: Optional[str]
+
+
 class _Opening:
     """What :meth:`AsyncClient.open` returns: await it for the client, or use it with
     ``async with`` to have the client closed at the end of the block."""
@@ -115,7 +126,13 @@ class AsyncClient:
     ``async with AsyncClient.open(config) as tm:`` (``config`` as for :class:`Client`), or wrap a
     sync client you already have: ``AsyncClient(client)``. A call cancelled while the library
     runs it still runs to its end (a C call cannot be interrupted); its answer is dropped, and
-    tasks a cancelled ``claim`` or ``complete_and_claim`` obtained are released at once.
+    tasks a cancelled ``claim``, ``claim_report`` or ``complete_and_claim`` obtained are
+    released at once.
+
+    A claim with ``wait_seconds`` runs in a second pool of threads of its own (as many), so
+    that waiting claims never hold up the other calls: not the loop, and not the ``complete``
+    that would free a ``max_running`` slot they wait for. :meth:`close` waits for them too
+    (at most their ``wait_seconds``).
     """
 
     def __init__(self, client: Client, *, max_threads: Optional[int] = None, close_client: bool = True):
@@ -126,6 +143,9 @@ class AsyncClient:
         self._close_client = close_client
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads or _DEFAULT_THREADS, thread_name_prefix="taskmanager")
+        # Waiting claims: threads are started only when one is submitted.
+        self._waiting = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_threads or _DEFAULT_THREADS, thread_name_prefix="taskmanager-wait")
         # Guards _closed against a submit racing close() from another thread.
         self._lock = threading.Lock()
         self._closed = False
@@ -155,6 +175,7 @@ class AsyncClient:
 
     def _shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+        self._waiting.shutdown(wait=True)
         if self._close_client:
             self.sync.close()
 
@@ -169,10 +190,14 @@ class AsyncClient:
         await self.close()
 
     def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "concurrent.futures.Future[T]":
+        return self._submit_on(self._executor, fn, *args, **kwargs)
+
+    def _submit_on(self, executor: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., T], *args: Any,
+                   **kwargs: Any) -> "concurrent.futures.Future[T]":
         with self._lock:
             if self._closed:
                 raise error_for(Code.INVALID_ARGUMENT, "the client is closed", None)
-            return self._executor.submit(fn, *args, **kwargs)
+            return executor.submit(fn, *args, **kwargs)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
@@ -182,7 +207,7 @@ class AsyncClient:
         """Runs a call that leases tasks. If the caller is cancelled, nobody will work on what
         it claimed, so those tasks are released instead of waiting out their lease: by the
         thread itself when it finishes after the cancellation, or from here when the answer had
-        already arrived."""
+        already arrived. A call that may wait (``wait_seconds``) runs on the waiting pool."""
         state = {"abandoned": False, "delivered": False}
         guard = threading.Lock()
 
@@ -195,7 +220,7 @@ class AsyncClient:
                 _release_all(tasks_of(out))
             return out
 
-        future = self._submit(run)
+        future = self._submit_on(self._waiting if kwargs.get("wait_seconds") else self._executor, run)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -237,6 +262,22 @@ class AsyncClient:
 
     async def set_type_active(self, name: str, active: bool) -> TaskType:
         return await self._call(self.sync.set_type_active, name, active)
+
+    # -- flow control -------------------------------------------------------------------------
+
+    async def pause_type(self, name: str, until: Union[None, str, datetime.datetime] = None) -> TaskType:
+        """See :meth:`Client.pause_type`."""
+        return await self._call(self.sync.pause_type, name, until)
+
+    async def resume_type(self, name: str) -> TaskType:
+        """See :meth:`Client.resume_type`."""
+        return await self._call(self.sync.resume_type, name)
+
+    async def set_type_limits(self, name: str, *, max_running: Optional[int] = _KEEP,
+                              rate: Optional[RateLimit] = _KEEP) -> TaskType:
+        """See :meth:`Client.set_type_limits`: an argument left out keeps that limit, None
+        removes it."""
+        return await self._call(self.sync.set_type_limits, name, max_running=max_running, rate=rate)
 
     # -- producing ----------------------------------------------------------------------------
 
@@ -294,12 +335,37 @@ class AsyncClient:
         lease_seconds: Optional[int] = None,
         sort_by: Optional[str] = None,
         sort_order: Optional[str] = None,
+        wait_seconds: Optional[float] = None,
     ) -> List[AsyncTask]:
-        """See :meth:`Client.claim`; the tasks finish themselves with awaitable methods."""
+        """See :meth:`Client.claim`; the tasks finish themselves with awaitable methods. A
+        waiting claim (``wait_seconds``) waits in a thread: the loop runs on meanwhile."""
         tasks = await self._claiming(self.sync.claim, _same, worker_id, types=types, type_prefix=type_prefix,
                                      type_pattern=type_pattern, type_ids=type_ids, limit=limit,
-                                     lease_seconds=lease_seconds, sort_by=sort_by, sort_order=sort_order)
+                                     lease_seconds=lease_seconds, sort_by=sort_by, sort_order=sort_order,
+                                     wait_seconds=wait_seconds)
         return self._tasks(tasks)
+
+    async def claim_report(
+        self,
+        worker_id: str,
+        *,
+        types: Optional[List[str]] = None,
+        type_prefix: Optional[str] = None,
+        type_pattern: Optional[str] = None,
+        type_ids: Optional[List[int]] = None,
+        limit: Optional[int] = None,
+        lease_seconds: Optional[int] = None,
+        sort_by: Optional[str] = None,
+        sort_order: Optional[str] = None,
+        wait_seconds: Optional[float] = None,
+    ) -> AsyncClaimReport:
+        """See :meth:`Client.claim_report`: the tasks (as :class:`AsyncTask`) and
+        ``next_allowed_at``."""
+        report = await self._claiming(self.sync.claim_report, _report_tasks, worker_id, types=types,
+                                      type_prefix=type_prefix, type_pattern=type_pattern, type_ids=type_ids,
+                                      limit=limit, lease_seconds=lease_seconds, sort_by=sort_by,
+                                      sort_order=sort_order, wait_seconds=wait_seconds)
+        return AsyncClaimReport(self._tasks(report.tasks), report.next_allowed_at)
 
     async def heartbeat(self, task_id: int, lease_token: str, *, progress: Optional[int] = None,
                         lease_seconds: Optional[int] = None) -> Heartbeat:
@@ -335,12 +401,13 @@ class AsyncClient:
         type_ids: Optional[List[int]] = None,
         limit: Optional[int] = None,
         lease_seconds: Optional[int] = None,
+        wait_seconds: Optional[float] = None,
     ) -> Tuple[Finished, List[AsyncTask]]:
         """See :meth:`Client.complete_and_claim`."""
         completed, tasks = await self._claiming(
             self.sync.complete_and_claim, _second, task_id, lease_token, result, worker_id,
             types=types, type_prefix=type_prefix, type_pattern=type_pattern, type_ids=type_ids, limit=limit,
-            lease_seconds=lease_seconds)
+            lease_seconds=lease_seconds, wait_seconds=wait_seconds)
         return completed, self._tasks(tasks)
 
     async def complete_batch(self, items: Iterable[Mapping[str, Any]]) -> List[CompleteOutcome]:
@@ -439,6 +506,10 @@ def _same(tasks: List[Task]) -> List[Task]:
 
 def _second(pair: Tuple[Finished, List[Task]]) -> List[Task]:
     return pair[1]
+
+
+def _report_tasks(report: ClaimReport) -> List[Task]:
+    return report.tasks
 
 
 def _release_all(tasks: List[Task]) -> None:
