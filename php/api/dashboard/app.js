@@ -125,7 +125,7 @@ function flowEditor(t, columns) {
     event.preventDefault();
     const body = { max_running: number('limits-max-running') };
     body.rate = number('limits-rate-limit') === null ? null
-      : { limit: number('limits-rate-limit'), per_seconds: number('limits-rate-per') ?? 1, burst: number('limits-rate-burst') ?? 0 };
+      : { limit: number('limits-rate-limit'), per_seconds: number('limits-rate-per'), burst: number('limits-rate-burst') ?? 0 };
     if (!confirm(`Set the limits of type ${t.name} to ${flowWords({ ...body, paused: false }) || 'none'}?`)) return;
     await act(() => api(`types/limits/${encodeURIComponent(t.name)}`, body), `type ${t.name}: limits saved`);
   } },
