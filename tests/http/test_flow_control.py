@@ -261,6 +261,13 @@ def test_the_dashboard_pauses_resumes_and_limits_a_type(api, browser):
     assert browser.find_element(By.CSS_SELECTOR, row + " td.flow").text == "paused, max 3 running, 10 per 60 s + 2 burst"
     shown = api.ok("GET", TYPE)
     assert (shown["max_running"], shown["rate"]) == (3, {"limit": 10, "per_seconds": 60, "burst": 2})
+    # The overview shows the limits with what runs and what started in the window.
+    browser.get(api.base + "/dashboard#/overview")
+    running = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "[data-flow='email.send'] .flow-running").text)
+    assert running == "0 / 3"
+    assert browser.find_element(By.CSS_SELECTOR, "[data-flow='email.send'] .flow-rate").text == "0 / 12 per 60 s"
+    browser.get(api.base + "/dashboard#/types")
+    wait(browser, when.element_to_be_clickable((By.CSS_SELECTOR, row + " button.flow-toggle")))
 
     # Resume, after confirming.
     browser.find_element(By.CSS_SELECTOR, row + " button.flow-toggle").click()

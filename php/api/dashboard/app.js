@@ -140,7 +140,7 @@ function flowEditor(t, columns) {
     if (!confirm(`Pause type ${t.name} until ${until || 'resumed'}? Claims hand out none of its tasks meanwhile.`)) return;
     await act(() => api(`types/pause/${encodeURIComponent(t.name)}`, until ? { until } : {}), `type ${t.name}: paused`);
   } },
-  input('pause-until', 'pause until (UTC)', '', '2026-12-24 18:00:00'),
+  input('pause-until', 'pause until (UTC)', '', 'YYYY-MM-DD HH:MM:SS'),
   el('button', { type: 'submit', id: 'pause-save' }, 'Pause until'));
   return el('tr', { class: 'flow-editor', 'data-editor': t.name }, el('td', { colspan: columns }, limits, pause));
 }
