@@ -507,7 +507,10 @@ fn type_pause_resume_and_limits() {
     let burst = json_of(&db, &["type", "limits", "cli.flow", "--burst", "5"]);
     assert_eq!(
         (&burst["max_running"], &burst["rate"]),
-        (&json!(1), &json!({"limit": 10, "per_seconds": 60, "burst": 5})),
+        (
+            &json!(1),
+            &json!({"limit": 10, "per_seconds": 60, "burst": 5})
+        ),
         "--burst alone keeps the rest"
     );
     assert_eq!(
@@ -549,14 +552,22 @@ fn type_pause_resume_and_limits() {
         (&Value::Null, &Value::Null)
     );
     assert_eq!(claimed(&db, 10), 2, "no limit: both wait no more");
-    assert!(json_of(&db, &["stats"]).get("flow").is_none_or(|f| f.get("cli.flow").is_none()));
+    assert!(
+        json_of(&db, &["stats"])
+            .get("flow")
+            .is_none_or(|f| f.get("cli.flow").is_none())
+    );
 
     // Bad input: the library's range names the field; a malformed flag is a usage error.
     for (args, code, says) in [
         (vec!["--max-running", "0"], 3, "max_running"),
         (vec!["--rate", "0/60"], 3, "rate.limit"),
         (vec!["--rate", "10/400d"], 3, "rate.per_seconds"),
-        (vec!["--rate", "10/60", "--burst", "2000000"], 3, "rate.burst"),
+        (
+            vec!["--rate", "10/60", "--burst", "2000000"],
+            3,
+            "rate.burst",
+        ),
         (vec!["--burst", "1"], 3, "--burst needs --rate"),
         (vec!["--rate", "10"], 2, "not a rate"),
         (vec!["--max-running", "many"], 2, "none"),

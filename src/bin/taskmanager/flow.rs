@@ -127,10 +127,7 @@ pub fn rows(t: &TaskType) -> Vec<Vec<String>> {
         vec![
             "rate".into(),
             t.rate.as_ref().map_or("none".into(), |r| {
-                format!(
-                    "{} per {} s, burst {}",
-                    r.limit, r.per_seconds, r.burst
-                )
+                format!("{} per {} s, burst {}", r.limit, r.per_seconds, r.burst)
             }),
         ],
     ]
@@ -173,7 +170,13 @@ pub fn show_stats(stats: &Stats) {
         })
         .collect();
     table(
-        &["type", "paused", "running", "max running", "started in window"],
+        &[
+            "type",
+            "paused",
+            "running",
+            "max running",
+            "started in window",
+        ],
         rows,
     );
 }
