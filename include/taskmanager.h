@@ -274,11 +274,20 @@ tm_error *tm_task_enqueue_batch(const tm_client *client, const char *items_json,
  * - `"lease_seconds"`: 1..=31536000, default the `task_claim_timeout` setting;
  * - `"sort_by"`: `"created_at"`, `"priority"`, `"id"` or `"attempts"` instead of the default
  *   order, with `"sort_order"`: `"asc"` (default) or `"desc"`; ties go by id in the same
- *   direction.
+ *   direction;
+ * - `"wait_seconds"`: 0 to 60: when nothing is runnable, wait up to this long for a task
+ *   (holding no transaction or lock); a task enqueued or finished in this process wakes the
+ *   wait at once, others are seen within a second;
+ * - `"report"`: true answers `{"tasks": [...], "next_allowed_at": ...}` (see below).
+ *
+ * Paused types' tasks are not handed out; a type with `max_running` or a rate limit (see
+ * `tm_type_set_limits`) only within them: a saturated type is skipped, never waited for.
  *
  * Output: a JSON array of `{"id", "type", "params", "priority",
  * "attempts", "max_attempts", "lease_token", "lease_expires_at"}`; `[]` when nothing is
- * runnable (not an error).
+ * runnable (not an error). With `"report": true`: `{"tasks": [that array],
+ * "next_allowed_at": "<RFC 3339 UTC>" | null}`, the earliest moment a type held back by its
+ * rate limit or by a pause with an end, that has runnable tasks, may start one.
  */
 tm_error *tm_task_claim(const tm_client *client,
                         const char *worker_id,
@@ -496,6 +505,47 @@ tm_error *tm_tasks_prune(const tm_client *client, const char *options_json, char
  * Frees a string returned by this library. NULL is ignored. Never use libc `free` on it.
  */
 void tm_string_free(char *s);
+
+/**
+ * Pauses a task type: claims that begin after this call returns hand out none of its tasks,
+ * in every process and on every host, until `tm_type_resume` (or the pause's end). The type
+ * keeps accepting tasks, and tasks already claimed finish normally. `options_json` may be
+ * NULL or `{"until": "2026-12-24T18:00:00Z"}`: the pause ends by itself then (RFC 3339, in
+ * the future, at most a year ahead, else `TM_INVALID_ARGUMENT` naming `until`). Pausing again
+ * replaces the end. Output: the type, with `"paused": true` and `"paused_until"` (null when
+ * paused until resumed). An unknown type is `TM_NOT_FOUND`.
+ */
+tm_error *tm_type_pause(const tm_client *client,
+                        const char *name,
+                        const char *options_json,
+                        char **out_json);
+
+/**
+ * Ends a type's pause (a type that is not paused stays as it is). Output: the type. An
+ * unknown type is `TM_NOT_FOUND`.
+ */
+tm_error *tm_type_resume(const tm_client *client, const char *name, char **out_json);
+
+/**
+ * Sets or removes a type's limits. `limits_json`: `{"max_running": n | null, "rate":
+ * {"limit": n, "per_seconds": s, "burst": b} | null}`; a key left out keeps its value, `null`
+ * removes that limit.
+ * - `"max_running"` (1 to 100000): at no moment do more than n of the type's tasks hold a
+ *   lease, whatever the number of claimers, processes and hosts. A crashed worker's slot
+ *   comes back when its lease expires; a claim that finds the type saturated takes other
+ *   types' tasks and never waits.
+ * - `"rate"`: claims start at most `limit + burst` of the type's tasks in any window of
+ *   `per_seconds` seconds, counted when a claim hands them out (`limit` 1 to 1000000,
+ *   `per_seconds` 1 to 31536000, `burst` 0 to 1000000, default 0).
+ *
+ * Tasks held back stay pending and spend no attempt. A bad value is `TM_INVALID_ARGUMENT`
+ * naming the field (`max_running`, `rate.limit`, `rate.per_seconds`, `rate.burst`). Output:
+ * the type, with `"max_running"` and `"rate"`. An unknown type is `TM_NOT_FOUND`.
+ */
+tm_error *tm_type_set_limits(const tm_client *client,
+                             const char *name,
+                             const char *limits_json,
+                             char **out_json);
 
 /**
  * The enqueue of one task as SQL that the application runs on its own connection, inside its

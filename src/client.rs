@@ -4,10 +4,11 @@
 use crate::config::Config;
 use crate::database::{self, Database};
 use crate::error::Result;
+use crate::flow::{self, PauseOptions, TypeLimits};
 use crate::migrate::{self, MigrationReport};
 use crate::queue::Finished;
 use crate::queue::bulk::{self, BulkAction, BulkFilter, BulkOptions, BulkReport};
-use crate::queue::claim::{self, ClaimOptions, ClaimedTask};
+use crate::queue::claim::{self, ClaimOptions, ClaimReport, ClaimedTask};
 use crate::queue::claim::{CompletedAndClaimed, Recovery};
 use crate::queue::enqueue::{self, BatchItem, EnqueueOptions, Enqueued, TaskInput};
 use crate::queue::finish::{
@@ -104,14 +105,14 @@ impl Client {
             params,
             options,
         };
-        let mut out = enqueue::enqueue_batch(&self.db, &self.config, &[input])?;
+        let mut out = self.signalled(enqueue::enqueue_batch(&self.db, &self.config, &[input]))?;
         Ok(out.remove(0))
     }
 
     /// Enqueues many tasks in one transaction; all or nothing when any is invalid.
     pub fn enqueue_batch(&self, items: &[BatchItem]) -> Result<Vec<Enqueued>> {
         let inputs: Vec<TaskInput<'_>> = items.iter().map(TaskInput::from).collect();
-        enqueue::enqueue_batch(&self.db, &self.config, &inputs)
+        self.signalled(enqueue::enqueue_batch(&self.db, &self.config, &inputs))
     }
 
     /// The enqueue of one task as SQL for the caller to run on its own connection inside its
@@ -130,9 +131,45 @@ impl Client {
     }
 
     /// Claims up to `limit` runnable tasks under fresh leases, highest priority first, then
-    /// oldest; an empty list when nothing is runnable.
+    /// oldest; an empty list when nothing is runnable (after `wait_seconds`, if given).
+    /// Paused types' tasks are left alone, and limited types' tasks taken within their limits.
     pub fn claim(&self, worker_id: &str, options: &ClaimOptions) -> Result<Vec<ClaimedTask>> {
-        claim::claim(&self.db, &self.config, worker_id, options)
+        Ok(self.claim_report(worker_id, options)?.tasks)
+    }
+
+    /// [`Client::claim`], also saying when a type it left alone (rate-limited, or paused until
+    /// a given time) may start a task again.
+    pub fn claim_report(&self, worker_id: &str, options: &ClaimOptions) -> Result<ClaimReport> {
+        let options = ClaimOptions {
+            report: Some(true),
+            ..options.clone()
+        };
+        claim::claim(&self.db, &self.config, worker_id, &options)
+    }
+
+    /// Pauses a type: claims that begin after this returns hand out none of its tasks until
+    /// it is resumed (or `until` passes); it still accepts tasks, and claimed ones finish.
+    pub fn pause_type(&self, name: &str, options: &PauseOptions) -> Result<TaskType> {
+        flow::pause(&self.db, name, options)
+    }
+
+    /// Ends a type's pause.
+    pub fn resume_type(&self, name: &str) -> Result<TaskType> {
+        flow::resume(&self.db, name)
+    }
+
+    /// Sets or removes a type's concurrency limit and rate limit (see [`TypeLimits`]).
+    pub fn set_type_limits(&self, name: &str, limits: &TypeLimits) -> Result<TaskType> {
+        flow::set_limits(&self.db, name, limits)
+    }
+
+    /// A task may have become claimable when `result` is a success: this process's waiting
+    /// claims look again at once.
+    fn signalled<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.db.flow.signal();
+        }
+        result
     }
 
     /// Extends a lease (and records progress) while `lease_token` still owns the task.
@@ -171,13 +208,13 @@ impl Client {
     /// Completes a claimed task. Only the current lease token may; repeating the same call
     /// succeeds again with `repeated: true`.
     pub fn complete(&self, id: i64, lease_token: &str, result: &Value) -> Result<Finished> {
-        finish::complete(
+        self.signalled(finish::complete(
             &self.db,
             &self.config,
             id,
             Holder::Token(lease_token),
             result,
-        )
+        ))
     }
 
     /// [`Client::complete`] for a caller that has no lease token (the original system's
@@ -185,13 +222,13 @@ impl Client {
     /// id is not a fence: if the lease ran out and the same id claimed the task again, this
     /// finishes the new attempt. Repeating the call succeeds again with `repeated: true`.
     pub fn complete_as_worker(&self, id: i64, worker_id: &str, result: &Value) -> Result<Finished> {
-        finish::complete(
+        self.signalled(finish::complete(
             &self.db,
             &self.config,
             id,
             Holder::Worker(worker_id),
             result,
-        )
+        ))
     }
 
     /// A worker's loop step: completes the task it holds and claims its next, in one round
@@ -216,7 +253,7 @@ impl Client {
 
     /// Completes many claimed tasks in one transaction, with an outcome per task.
     pub fn complete_batch(&self, items: &[CompleteItem]) -> Result<Vec<CompleteOutcome>> {
-        finish::complete_batch(&self.db, &self.config, items)
+        self.signalled(finish::complete_batch(&self.db, &self.config, items))
     }
 
     /// Fails a claimed task: back to pending after a backoff while attempts remain and `retry`
@@ -228,14 +265,14 @@ impl Client {
         message: &str,
         options: &FailOptions,
     ) -> Result<Failed> {
-        finish::fail(
+        self.signalled(finish::fail(
             &self.db,
             &self.config,
             id,
             Holder::Token(lease_token),
             message,
             options,
-        )
+        ))
     }
 
     /// [`Client::fail`] for a caller that has no lease token: the task must be claimed by
@@ -247,19 +284,19 @@ impl Client {
         message: &str,
         options: &FailOptions,
     ) -> Result<Failed> {
-        finish::fail(
+        self.signalled(finish::fail(
             &self.db,
             &self.config,
             id,
             Holder::Worker(worker_id),
             message,
             options,
-        )
+        ))
     }
 
     /// Gives a claimed task back to pending at once without counting the attempt.
     pub fn release(&self, id: i64, lease_token: &str) -> Result<Finished> {
-        finish::release(&self.db, &self.config, id, lease_token)
+        self.signalled(finish::release(&self.db, &self.config, id, lease_token))
     }
 
     /// Cancels a pending or claimed task; a finished one is `Conflict`.
@@ -269,7 +306,7 @@ impl Client {
 
     /// Puts a failed or cancelled task back to pending with its attempts reset.
     pub fn retry(&self, id: i64) -> Result<Finished> {
-        manage::retry(&self.db, &self.config, id)
+        self.signalled(manage::retry(&self.db, &self.config, id))
     }
 
     /// Cancels every pending or claimed task `filter` selects, newest first, up to

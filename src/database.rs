@@ -38,6 +38,9 @@ pub(crate) struct Database {
     /// Whether the hot path's stored procedures may be called (see `queue::procedures`); false
     /// from the first refusal on.
     procedures: AtomicBool,
+    /// What this process knows of the database's limited types, and the signal of its own
+    /// enqueues to its waiting claims (see `flow`).
+    pub(crate) flow: crate::flow::ProcessFlow,
 }
 
 /// The process's reference instant for the recovery throttle.
@@ -64,6 +67,7 @@ pub(crate) fn database(connection: &Connection) -> Result<Arc<Database>> {
         last_recovery_ms: AtomicU64::new(0),
         next_schedule_tick_ms: AtomicU64::new(0),
         procedures: AtomicBool::new(true),
+        flow: Default::default(),
     });
     registry.insert(connection.clone(), db.clone());
     Ok(db)

@@ -59,6 +59,7 @@ mod database;
 mod dedupe;
 mod error;
 pub mod ffi;
+mod flow;
 mod json;
 mod migrate;
 mod pool;
@@ -75,11 +76,14 @@ pub use client::Client;
 pub use config::{CONNECTION_KEYS, Config, Connection, Secret};
 pub use dedupe::{DedupeScope, compute_key};
 pub use error::{CODES, Code, CodeInfo, Error, Result};
+pub use flow::{FlowHealth, PauseOptions, RateLimit, TypeLimits};
 pub use migrate::MigrationReport;
 pub use queue::Finished;
 pub use queue::bulk::{BulkAction, BulkFilter, BulkOptions, BulkReport, MAX_BULK, Skipped};
 pub use queue::claim::Recovery;
-pub use queue::claim::{ClaimOptions, ClaimedTask, CompletedAndClaimed, SortBy, SortOrder};
+pub use queue::claim::{
+    ClaimOptions, ClaimReport, ClaimedTask, CompletedAndClaimed, SortBy, SortOrder,
+};
 pub use queue::enqueue::{BatchItem, EnqueueOptions, Enqueued};
 pub use queue::finish::{
     CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,

@@ -3,6 +3,7 @@
 
 use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};
+use crate::flow::{self, RateLimit};
 use crate::json;
 use crate::row::Columns;
 use crate::type_cache::not_registered;
@@ -89,6 +90,15 @@ pub struct TaskType {
     pub created_at: String,
     /// When it last changed (RFC 3339, UTC).
     pub updated_at: String,
+    /// Whether claims leave its tasks alone now (see [`Client::pause_type`](crate::Client::pause_type)).
+    pub paused: bool,
+    /// When its pause ends by itself (RFC 3339, UTC); null when not paused, or paused until
+    /// resumed.
+    pub paused_until: Option<String>,
+    /// At most this many of its tasks claimed at any moment; null: no limit.
+    pub max_running: Option<u32>,
+    /// Its rate limit; null: none.
+    pub rate: Option<RateLimit>,
     /// Whether this call changed anything (false for a repeated identical registration).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<bool>,
@@ -98,16 +108,26 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     check_label(name, "a task type name", MAX_NAME_CHARS)
 }
 
-const TYPE_COLUMNS: &str = "id, name, version, param_schema_json, is_active, \
-     DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, \
-     DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at";
+/// A type's columns with its pause and limits, over [`TYPES_FROM`].
+fn type_columns() -> String {
+    format!(
+        "tt.id, tt.name, tt.version, tt.param_schema_json, tt.is_active, \
+         DATE_FORMAT(tt.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at, \
+         DATE_FORMAT(tt.updated_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS updated_at, {}",
+        flow::type_columns()
+    )
+}
 
-/// A row of [`TYPE_COLUMNS`] as a type, read by column name (a value changed by hand into
+/// The types, each with its flow-control row if it has one.
+const TYPES_FROM: &str = "task_types tt LEFT JOIN task_type_flow f ON f.type_id = tt.id";
+
+/// A row of [`type_columns`] as a type, read by column name (a value changed by hand into
 /// something unreadable is an error naming it).
 fn to_type(row: mysql::Row) -> Result<TaskType> {
     let mut c = Columns::new(row, "a task type");
     let id = c.id("type")?;
     let schema: String = c.get("param_schema_json")?;
+    let flow = flow::read_type_flow(&mut c)?;
     Ok(TaskType {
         id,
         name: c.get("name")?,
@@ -116,6 +136,10 @@ fn to_type(row: mysql::Row) -> Result<TaskType> {
         is_active: c.get("is_active")?,
         created_at: c.get("created_at")?,
         updated_at: c.get("updated_at")?,
+        paused: flow.paused,
+        paused_until: flow.paused_until,
+        max_running: flow.max_running,
+        rate: flow.rate,
         changed: None,
     })
 }
@@ -203,7 +227,10 @@ pub(crate) fn get(db: &Database, name: &str) -> Result<TaskType> {
     db.run(|conn, _| {
         let row: Option<mysql::Row> = conn
             .exec_first(
-                format!("SELECT {TYPE_COLUMNS} FROM task_types WHERE name = ?"),
+                format!(
+                    "SELECT {} FROM {TYPES_FROM} WHERE tt.name = ?",
+                    type_columns()
+                ),
                 (name,),
             )
             .map_err(|e| db.error(e))?;
@@ -215,7 +242,8 @@ pub(crate) fn list(db: &Database) -> Result<Vec<TaskType>> {
     db.run(|conn, _| {
         let rows: Vec<mysql::Row> = conn
             .query(format!(
-                "SELECT {TYPE_COLUMNS} FROM task_types ORDER BY name"
+                "SELECT {} FROM {TYPES_FROM} ORDER BY tt.name",
+                type_columns()
             ))
             .map_err(|e| db.error(e))?;
         rows.into_iter().map(to_type).collect()

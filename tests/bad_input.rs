@@ -306,7 +306,7 @@ fn an_unmigrated_database_says_so() {
     assert_eq!(e.code(), Code::SchemaOutdated, "{e}");
     assert!(e.message().contains("migrat"));
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(report.applied, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(
         db.client
             .enqueue("x", &json!({}), &EnqueueOptions::default())

@@ -81,7 +81,7 @@ fn upgrade_from_an_early_variant_keeps_every_row() {
     let report = db.client.migrate().unwrap();
     assert_eq!(
         (report.applied.clone(), report.version),
-        (vec![1, 2, 3, 4, 5, 6, 7, 8], 8)
+        (vec![1, 2, 3, 4, 5, 6, 7, 8, 9], 9)
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 2);
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 4);
@@ -159,11 +159,11 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let reports: Vec<MigrationReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
     assert_eq!(
-        applied, 8,
+        applied, 9,
         "each migration applied exactly once: {reports:?}"
     );
-    assert!(reports.iter().all(|r| r.version == 8));
-    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 8);
+    assert!(reports.iter().all(|r| r.version == 9));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 9);
 }
 
 fn shape(db: &TestDb) -> Vec<String> {
@@ -447,7 +447,7 @@ fn upgrade_of_the_exact_original_schema_keeps_every_row_and_value() {
     let report = db.client.migrate().unwrap();
     assert_eq!(
         (report.applied.clone(), report.version),
-        (vec![1, 2, 3, 4, 5, 6, 7, 8], 8)
+        (vec![1, 2, 3, 4, 5, 6, 7, 8, 9], 9)
     );
     check_upgraded(&db, &before);
 }
@@ -480,7 +480,7 @@ fn an_upgrade_that_fails_half_way_is_finished_by_running_migrate_again() {
         values(&db)
     };
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, vec![2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(report.applied, vec![2, 3, 4, 5, 6, 7, 8, 9]);
     check_upgraded(&db, &before);
 }
 
@@ -488,12 +488,14 @@ fn an_upgrade_that_fails_half_way_is_finished_by_running_migrate_again() {
 fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders() {
     let db = TestDb::empty(json!({}));
     db.client.migrate_to(6).unwrap();
-    db.register("kept", json!({"type": "object"}));
-    let id = db
-        .client
-        .enqueue("kept", &json!({"n": 1}), &EnqueueOptions::default())
-        .unwrap()
-        .id;
+    // This release does not run at 6: the rows come from plain SQL, as the earlier one's would.
+    db.sql_exec(
+        "INSERT INTO task_types (name, version, param_schema_json) VALUES ('kept', '1', '{\"type\":\"object\"}')",
+    );
+    db.sql_exec(
+        "INSERT INTO tasks (type_id, status, params_json, dedupe_key) SELECT id, 'pending', '{\"n\":1}', UUID() FROM task_types",
+    );
+    let id = db.count("SELECT MAX(id) FROM tasks");
     // What an earlier release's migration 2 left: INT versions, RESTRICT on type delete, no
     // claim-order indexes, other index names.
     db.sql_exec(
@@ -505,7 +507,7 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
          ALTER TABLE task_types MODIFY version INT NOT NULL DEFAULT 1, RENAME INDEX uk_name TO name; \
          DELETE FROM tm_schema_migrations WHERE version = 3",
     );
-    assert_eq!(db.client.migrate().unwrap().applied, vec![3, 7, 8]);
+    assert_eq!(db.client.migrate().unwrap().applied, vec![3, 7, 8, 9]);
     let fresh = TestDb::new(json!({}));
     assert_eq!(shape(&db), shape(&fresh));
     assert_eq!(db.client.get_task(id).unwrap().status, "pending");
@@ -513,7 +515,7 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
 }
 
 /// A rolling deploy: `migrate_to(6)` adds the lean layout beside the indexes and procedures the
-/// previous release names, and this release runs on it; the plain migrate retires them, and
+/// release before names, and that release runs on it; the plain migrate retires them, and
 /// every row stays where it was, in the index of its status.
 #[test]
 fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
@@ -526,23 +528,25 @@ fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
     assert_eq!((report.applied.len(), report.version), (6, 6));
     assert!(db.count(superseded) > 0 && db.count(previous_procedures) == 2);
 
-    // This release runs at version 6: tasks in each status.
-    db.register("lean", json!({"type": "object"}));
-    for n in 0..4 {
-        db.client
-            .enqueue("lean", &json!({"n": n}), &EnqueueOptions::default())
-            .unwrap();
+    // The previous release runs at version 6 (this one needs 9): tasks in each status, as
+    // plain SQL leaves them (the previous release's steps write the same columns).
+    for statement in [
+        "INSERT INTO task_types (name, param_schema_json) VALUES ('lean', '{}')",
+        "INSERT INTO tasks (type_id, status, params_json, dedupe_key) SELECT id, 'pending', '{}', UUID() FROM task_types",
+        "INSERT INTO tasks (type_id, status, params_json, dedupe_key) SELECT id, 'pending', '{}', UUID() FROM task_types",
+        "INSERT INTO tasks (type_id, status, params_json, dedupe_key) SELECT id, 'pending', '{}', UUID() FROM task_types",
+        "INSERT INTO tasks (type_id, status, params_json, dedupe_key) SELECT id, 'pending', '{}', UUID() FROM task_types",
+        "UPDATE tasks SET status = 'claimed', claimed_by = 'w', claimed_at = NOW(6), \
+         lease_expires_at = NOW(6) + INTERVAL 1 HOUR, lease_token = 'old.1' WHERE id = 1",
+        "UPDATE tasks SET status = 'completed', completed_at = NOW(6) WHERE id = 2",
+    ] {
+        db.sql_exec(statement);
     }
-    let claimed = db.client.claim("w", &ClaimOptions::default()).unwrap();
-    let done = db.client.claim("w", &ClaimOptions::default()).unwrap();
-    db.client
-        .complete(done[0].id, &done[0].lease_token, &json!(1))
-        .unwrap();
     // A row moved by hand with plain SQL, as the original's scripts do.
     db.sql_exec("UPDATE tasks SET status = 'failed', completed_at = NOW(6) WHERE id = 4");
 
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, vec![7, 8]);
+    assert_eq!(report.applied, vec![7, 8, 9]);
     assert_eq!(
         (db.count(superseded), db.count(previous_procedures)),
         (0, 0)
@@ -572,7 +576,6 @@ fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
         3,
         "the pending one is claimable after the contract"
     );
-    assert_eq!(claimed[0].id, 1);
     assert_eq!(
         db.client.migrate_to(5).unwrap_err().code(),
         Code::InvalidArgument

@@ -31,10 +31,10 @@ fn the_database_holds_exactly_the_procedures_this_library_builds() {
     assert_eq!(
         found.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
         [
-            "tm6_claim_next",
-            "tm6_complete",
-            "tm6_complete_and_claim",
-            "tm6_enqueue",
+            "tm9_claim_next",
+            "tm9_complete",
+            "tm9_complete_and_claim",
+            "tm9_enqueue",
         ]
     );
     assert_eq!(found, built);
@@ -74,11 +74,11 @@ fn each_hot_path_step_goes_through_its_procedure() {
     // The first claim of a process also recovers expired leases: a script.
     let held = db.client.claim("w", &one).unwrap().remove(0);
 
-    booby_trap(&db, "tm6_enqueue");
+    booby_trap(&db, "tm9_enqueue");
     refused_by(
         db.client
             .enqueue("p", &json!({"n": 99}), &EnqueueOptions::default()),
-        "tm6_enqueue",
+        "tm9_enqueue",
     );
     // A batch of several is a script.
     db.client
@@ -88,31 +88,31 @@ fn each_hot_path_step_goes_through_its_procedure() {
         ])))
         .unwrap();
 
-    booby_trap(&db, "tm6_complete");
+    booby_trap(&db, "tm9_complete");
     refused_by(
         db.client.complete(held.id, &held.lease_token, &json!(1)),
-        "tm6_complete",
+        "tm9_complete",
     );
     // Finishing by worker id is a script.
     db.client
         .complete_as_worker(held.id, "w", &json!(1))
         .unwrap();
 
-    booby_trap(&db, "tm6_claim_next");
+    booby_trap(&db, "tm9_claim_next");
     // The recovery pass comes once a second and runs as a script; the claims between are CALLs.
     let refused = (0..3).find_map(|_| db.client.claim("w", &one).err());
-    refused_by(refused.map_or(Ok(()), Err), "tm6_claim_next");
+    refused_by(refused.map_or(Ok(()), Err), "tm9_claim_next");
     // Other orders and larger claims are scripts.
     let by_id: ClaimOptions = from(json!({"sort_by": "id"}));
     let held = db.client.claim("w", &by_id).unwrap().remove(0);
 
-    booby_trap(&db, "tm6_complete_and_claim");
+    booby_trap(&db, "tm9_complete_and_claim");
     let refused = (0..3).find_map(|_| {
         db.client
             .complete_and_claim(held.id, &held.lease_token, &json!(1), "w", &one)
             .err()
     });
-    refused_by(refused.map_or(Ok(()), Err), "tm6_complete_and_claim");
+    refused_by(refused.map_or(Ok(()), Err), "tm9_complete_and_claim");
 }
 
 #[test]

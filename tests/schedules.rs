@@ -447,37 +447,3 @@ fn a_schedule_broken_by_hand_is_reported_and_stopped_and_claims_go_on() {
     assert_eq!(db.client.schedule_get("broken").unwrap().next_run_at, None);
     assert_eq!(db.client.schedules_tick().unwrap(), TickReport::default());
 }
-
-#[test]
-fn below_the_schedules_migration_the_queue_runs_and_schedule_calls_say_what_is_missing() {
-    // A rolling deploy half way: the lean layout is there, the schedules' tables not yet.
-    let db = TestDb::empty(json!({"lazy_recovery_interval_ms": 0}));
-    db.client.migrate_to(6).unwrap();
-    db.register("report", any_object());
-    db.enqueue("report", json!({}));
-    assert_eq!(
-        db.client
-            .claim("w", &ClaimOptions::default())
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(db.client.stats().unwrap().schedules.is_empty());
-    let definition = json!({"name": "nightly", "type": "report", "cron": "0 3 * * *"});
-    let e = db
-        .client
-        .schedule_put(&from(definition.clone()))
-        .unwrap_err();
-    assert_eq!(e.code(), Code::SchemaOutdated, "{e}");
-    assert!(e.message().contains("migration 8"), "{e}");
-    assert_eq!(
-        db.client.schedules_tick().unwrap_err().code(),
-        Code::SchemaOutdated
-    );
-    assert_eq!(
-        db.client.schedule_list().unwrap_err().code(),
-        Code::SchemaOutdated
-    );
-    db.client.migrate().unwrap();
-    assert!(db.client.schedule_put(&from(definition)).unwrap().enabled);
-}

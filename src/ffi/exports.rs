@@ -14,8 +14,8 @@ use super::{
 };
 use crate::error::Error;
 use crate::{
-    BatchItem, BulkAction, BulkFilter, BulkOptions, Client, CompleteItem, PruneOptions,
-    TypeDefinition,
+    BatchItem, BulkAction, BulkFilter, BulkOptions, ClaimOptions, Client, CompleteItem,
+    PruneOptions, TypeDefinition,
 };
 use std::ffi::{CString, c_char};
 
@@ -220,11 +220,20 @@ pub unsafe extern "C" fn tm_task_enqueue_batch(
 /// - `"lease_seconds"`: 1..=31536000, default the `task_claim_timeout` setting;
 /// - `"sort_by"`: `"created_at"`, `"priority"`, `"id"` or `"attempts"` instead of the default
 ///   order, with `"sort_order"`: `"asc"` (default) or `"desc"`; ties go by id in the same
-///   direction.
+///   direction;
+/// - `"wait_seconds"`: 0 to 60: when nothing is runnable, wait up to this long for a task
+///   (holding no transaction or lock); a task enqueued or finished in this process wakes the
+///   wait at once, others are seen within a second;
+/// - `"report"`: true answers `{"tasks": [...], "next_allowed_at": ...}` (see below).
+///
+/// Paused types' tasks are not handed out; a type with `max_running` or a rate limit (see
+/// `tm_type_set_limits`) only within them: a saturated type is skipped, never waited for.
 ///
 /// Output: a JSON array of `{"id", "type", "params", "priority",
 /// "attempts", "max_attempts", "lease_token", "lease_expires_at"}`; `[]` when nothing is
-/// runnable (not an error).
+/// runnable (not an error). With `"report": true`: `{"tasks": [that array],
+/// "next_allowed_at": "<RFC 3339 UTC>" | null}`, the earliest moment a type held back by its
+/// rate limit or by a pause with an end, that has runnable tasks, may start one.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_task_claim(
     client: *const tm_client,
@@ -235,10 +244,13 @@ pub unsafe extern "C" fn tm_task_claim(
     boundary(|| {
         let c = client_ref(client)?;
         let worker_id = text(worker_id, "worker_id")?;
-        write_json(
-            out_json,
-            &c.claim(worker_id, &options(options_json, "options_json")?)?,
-        )
+        let options: ClaimOptions = options(options_json, "options_json")?;
+        let report = c.claim_report(worker_id, &options)?;
+        if options.report == Some(true) {
+            write_json(out_json, &report)
+        } else {
+            write_json(out_json, &report.tasks)
+        }
     })
 }
 

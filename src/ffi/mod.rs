@@ -15,6 +15,7 @@
 
 mod error;
 mod exports;
+mod flow;
 mod in_transaction;
 mod schedules;
 

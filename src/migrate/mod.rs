@@ -19,15 +19,19 @@ use std::collections::BTreeMap;
 
 mod lean_layout;
 
-pub const LATEST_VERSION: i64 = 8;
+pub const LATEST_VERSION: i64 = 9;
 
-/// The oldest schema this library runs on: the lean layout's columns, indexes and procedures
-/// exist from version 6 on; 7 only drops what they superseded (see lean_layout.rs). Recurring
-/// tasks need 8 ([`SCHEDULES_VERSION`]); below it the rest of the queue runs without them.
-pub const REQUIRED_VERSION: i64 = 6;
+/// The oldest schema this library runs on: its claims read the flow-control tables and call
+/// the procedures of generation 9, both created by migration 9.
+pub const REQUIRED_VERSION: i64 = 9;
+
+/// The oldest version `migrate_to` stops at: the lean layout's expand step (6), which a
+/// rolling deploy of the release before it needed. Below [`REQUIRED_VERSION`] a database serves
+/// earlier releases only.
+const OLDEST_TARGET: i64 = 6;
 
 /// The migration that adds the schedules' tables.
-pub const SCHEDULES_VERSION: i64 = 8;
+const SCHEDULES_VERSION: i64 = 8;
 
 const ORIGINAL_SCHEMA: &str = include_str!("../../sql/migrations/0001_original_schema.sql");
 
@@ -41,6 +45,8 @@ const PROCEDURES_V6: &str = include_str!("../../sql/migrations/0006_hot_path_pro
 
 /// The tables of recurring tasks (schedules and their runs), in the same file format.
 const SCHEDULES: &str = include_str!("../../sql/migrations/0008_schedules.sql");
+const FLOW_CONTROL: &str = include_str!("../../sql/migrations/0009_flow_control.sql");
+const PROCEDURES_V9: &str = include_str!("../../sql/migrations/0009_hot_path_procedures_v9.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -98,6 +104,14 @@ const MIGRATIONS: &[Migration] = &[
         name: "schedules",
         run: |step| step.exec_client_file(SCHEDULES),
     },
+    Migration {
+        version: REQUIRED_VERSION,
+        name: "flow_control",
+        run: |step| {
+            step.exec_client_file(FLOW_CONTROL)?;
+            step.exec_client_file(PROCEDURES_V9)
+        },
+    },
 ];
 
 /// Applies every migration the database has not recorded yet, up to version `to` (all when
@@ -108,12 +122,12 @@ pub(crate) fn migrate(
     to: Option<i64>,
 ) -> Result<MigrationReport> {
     if let Some(to) = to {
-        if !(REQUIRED_VERSION..=LATEST_VERSION).contains(&to) {
+        if !(OLDEST_TARGET..=LATEST_VERSION).contains(&to) {
             return Err(Error::new(
                 Code::InvalidArgument,
                 format!(
-                    "to: this library migrates to a version from {REQUIRED_VERSION} (the oldest it runs \
-                     on) to {LATEST_VERSION} (the latest), not {to}"
+                    "to: this library migrates to a version from {OLDEST_TARGET} to \
+                     {LATEST_VERSION} (the latest; it runs on {REQUIRED_VERSION} and later), not {to}"
                 ),
             ));
         }

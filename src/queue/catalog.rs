@@ -119,6 +119,8 @@ fn request(limit: u32, type_ids: Option<&[i64]>, order: ClaimOrder) -> ClaimRequ
         token_prefix: "<token_prefix>",
         order,
         claim_timeout: CLAIM_TIMEOUT,
+        gated: &[],
+        report: false,
     }
 }
 
@@ -137,7 +139,7 @@ pub(crate) fn render() -> String {
          -- The reads (get, list, history, stats) and selections are prepared statements: `?`\n\
          -- marks a value bound by the driver.\n\
          -- A step marked `procedure` is a CALL of the stored procedure of that name (its body:\n\
-         -- sql/migrations/0006_hot_path_procedures_v6.sql); the script after it is the fallback.\n",
+         -- sql/migrations/0009_hot_path_procedures_v9.sql); the script after it is the fallback.\n",
     );
     let mut section = |name: &str, statements: String| {
         out.push_str(&format!(
@@ -246,6 +248,22 @@ pub(crate) fn render() -> String {
             );
         }
     }
+    let limited = [TYPE_ID_2];
+    section(
+        "claim many of listed types, one of them limited (max_running or rate: its gated pick), \
+         with the report of when a held-back type may start",
+        lifecycle::claim(
+            &ClaimRequest {
+                gated: &limited,
+                report: true,
+                ..many
+            },
+            true,
+            true,
+        )
+        .script
+        .text(),
+    );
     section(
         "claim, repeated after a lost connection: the tasks its first run leased",
         lifecycle::claimed_rows("<token_prefix>", ClaimOrder::PriorityThenAge),

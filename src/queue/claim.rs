@@ -9,9 +9,10 @@
 use crate::Config;
 use crate::database::Database;
 use crate::error::{Code, Error, Result};
+use crate::flow::wait;
 use crate::json;
 use crate::pool::Conn;
-use crate::queue::engine::{ClaimedRow, Engine, Recovered};
+use crate::queue::engine::{ClaimAnswer, ClaimedRow, Engine, Recovered};
 use crate::queue::input::{check_lease_seconds, check_task_id, check_token, check_worker_id};
 use crate::queue::lease::repeated_or_error;
 use crate::queue::lifecycle::{self, ClaimOrder, SortColumn, Status};
@@ -49,6 +50,13 @@ pub struct ClaimOptions {
     pub sort_by: Option<SortBy>,
     /// Direction of `sort_by` (default ascending).
     pub sort_order: Option<SortOrder>,
+    /// When nothing is claimable, wait up to this many seconds (0 to 60) for a task, holding
+    /// no transaction or lock meanwhile (see `flow::wait`). Default: answer at once.
+    pub wait_seconds: Option<f64>,
+    /// Through the C ABI: answer `{"tasks": [...], "next_allowed_at": ...}` (a
+    /// [`ClaimReport`]) instead of the bare list. [`Client::claim_report`](crate::Client::claim_report)
+    /// always does.
+    pub report: Option<bool>,
 }
 
 /// A claim order (`sort_by`), as the original HTTP API offered them.
@@ -116,6 +124,17 @@ pub struct ClaimedTask {
     pub lease_expires_at: String,
 }
 
+/// A claim's tasks, and when a type it left alone may start a task again.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClaimReport {
+    /// The claimed tasks.
+    pub tasks: Vec<ClaimedTask>,
+    /// The earliest moment a type this claim could take, held back by its rate limit or by a
+    /// pause with an end, may start a task again (RFC 3339, UTC, database clock); null when no
+    /// such type has runnable tasks.
+    pub next_allowed_at: Option<String>,
+}
+
 /// Most type ids one claim may name.
 const MAX_TYPE_IDS: usize = 1000;
 
@@ -124,6 +143,8 @@ struct Wanted {
     limit: u32,
     lease_seconds: u32,
     order: ClaimOrder,
+    /// Whether to find out when a held-back type may start again.
+    report: bool,
 }
 
 impl Wanted {
@@ -132,6 +153,7 @@ impl Wanted {
         &self,
         worker_id: &'a str,
         type_ids: Option<&'a [i64]>,
+        gated: &'a [i64],
         token_prefix: &'a str,
         config: &Config,
     ) -> lifecycle::ClaimRequest<'a> {
@@ -143,6 +165,8 @@ impl Wanted {
             token_prefix,
             order: self.order,
             claim_timeout: config.task_claim_timeout,
+            gated,
+            report: self.report,
         }
     }
 }
@@ -197,16 +221,34 @@ fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Resu
         limit,
         lease_seconds,
         order: options.order()?,
+        report: options.report == Some(true),
     })
 }
 
+/// Claims, waiting up to `wait_seconds` for a task when none is claimable.
 pub(crate) fn claim(
     db: &Database,
     config: &Config,
     worker_id: &str,
     options: &ClaimOptions,
-) -> Result<Vec<ClaimedTask>> {
+) -> Result<ClaimReport> {
     let wanted = check_claim(config, worker_id, options)?;
+    let deadline = wait::deadline(options.wait_seconds)?;
+    wait::until_found(
+        db,
+        deadline,
+        |report: &ClaimReport| !report.tasks.is_empty(),
+        || claim_once(db, config, worker_id, options, &wanted),
+    )
+}
+
+fn claim_once(
+    db: &Database,
+    config: &Config,
+    worker_id: &str,
+    options: &ClaimOptions,
+    wanted: &Wanted,
+) -> Result<ClaimReport> {
     // Due schedules enqueue their tasks first (throttled), so that this claim can take them.
     crate::schedule::lazy_tick(db, config);
     // Known before the commit and the same on a repeat, so a repeat finds what it leased.
@@ -216,33 +258,53 @@ pub(crate) fn claim(
         if again {
             let held = engine.claimed_by(conn, &token_prefix, wanted.order)?;
             if !held.is_empty() {
-                return claimed_tasks(db, conn, held);
+                return report(db, conn, ClaimAnswer::of(held));
             }
         }
         let Some(type_ids) = type_filter(db, conn, options)? else {
-            return Ok(Vec::new());
+            return Ok(ClaimReport {
+                tasks: Vec::new(),
+                next_allowed_at: None,
+            });
         };
-        let request = wanted.request(worker_id, type_ids.as_deref(), &token_prefix, config);
+        let gated = db.flow.limited_in(type_ids.as_deref());
+        let request = wanted.request(
+            worker_id,
+            type_ids.as_deref(),
+            &gated,
+            &token_prefix,
+            config,
+        );
         // Expired leases go back to the queue lazily: before the select once a second, and
         // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
-        let rows = claim_round(db, conn, &request, recover, config)?;
-        let mut rows = claim_more_if_short(db, conn, request, recover, config, rows)?;
-        if rows.is_empty() && options.types.is_some() {
+        let answer = claim_round(db, conn, &request, recover, config)?;
+        let mut answer = claim_more_if_short(db, conn, request, recover, config, answer)?;
+        if answer.rows.is_empty() && options.types.is_some() {
             // The names came from the cache; a type deleted and registered again (plain SQL)
             // has a new id. Resolve them afresh and, if any changed, claim with those.
             forget_types(db, options);
             if let Some(fresh) = type_filter(db, conn, options)? {
                 if fresh != type_ids {
+                    let gated = db.flow.limited_in(fresh.as_deref());
                     let request = lifecycle::ClaimRequest {
                         type_ids: fresh.as_deref(),
+                        gated: &gated,
                         ..request
                     };
-                    rows = claim_round(db, conn, &request, true, config)?;
+                    answer = claim_round(db, conn, &request, true, config)?;
                 }
             }
         }
-        claimed_tasks(db, conn, rows)
+        report(db, conn, answer)
+    })
+}
+
+/// The report of a claim's answer, its tasks' types named.
+fn report(db: &Database, conn: &mut Conn<'_>, answer: ClaimAnswer) -> Result<ClaimReport> {
+    Ok(ClaimReport {
+        tasks: claimed_tasks(db, conn, answer.rows)?,
+        next_allowed_at: answer.next_allowed_at,
     })
 }
 
@@ -256,7 +318,25 @@ fn forget_types(db: &Database, options: &ClaimOptions) {
 /// Completes the task a worker holds and claims its next in one transaction and one round
 /// trip (one commit instead of two). A stale token gets `LeaseLost` and claims nothing; a
 /// repeat of an earlier identical call answers `repeated` and claims the next as well.
+///
+/// With `wait_seconds`, a step that claimed nothing waits for a task like a claim does; the
+/// complete has committed by then.
 pub(crate) fn complete_and_claim(
+    db: &Database,
+    config: &Config,
+    done: (i64, &str, &Value),
+    worker_id: &str,
+    options: &ClaimOptions,
+) -> Result<CompletedAndClaimed> {
+    wait::deadline(options.wait_seconds)?;
+    let mut answer = complete_then_claim(db, config, done, worker_id, options)?;
+    if answer.claimed.is_empty() && options.wait_seconds.is_some_and(|s| s > 0.0) {
+        answer.claimed = claim(db, config, worker_id, options)?.tasks;
+    }
+    Ok(answer)
+}
+
+fn complete_then_claim(
     db: &Database,
     config: &Config,
     done: (i64, &str, &Value),
@@ -291,7 +371,8 @@ pub(crate) fn complete_and_claim(
         let type_ids = type_filter(db, conn, options)?;
         // A filter that matches no type still completes, and claims nothing.
         let filter = type_ids.as_ref().map_or(Some(&[0][..]), |t| t.as_deref());
-        let request = wanted.request(worker_id, filter, &token_prefix, config);
+        let gated = db.flow.limited_in(filter);
+        let request = wanted.request(worker_id, filter, &gated, &token_prefix, config);
         let recover = db.lazy_recovery_due();
         let history_on = config.enable_task_history;
         let (done, rows) = engine.complete_and_claim(
@@ -308,10 +389,11 @@ pub(crate) fn complete_and_claim(
         // (it claimed nothing).
         let repeated =
             !done.changed && repeated_or_error(id, done.state, holder, &[Status::Completed])?;
-        let rows = claim_more_if_short(db, conn, request, recover, config, rows)?;
+        let answer =
+            claim_more_if_short(db, conn, request, recover, config, ClaimAnswer::of(rows))?;
         Ok(CompletedAndClaimed {
             completed: completed(repeated),
-            claimed: claimed_tasks(db, conn, rows)?,
+            claimed: claimed_tasks(db, conn, answer.rows)?,
         })
     })
 }
@@ -332,13 +414,26 @@ fn claim_more_if_short(
     mut request: lifecycle::ClaimRequest<'_>,
     recovered: bool,
     config: &Config,
-    mut rows: Vec<ClaimedRow>,
-) -> Result<Vec<ClaimedRow>> {
-    if rows.len() < request.limit as usize && !recovered {
-        request.limit -= rows.len() as u32;
-        rows.extend(claim_round(db, conn, &request, true, config)?);
+    mut answer: ClaimAnswer,
+) -> Result<ClaimAnswer> {
+    if answer.rows.len() < request.limit as usize && !recovered {
+        request.limit -= answer.rows.len() as u32;
+        // A recovery pass learns of new limits: claim under their gates at once.
+        let known = claim_round(db, conn, &request, true, config)?;
+        let gated = db.flow.limited_in(request.type_ids);
+        let more = if known.rows.is_empty() && gated != request.gated {
+            let request = lifecycle::ClaimRequest {
+                gated: &gated,
+                ..request
+            };
+            claim_round(db, conn, &request, false, config)?
+        } else {
+            known
+        };
+        answer.rows.extend(more.rows);
+        answer.next_allowed_at = more.next_allowed_at.or(answer.next_allowed_at);
     }
-    Ok(rows)
+    Ok(answer)
 }
 
 /// One claim through the database's engine.
@@ -348,7 +443,7 @@ fn claim_round(
     request: &lifecycle::ClaimRequest<'_>,
     recover: bool,
     config: &Config,
-) -> Result<Vec<ClaimedRow>> {
+) -> Result<ClaimAnswer> {
     Engine::of(db).claim(db, conn, request, recover, config.enable_task_history)
 }
 

@@ -220,6 +220,35 @@ pub(crate) struct ClaimedRow {
     pub lease_token: String,
 }
 
+/// What a claim found.
+pub(crate) struct ClaimAnswer {
+    pub rows: Vec<ClaimedRow>,
+    /// With the request's `report`: when a held-back type may start a task again.
+    pub next_allowed_at: Option<String>,
+}
+
+impl ClaimAnswer {
+    /// Rows from a step that reports nothing else.
+    pub(crate) fn of(rows: Vec<ClaimedRow>) -> ClaimAnswer {
+        ClaimAnswer {
+            rows,
+            next_allowed_at: None,
+        }
+    }
+}
+
+/// Remembers the limited types a script read (see `lifecycle::flow_sql`).
+fn learn_limited(db: &Database, answer: &mut ScriptResult, at: Option<usize>) -> Result<()> {
+    if let Some(at) = at {
+        let ids = answer.rows(at).into_iter().map(|row| {
+            let mut c = Columns::new(row, "a limited type");
+            c.get::<i64>("type_id")
+        });
+        db.flow.learn(ids.collect::<Result<Vec<i64>>>()?);
+    }
+    Ok(())
+}
+
 /// Decodes the claimed-task columns of the claim steps (see `lifecycle::claim_sql`).
 fn claimed_rows(rows: Vec<mysql::Row>) -> Result<Vec<ClaimedRow>> {
     row::decode_all(rows, "a claimed task", |c| {
@@ -238,7 +267,8 @@ fn claimed_rows(rows: Vec<mysql::Row>) -> Result<Vec<ClaimedRow>> {
 
 impl Engine {
     /// Claims what `request` asks for; with `recover`, the lazy recovery of expired leases
-    /// runs first in the same transaction (only the scripts carry it).
+    /// runs first in the same transaction (only the scripts carry it), and the claim learns
+    /// which types are limited. The procedures serve a claim with no gated pick and no report.
     pub(crate) fn claim(
         self,
         db: &Database,
@@ -246,14 +276,26 @@ impl Engine {
         request: &ClaimRequest<'_>,
         recover: bool,
         history_on: bool,
-    ) -> Result<Vec<ClaimedRow>> {
-        let call = procedures::claim(request, history_on).filter(|_| !recover);
+    ) -> Result<ClaimAnswer> {
+        let plain = !recover && request.gated.is_empty() && !request.report;
+        let call = procedures::claim(request, history_on).filter(|_| plain);
         if let Some(mut answer) = self.call(db, conn, call.as_ref())? {
-            return claimed_rows(answer.rows(procedures::answer::CLAIMED));
+            return Ok(ClaimAnswer {
+                rows: claimed_rows(answer.rows(procedures::answer::CLAIMED))?,
+                next_allowed_at: None,
+            });
         }
         let script = lifecycle::claim(request, recover, history_on);
         let mut answer = script.script.run(conn)?;
-        claimed_rows(answer.rows(script.claimed))
+        learn_limited(db, &mut answer, script.limited)?;
+        let next_allowed_at = match script.next_allowed {
+            Some(at) => answer.first_value::<Option<String>>(at).flatten(),
+            None => None,
+        };
+        Ok(ClaimAnswer {
+            rows: claimed_rows(answer.rows(script.claimed))?,
+            next_allowed_at,
+        })
     }
 
     /// The tasks a claim with this token prefix already leased: after a lost connection, its
@@ -284,8 +326,9 @@ impl Engine {
         recover: bool,
         history_on: bool,
     ) -> Result<(Guarded, Vec<ClaimedRow>)> {
+        let plain = !recover && request.gated.is_empty();
         let call = procedures::complete_and_claim(id, token, result_text, request, history_on)
-            .filter(|_| !recover);
+            .filter(|_| plain);
         let (changed, rows) = match self.call(db, conn, call.as_ref())? {
             Some(mut answer) => (
                 answer
@@ -304,6 +347,7 @@ impl Engine {
                     history_on,
                 );
                 let mut answer = script.script.run(conn)?;
+                learn_limited(db, &mut answer, script.limited)?;
                 (
                     answer.affected(script.update) > 0,
                     answer.rows(script.claimed),

@@ -41,6 +41,8 @@ pub fn hot_path_statements(limit: u32, history_on: bool) -> Vec<String> {
         token_prefix: "explain",
         order: lifecycle::ClaimOrder::default(),
         claim_timeout: 300,
+        gated: &[],
+        report: false,
     };
     let mut scripts = vec![
         lifecycle::claim(&request, true, history_on).script,

@@ -9,6 +9,7 @@
 
 use crate::database::Database;
 use crate::error::Result;
+use crate::flow::{self, FlowHealth};
 use crate::pool::Conn;
 use crate::queue::engine::Engine;
 use crate::queue::lifecycle::{Read, Status, THROUGHPUT_HOURS};
@@ -48,6 +49,10 @@ pub const HOURS: usize = THROUGHPUT_HOURS;
 pub struct Stats {
     /// When the database computed these figures (RFC 3339, UTC, its clock).
     pub generated_at: String,
+    /// Per type that is paused or limited: its pause, limits and how much of them is in use
+    /// (absent from the JSON when there is none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flow: BTreeMap<String, FlowHealth>,
     /// Per type that has runnable pending tasks or expired leases: their health.
     pub queue: BTreeMap<String, QueueHealth>,
     /// Per schedule: its type, whether it is enabled, its last and next run (absent from the
@@ -151,6 +156,7 @@ pub(crate) fn stats(db: &Database) -> Result<Stats> {
             totals,
             queue: queue_health(r)?,
             schedules: schedule::health(r.conn)?,
+            flow: flow::health(r.conn)?,
             throughput: throughput(r)?,
             workers: workers(r)?,
             generated_at: r
@@ -406,6 +412,37 @@ pub(crate) fn metrics(stats: &Stats) -> String {
             })
             .collect(),
     );
+    let per_type = |value: fn(&FlowHealth) -> Option<f64>| {
+        stats
+            .flow
+            .iter()
+            .filter_map(|(name, f)| Some((format!("type=\"{}\"", label(name)), value(f)?)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "taskmanager_type_paused",
+        "gauge",
+        "1 while claims leave the type's tasks alone, for paused or limited types.",
+        per_type(|f| Some(f64::from(u8::from(f.paused)))),
+    );
+    family(
+        "taskmanager_type_running",
+        "gauge",
+        "Tasks claimed now, for paused or limited types.",
+        per_type(|f| Some(f.running as f64)),
+    );
+    family(
+        "taskmanager_type_max_running",
+        "gauge",
+        "The concurrency limit, for types that have one.",
+        per_type(|f| f.max_running.map(f64::from)),
+    );
+    family(
+        "taskmanager_type_rate_started",
+        "gauge",
+        "Starts in the current window of the rate limit, for types that have one.",
+        per_type(|f| f.rate.map(|_| f.started_in_window as f64)),
+    );
     family(
         "taskmanager_schedule_next_run_timestamp_seconds",
         "gauge",
@@ -472,6 +509,18 @@ mod tests {
                 },
             )]
             .into(),
+            flow: [(
+                "render".to_string(),
+                FlowHealth {
+                    paused: true,
+                    paused_until: None,
+                    max_running: Some(2),
+                    running: 1,
+                    rate: None,
+                    started_in_window: 0,
+                },
+            )]
+            .into(),
             totals: counts(2, 1),
             types: [(name, counts(2, 1))].into(),
             workers: vec![WorkerSeen {
@@ -496,7 +545,11 @@ mod tests {
         assert!(text.contains(
             r#"taskmanager_schedule_next_run_timestamp_seconds{schedule="nightly"} 1704164400"#
         ));
-        assert_eq!(text.matches("# TYPE").count(), 6);
+        assert!(text.contains(r#"taskmanager_type_paused{type="render"} 1"#));
+        assert!(text.contains(r#"taskmanager_type_running{type="render"} 1"#));
+        assert!(text.contains(r#"taskmanager_type_max_running{type="render"} 2"#));
+        assert!(!text.contains(r#"taskmanager_type_rate_started{type="render"}"#));
+        assert_eq!(text.matches("# TYPE").count(), 10);
         assert!(!text.lines().any(|l| l.contains('\n')));
     }
 }

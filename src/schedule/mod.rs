@@ -28,7 +28,6 @@ use crate::Config;
 use crate::database::{Database, commit};
 use crate::error::{Code, Error, Result};
 use crate::json;
-use crate::migrate::SCHEDULES_VERSION;
 use crate::pool::Conn;
 use crate::row::{self, Columns};
 use crate::types::check_name;
@@ -310,8 +309,7 @@ pub(crate) fn put(db: &Database, config: &Config, def: &ScheduleDefinition) -> R
         // Another caller created the same name at the same moment: now it is a replace.
         Err(e) if e.server_code() == Some(1062) => attempt(),
         other => other,
-    }
-    .map_err(tables_missing)?;
+    }?;
     // This process's claims look for due schedules at once.
     db.next_schedule_tick_in(0);
     let mut schedule = get(db, &def.name)?;
@@ -321,26 +319,8 @@ pub(crate) fn put(db: &Database, config: &Config, def: &ScheduleDefinition) -> R
 
 /// One schedule by name; `NotFound` when there is none.
 pub(crate) fn get(db: &Database, name: &str) -> Result<Schedule> {
-    let found = db
-        .run(|conn, _| read(conn, &steps::by_name(), (name,)))
-        .map_err(tables_missing)?;
+    let found = db.run(|conn, _| read(conn, &steps::by_name(), (name,)))?;
     found.into_iter().next().ok_or_else(|| not_found(name))
-}
-
-/// Below [`SCHEDULES_VERSION`] (a database half way through a rolling deploy) the schedules'
-/// tables do not exist yet: the queue runs, and a call about schedules says what is missing.
-pub(super) fn tables_missing(e: Error) -> Error {
-    if e.server_code() != Some(1146) {
-        return e;
-    }
-    Error::new(
-        Code::SchemaOutdated,
-        format!(
-            "recurring tasks need migration {SCHEDULES_VERSION} (the schedules' tables): run the \
-             migrations (tm_migrate, Client::migrate, or `taskmanager migrate`)"
-        ),
-    )
-    .with_details(json!({"required": SCHEDULES_VERSION}))
 }
 
 fn not_found(name: &str) -> Error {
@@ -352,7 +332,6 @@ fn not_found(name: &str) -> Error {
 /// Every schedule, by name.
 pub(crate) fn list(db: &Database) -> Result<Vec<Schedule>> {
     db.run(|conn, _| read(conn, &steps::list(), ()))
-        .map_err(tables_missing)
 }
 
 /// Deletes a schedule with its runs (its tasks stay); answers it as it was.
@@ -366,7 +345,6 @@ pub(crate) fn delete(db: &Database, name: &str) -> Result<Schedule> {
             .map_err(|e| conn.error(e))?;
         Ok(schedule)
     })
-    .map_err(tables_missing)
 }
 
 fn read(conn: &mut Conn<'_>, sql: &str, params: impl Into<mysql::Params>) -> Result<Vec<Schedule>> {
@@ -409,11 +387,7 @@ pub struct ScheduleHealth {
 
 /// Every schedule for the stats, by name.
 pub(crate) fn health(conn: &mut Conn<'_>) -> Result<BTreeMap<String, ScheduleHealth>> {
-    let schedules = match read(conn, &steps::list(), ()) {
-        // No schedules' tables yet (see `tables_missing`): no schedules.
-        Err(e) if e.server_code() == Some(1146) => Vec::new(),
-        other => other?,
-    };
+    let schedules = read(conn, &steps::list(), ())?;
     Ok(schedules
         .into_iter()
         .map(|s| {

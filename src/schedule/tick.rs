@@ -36,9 +36,7 @@ pub(crate) fn tick(db: &Database, config: &Config) -> Result<TickReport> {
     let token = random_hex();
     let mut report = TickReport::default();
     for _ in 0..MAX_ROUNDS {
-        let round = db
-            .run(|conn, _| round(db, config, conn, ROUND_SCHEDULES, &token))
-            .map_err(super::tables_missing)?;
+        let round = db.run(|conn, _| round(db, config, conn, ROUND_SCHEDULES, &token))?;
         let done = round.locked == 0;
         report.enqueued.extend(round.report.enqueued);
         report.missed.extend(round.report.missed);

@@ -18,6 +18,10 @@ pub struct ClaimRequest<'a> {
     pub order: ClaimOrder,
     /// The `task_claim_timeout` setting, for tasks claimed by hand (see [`lease_ran_out`]).
     pub claim_timeout: u32,
+    /// The limited types this claim may take, each picked under its gate (see `flow_sql`).
+    pub gated: &'a [i64],
+    /// Whether the answer says when a held-back type may start again ([`next_allowed`]).
+    pub report: bool,
 }
 
 /// The order a claim hands tasks out in. Each is one scan of an index over a column that holds
@@ -60,7 +64,7 @@ impl ClaimOrder {
     }
 
     /// The pending tasks, as the range of the generated column the order's index starts with.
-    fn pending(&self) -> &'static str {
+    pub(super) fn pending(&self) -> &'static str {
         match self {
             ClaimOrder::PriorityThenAge | ClaimOrder::By(SortColumn::Priority, _) => {
                 "pending_priority IS NOT NULL"
@@ -73,7 +77,7 @@ impl ClaimOrder {
     /// `ORDER BY` terms over the table alias `alias` (`""` or `"t."`). With `pending_keys`, the
     /// pick's: the generated columns of the index, which equal the task's own while it is
     /// pending; without, the claimed tasks' answer's, over the task's columns.
-    fn sql(&self, alias: &str, pending_keys: bool) -> String {
+    pub(super) fn sql(&self, alias: &str, pending_keys: bool) -> String {
         let (priority, attempts) = if pending_keys {
             ("pending_priority", "pending_attempts")
         } else {
@@ -105,6 +109,10 @@ pub struct ClaimScript {
     pub script: Script,
     /// The claimed tasks ([`CLAIMED_COLUMNS`]), highest priority first, then oldest.
     pub claimed: usize,
+    /// With `report`: one row, `next_allowed_at`.
+    pub next_allowed: Option<usize>,
+    /// With `recover`: the ids of the limited types ([`LIMITED_TYPES`]).
+    pub limited: Option<usize>,
 }
 
 /// Most expired leases a claim recovers on its way (the rest wait for the next call or for an
@@ -119,12 +127,16 @@ pub(super) fn claim_transaction(
     history_on: bool,
 ) -> Script {
     let mut script = Script::new(true);
+    if !request.gated.is_empty() {
+        script.statements.insert(0, READ_COMMITTED.into());
+    }
     if recover {
         recover_expired(
             &mut script,
             LAZY_RECOVERY_LIMIT,
             request.claim_timeout,
             history_on,
+            "",
         );
     }
     script
@@ -137,9 +149,13 @@ pub(super) fn claim_transaction(
 pub fn claim(request: &ClaimRequest<'_>, recover: bool, history_on: bool) -> ClaimScript {
     let mut script = claim_transaction(request, recover, history_on);
     let claimed = push_claim(&mut script, request, history_on, None);
+    let next_allowed = request.report.then(|| script.push(next_allowed(request)));
+    let limited = recover.then(|| script.push(LIMITED_TYPES.into()));
     ClaimScript {
         script: script.finish(),
         claimed,
+        next_allowed,
+        limited,
     }
 }
 
@@ -154,9 +170,10 @@ pub(super) fn push_claim(
     let type_filter = request.type_ids.map_or(String::new(), |ids| {
         format!("AND type_id IN ({})", sql::int_list(ids))
     });
+    let gated = !request.gated.is_empty();
     let picked = Picked {
-        var: "@tm_picked",
-        many: request.limit > 1,
+        var: Cow::Borrowed("@tm_picked"),
+        many: request.limit > 1 || gated,
     };
     let steps = claim_steps(
         &ClaimSql {
@@ -172,9 +189,15 @@ pub(super) fn push_claim(
         guard,
     );
     script.push(steps.pick);
+    if gated {
+        push_gated_picks(script, request, &picked.var, history_on);
+    }
     script.push(steps.lease);
     if history_on {
         script.push(steps.history);
+    }
+    if gated {
+        push_rate_log(script, request, &steps.leased);
     }
     script.push(steps.answer)
 }
@@ -202,6 +225,8 @@ pub(crate) struct ClaimSteps {
     pub history: String,
     /// The claimed tasks ([`CLAIMED_COLUMNS`]) in the claim's order.
     pub answer: String,
+    /// `FROM ... WHERE ...` over the tasks this claim leased (`t`).
+    pub leased: String,
 }
 
 pub(crate) fn claim_steps(
@@ -210,13 +235,14 @@ pub(crate) fn claim_steps(
     guard: Option<&str>,
 ) -> ClaimSteps {
     // Matches idx_tasks_ready (pending_priority DESC, id) or idx_tasks_type_ready, or the
-    // index of another claim order: no filesort.
+    // index of another claim order: no filesort. Paused and limited types are left alone.
     let pick = picked.pick(
         &format!(
-            "FROM tasks FORCE INDEX ({}) WHERE {} AND run_at <= NOW(6) {} ORDER BY {}",
+            "FROM tasks FORCE INDEX ({}) WHERE {} AND run_at <= NOW(6) {} {} ORDER BY {}",
             claim.index,
             claim.order.pending(),
             claim.type_filter,
+            held_back(),
             claim.order.sql("", true)
         ),
         claim.limit,
@@ -246,6 +272,7 @@ pub(crate) fn claim_steps(
             "SELECT {CLAIMED_COLUMNS} {leased} ORDER BY {}",
             claim.order.sql("t.", false)
         ),
+        leased,
     }
 }
 
@@ -284,18 +311,20 @@ pub(super) fn lease_ran_out(alias: &str, claim_timeout: u32) -> String {
 /// Appends the recovery of up to `limit` expired leases: each counts as a failed attempt, back
 /// to pending when attempts remain, else failed (EXPIRE_RETRY / EXPIRE_DEAD). SKIP LOCKED, so
 /// concurrent recoverers and claimers never wait on each other or recover a task twice.
+/// `type_filter`: `AND ...` limiting the types, or empty.
 pub(super) fn recover_expired(
     script: &mut Script,
     limit: u32,
     claim_timeout: u32,
     history_on: bool,
+    type_filter: &str,
 ) {
     // One range of idx_tasks_leased (claimed_until): claimed tasks whose lease may have run
     // out; the second condition decides for those claimed by hand.
     script.push(EXPIRED.pick(
         &format!(
             "FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND {} \
-             ORDER BY claimed_until",
+             {type_filter} ORDER BY claimed_until",
             lease_ran_out("", claim_timeout)
         ),
         limit,
@@ -328,9 +357,27 @@ pub(super) fn recover_expired(
     }
 }
 
+/// The recovery of the expired leases of the type `type_id_sql` (an SQL expression; NULL
+/// recovers nothing), before a gated pick counts the type's claimed tasks.
+pub(super) fn recover_expired_of(
+    script: &mut Script,
+    type_id_sql: &str,
+    claim_timeout: u32,
+    history_on: bool,
+) {
+    let filter = format!("AND type_id = {type_id_sql}");
+    recover_expired(
+        script,
+        LAZY_RECOVERY_LIMIT,
+        claim_timeout,
+        history_on,
+        &filter,
+    );
+}
+
 /// Expired leases picked by a recovery pass.
 pub(super) const EXPIRED: Picked = Picked {
-    var: "@tm_expired",
+    var: Cow::Borrowed("@tm_expired"),
     many: true,
 };
 
@@ -342,7 +389,7 @@ pub struct RecoveryScript {
 
 pub fn recovery(limit: u32, claim_timeout: u32, history_on: bool) -> RecoveryScript {
     let mut script = Script::new(true);
-    recover_expired(&mut script, limit, claim_timeout, history_on);
+    recover_expired(&mut script, limit, claim_timeout, history_on, "");
     let report = script.push(format!(
         "SELECT COUNT(*) AS recovered, COALESCE(SUM(t.status = '{}'), 0) AS failed {}",
         EXPIRE_DEAD.to,

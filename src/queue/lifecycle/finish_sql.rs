@@ -185,6 +185,8 @@ pub struct CompleteAndClaimScript {
     pub update: usize,
     /// The newly claimed tasks (none when the complete failed).
     pub claimed: usize,
+    /// With `recover`: the ids of the limited types ([`LIMITED_TYPES`]).
+    pub limited: Option<usize>,
 }
 
 /// A worker's loop step in one transaction and one round trip: completes the task it holds
@@ -209,10 +211,12 @@ pub fn complete_and_claim(
     );
     let completed = completed_by(&sql::int(id), &holder);
     let claimed = push_claim(&mut script, request, history_on, Some(&completed));
+    let limited = recover.then(|| script.push(LIMITED_TYPES.into()));
     CompleteAndClaimScript {
         script: script.finish(),
         update,
         claimed,
+        limited,
     }
 }
 

@@ -22,6 +22,7 @@
 mod claim_sql;
 mod enqueue_sql;
 mod finish_sql;
+mod flow_sql;
 mod operator_sql;
 mod read_sql;
 mod statement_sql;
@@ -30,6 +31,7 @@ mod window_sql;
 pub use claim_sql::*;
 pub use enqueue_sql::*;
 pub use finish_sql::*;
+pub(crate) use flow_sql::*;
 pub use operator_sql::*;
 pub use read_sql::*;
 pub use statement_sql::*;
@@ -39,6 +41,7 @@ use crate::error::Result;
 use crate::pool::{Conn, ScriptResult, unknown_outcome};
 use crate::sql;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A task's status, as stored in `tasks.status` and written in every answer.
@@ -374,7 +377,7 @@ fn change_sql(change: Change) -> String {
 /// JSON array of ids, each later found by primary key through JSON_TABLE.
 pub(crate) struct Picked {
     /// `@name` (a user variable, in a script) or a stored procedure's local variable.
-    var: &'static str,
+    var: Cow<'static, str>,
     many: bool,
 }
 
@@ -383,7 +386,18 @@ impl Picked {
     /// for the test hooks, see `queue::procedures`).
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub(crate) fn one(var: &'static str) -> Picked {
-        Picked { var, many: false }
+        Picked {
+            var: Cow::Borrowed(var),
+            many: false,
+        }
+    }
+
+    /// Any number of tasks, kept as a JSON array of ids in `var`.
+    pub(crate) fn many(var: impl Into<Cow<'static, str>>) -> Picked {
+        Picked {
+            var: var.into(),
+            many: true,
+        }
     }
 
     /// The statement that locks up to `limit` of `candidates` (`FROM tasks WHERE ... ORDER BY
@@ -492,6 +506,8 @@ mod tests {
                 token_prefix: "abc",
                 order: ClaimOrder::By(SortColumn::CreatedAt, true),
                 claim_timeout: 300,
+                gated: &[],
+                report: false,
             },
             true,
             true,
