@@ -379,3 +379,42 @@ fn a_waiting_claim_wakes_for_a_task_enqueued_meanwhile_and_returns_empty_at_its_
     assert_eq!(tasks.iter().map(|t| t.id).collect::<Vec<_>>(), [id]);
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn complete_and_claim_keeps_to_the_limit_and_a_stale_token_claims_nothing() {
+    let db = two_types(3);
+    db.client
+        .set_type_limits("render", &limits(json!({"max_running": 1})))
+        .unwrap();
+    let options: ClaimOptions = from(json!({"types": ["render"]}));
+    let first = db.client.claim("w", &options).unwrap().remove(0);
+    let e = db
+        .client
+        .complete_and_claim(first.id, "stale.1", &json!(null), "w", &options)
+        .unwrap_err();
+    assert_eq!(e.code(), Code::LeaseLost);
+    let claimed = "SELECT COUNT(*) FROM tasks WHERE status = 'claimed'";
+    assert_eq!(db.count(claimed), 1, "a stale token claims nothing");
+    // Its own complete frees the slot for the claim in the same transaction.
+    let step = db
+        .client
+        .complete_and_claim(first.id, &first.lease_token, &json!(null), "w", &options)
+        .unwrap();
+    assert_eq!(step.claimed.len(), 1);
+    assert_eq!(db.count(claimed), 1);
+    let full = db
+        .client
+        .complete_and_claim(
+            step.claimed[0].id,
+            &step.claimed[0].lease_token,
+            &json!(null),
+            "w",
+            &from(json!({"types": ["render"], "limit": 5})),
+        )
+        .unwrap();
+    assert_eq!(
+        full.claimed.len(),
+        1,
+        "one slot: one task, whatever the limit asked"
+    );
+}
