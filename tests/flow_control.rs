@@ -48,6 +48,26 @@ fn a_paused_type_keeps_its_tasks_until_resumed_and_still_accepts_new_ones() {
     // Another client (another process's view) sees the pause at once.
     let other = db.client_with(json!({"pool_max_connections": 2}));
     assert_eq!(types_of(&claim(&other, 10)), ["mail", "mail"]);
+    // Many claimers at once, each with a pool of its own: none gets a paused task.
+    let barrier = Arc::new(Barrier::new(8));
+    let claimers: Vec<_> = (0..8)
+        .map(|n| {
+            let client = db.client_with(json!({"pool_max_connections": 3 + n}));
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                client
+                    .claim(
+                        &format!("w{n}"),
+                        &from(json!({"types": ["render"], "limit": 5})),
+                    )
+                    .unwrap()
+                    .len()
+            })
+        })
+        .collect();
+    let got: usize = claimers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(got, 0, "no claimer got a paused type's task");
     assert!(claim(&db.client, 10).is_empty());
     let stats = db.client.stats().unwrap();
     assert!(stats.flow["render"].paused, "{:?}", stats.flow);
