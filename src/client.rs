@@ -134,7 +134,7 @@ impl Client {
     /// oldest; an empty list when nothing is runnable (after `wait_seconds`, if given).
     /// Paused types' tasks are left alone, and limited types' tasks taken within their limits.
     pub fn claim(&self, worker_id: &str, options: &ClaimOptions) -> Result<Vec<ClaimedTask>> {
-        Ok(self.claim_report(worker_id, options)?.tasks)
+        Ok(claim::claim(&self.db, &self.config, worker_id, options)?.tasks)
     }
 
     /// [`Client::claim`], also saying when a type it left alone (rate-limited, or paused until

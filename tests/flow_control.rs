@@ -48,6 +48,26 @@ fn a_paused_type_keeps_its_tasks_until_resumed_and_still_accepts_new_ones() {
     // Another client (another process's view) sees the pause at once.
     let other = db.client_with(json!({"pool_max_connections": 2}));
     assert_eq!(types_of(&claim(&other, 10)), ["mail", "mail"]);
+    // Many claimers at once, each with a pool of its own: none gets a paused task.
+    let barrier = Arc::new(Barrier::new(8));
+    let claimers: Vec<_> = (0..8)
+        .map(|n| {
+            let client = db.client_with(json!({"pool_max_connections": 3 + n}));
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                client
+                    .claim(
+                        &format!("w{n}"),
+                        &from(json!({"types": ["render"], "limit": 5})),
+                    )
+                    .unwrap()
+                    .len()
+            })
+        })
+        .collect();
+    let got: usize = claimers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(got, 0, "no claimer got a paused type's task");
     assert!(claim(&db.client, 10).is_empty());
     let stats = db.client.stats().unwrap();
     assert!(stats.flow["render"].paused, "{:?}", stats.flow);
@@ -378,4 +398,43 @@ fn a_waiting_claim_wakes_for_a_task_enqueued_meanwhile_and_returns_empty_at_its_
     let (tasks, took) = waiter.join().unwrap();
     assert_eq!(tasks.iter().map(|t| t.id).collect::<Vec<_>>(), [id]);
     assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn complete_and_claim_keeps_to_the_limit_and_a_stale_token_claims_nothing() {
+    let db = two_types(3);
+    db.client
+        .set_type_limits("render", &limits(json!({"max_running": 1})))
+        .unwrap();
+    let options: ClaimOptions = from(json!({"types": ["render"]}));
+    let first = db.client.claim("w", &options).unwrap().remove(0);
+    let e = db
+        .client
+        .complete_and_claim(first.id, "stale.1", &json!(null), "w", &options)
+        .unwrap_err();
+    assert_eq!(e.code(), Code::LeaseLost);
+    let claimed = "SELECT COUNT(*) FROM tasks WHERE status = 'claimed'";
+    assert_eq!(db.count(claimed), 1, "a stale token claims nothing");
+    // Its own complete frees the slot for the claim in the same transaction.
+    let step = db
+        .client
+        .complete_and_claim(first.id, &first.lease_token, &json!(null), "w", &options)
+        .unwrap();
+    assert_eq!(step.claimed.len(), 1);
+    assert_eq!(db.count(claimed), 1);
+    let full = db
+        .client
+        .complete_and_claim(
+            step.claimed[0].id,
+            &step.claimed[0].lease_token,
+            &json!(null),
+            "w",
+            &from(json!({"types": ["render"], "limit": 5})),
+        )
+        .unwrap();
+    assert_eq!(
+        full.claimed.len(),
+        1,
+        "one slot: one task, whatever the limit asked"
+    );
 }

@@ -8,7 +8,9 @@
 //! 3. one worker draining behind a proxy that delays every client packet by 1 ms;
 //! 4. the drain through the PHP (FFI) and Python (ctypes) bindings next to the Rust API's;
 //! 5. the drain rate with a backlog of finished and pending tasks, and EXPLAIN of every
-//!    statement of the claim path.
+//!    statement of the claim path;
+//! 6. flow control: a limited type's claim on the wire and its drain beside an unlimited
+//!    one, and the cost and latency of waiting claims (flow.rs).
 //!
 //!     cargo bench --bench queue
 //!
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 mod cpu;
 mod floor;
+mod flow;
 mod measure;
 mod proxy;
 
@@ -213,7 +216,7 @@ fn main() {
     );
 
     // Sections to run: all, or those named on the command line (wire, throughput, network,
-    // bindings, backlog), e.g. `cargo bench --bench queue -- throughput`.
+    // bindings, backlog, flow), e.g. `cargo bench --bench queue -- throughput`.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -489,6 +492,10 @@ fn main() {
             tasks as f64 / started.elapsed().as_secs_f64()
         });
         show("enqueue_batch 500 vs multi-row INSERT", ours, floor);
+    }
+
+    if wants("flow") {
+        flow::run(&server, &clients, &mut raw, &fill, tasks);
     }
 
     // 3. A 1 ms network.

@@ -84,6 +84,10 @@ def test_pause_until_is_the_next_allowed_start(client):
     tasks, next_allowed_at = report
     assert tasks == [] and at(next_allowed_at) == until
 
+    # Any zone and fractions of a second: the same instant comes back, in UTC.
+    prague = datetime.timezone(datetime.timedelta(hours=2))
+    later = (until + datetime.timedelta(minutes=1, microseconds=250)).astimezone(prague)
+    assert at(client.pause_type("py.job", later)["paused_until"]) == later
     text = (until + datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert at(client.pause_type("py.job", until=text)["paused_until"]) == at(text)
     client.resume_type("py.job")
@@ -327,11 +331,13 @@ def test_async_flow_control_round_trip(client, db_name):
             assert limited["rate"]["limit"] == 1 and limited["max_running"] is None
             await tm.enqueue("py.job", {"n": 2})
             report = await tm.claim_report("w", types=["py.job"], limit=5)
-            assert isinstance(report, AsyncClaimReport) and report.next_allowed_at is None
+            # One start per minute: the second task waits for the window, and the report says when.
+            assert isinstance(report, AsyncClaimReport)
             [task] = report.tasks
+            assert at(report.next_allowed_at) > datetime.datetime.now(UTC) + datetime.timedelta(seconds=50)
             assert (await task.complete())["status"] == "completed"
             tasks, next_allowed_at = await tm.claim_report("w", types=["py.job"], limit=5)
-            assert tasks == [] and at(next_allowed_at) > datetime.datetime.now(UTC)
+            assert tasks == [] and next_allowed_at == report.next_allowed_at
             with pytest.raises(taskmanager.InvalidArgumentError, match="max_running"):
                 await tm.set_type_limits("py.job", max_running=-1)
             assert (await tm.set_type_limits("py.job", rate=None))["rate"] is None

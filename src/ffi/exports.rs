@@ -245,11 +245,10 @@ pub unsafe extern "C" fn tm_task_claim(
         let c = client_ref(client)?;
         let worker_id = text(worker_id, "worker_id")?;
         let options: ClaimOptions = options(options_json, "options_json")?;
-        let report = c.claim_report(worker_id, &options)?;
         if options.report == Some(true) {
-            write_json(out_json, &report)
+            write_json(out_json, &c.claim_report(worker_id, &options)?)
         } else {
-            write_json(out_json, &report.tasks)
+            write_json(out_json, &c.claim(worker_id, &options)?)
         }
     })
 }

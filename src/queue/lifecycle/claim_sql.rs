@@ -190,7 +190,7 @@ pub(super) fn push_claim(
     );
     script.push(steps.pick);
     if gated {
-        push_gated_picks(script, request, &picked.var, history_on);
+        push_gated_picks(script, request, &picked.var, history_on, guard);
     }
     script.push(steps.lease);
     if history_on {

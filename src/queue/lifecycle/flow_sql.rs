@@ -65,11 +65,13 @@ impl Gate {
 
 /// Appends the gated picks of `types` (step 1 to 4 above) and the merge of their tasks into
 /// `picked` (the claim's plain pick, a JSON array), in the claim's order, at most `limit`.
+/// With a `guard` (the claim's own), nothing is picked unless it holds.
 pub(super) fn push_gated_picks(
     script: &mut Script,
     request: &ClaimRequest<'_>,
     picked: &str,
     history_on: bool,
+    guard: Option<&str>,
 ) {
     let limit = sql::int(request.limit.into());
     let mut sources = vec![format!(
@@ -104,11 +106,11 @@ pub(super) fn push_gated_picks(
             order.sql("", true)
         );
         let own = Picked::many(gate.picked.clone());
-        script.push(own.pick(
-            &candidates,
-            request.limit,
-            Some(&format!("{} > 0", gate.free)),
-        ));
+        let free = match guard {
+            Some(guard) => format!("{} > 0 AND {guard}", gate.free),
+            None => format!("{} > 0", gate.free),
+        };
+        script.push(own.pick(&candidates, request.limit, Some(&free)));
         sources.push(format!(
             "SELECT id FROM JSON_TABLE(COALESCE({}, '[]'), '$[*]' COLUMNS (n FOR ORDINALITY, \
              id BIGINT PATH '$')) AS gated WHERE n <= {}",

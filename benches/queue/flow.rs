@@ -1,0 +1,160 @@
+//! Flow control in the bench (`cargo bench --bench queue -- flow`): what a limit costs a claim
+//! on the wire and in throughput (4 workers on a type with `max_running` above the worker
+//! count, and with a rate limit it never reaches, beside the same type unlimited), and what
+//! waiting claims cost: the server's queries per second for N idle waiters, and the time from
+//! an enqueue to the waiting claim's return, in the same process and from another one.
+
+use crate::measure::{parallel, show, three};
+use crate::proxy::Proxy;
+use crate::{Server, claim_opts, ours_drain, ours_enqueue};
+use mysql::prelude::Queryable;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use taskmanager::{Client, TypeLimits};
+
+fn set_limits(client: &Client, limits: serde_json::Value) {
+    let limits: TypeLimits = serde_json::from_value(limits).unwrap();
+    client.set_type_limits("bench", &limits).unwrap();
+}
+
+fn unlimited(client: &Client) {
+    set_limits(client, json!({"max_running": null, "rate": null}));
+}
+
+/// The server's count of statements received so far.
+fn questions(raw: &mut mysql::Conn) -> u64 {
+    let row: Option<(String, u64)> = raw
+        .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
+        .unwrap();
+    row.unwrap().1
+}
+
+pub(crate) fn run(
+    server: &Server,
+    clients: &[Client],
+    raw: &mut mysql::Conn,
+    fill: &dyn Fn(&mut mysql::Conn),
+    tasks: usize,
+) {
+    println!("\n## Flow control: a limited type beside the same type unlimited");
+    let client = &clients[0];
+
+    // Round trips of a claim on a limited type.
+    let proxy = Proxy::start((server.host.clone(), server.port), Duration::ZERO);
+    let counted = server.client(proxy.port, true, 1);
+    set_limits(client, json!({"max_running": 1000}));
+    ours_enqueue(&counted, 1);
+    ours_drain(&counted); // warm: learns the limit
+    let n = 200;
+    ours_enqueue(&counted, n);
+    let before = proxy.commands();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.extend(counted.claim("w", &claim_opts(1)).unwrap());
+    }
+    println!(
+        "{:<44} {:>6.2} per call",
+        "claim (limit 1), type with max_running",
+        (proxy.commands() - before) as f64 / n as f64
+    );
+    for t in held {
+        counted
+            .complete(t.id, &t.lease_token, &serde_json::Value::Null)
+            .unwrap();
+    }
+
+    println!(
+        "{:<44} {:>24} {:>24} {:>7}",
+        "figure", "limited", "unlimited", "ratio"
+    );
+    let mut drain = |limits: Option<serde_json::Value>| {
+        three(|| {
+            fill(&mut *raw);
+            match &limits {
+                Some(l) => set_limits(client, l.clone()),
+                None => unlimited(client),
+            }
+            parallel(4, tasks, |w| {
+                ours_drain(&clients[w]);
+            })
+        })
+    };
+    let plain = drain(None);
+    let max_running = drain(Some(json!({"max_running": 8, "rate": null})));
+    show("drain, 4 workers, max_running 8", max_running, plain);
+    let rate = drain(Some(
+        json!({"max_running": null, "rate": {"limit": 1_000_000, "per_seconds": 1}}),
+    ));
+    show("drain, 4 workers, rate 1,000,000/s", rate, plain);
+    unlimited(client);
+
+    println!("\n## Waiting claims (wait_seconds)");
+    fill_empty(raw);
+    for waiters in [1usize, 10, 50] {
+        let seconds = 5.0;
+        let before = questions(raw);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..waiters {
+                let client = &clients[w % clients.len()];
+                s.spawn(move || {
+                    let got = client
+                        .claim(
+                            "idle",
+                            &serde_json::from_value(json!({"wait_seconds": seconds})).unwrap(),
+                        )
+                        .unwrap();
+                    assert!(got.is_empty());
+                });
+            }
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        // Less the one statement this count itself sends.
+        let per_second = (questions(raw) - before - 1) as f64 / elapsed;
+        println!(
+            "{waiters:>3} idle waiter(s) for {seconds} s: {per_second:>7.1} statements/s in all, \
+             {:>5.2} per waiter",
+            per_second / waiters as f64
+        );
+    }
+    let other_process = server.client(server.port, true, 3);
+    for (name, waiter) in [
+        ("same process", client),
+        ("another process (its own pool)", &other_process),
+    ] {
+        let mut latencies = Vec::new();
+        for _ in 0..5 {
+            let latency = std::thread::scope(|s| {
+                let waiting = s.spawn(|| {
+                    let got = waiter
+                        .claim(
+                            "w",
+                            &serde_json::from_value(json!({"wait_seconds": 10})).unwrap(),
+                        )
+                        .unwrap();
+                    (got.len(), Instant::now())
+                });
+                // Let the waiter find the queue empty and start waiting.
+                std::thread::sleep(Duration::from_millis(300));
+                ours_enqueue(client, 1);
+                let enqueued = Instant::now();
+                let (got, returned) = waiting.join().unwrap();
+                assert_eq!(got, 1);
+                returned.saturating_duration_since(enqueued)
+            });
+            latencies.push(latency.as_secs_f64() * 1000.0);
+            fill_empty(raw);
+        }
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "enqueue to waiting claim, {name:<32} median {:>7.1} ms (min {:.1}, max {:.1})",
+            latencies[2], latencies[0], latencies[4]
+        );
+    }
+}
+
+/// An empty queue.
+fn fill_empty(raw: &mut mysql::Conn) {
+    raw.query_drop("DELETE FROM task_history; DELETE FROM tasks")
+        .unwrap();
+}
