@@ -222,12 +222,19 @@ final class Routes
         if ($wait !== null && $wait > 0) {
             $options['wait_seconds'] = $wait;
         }
-        $report = $this->tm()->claimReport($worker, $options);
-        if ($report['tasks'] === []) {
-            // When a paused-until or rate-limited type with runnable tasks may start one again.
-            throw new HttpError(404, self::NOTHING_TO_CLAIM, null, ['next_allowed_at' => self::time($report['next_allowed_at'] ?? null)]);
+        $claimed = $this->tm()->claim($worker, $options);
+        if ($claimed === []) {
+            // Nothing (after the wait): one more claim, without waiting, that also says when a
+            // paused-until or rate-limited type with runnable tasks may start one again. Only
+            // here: a claim that asks for the report does not take the stored procedures' path.
+            unset($options['wait_seconds']);
+            $report = $this->tm()->claimReport($worker, $options);
+            if ($report['tasks'] === []) {
+                throw new HttpError(404, self::NOTHING_TO_CLAIM, null, ['next_allowed_at' => self::time($report['next_allowed_at'] ?? null)]);
+            }
+            $claimed = $report['tasks'];
         }
-        $task = $report['tasks'][0];
+        $task = $claimed[0];
         return Response::success('Task claimed successfully', [
             'id' => $task['id'],
             'type' => $task['type'],
