@@ -1,8 +1,6 @@
 -- Migration 9: flow control. A type's pause and limits live in a row of their own, beside the
--- type: a claim of a limited type locks that row (FOR UPDATE SKIP LOCKED) to count its running
--- tasks, and a lock on task_types itself would collide with every enqueue of the type, which
--- takes a shared lock on it through the tasks' foreign key. A type without a row is neither
--- paused nor limited and costs a claim nothing but an empty subquery.
+-- type (task_types is locked in share mode by every enqueue, through the tasks' foreign key).
+-- A type without a row is neither paused nor limited and costs a claim an empty subquery.
 CREATE TABLE IF NOT EXISTS task_type_flow (
   type_id BIGINT NOT NULL,
   -- Paused while NOW(6) < paused_until; a pause with no end holds 9999-12-31.
@@ -18,12 +16,21 @@ CREATE TABLE IF NOT EXISTS task_type_flow (
   CONSTRAINT fk_flow_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- The starts of a rate-limited type's tasks within its window (older ones are deleted by the
--- claims that add new ones): the sliding window's log.
-CREATE TABLE IF NOT EXISTS task_type_starts (
+-- A limited type's permits: a claim takes one per task it starts, so claimers of one type run
+-- side by side (each locks free permits FOR UPDATE SKIP LOCKED) and never take more than there
+-- are. 'running' permits (n < max_running) are held by a task while it is claimed under the
+-- lease token they record: a finished or recovered task frees its permit without writing it, so
+-- nothing can free one twice. 'rate' permits (n < rate_limit + rate_burst) are free again
+-- rate_per_seconds after they were taken: a sliding window.
+CREATE TABLE IF NOT EXISTS task_type_permits (
   type_id BIGINT NOT NULL,
-  started_at DATETIME(6) NOT NULL,
-  task_id BIGINT NOT NULL,
-  PRIMARY KEY (type_id, started_at, task_id),
-  CONSTRAINT fk_starts_flow FOREIGN KEY (type_id) REFERENCES task_type_flow (type_id) ON DELETE CASCADE
+  kind ENUM('running','rate') NOT NULL,
+  n INT NOT NULL,
+  task_id BIGINT NULL,
+  lease_token VARCHAR(64) NULL,
+  taken_at DATETIME(6) NULL,
+  PRIMARY KEY (type_id, kind, n),
+  -- Free rate permits first: never taken, or taken longest ago.
+  KEY idx_permits_taken (type_id, kind, taken_at),
+  CONSTRAINT fk_permits_flow FOREIGN KEY (type_id) REFERENCES task_type_flow (type_id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -9,11 +9,12 @@
 
 pub(crate) mod wait;
 
-use crate::database::Database;
+use crate::database::{Database, commit};
 use crate::error::{Error, Result};
-use crate::queue::lifecycle::{FOREVER, LIMITED_TYPES, iso};
+use crate::queue::lifecycle::{FOREVER, LIMITED_TYPES, Limited, iso};
 use crate::row::Columns;
 use crate::types::{self, TaskType, check_name};
+use mysql::TxOpts;
 use mysql::prelude::Queryable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -22,8 +23,8 @@ use std::time::Instant;
 
 /// Most tasks of one type that a limit may let run at once.
 pub(crate) const MAX_RUNNING: u32 = 100_000;
-/// Most starts a rate limit (`limit` or `burst`) may allow per window.
-pub(crate) const MAX_RATE: u32 = 1_000_000;
+/// Most starts a rate limit (`limit + burst`) may allow per window: each is a permit row.
+pub(crate) const MAX_RATE: u32 = 100_000;
 /// The longest rate window, and the furthest a pause may be set to end: a year, in seconds.
 pub(crate) const MAX_WINDOW_SECONDS: u32 = 31_536_000;
 
@@ -40,11 +41,11 @@ pub struct PauseOptions {
 /// `per_seconds` seconds (a sliding window, counted when a claim hands a task out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
-    /// Starts per window, 1 to 1,000,000.
+    /// Starts per window, 1 to 100,000.
     pub limit: u32,
     /// The window, 1 second to a year.
     pub per_seconds: u32,
-    /// Starts a window may take above `limit`, 0 (the default) to 1,000,000.
+    /// Starts a window may take above `limit`, 0 (the default) to 100,000 less `limit`.
     #[serde(default)]
     pub burst: u32,
 }
@@ -96,18 +97,21 @@ fn limits_from_json(value: &Value) -> Result<TypeLimits> {
                             ));
                         }
                         let get = |k: &str| rate.get(k).unwrap_or(&Value::Null);
+                        let limit = whole(get("limit"), "rate.limit", 1, MAX_RATE)?;
+                        let per_seconds = whole(
+                            get("per_seconds"),
+                            "rate.per_seconds",
+                            1,
+                            MAX_WINDOW_SECONDS,
+                        )?;
+                        let burst = match rate.get("burst") {
+                            None | Some(Value::Null) => 0,
+                            Some(v) => whole(v, "rate.burst", 0, MAX_RATE - limit)?,
+                        };
                         Some(RateLimit {
-                            limit: whole(get("limit"), "rate.limit", 1, MAX_RATE)?,
-                            per_seconds: whole(
-                                get("per_seconds"),
-                                "rate.per_seconds",
-                                1,
-                                MAX_WINDOW_SECONDS,
-                            )?,
-                            burst: match rate.get("burst") {
-                                None | Some(Value::Null) => 0,
-                                Some(v) => whole(v, "rate.burst", 0, MAX_RATE)?,
-                            },
+                            limit,
+                            per_seconds,
+                            burst,
                         })
                     }
                     _ => {
@@ -216,14 +220,19 @@ pub(crate) fn resume(db: &Database, name: &str) -> Result<TaskType> {
     types::get(db, name)
 }
 
-/// Changes a type's limits (see [`TypeLimits`]).
+/// Changes a type's limits (see [`TypeLimits`]), with the permits they come to: one row per
+/// task that may run at once and per start a window allows (see migration 9), in the same
+/// transaction.
 pub(crate) fn set_limits(db: &Database, name: &str, limits: &TypeLimits) -> Result<TaskType> {
     check_name(name)?;
     limits.check()?;
     let max = limits.max_running.flatten();
     let rate = limits.rate.flatten();
     db.run(|conn, _| {
-        conn.exec_drop(
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .map_err(|e| db.error(e))?;
+        tx.exec_drop(
             "INSERT INTO task_type_flow (type_id, max_running, rate_limit, rate_per_seconds, rate_burst) \
              SELECT id, ?, ?, ?, ? FROM task_types WHERE name = ? \
              ON DUPLICATE KEY UPDATE \
@@ -243,14 +252,57 @@ pub(crate) fn set_limits(db: &Database, name: &str, limits: &TypeLimits) -> Resu
                 limits.rate.is_some(),
             ),
         )
-        .map_err(|e| conn.error(e))?;
+        .map_err(|e| db.error(e))?;
+        let row: Option<(i64, Option<u32>, Option<u32>)> = tx
+            .exec_first(
+                "SELECT f.type_id, f.max_running, f.rate_limit + f.rate_burst FROM task_type_flow f \
+                 JOIN task_types t ON t.id = f.type_id WHERE t.name = ? FOR UPDATE",
+                (name,),
+            )
+            .map_err(|e| db.error(e))?;
+        // No row: no such type (get() below says so).
+        if let Some((type_id, running, starts)) = row {
+            for (kind, count) in [("running", running), ("rate", starts)] {
+                keep_permits(db, &mut tx, type_id, kind, count.unwrap_or(0))?;
+            }
+        }
         // This process's claims take the new limits into account at once.
-        let limited: Vec<i64> = conn.query(LIMITED_TYPES).map_err(|e| conn.error(e))?;
+        let limited = read_limited(tx.query(LIMITED_TYPES).map_err(|e| db.error(e))?)?;
+        commit(db, tx)?;
         db.flow.learn(limited);
         Ok(())
     })?;
     db.flow.signal();
     types::get(db, name)
+}
+
+/// Makes the type's permits of `kind` exactly those numbered 0 to `count - 1`; permits kept
+/// keep what they hold.
+fn keep_permits(
+    db: &Database,
+    tx: &mut mysql::Transaction<'_>,
+    type_id: i64,
+    kind: &str,
+    count: u32,
+) -> Result<()> {
+    tx.exec_drop(
+        "DELETE FROM task_type_permits WHERE type_id = ? AND kind = ? AND n >= ?",
+        (type_id, kind, count),
+    )
+    .map_err(|e| db.error(e))?;
+    let numbers: Vec<u32> = (0..count).collect();
+    for chunk in numbers.chunks(1000) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|n| format!("({type_id}, '{kind}', {n})"))
+            .collect();
+        tx.query_drop(format!(
+            "INSERT IGNORE INTO task_type_permits (type_id, kind, n) VALUES {}",
+            rows.join(", ")
+        ))
+        .map_err(|e| db.error(e))?;
+    }
+    Ok(())
 }
 
 /// The flow columns of a type, over `task_type_flow f` (LEFT JOINed: NULL when it has no row).
@@ -316,8 +368,9 @@ pub(crate) fn health(
             "SELECT t.name, {}, \
              (SELECT COUNT(*) FROM tasks FORCE INDEX (idx_tasks_leased) \
               WHERE claimed_until IS NOT NULL AND type_id = f.type_id) AS running, \
-             (SELECT COUNT(*) FROM task_type_starts s WHERE s.type_id = f.type_id \
-              AND s.started_at > NOW(6) - INTERVAL f.rate_per_seconds SECOND) AS started_in_window \
+             (SELECT COUNT(*) FROM task_type_permits p WHERE p.type_id = f.type_id \
+              AND p.kind = 'rate' AND p.taken_at > NOW(6) - INTERVAL f.rate_per_seconds SECOND) \
+              AS started_in_window \
              FROM task_type_flow f JOIN task_types t ON t.id = f.type_id \
              WHERE f.paused_until > NOW(6) OR f.max_running IS NOT NULL OR f.rate_limit IS NOT NULL \
              ORDER BY t.name",
@@ -342,31 +395,42 @@ pub(crate) fn health(
     Ok(decoded.into_iter().collect())
 }
 
+/// The rows of [`LIMITED_TYPES`].
+pub(crate) fn read_limited(rows: Vec<mysql::Row>) -> Result<Vec<Limited>> {
+    crate::row::decode_all(rows, "a limited type", |c| {
+        Ok(Limited {
+            type_id: c.get("type_id")?,
+            running: c.get::<i64>("running")? != 0,
+            rate: c.get::<i64>("rate")? != 0,
+        })
+    })
+}
+
 /// What a process keeps between claims: the limited types it knows of, and the signal that a
 /// task may have become claimable here (an enqueue, a finished task freeing a slot).
 #[derive(Default)]
 pub(crate) struct ProcessFlow {
-    limited: RwLock<Vec<i64>>,
+    limited: RwLock<Vec<Limited>>,
     arrivals: Mutex<u64>,
     arrived: Condvar,
 }
 
 impl ProcessFlow {
     /// The limited types a claim of `type_ids` (`None`: any type) picks under their gates.
-    pub(crate) fn limited_in(&self, type_ids: Option<&[i64]>) -> Vec<i64> {
+    pub(crate) fn limited_in(&self, type_ids: Option<&[i64]>) -> Vec<Limited> {
         let limited = self.limited.read();
         match type_ids {
             None => limited.clone(),
             Some(ids) => limited
                 .iter()
                 .copied()
-                .filter(|t| ids.contains(t))
+                .filter(|t| ids.contains(&t.type_id))
                 .collect(),
         }
     }
 
     /// The database's limited types, as a claim just read them.
-    pub(crate) fn learn(&self, limited: Vec<i64>) {
+    pub(crate) fn learn(&self, limited: Vec<Limited>) {
         *self.limited.write() = limited;
     }
 

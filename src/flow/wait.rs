@@ -5,7 +5,9 @@
 //! a finished task in this process wakes it at once. Work that arrives from other processes is
 //! found by the next try: the pause between tries starts at [`FIRST_PAUSE`] and doubles up to
 //! [`LONGEST_PAUSE`], so an idle waiter costs the server one claim per second after its first
-//! few tries (README, "Waiting claims", has the measured figures).
+//! few tries: a poll is the claim's first round trip only (the lazy recovery that a claim
+//! coming up short runs is left to the once-a-second pass). The bench's `flow` section
+//! measures the statements per second of idle waiters.
 
 use crate::database::Database;
 use crate::error::{Error, Result};
@@ -36,18 +38,21 @@ pub(crate) fn deadline(wait_seconds: Option<f64>) -> Result<Option<Instant>> {
 }
 
 /// Runs `attempt` until it finds something (`found` says so) or `deadline` passes; answers the
-/// last attempt's result.
+/// last attempt's result. `attempt` is told whether it is a retry: a retry is the waiting
+/// poll, which may skip what only the first try needs.
 pub(crate) fn until_found<T>(
     db: &Database,
     deadline: Option<Instant>,
     found: impl Fn(&T) -> bool,
-    mut attempt: impl FnMut() -> Result<T>,
+    mut attempt: impl FnMut(bool) -> Result<T>,
 ) -> Result<T> {
     let mut pause = FIRST_PAUSE;
+    let mut retry = false;
     loop {
         // Read before the try: a signal during it ends the sleep below at once.
         let seen = db.flow.seen();
-        let answer = attempt()?;
+        let answer = attempt(retry)?;
+        retry = true;
         let now = Instant::now();
         match deadline {
             Some(deadline) if !found(&answer) && now < deadline => {

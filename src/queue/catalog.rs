@@ -248,9 +248,13 @@ pub(crate) fn render() -> String {
             );
         }
     }
-    let limited = [TYPE_ID_2];
+    let limited = [lifecycle::Limited {
+        type_id: TYPE_ID_2,
+        running: true,
+        rate: true,
+    }];
     section(
-        "claim many of listed types, one of them limited (max_running or rate: its gated pick), \
+        "claim many of listed types, one of them limited (max_running and a rate: its gated pick), \
          with the report of when a held-back type may start",
         lifecycle::claim(
             &ClaimRequest {

@@ -153,7 +153,7 @@ impl Wanted {
         &self,
         worker_id: &'a str,
         type_ids: Option<&'a [i64]>,
-        gated: &'a [i64],
+        gated: &'a [lifecycle::Limited],
         token_prefix: &'a str,
         config: &Config,
     ) -> lifecycle::ClaimRequest<'a> {
@@ -238,7 +238,7 @@ pub(crate) fn claim(
         db,
         deadline,
         |report: &ClaimReport| !report.tasks.is_empty(),
-        || claim_once(db, config, worker_id, options, &wanted),
+        |poll| claim_once(db, config, worker_id, options, &wanted, poll),
     )
 }
 
@@ -248,6 +248,7 @@ fn claim_once(
     worker_id: &str,
     options: &ClaimOptions,
     wanted: &Wanted,
+    poll: bool,
 ) -> Result<ClaimReport> {
     // Due schedules enqueue their tasks first (throttled), so that this claim can take them.
     crate::schedule::lazy_tick(db, config);
@@ -279,7 +280,12 @@ fn claim_once(
         // in a second round trip when a claim without that pass comes up short.
         let recover = db.lazy_recovery_due();
         let answer = claim_round(db, conn, &request, recover, config)?;
-        let mut answer = claim_more_if_short(db, conn, request, recover, config, answer)?;
+        // A waiting claim's poll leaves recovery to the once-a-second pass.
+        let mut answer = if poll {
+            answer
+        } else {
+            claim_more_if_short(db, conn, request, recover, config, answer)?
+        };
         if answer.rows.is_empty() && options.types.is_some() {
             // The names came from the cache; a type deleted and registered again (plain SQL)
             // has a new id. Resolve them afresh and, if any changed, claim with those.

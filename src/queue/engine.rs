@@ -240,11 +240,7 @@ impl ClaimAnswer {
 /// Remembers the limited types a script read (see `lifecycle::flow_sql`).
 fn learn_limited(db: &Database, answer: &mut ScriptResult, at: Option<usize>) -> Result<()> {
     if let Some(at) = at {
-        let ids = answer.rows(at).into_iter().map(|row| {
-            let mut c = Columns::new(row, "a limited type");
-            c.get::<i64>("type_id")
-        });
-        db.flow.learn(ids.collect::<Result<Vec<i64>>>()?);
+        db.flow.learn(crate::flow::read_limited(answer.rows(at))?);
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ pub struct ClaimRequest<'a> {
     /// The `task_claim_timeout` setting, for tasks claimed by hand (see [`lease_ran_out`]).
     pub claim_timeout: u32,
     /// The limited types this claim may take, each picked under its gate (see `flow_sql`).
-    pub gated: &'a [i64],
+    pub gated: &'a [Limited],
     /// Whether the answer says when a held-back type may start again ([`next_allowed`]).
     pub report: bool,
 }
@@ -136,7 +136,6 @@ pub(super) fn claim_transaction(
             LAZY_RECOVERY_LIMIT,
             request.claim_timeout,
             history_on,
-            "",
         );
     }
     script
@@ -190,14 +189,14 @@ pub(super) fn push_claim(
     );
     script.push(steps.pick);
     if gated {
-        push_gated_picks(script, request, &picked.var, history_on, guard);
+        push_gated_picks(script, request, &picked.var, guard);
     }
     script.push(steps.lease);
     if history_on {
         script.push(steps.history);
     }
     if gated {
-        push_rate_log(script, request, &steps.leased);
+        push_permit_takes(script, request, &steps.leased);
     }
     script.push(steps.answer)
 }
@@ -311,20 +310,18 @@ pub(super) fn lease_ran_out(alias: &str, claim_timeout: u32) -> String {
 /// Appends the recovery of up to `limit` expired leases: each counts as a failed attempt, back
 /// to pending when attempts remain, else failed (EXPIRE_RETRY / EXPIRE_DEAD). SKIP LOCKED, so
 /// concurrent recoverers and claimers never wait on each other or recover a task twice.
-/// `type_filter`: `AND ...` limiting the types, or empty.
 pub(super) fn recover_expired(
     script: &mut Script,
     limit: u32,
     claim_timeout: u32,
     history_on: bool,
-    type_filter: &str,
 ) {
     // One range of idx_tasks_leased (claimed_until): claimed tasks whose lease may have run
     // out; the second condition decides for those claimed by hand.
     script.push(EXPIRED.pick(
         &format!(
             "FROM tasks FORCE INDEX (idx_tasks_leased) WHERE claimed_until <= NOW(6) AND {} \
-             {type_filter} ORDER BY claimed_until",
+             ORDER BY claimed_until",
             lease_ran_out("", claim_timeout)
         ),
         limit,
@@ -357,24 +354,6 @@ pub(super) fn recover_expired(
     }
 }
 
-/// The recovery of the expired leases of the type `type_id_sql` (an SQL expression; NULL
-/// recovers nothing), before a gated pick counts the type's claimed tasks.
-pub(super) fn recover_expired_of(
-    script: &mut Script,
-    type_id_sql: &str,
-    claim_timeout: u32,
-    history_on: bool,
-) {
-    let filter = format!("AND type_id = {type_id_sql}");
-    recover_expired(
-        script,
-        LAZY_RECOVERY_LIMIT,
-        claim_timeout,
-        history_on,
-        &filter,
-    );
-}
-
 /// Expired leases picked by a recovery pass.
 pub(super) const EXPIRED: Picked = Picked {
     var: Cow::Borrowed("@tm_expired"),
@@ -389,7 +368,7 @@ pub struct RecoveryScript {
 
 pub fn recovery(limit: u32, claim_timeout: u32, history_on: bool) -> RecoveryScript {
     let mut script = Script::new(true);
-    recover_expired(&mut script, limit, claim_timeout, history_on, "");
+    recover_expired(&mut script, limit, claim_timeout, history_on);
     let report = script.push(format!(
         "SELECT COUNT(*) AS recovered, COALESCE(SUM(t.status = '{}'), 0) AS failed {}",
         EXPIRE_DEAD.to,

@@ -1,28 +1,33 @@
-//! Flow control in a claim: paused types are left alone, and a limited type's tasks are picked
-//! only under its gate (see `crate::flow` for the settings).
+//! Flow control in a claim: paused types are left alone, and a limited type's tasks are started
+//! only with its permits (see `crate::flow` for the settings, migration 9 for the tables).
 //!
-//! Every claim's pick skips the types [`HELD_BACK`] names: paused now, or limited. A limited
-//! type's tasks are then picked by a pick of their own, appended for each limited type the
-//! process knows of ([`push_gated_picks`]):
+//! Every claim's plain pick skips the types [`held_back`] names: paused now, or limited. A
+//! limited type's tasks are then picked by a pick of their own, appended for each limited type
+//! the process knows of ([`push_gated_picks`]):
 //!
-//! 1. lock the type's `task_type_flow` row, `FOR UPDATE SKIP LOCKED`: claimers of one limited
-//!    type take turns, and a claimer that finds the row held skips the type (it never waits);
-//! 2. recover the type's expired leases, so that a crashed worker's slot comes back;
-//! 3. count what the type may still start: `max_running` minus its claimed tasks, and
-//!    `rate_limit + rate_burst` minus its starts in the last `rate_per_seconds`. The claim runs
-//!    at READ COMMITTED, so this count, a statement after the lock, sees every claim of the
-//!    type that committed before the lock was granted; no counter is kept, so a late or
-//!    repeated complete cannot free a slot twice;
-//! 4. pick up to the claim's limit of its runnable tasks when that count is positive.
+//! 1. (a crashed worker's permit comes back when its expired lease is recovered: a claim that
+//!    comes up short recovers them, see `queue::claim`);
+//! 2. lock up to the claim's limit of the type's free permits, `FOR UPDATE SKIP LOCKED`, so
+//!    claimers of one type take different permits and none waits for another. A `rate` permit
+//!    is free when it was taken `rate_per_seconds` ago or never: the locking read sees the
+//!    permit's latest version, so that holds. A `running` permit is free when the task it
+//!    records is no longer claimed under the lease token it records; that read, of another
+//!    row, may see an older version within the locking statement, so
+//! 3. a second statement (the claim runs at READ COMMITTED: a statement reads what committed
+//!    before it began, here after the locks were granted) keeps the locked `running` permits
+//!    that are free;
+//! 4. pick up to the claim's limit of the type's runnable tasks when it has permits; the merge
+//!    of all picks in the claim's order takes at most as many of them as it has;
+//! 5. after the lease, each started task takes one permit of each kind: a `running` permit
+//!    records its id and lease token, a `rate` permit the time.
 //!
-//! The picks are merged into the claim's own in its order, each limited type contributing at
-//! most its count, and the usual lease, history and answer follow. Rate-limited starts are
-//! logged in `task_type_starts`, the window's older entries deleted.
+//! Nothing counts down, so a late or repeated complete cannot free a permit twice, and a
+//! finished, failed, released or recovered task frees its `running` permit without writing it.
 //!
 //! Which types are limited is learnt from the database: every claim that recovers leases (once
 //! a second, and when a claim comes up short) reads the list. Until a process has learnt of a
-//! new limit its claims leave the type's tasks alone ([`HELD_BACK`] is read by each claim), so
-//! a limit is never exceeded by a process that has not heard of it.
+//! new limit its claims leave the type's tasks alone ([`held_back`] is read by each claim), so a
+//! limit is never exceeded by a process that has not heard of it.
 
 use super::*;
 use crate::sql;
@@ -35,19 +40,38 @@ pub(crate) fn held_back() -> String {
     format!("AND type_id NOT IN (SELECT type_id FROM task_type_flow WHERE {GATED})")
 }
 
-/// The types with a concurrency or rate limit, as a claim reads them to learn of new limits.
-pub(crate) const LIMITED_TYPES: &str = "SELECT type_id FROM task_type_flow \
+/// The types with a concurrency or rate limit and which they have, as a claim reads them to
+/// learn of new limits.
+pub(crate) const LIMITED_TYPES: &str = "SELECT type_id, max_running IS NOT NULL AS running, \
+     rate_limit IS NOT NULL AS rate FROM task_type_flow \
      WHERE max_running IS NOT NULL OR rate_limit IS NOT NULL ORDER BY type_id";
 
-/// Ahead of a claim with gated picks: the claim's transaction runs at READ COMMITTED so that
-/// each statement reads what committed before it began (step 3 above).
+/// A limited type as a process knows it: which permits its claims take. A process that has
+/// not heard of a kind yet starts none of the type's tasks while the type has it (step 3's
+/// count is 0), so a stale view never exceeds a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limited {
+    pub type_id: i64,
+    /// It has `max_running`.
+    pub running: bool,
+    /// It has a rate limit.
+    pub rate: bool,
+}
+
+/// Ahead of a claim with gated picks: the claim's transaction runs at READ COMMITTED (step 3).
 pub(super) const READ_COMMITTED: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+/// A `running` permit `p` is held: its task is claimed under the token it recorded.
+const PERMIT_HELD: &str = "EXISTS (SELECT 1 FROM tasks t FORCE INDEX (PRIMARY) \
+     WHERE t.id = p.task_id AND t.status = 'claimed' AND t.lease_token = p.lease_token)";
 
 /// The variables of the `n`th gated pick.
 struct Gate {
-    /// The type's id while this claim holds its flow row, else NULL.
-    held: String,
-    /// How many of its tasks this claim may start.
+    /// The free `running` permits this claim locked (a JSON array of their numbers).
+    running: String,
+    /// The free `rate` permits it locked.
+    rate: String,
+    /// How many of the type's tasks this claim may start.
     free: String,
     /// Its picked tasks (a JSON array of ids).
     picked: String,
@@ -56,46 +80,97 @@ struct Gate {
 impl Gate {
     fn nth(n: usize) -> Gate {
         Gate {
-            held: format!("@tm_gate{n}"),
+            running: format!("@tm_running{n}"),
+            rate: format!("@tm_rate{n}"),
             free: format!("@tm_free{n}"),
             picked: format!("@tm_gated{n}"),
         }
     }
 }
 
-/// Appends the gated picks of `types` (step 1 to 4 above) and the merge of their tasks into
-/// `picked` (the claim's plain pick, a JSON array), in the claim's order, at most `limit`.
-/// With a `guard` (the claim's own), nothing is picked unless it holds.
+/// `JSON_TABLE` over a JSON array of numbers in `var`, as rows `(k, n)`: ordinal and value.
+fn listed(var: &str, alias: &str) -> String {
+    format!(
+        "JSON_TABLE(COALESCE({var}, '[]'), '$[*]' COLUMNS (k FOR ORDINALITY, n BIGINT PATH '$')) AS {alias}"
+    )
+}
+
+/// Appends the gated picks of the request's limited types (steps 1 to 4 above) and the merge
+/// of their tasks into `picked` (the claim's plain pick, a JSON array), in the claim's order, at
+/// most `limit`. With a `guard` (the claim's own), nothing is picked unless it holds.
 pub(super) fn push_gated_picks(
     script: &mut Script,
     request: &ClaimRequest<'_>,
     picked: &str,
-    history_on: bool,
     guard: Option<&str>,
 ) {
     let limit = sql::int(request.limit.into());
     let mut sources = vec![format!(
-        "SELECT id FROM JSON_TABLE(COALESCE({picked}, '[]'), '$[*]' COLUMNS (id BIGINT PATH '$')) AS plain"
+        "SELECT n AS id FROM {} WHERE TRUE",
+        listed(picked, "plain")
     )];
-    for (n, type_id) in request.gated.iter().enumerate() {
+    for (n, limited) in request.gated.iter().enumerate() {
         let gate = Gate::nth(n);
-        let type_id = sql::int(*type_id);
+        let type_id = sql::int(limited.type_id);
+        // `expr` over the type's flow row, while it is not paused (no row: NULL).
+        let flow_row = |expr: &str| {
+            format!(
+                "SELECT {expr} FROM task_type_flow WHERE type_id = {type_id} \
+                 AND (paused_until IS NULL OR paused_until <= NOW(6))"
+            )
+        };
+        let lock = |kind: &str, free: &str, order: &str, var: &str| {
+            format!(
+                "SELECT (SELECT JSON_ARRAYAGG(n) FROM (SELECT p.n FROM task_type_permits p \
+                 WHERE p.type_id = {type_id} AND p.kind = '{kind}' AND {free} \
+                 AND EXISTS ({}) ORDER BY {order} LIMIT {limit} FOR UPDATE SKIP LOCKED) AS locked) \
+                 INTO {var}",
+                flow_row("1")
+            )
+        };
+        if limited.running {
+            script.push(lock(
+                "running",
+                &format!("NOT {PERMIT_HELD}"),
+                "p.n",
+                &gate.running,
+            ));
+            // Step 3: of the locked running permits, those free by what has committed by now.
+            script.push(format!(
+                "SELECT (SELECT JSON_ARRAYAGG(p.n) FROM {} JOIN task_type_permits p \
+                 ON p.type_id = {type_id} AND p.kind = 'running' AND p.n = locked.n \
+                 WHERE NOT {PERMIT_HELD}) INTO {}",
+                listed(&gate.running, "locked"),
+                gate.running
+            ));
+        }
+        if limited.rate {
+            script.push(lock(
+                "rate",
+                &format!(
+                    "(p.taken_at IS NULL OR p.taken_at <= NOW(6) - INTERVAL ({}) SECOND)",
+                    flow_row("rate_per_seconds")
+                ),
+                "p.taken_at",
+                &gate.rate,
+            ));
+        }
+        // A kind this process has not heard of yet allows nothing.
+        let allowed = |known: bool, var: &str| {
+            if known {
+                format!("COALESCE(JSON_LENGTH({var}), 0)")
+            } else {
+                "0".to_string()
+            }
+        };
         script.push(format!(
-            "SELECT (SELECT type_id FROM task_type_flow WHERE type_id = {type_id} \
-             AND (max_running IS NOT NULL OR rate_limit IS NOT NULL) \
-             AND (paused_until IS NULL OR paused_until <= NOW(6)) \
-             FOR UPDATE SKIP LOCKED) INTO {}",
-            gate.held
-        ));
-        recover_expired_of(script, &gate.held, request.claim_timeout, history_on);
-        script.push(format!(
-            "SELECT (SELECT LEAST(\
-             COALESCE(f.max_running - (SELECT COUNT(*) FROM tasks FORCE INDEX (idx_tasks_leased) \
-             WHERE claimed_until IS NOT NULL AND type_id = f.type_id), {limit}), \
-             COALESCE(f.rate_limit + f.rate_burst - (SELECT COUNT(*) FROM task_type_starts s \
-             WHERE s.type_id = f.type_id AND s.started_at > NOW(6) - INTERVAL f.rate_per_seconds SECOND), {limit})) \
-             FROM task_type_flow f WHERE f.type_id = {}) INTO {}",
-            gate.held, gate.free
+            "SELECT ({}) INTO {}",
+            flow_row(&format!(
+                "LEAST(IF(max_running IS NULL, {limit}, {}), IF(rate_limit IS NULL, {limit}, {}))",
+                allowed(limited.running, &gate.running),
+                allowed(limited.rate, &gate.rate)
+            )),
+            gate.free
         ));
         let order = request.order;
         let candidates = format!(
@@ -105,16 +180,19 @@ pub(super) fn push_gated_picks(
             order.pending(),
             order.sql("", true)
         );
-        let own = Picked::many(gate.picked.clone());
         let free = match guard {
             Some(guard) => format!("{} > 0 AND {guard}", gate.free),
             None => format!("{} > 0", gate.free),
         };
-        script.push(own.pick(&candidates, request.limit, Some(&free)));
+        script.push(Picked::many(gate.picked.clone()).pick(
+            &candidates,
+            request.limit,
+            Some(&free),
+        ));
         sources.push(format!(
-            "SELECT id FROM JSON_TABLE(COALESCE({}, '[]'), '$[*]' COLUMNS (n FOR ORDINALITY, \
-             id BIGINT PATH '$')) AS gated WHERE n <= {}",
-            gate.picked, gate.free
+            "SELECT n FROM {} WHERE k <= {}",
+            listed(&gate.picked, "gated"),
+            gate.free
         ));
     }
     script.push(format!(
@@ -126,28 +204,35 @@ pub(super) fn push_gated_picks(
     ));
 }
 
-/// The gates this claim holds, as an SQL list.
-fn held_gates(request: &ClaimRequest<'_>) -> String {
-    (0..request.gated.len())
-        .map(|n| Gate::nth(n).held)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// After the lease: log the starts of rate-limited types and forget those older than their
-/// window. `leased` is `FROM ... WHERE ...` over the tasks this claim leased (`t`).
-pub(super) fn push_rate_log(script: &mut Script, request: &ClaimRequest<'_>, leased: &str) {
-    let held = held_gates(request);
-    script.push(format!(
-        "INSERT INTO task_type_starts (type_id, started_at, task_id) \
-         SELECT t.type_id, NOW(6), t.id {leased} AND t.type_id IN ({held}) \
-         AND t.type_id IN (SELECT type_id FROM task_type_flow WHERE rate_limit IS NOT NULL)"
-    ));
-    script.push(format!(
-        "DELETE s FROM task_type_starts s JOIN task_type_flow f ON f.type_id = s.type_id \
-         WHERE s.type_id IN ({held}) \
-         AND s.started_at <= NOW(6) - INTERVAL COALESCE(f.rate_per_seconds, 0) SECOND"
-    ));
+/// Step 5, after the lease: each task of a limited type this claim started takes one of the
+/// permits its gated pick locked, of each kind. `leased` is `FROM ... WHERE ...` over the tasks
+/// this claim leased (`t`).
+pub(super) fn push_permit_takes(script: &mut Script, request: &ClaimRequest<'_>, leased: &str) {
+    for (n, limited) in request.gated.iter().enumerate() {
+        let gate = Gate::nth(n);
+        let type_id = sql::int(limited.type_id);
+        let started = format!(
+            "SELECT ROW_NUMBER() OVER (ORDER BY t.id) AS k, t.id, t.lease_token {leased} \
+             AND t.type_id = {type_id}"
+        );
+        let kinds = [
+            (
+                limited.running,
+                "running",
+                &gate.running,
+                "p.task_id = started.id, p.lease_token = started.lease_token, p.taken_at = NOW(6)",
+            ),
+            (limited.rate, "rate", &gate.rate, "p.taken_at = NOW(6)"),
+        ];
+        for (_, kind, var, set) in kinds.into_iter().filter(|k| k.0) {
+            script.push(format!(
+                "UPDATE ({started}) AS started JOIN {} ON permit.k = started.k \
+                 JOIN task_type_permits p ON p.type_id = {type_id} AND p.kind = '{kind}' \
+                 AND p.n = permit.n SET {set}",
+                listed(var, "permit")
+            ));
+        }
+    }
 }
 
 /// The earliest moment a type this claim could take, held back by a rate limit or by a pause
@@ -159,13 +244,15 @@ pub(super) fn next_allowed(request: &ClaimRequest<'_>) -> String {
     });
     let runnable = "EXISTS (SELECT 1 FROM tasks FORCE INDEX (idx_tasks_type_ready) \
          WHERE type_id = f.type_id AND pending_priority IS NOT NULL AND run_at <= NOW(6))";
+    // A rate-limited type whose permits are all taken: the oldest comes free first.
     format!(
         "SELECT {} AS next_allowed_at FROM (\
-         SELECT MIN(s.started_at) + INTERVAL MAX(f.rate_per_seconds) SECOND AS at \
-         FROM task_type_flow f JOIN task_type_starts s ON s.type_id = f.type_id \
-         AND s.started_at > NOW(6) - INTERVAL f.rate_per_seconds SECOND \
+         SELECT MIN(p.taken_at) + INTERVAL MAX(f.rate_per_seconds) SECOND AS at \
+         FROM task_type_flow f JOIN task_type_permits p ON p.type_id = f.type_id \
+         AND p.kind = 'rate' \
          WHERE f.rate_limit IS NOT NULL {in_scope} AND {runnable} \
-         GROUP BY f.type_id HAVING COUNT(*) >= MAX(f.rate_limit + f.rate_burst) \
+         GROUP BY f.type_id \
+         HAVING SUM(p.taken_at IS NULL OR p.taken_at <= NOW(6) - INTERVAL f.rate_per_seconds SECOND) = 0 \
          UNION ALL SELECT f.paused_until FROM task_type_flow f \
          WHERE f.paused_until > NOW(6) AND f.paused_until < {FOREVER} {in_scope} AND {runnable}\
          ) AS held_back",
