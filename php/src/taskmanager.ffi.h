@@ -520,11 +520,12 @@ tm_error *tm_type_resume(const tm_client *client, const char *name, char **out_j
  *   comes back when its lease expires; a claim that finds the type saturated takes other
  *   types' tasks and never waits.
  * - `"rate"`: claims start at most `limit + burst` of the type's tasks in any window of
- *   `per_seconds` seconds, counted when a claim hands them out (`limit` 1 to 1000000,
- *   `per_seconds` 1 to 31536000, `burst` 0 to 1000000, default 0).
+ *   `per_seconds` seconds, a sliding window counted when a claim hands them out (`limit` 1 to
+ *   100000, `per_seconds` 1 to 31536000, `burst` 0 (the default) to 100000 - `limit`).
  *
  * Tasks held back stay pending and spend no attempt. A bad value is `TM_INVALID_ARGUMENT`
- * naming the field (`max_running`, `rate.limit`, `rate.per_seconds`, `rate.burst`). Output:
+ * naming the field in its message and in its details (`{"field": "rate.limit"}`; one of
+ * `max_running`, `rate`, `rate.limit`, `rate.per_seconds`, `rate.burst`). Output:
  * the type, with `"max_running"` and `"rate"`. An unknown type is `TM_NOT_FOUND`.
  */
 tm_error *tm_type_set_limits(const tm_client *client,

@@ -220,7 +220,7 @@ class Client:
 
         ``max_running`` (1 to 100000): at most this many of the type's tasks hold a lease at any
         moment, across every process and host; a claim skips a saturated type and takes other
-        work. ``rate``: ``{"limit": 1..1000000, "per_seconds": 1..31536000, "burst": 0..1000000}``
+        work. ``rate``: ``{"limit": 1..100000, "per_seconds": 1..31536000, "burst": 0..(100000 - limit)}``
         (``burst`` optional, default 0): claims start at most ``limit + burst`` of its tasks in
         any window of ``per_seconds`` (sliding, counted at claim). A bad value raises
         InvalidArgumentError naming the field (``max_running``, ``rate.limit``,

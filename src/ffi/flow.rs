@@ -3,8 +3,9 @@
 
 #![allow(clippy::missing_safety_doc)]
 
-use super::{boundary, client_ref, json_arg, options, text, tm_client, tm_error, write_json};
-use crate::{PauseOptions, TypeLimits};
+use super::{boundary, client_ref, json_value, options, text, tm_client, tm_error, write_json};
+use crate::PauseOptions;
+use crate::flow::limits_from_json;
 use std::ffi::c_char;
 
 /// Pauses a task type: claims that begin after this call returns hand out none of its tasks,
@@ -50,11 +51,12 @@ pub unsafe extern "C" fn tm_type_resume(
 ///   comes back when its lease expires; a claim that finds the type saturated takes other
 ///   types' tasks and never waits.
 /// - `"rate"`: claims start at most `limit + burst` of the type's tasks in any window of
-///   `per_seconds` seconds, counted when a claim hands them out (`limit` 1 to 1000000,
-///   `per_seconds` 1 to 31536000, `burst` 0 to 1000000, default 0).
+///   `per_seconds` seconds, a sliding window counted when a claim hands them out (`limit` 1 to
+///   100000, `per_seconds` 1 to 31536000, `burst` 0 (the default) to 100000 - `limit`).
 ///
 /// Tasks held back stay pending and spend no attempt. A bad value is `TM_INVALID_ARGUMENT`
-/// naming the field (`max_running`, `rate.limit`, `rate.per_seconds`, `rate.burst`). Output:
+/// naming the field in its message and in its details (`{"field": "rate.limit"}`; one of
+/// `max_running`, `rate`, `rate.limit`, `rate.per_seconds`, `rate.burst`). Output:
 /// the type, with `"max_running"` and `"rate"`. An unknown type is `TM_NOT_FOUND`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_type_set_limits(
@@ -65,7 +67,7 @@ pub unsafe extern "C" fn tm_type_set_limits(
 ) -> *mut tm_error {
     boundary(|| {
         let c = client_ref(client)?;
-        let limits: TypeLimits = json_arg(limits_json, "limits_json", 4096)?;
+        let limits = limits_from_json(&json_value(limits_json, "limits_json", 4096)?)?;
         write_json(out_json, &c.set_type_limits(text(name, "name")?, &limits)?)
     })
 }

@@ -68,7 +68,8 @@ impl<'de> Deserialize<'de> for TypeLimits {
     }
 }
 
-fn limits_from_json(value: &Value) -> Result<TypeLimits> {
+/// Limits from JSON, with an error whose details name the field at fault.
+pub(crate) fn limits_from_json(value: &Value) -> Result<TypeLimits> {
     let Value::Object(fields) = value else {
         return Err(Error::invalid(
             "limits must be an object such as {\"max_running\": 2}",

@@ -129,7 +129,8 @@ int main(void) {
   CHECK(occurrences(out, "\"lease_token\"") == 1);
   tm_string_free(out);
 
-  /* Each bad limit is TM_INVALID_ARGUMENT whose message names the field, and changes nothing. */
+  /* Each bad limit is TM_INVALID_ARGUMENT whose message and details name the field, and changes
+   * nothing. */
   const char *bad[][2] = {
       {"{\"max_running\":0}", "max_running"},
       {"{\"max_running\":-1}", "max_running"},
@@ -152,7 +153,9 @@ int main(void) {
     CHECK(e != NULL);
     CHECK(out == NULL);
     if (e) {
-      if (tm_error_code(e) != TM_INVALID_ARGUMENT || !contains(tm_error_message(e), bad[i][1])) {
+      const char *details = tm_error_details(e);
+      if (tm_error_code(e) != TM_INVALID_ARGUMENT || !contains(tm_error_message(e), bad[i][1]) ||
+          details == NULL || !contains(details, "\"field\"")) {
         fprintf(stderr, "%s: code %d: %s (expected the field %s)\n", bad[i][0],
                 (int)tm_error_code(e), tm_error_message(e), bad[i][1]);
         failures++;

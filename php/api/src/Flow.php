@@ -69,10 +69,12 @@ final class Flow
                         throw HttpError::missing("rate.$field");
                     }
                 }
+                // limit + burst permits at most: one row each (see migration 9).
+                $limit = self::integer($rate->limit, 'rate.limit', 1, 100000);
                 $limits['rate'] = [
-                    'limit' => self::integer($rate->limit, 'rate.limit', 1, 1000000),
+                    'limit' => $limit,
                     'per_seconds' => self::integer($rate->per_seconds, 'rate.per_seconds', 1, 31536000),
-                    'burst' => isset($rate->burst) ? self::integer($rate->burst, 'rate.burst', 0, 1000000) : 0,
+                    'burst' => isset($rate->burst) ? self::integer($rate->burst, 'rate.burst', 0, 100000 - $limit) : 0,
                 ];
             }
         }
