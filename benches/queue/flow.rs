@@ -136,7 +136,7 @@ pub(crate) fn run(
         ("another process (its own pool)", &other_process),
     ] {
         let mut latencies = Vec::new();
-        for _ in 0..5 {
+        for i in 0..5u64 {
             let latency = std::thread::scope(|s| {
                 let waiting = s.spawn(|| {
                     let got = waiter
@@ -147,9 +147,9 @@ pub(crate) fn run(
                         .unwrap();
                     (got.len(), Instant::now())
                 });
-                // Enqueue once the waiter has waited long enough to poll at its slowest (once a
-                // second): the latency is then what a long-idle worker sees.
-                std::thread::sleep(Duration::from_millis(2500));
+                // Enqueue once the waiter polls at its slowest (once a second), at five points
+                // of that second: the latency is what a long-idle worker sees.
+                std::thread::sleep(Duration::from_millis(2300 + 200 * i));
                 ours_enqueue(client, 1);
                 let enqueued = Instant::now();
                 let (got, returned) = waiting.join().unwrap();
