@@ -1,7 +1,7 @@
 //! Flow control in the bench (`cargo bench --bench queue -- flow`): what a limit costs a claim
 //! on the wire and in throughput (4 workers on a type with `max_running` above the worker
 //! count, and with a rate limit it never reaches, beside the same type unlimited), and what
-//! waiting claims cost: the server's queries per second for N idle waiters, and the time from
+//! waiting claims cost: the round trips per second of N idle waiters, and the time from
 //! an enqueue to the waiting claim's return, in the same process and from another one.
 
 use crate::measure::{parallel, show, three};
@@ -33,14 +33,6 @@ fn set_limits(client: &Client, limits: serde_json::Value) {
 
 fn unlimited(client: &Client) {
     set_limits(client, json!({"max_running": null, "rate": null}));
-}
-
-/// The server's count of statements received so far.
-fn questions(raw: &mut mysql::Conn) -> u64 {
-    let row: Option<(String, u64)> = raw
-        .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
-        .unwrap();
-    row.unwrap().1
 }
 
 pub(crate) fn run(
@@ -103,15 +95,17 @@ pub(crate) fn run(
 
     println!("\n## Waiting claims (wait_seconds)");
     fill_empty(raw);
+    // The waiters are one process's, connected through a proxy that counts their round trips
+    // (the server's own counters would count every other client too).
+    let counted = server.client(proxy.port, true, 64);
     for waiters in [1usize, 10, 50] {
-        let seconds = 5.0;
-        let before = questions(raw);
+        let seconds = 10.0;
+        let before = proxy.commands();
         let started = Instant::now();
         std::thread::scope(|s| {
-            for w in 0..waiters {
-                let client = &clients[w % clients.len()];
-                s.spawn(move || {
-                    let got = client
+            for _ in 0..waiters {
+                s.spawn(|| {
+                    let got = counted
                         .claim(
                             "idle",
                             &serde_json::from_value(json!({"wait_seconds": seconds})).unwrap(),
@@ -121,11 +115,9 @@ pub(crate) fn run(
                 });
             }
         });
-        let elapsed = started.elapsed().as_secs_f64();
-        // Less the one statement this count itself sends.
-        let per_second = (questions(raw) - before - 1) as f64 / elapsed;
+        let per_second = (proxy.commands() - before) as f64 / started.elapsed().as_secs_f64();
         println!(
-            "{waiters:>3} idle waiter(s) for {seconds} s: {per_second:>7.1} statements/s in all, \
+            "{waiters:>3} idle waiter(s) for {seconds} s: {per_second:>7.1} round trips/s in all, \
              {:>5.2} per waiter",
             per_second / waiters as f64
         );
