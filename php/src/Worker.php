@@ -24,6 +24,12 @@ use TaskManager\Exception\TaskManagerException;
  * task in hand finish, then run() returns 0. A PHP fatal error or SIGKILL ends the process
  * with the task still claimed: its lease runs out and the library retries it then (the attempt
  * counts). The bin/taskmanager-worker command wraps this class.
+ *
+ * On an empty queue the worker waits inside its claim (the library's wait_seconds) rather than
+ * sleeping between polls: a task is taken as soon as it is claimable (at once when this process
+ * enqueued it, within a second from another process or host). PHP runs a signal's handler only
+ * after the library call in progress returns, so one claim waits 'sleep' seconds and never more
+ * than MAX_WAIT: an idle worker honours SIGTERM and SIGINT within that time.
  */
 final class Worker
 {
@@ -32,7 +38,7 @@ final class Worker
         'worker_id' => null,          // hostname:pid
         'types' => null,              // every type with a handler
         'lease' => 60,                // seconds; heartbeats extend it while a handler runs
-        'sleep' => 3.0,               // longest pause between polls of an empty queue
+        'sleep' => 3.0,               // how long one claim waits on an empty queue (at most MAX_WAIT)
         'max_jobs' => 0,              // 0: no limit
         'max_time' => 0,              // seconds; 0: no limit
         'memory' => 128,              // MB of PHP memory after which the worker exits
@@ -43,8 +49,13 @@ final class Worker
 
     /** Seconds a handler that swallowed HandlerTimeout keeps running before the process exits. */
     private const TIMEOUT_GRACE = 2;
-    /** The first pause when the queue turns empty; it doubles up to 'sleep'. */
-    private const IDLE_MIN = 0.1;
+    /**
+     * The longest wait of one claim, in seconds, whatever 'sleep' says: the bound on how long an
+     * idle worker takes to honour SIGTERM or SIGINT (delivered once the claim returns).
+     */
+    public const MAX_WAIT = 5.0;
+    /** The pause between claims that do not wait ('sleep' 0): a poll loop must not spin a core. */
+    private const POLL_PAUSE = 0.01;
     /** Error texts longer than this are cut: the message matters, not a megabyte of it. */
     private const MAX_ERROR = 8000;
 
@@ -192,13 +203,13 @@ final class Worker
         $claim = ['types' => array_values($types), 'limit' => 1, 'lease_seconds' => $lease];
         $started = microtime(true);
         $jobs = 0;
-        $idle = self::IDLE_MIN;
         $next = null;
         try {
             while (true) {
                 if ($next !== null && $this->stopReason($jobs, $started) !== null) {
-                    // A signal (or --max-time) arrived while completeAndClaim() was taking this
-                    // one: hand it back rather than start a task after being told to stop.
+                    // A signal (or --max-time) arrived while a claim or completeAndClaim() was
+                    // taking this one: hand it back rather than start a task after being told to
+                    // stop.
                     $this->release($tm, $next);
                     $next = null;
                 }
@@ -206,26 +217,27 @@ final class Worker
                     if (($reason = $this->stopReason($jobs, $started)) !== null) {
                         break;
                     }
+                    // --once and --stop-when-empty ask whether anything is runnable now: no wait.
+                    $empties = $this->options['once'] || $this->options['stop_when_empty'];
+                    $wait = $empties ? 0.0 : $this->claimWait($started);
                     try {
-                        $next = $tm->claim($workerId, $claim)[0] ?? null;
+                        $next = $tm->claim($workerId, $wait > 0 ? $claim + ['wait_seconds' => $wait] : $claim)[0] ?? null;
                     } catch (ConnectionException $e) {
                         $this->say("database unavailable, retrying: {$e->getMessage()}");
                         $this->pause(max(1.0, $this->options['sleep']));
                         continue;
                     }
-                    if ($next === null) {
-                        if ($this->options['once'] || $this->options['stop_when_empty']) {
-                            $reason = 'the queue is empty';
-                            break;
-                        }
-                        // No waiting claim in the library: poll, backing off while it stays empty.
-                        // --sleep=0 still pauses 10 ms: a poll loop must not spin a core.
-                        $this->pause(max(0.01, min($idle, $this->options['sleep'])));
-                        $idle = min($idle * 2, max(self::IDLE_MIN, $this->options['sleep']));
-                        continue;
+                    if ($next === null && $empties) {
+                        $reason = 'the queue is empty';
+                        break;
                     }
+                    if ($next === null && $wait <= 0) {
+                        $this->pause(self::POLL_PAUSE);
+                    }
+                    // Back to the top: a signal that came during the wait has been handled by
+                    // now, and a task the claim took after it is handed back, not started.
+                    continue;
                 }
-                $idle = self::IDLE_MIN;
                 $jobs++;
                 $next = $this->process($tm, $next, $workerId, $claim, $jobs, $started);
             }
@@ -274,7 +286,9 @@ final class Worker
             $this->say(sprintf('%s #%d lost its lease while running; result dropped (another worker may own it)', $task->type, $task->id));
             return null;
         }
-        // Take the next task in the same round trip unless this one is the last.
+        // Take the next task in the same round trip unless this one is the last. This step
+        // does not wait (the completion is logged as soon as it is recorded); when it finds
+        // nothing, run()'s next claim waits.
         $claimNext = $this->stopReason($jobs, $started) === null;
         for ($try = 1; ; $try++) {
             try {
@@ -463,6 +477,19 @@ final class Worker
             ),
             default => null,
         };
+    }
+
+    /**
+     * How long the next claim may wait for a task: 'sleep', at most MAX_WAIT, and no later than
+     * --max-time. 0 (--sleep=0): the claim does not wait.
+     */
+    private function claimWait(float $started): float
+    {
+        $wait = min($this->options['sleep'], self::MAX_WAIT);
+        if ($this->options['max_time'] > 0) {
+            $wait = min($wait, $started + $this->options['max_time'] - microtime(true));
+        }
+        return max(0.0, round($wait, 3));
     }
 
     /** Sleeps up to $seconds, in slices so that a stop request ends it promptly. */

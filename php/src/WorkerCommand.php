@@ -26,7 +26,8 @@ final class WorkerCommand
                               callable taking a TaskManager\Task, an object with
                               handle(Task), or the name of such a class
           --types=a,b         work only on these types (default: every type with a handler)
-          --sleep=3           longest pause, in seconds, between polls of an empty queue
+          --sleep=3           seconds one claim waits on an empty queue for a task to
+                              arrive (at most 5; 0: no waiting, poll every 10 ms)
           --max-jobs=N        exit after N tasks (0: no limit)
           --max-time=S        exit after S seconds, once the task in hand is done (0: no limit)
           --memory=128        exit once PHP uses this many MB, after the task in hand
@@ -40,7 +41,9 @@ final class WorkerCommand
         The database is configured as for TaskManager::getInstance(): configure() or the
         config.php constants (DB_HOST, DB_NAME, ...) in the bootstrap, else the TASKMANAGER_*
         environment variables (e.g. TASKMANAGER_DATABASE_URL).
-        SIGTERM and SIGINT finish the task in hand, then exit 0.
+        SIGTERM and SIGINT finish the task in hand, then exit 0. An idle worker is
+        waiting inside a claim and PHP handles the signal when that returns: within
+        --sleep seconds, and never more than 5.
 
         TXT;
 

@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace TaskManager\Tests;
 
 use TaskManager\TaskManager;
+use TaskManager\Worker;
 
 /**
  * bin/taskmanager-worker as real processes against the real database: signals, limits,
@@ -18,7 +19,7 @@ final class WorkerTest extends TestCase
     private const BIN = __DIR__ . '/../bin/taskmanager-worker';
     private const BOOTSTRAP = __DIR__ . '/fixtures/worker-bootstrap.php';
 
-    /** @var list<array{proc: resource, stderr: string, exit: ?int}> */
+    /** @var list<array{proc: resource, stderr: string, exit: ?int, exitedAt: ?float}> */
     private array $workers = [];
     /** @var list<string> */
     private array $files = [];
@@ -55,18 +56,58 @@ final class WorkerTest extends TestCase
         $this->assertMatchesRegularExpression("/\\] \\Q$type\\E #$long done in \\d+(ms|\\.\\ds)/", $this->stderr($w));
     }
 
-    public function testSigintWhileIdleAndMaxTimeExitZero(): void
+    public function testSigintWhileIdleAndMaxTimeExitZeroWithinTheLongestWait(): void
     {
         $type = $this->newType();
+        // --sleep=30 asks for waits longer than a worker takes: one claim waits 5 s at most.
+        $launched = microtime(true);
         $idle = $this->startWorker([$type], ['--sleep=30']);
-        $timed = $this->startWorker([$type], ['--max-time=1', '--sleep=0.2']);
-        $this->waitFor(fn () => str_contains($this->stderr($idle), 'started for'), 'the worker starts');
-        // Idle on an empty queue, between polls: SIGINT ends it at once with exit 0.
-        proc_terminate($this->workers[$idle]['proc'], SIGINT);
-        $this->assertSame(0, $this->waitExit($idle, 10), $this->stderr($idle));
-        $this->assertStringContainsString('stopping (SIGINT): 0 done, 0 failed', $this->stderr($idle));
+        $timed = $this->startWorker([$type], ['--max-time=1', '--sleep=30']);
+        // --max-time cuts the wait short: the worker leaves at 1 s, not at the end of a 5 s wait.
         $this->assertSame(0, $this->waitExit($timed), $this->stderr($timed));
         $this->assertStringContainsString('stopping (--max-time=1 reached)', $this->stderr($timed));
+        $took = $this->exitedAt($timed) - $launched;
+        $this->assertLessThan(3.5, $took, "the worker with --max-time=1 exited {$took}s after its launch");
+
+        // Idle on an empty queue, inside a waiting claim: PHP handles SIGINT when it returns.
+        $this->waitFor(fn () => str_contains($this->stderr($idle), 'started for'), 'the worker starts');
+        $signalled = microtime(true);
+        proc_terminate($this->workers[$idle]['proc'], SIGINT);
+        $this->assertSame(0, $this->waitExit($idle, 15), $this->stderr($idle));
+        $took = microtime(true) - $signalled;
+        $this->assertLessThan(Worker::MAX_WAIT + 2, $took, "SIGINT ended the idle worker {$took}s after it was sent");
+        $this->assertStringContainsString('stopping (SIGINT): 0 done, 0 failed', $this->stderr($idle));
+    }
+
+    public function testAnIdleWorkerTakesAnotherProcesssTaskWithinASecondAndSigtermEndsItWithinItsWait(): void
+    {
+        $tm = TaskManager::getInstance();
+        $type = $this->newType();
+        $w = $this->startWorker([$type], ['--sleep=30']);
+        $this->waitFor(fn () => str_contains($this->stderr($w), 'started for'), 'the worker starts');
+        // The scenario rather than a synchronisation: a worker idle for 6.5 s has been through
+        // one whole claim wait (5 s) and into the next, and a worker polling with the backoff
+        // it used to have (0.1 s doubling up to --sleep) would next look at 12.7 s.
+        $idleFrom = microtime(true);
+        $this->waitFor(fn () => microtime(true) - $idleFrom >= 6.5, 'the worker has idled 6.5 s');
+
+        // This test's process is not the worker's: the worker finds the task by its next try.
+        $started = $this->tempFile();
+        $enqueued = microtime(true);
+        $id = $tm->enqueue($type, ['action' => 'ok', 'started' => $started])['id'];
+        $this->waitFor(fn () => preg_match('/^\d+\.\d{6}$/', (string) file_get_contents($started)) === 1, 'the handler starts');
+        $latency = (float) file_get_contents($started) - $enqueued;
+        $this->assertLessThan(2.0, $latency, "the handler started {$latency}s after the enqueue; the wait tries at least once a second");
+
+        // Idle again, waiting in a claim from the moment the task is logged done.
+        $this->waitFor(fn () => str_contains($this->stderr($w), "#$id done in"), 'the task is done');
+        $signalled = microtime(true);
+        proc_terminate($this->workers[$w]['proc'], SIGTERM);
+        $this->assertSame(0, $this->waitExit($w, 15), $this->stderr($w));
+        $took = microtime(true) - $signalled;
+        $this->assertLessThan(Worker::MAX_WAIT + 2, $took, "SIGTERM ended the idle worker {$took}s after it was sent");
+        $this->assertStringContainsString('stopping (SIGTERM): 1 done, 0 failed', $this->stderr($w));
+        $this->assertSame('completed', $tm->getTask($id)['status']);
     }
 
     public function testMemoryLimitExitsZeroAfterTheTaskInHand(): void
@@ -348,7 +389,7 @@ final class WorkerTest extends TestCase
             $env + getenv()
         );
         $this->assertIsResource($proc);
-        $this->workers[] = ['proc' => $proc, 'stderr' => $stderr, 'exit' => null];
+        $this->workers[] = ['proc' => $proc, 'stderr' => $stderr, 'exit' => null, 'exitedAt' => null];
         return array_key_last($this->workers);
     }
 
@@ -365,6 +406,7 @@ final class WorkerTest extends TestCase
             // The exit code is reported once only, on the first call after the exit.
             if (!$status['running']) {
                 $this->workers[$w]['exit'] ??= $status['exitcode'];
+                $this->workers[$w]['exitedAt'] ??= microtime(true);
             }
             return !$status['running'];
         }, "worker $w exits", $seconds);
@@ -381,6 +423,12 @@ final class WorkerTest extends TestCase
             }
             usleep(50_000); // the polling interval, not a wait for the event
         }
+    }
+
+    /** When waitExit() saw worker $w gone (within its 50 ms polling). */
+    private function exitedAt(int $w): float
+    {
+        return $this->workers[$w]['exitedAt'] ?? $this->fail("worker $w was not seen to exit");
     }
 
     private function stderr(int $w): string

@@ -1,4 +1,4 @@
-"""A worker loop: poll with backoff when idle, run a handler per task, heartbeat in the
+"""A worker loop: wait in the claim when idle, run a handler per task, heartbeat in the
 background while it runs, complete or fail it, and stop gracefully on SIGTERM/SIGINT."""
 
 from __future__ import annotations
@@ -38,6 +38,15 @@ class Worker:
     the exponential backoff while attempts remain. While a handler runs, a background thread
     extends the lease every ``heartbeat_interval`` seconds (default: a third of the lease;
     0 turns heartbeats off). If the lease is lost anyway, the result is dropped, not reported.
+
+    On an empty queue the worker waits inside its claim (the client's ``wait_seconds``) instead
+    of sleeping between polls: a task is taken as soon as it is claimable (at once when this
+    process enqueued it, within a second from another process or host). One claim waits at most
+    ``wait_seconds`` (default 1, 0 to 60); a claim in progress cannot be interrupted, so that is
+    also how long :meth:`stop`, SIGTERM or SIGINT take to end an idle worker. A longer wait costs
+    the database fewer claims per idle worker and makes stopping slower. ``wait_seconds=0``
+    polls instead, pausing ``idle_min`` doubling up to ``idle_max`` seconds while the queue stays
+    empty. ``idle_max`` is also the pause after a connection error.
     """
 
     def __init__(
@@ -50,10 +59,13 @@ class Worker:
         heartbeat_interval: Optional[float] = None,
         idle_min: float = 0.1,
         idle_max: float = 5.0,
+        wait_seconds: float = 1.0,
         logger: Optional[logging.Logger] = None,
     ):
         if not handlers:
             raise ValueError("give at least one handler")
+        if not 0 <= wait_seconds <= 60:
+            raise ValueError(f"wait_seconds must be from 0 to 60, got {wait_seconds}")
         self.client = client
         self.handlers = dict(handlers)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -61,13 +73,15 @@ class Worker:
         self.heartbeat_interval = lease_seconds / 3 if heartbeat_interval is None else heartbeat_interval
         self.idle_min = idle_min
         self.idle_max = idle_max
+        self.wait_seconds = wait_seconds
         self.log = logger or log
         self._stop = threading.Event()
         self.processed = 0
         self.failed = 0
 
     def stop(self) -> None:
-        """Asks the loop to stop after the task in hand."""
+        """Asks the loop to stop after the task in hand; an idle worker stops when its claim's
+        wait ends, within ``wait_seconds``."""
         self._stop.set()
 
     @property
@@ -90,18 +104,26 @@ class Worker:
         handled = 0
         types: List[str] = sorted(self.handlers)
         self.log.info("worker %s started for %s", self.worker_id, ", ".join(types))
+        # stop_when_idle asks whether anything is runnable now: it never waits.
+        wait = None if stop_when_idle or not self.wait_seconds else self.wait_seconds
         while not self._stop.is_set() and (max_tasks is None or handled < max_tasks):
             try:
-                tasks = self.client.claim(self.worker_id, types=types, limit=1, lease_seconds=self.lease_seconds)
+                tasks = self.client.claim(self.worker_id, types=types, limit=1, lease_seconds=self.lease_seconds,
+                                          wait_seconds=wait)
             except ConnectionFailedError as e:
                 self.log.warning("database unavailable, retrying in %.1fs: %s", self.idle_max, e)
                 self._stop.wait(self.idle_max)
                 continue
+            if tasks and self._stop.is_set():
+                # The stop came while the claim was waiting: these were never started.
+                self._release(tasks)
+                break
             if not tasks:
                 if stop_when_idle:
                     break
-                self._stop.wait(idle)
-                idle = min(idle * 2, self.idle_max)
+                if wait is None:
+                    self._stop.wait(idle)
+                    idle = min(idle * 2, self.idle_max)
                 continue
             idle = self.idle_min
             for task in tasks:
@@ -109,6 +131,14 @@ class Worker:
                 handled += 1
         self.log.info("worker %s stopped after %d task(s)", self.worker_id, handled)
         return handled
+
+    def _release(self, tasks: List[Task]) -> None:
+        for task in tasks:
+            try:
+                task.release()
+                self.log.info("task %s (%s) released unstarted", task.id, task.type)
+            except TaskManagerError as e:  # left to its lease
+                self.log.warning("task %s could not be released: %s", task.id, e)
 
     def _handle(self, task: Task) -> None:
         lost = threading.Event()

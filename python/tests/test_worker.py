@@ -1,5 +1,6 @@
-"""The Worker helper end to end: handlers that succeed, raise, outlive their lease, and a
-graceful stop on SIGTERM."""
+"""The Worker helper end to end: handlers that succeed, raise, outlive their lease, a graceful
+stop on SIGTERM, and an idle worker waiting in its claims: it takes another process's task
+within a second and stop() or SIGTERM end it within its wait."""
 
 import logging
 import os
@@ -10,6 +11,8 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 import taskmanager
 from taskmanager import PermanentError, RetryLater, Worker
@@ -125,3 +128,118 @@ def test_sigterm_stops_the_worker_after_the_current_task(client, db_name):
     assert "exited cleanly 1" in out
     assert client.get_task(tid)["status"] == "completed"
     assert client.stats()["types"]["py.job"]["pending"] == 1, "the second task was left for another worker"
+
+
+def _watch_claims(client, monkeypatch):
+    """Records when the worker starts each claim and what it waits; ``until(condition)`` returns
+    once ``condition(starts)`` holds, ``starts`` being the claims' start times (monotonic)."""
+    starts, waits = [], []
+    changed = threading.Condition()
+    claim = client.claim
+
+    def watched(*args, **kwargs):
+        with changed:
+            starts.append(time.monotonic())
+            waits.append(kwargs.get("wait_seconds"))
+            changed.notify_all()
+        return claim(*args, **kwargs)
+
+    def until(condition, what, timeout=30.0):
+        with changed:
+            assert changed.wait_for(lambda: condition(starts), timeout), f"the worker never {what}"
+
+    monkeypatch.setattr(client, "claim", watched)
+    return waits, until
+
+
+def test_an_idle_worker_takes_another_process_task_within_a_second_and_stops_within_its_wait(
+        client, db_name, monkeypatch):
+    # Another process enqueues when told to (a line on stdin) and says when it did.
+    script = textwrap.dedent(f"""
+        import sys, time
+        import taskmanager
+        c = taskmanager.Client({config(db_name)!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        at = time.time()
+        c.enqueue("py.job", {{"from": "another process"}})
+        print(repr(at), flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(taskmanager.__file__).parent.parent))
+    producer = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=env)
+    started = []
+    handled = threading.Event()
+
+    def handle(task):
+        started.append(time.time())
+        handled.set()
+        return "ok"
+
+    waits, until = _watch_claims(client, monkeypatch)
+    worker = Worker(client, {"py.job": handle}, worker_id="py-idle-worker")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert producer.stdout.readline().strip() == "ready"
+        # Idle for 4 s, through whole waits and into the claim that starts then: a worker
+        # polling with the backoff it used to have (0.1 s doubling up to idle_max, 5 s) would
+        # not look again before 6.3 s.
+        until(lambda starts: starts[-1] - starts[0] >= 4.0, "started a claim 4 s after its first")
+        producer.stdin.write("go\n")
+        producer.stdin.flush()
+        enqueued = float(producer.stdout.readline())
+        assert handled.wait(10), "the worker never ran the task"
+        latency = started[0] - enqueued
+        assert latency < 1.5, f"the handler started {latency:.3f}s after the enqueue"
+
+        # Idle again: stop() ends the loop when the claim now waiting returns.
+        handled_at = time.monotonic()
+        until(lambda starts: starts[-1] > handled_at, "claimed again after the task")
+        asked = time.monotonic()
+        worker.stop()
+        thread.join(10)
+        took = time.monotonic() - asked
+        assert not thread.is_alive(), "stop() did not end the idle worker"
+        assert took < worker.wait_seconds + 1.0, f"stop() took {took:.3f}s"
+    finally:
+        worker.stop()
+        thread.join(10)
+        producer.kill()
+        producer.wait()
+    assert set(waits) == {1.0}, "every claim waited, for the default 1 s"
+    assert worker.processed == 1
+
+
+def test_sigterm_ends_an_idle_worker_within_its_wait(db_name, client):
+    script = textwrap.dedent(f"""
+        import logging, sys
+        import taskmanager
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+        c = taskmanager.Client({config(db_name)!r})
+        w = taskmanager.Worker(c, {{"py.job": lambda task: "ok"}}, wait_seconds=2)
+        w.install_signal_handlers()
+        w.run()
+        print("exited cleanly", w.processed, flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(taskmanager.__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    while line and "started for" not in line:
+        line = proc.stdout.readline()
+    assert "started for" in line, "the worker never started"
+    # The worker claims next, and waits up to 2 s in that claim: Python runs the signal
+    # handler once the call returns.
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    took = time.monotonic() - signalled
+    assert proc.returncode == 0, out
+    assert "exited cleanly 0" in out
+    assert took < 2 + 1.0, f"SIGTERM ended the idle worker after {took:.3f}s"
+
+
+@pytest.mark.parametrize("bad", [-1, 61])
+def test_wait_seconds_is_checked(client, bad):
+    with pytest.raises(ValueError, match="wait_seconds must be from 0 to 60"):
+        Worker(client, {"py.job": lambda task: None}, wait_seconds=bad)
