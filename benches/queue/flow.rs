@@ -122,6 +122,17 @@ pub(crate) fn run(
             per_second / waiters as f64
         );
     }
+    // A worker's loop of short waits back to back (the Python worker waits 1 s a claim).
+    for wait in [1.0, 3.0] {
+        let before = proxy.commands();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            let options = serde_json::from_value(json!({"wait_seconds": wait})).unwrap();
+            assert!(counted.claim("idle", &options).unwrap().is_empty());
+        }
+        let per_second = (proxy.commands() - before) as f64 / started.elapsed().as_secs_f64();
+        println!("an idle worker's loop of {wait} s waits:    {per_second:>7.1} round trips/s");
+    }
     let other_process = server.client(server.port, true, 3);
     for (name, waiter) in [
         ("same process", client),

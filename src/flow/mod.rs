@@ -414,6 +414,8 @@ pub(crate) struct ProcessFlow {
     limited: RwLock<Vec<Limited>>,
     arrivals: Mutex<u64>,
     arrived: Condvar,
+    /// When a waiting claim of this process last found a task (`None`: never).
+    last_found: Mutex<Option<Instant>>,
 }
 
 impl ProcessFlow {
@@ -435,6 +437,18 @@ impl ProcessFlow {
         *self.limited.write() = limited;
     }
 
+    /// A waiting claim found a task.
+    pub(crate) fn found_work(&self) {
+        *self.last_found.lock() = Some(Instant::now());
+    }
+
+    /// How long this process's waiting claims have found nothing (since the first wait, when
+    /// none ever found anything).
+    pub(crate) fn idle_for(&self) -> std::time::Duration {
+        let mut last = self.last_found.lock();
+        last.get_or_insert_with(Instant::now).elapsed()
+    }
+
     /// A task may have become claimable: wake this process's waiting claims.
     pub(crate) fn signal(&self) {
         *self.arrivals.lock() += 1;
@@ -446,13 +460,14 @@ impl ProcessFlow {
         *self.arrivals.lock()
     }
 
-    /// Sleeps until a signal after `seen`, or `until`.
-    pub(crate) fn wait(&self, seen: u64, until: Instant) {
+    /// Sleeps until a signal after `seen` (true), or `until` (false).
+    pub(crate) fn wait(&self, seen: u64, until: Instant) -> bool {
         let mut arrivals = self.arrivals.lock();
         while *arrivals == seen {
             if self.arrived.wait_until(&mut arrivals, until).timed_out() {
-                return;
+                return *arrivals != seen;
             }
         }
+        true
     }
 }

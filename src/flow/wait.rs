@@ -4,9 +4,10 @@
 //! Between tries it sleeps on the process's signal (see [`super::ProcessFlow`]): an enqueue or
 //! a finished task in this process wakes it at once. Work that arrives from other processes is
 //! found by the next try: the pause between tries starts at [`FIRST_PAUSE`] and doubles up to
-//! [`LONGEST_PAUSE`], so an idle waiter costs the server one claim per second after its first
-//! few tries: a poll is the claim's first round trip only (the lazy recovery that a claim
-//! coming up short runs is left to the once-a-second pass). The bench's `flow` section
+//! [`LONGEST_PAUSE`] (from the start once the process's claims have found nothing for that
+//! long), so an idle waiter costs the server about one claim per second: a poll is the
+//! claim's first round trip only (the lazy recovery that a claim coming up short runs is left
+//! to the once-a-second pass). The bench's `flow` section
 //! measures the statements per second of idle waiters.
 
 use crate::database::Database;
@@ -46,17 +47,30 @@ pub(crate) fn until_found<T>(
     found: impl Fn(&T) -> bool,
     mut attempt: impl FnMut(bool) -> Result<T>,
 ) -> Result<T> {
-    let mut pause = FIRST_PAUSE;
-    let mut retry = false;
+    // A process whose claims have found nothing for a while polls at its slowest from the
+    // start: a worker making short waits back to back would otherwise climb the ramp anew each
+    // time.
+    let idle = deadline.is_some() && db.flow.idle_for() >= LONGEST_PAUSE;
+    let mut pause = if idle { LONGEST_PAUSE } else { FIRST_PAUSE };
+    // An idle process's first try is a poll too: its claims recover leases once a second.
+    let mut retry = idle;
     loop {
         // Read before the try: a signal during it ends the sleep below at once.
         let seen = db.flow.seen();
         let answer = attempt(retry)?;
         retry = true;
+        if found(&answer) {
+            db.flow.found_work();
+        }
         let now = Instant::now();
         match deadline {
             Some(deadline) if !found(&answer) && now < deadline => {
-                db.flow.wait(seen, deadline.min(now + pause));
+                let signalled = db.flow.wait(seen, deadline.min(now + pause));
+                // At the deadline with nothing new in this process, the answer stands: the
+                // caller (a worker's loop) tries again at once if it wants to.
+                if !signalled && Instant::now() >= deadline {
+                    return Ok(answer);
+                }
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
             _ => return Ok(answer),
