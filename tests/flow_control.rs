@@ -439,3 +439,29 @@ fn complete_and_claim_keeps_to_the_limit_and_a_stale_token_claims_nothing() {
         "one slot: one task, whatever the limit asked"
     );
 }
+
+#[test]
+fn tasks_claimed_before_a_limit_count_and_a_removed_limit_hands_each_task_out_once() {
+    let db = two_types(3);
+    let early = db
+        .client
+        .claim("early", &from(json!({"types": ["render"]})))
+        .unwrap();
+    assert_eq!(early.len(), 1);
+    db.client
+        .set_type_limits("render", &limits(json!({"max_running": 1})))
+        .unwrap();
+    let render: ClaimOptions = from(json!({"types": ["render"], "limit": 10}));
+    assert!(
+        db.client.claim("w", &render).unwrap().is_empty(),
+        "the task claimed before the limit holds its only slot"
+    );
+    // Another process removes the limit; this one still believes the type limited.
+    db.client_with(json!({"pool_max_connections": 2}))
+        .set_type_limits("render", &limits(json!({"max_running": null})))
+        .unwrap();
+    let got = db.client.claim("w", &render).unwrap();
+    let mut ids: Vec<i64> = got.iter().map(|t| t.id).collect();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (2, 2), "each task once: {ids:?}");
+}

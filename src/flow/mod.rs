@@ -266,6 +266,7 @@ pub(crate) fn set_limits(db: &Database, name: &str, limits: &TypeLimits) -> Resu
             for (kind, count) in [("running", running), ("rate", starts)] {
                 keep_permits(db, &mut tx, type_id, kind, count.unwrap_or(0))?;
             }
+            give_permits_to_running_tasks(db, &mut tx, type_id)?;
         }
         // This process's claims take the new limits into account at once.
         let limited = read_limited(tx.query(LIMITED_TYPES).map_err(|e| db.error(e))?)?;
@@ -275,6 +276,50 @@ pub(crate) fn set_limits(db: &Database, name: &str, limits: &TypeLimits) -> Resu
     })?;
     db.flow.signal();
     types::get(db, name)
+}
+
+/// The type's tasks claimed now (before the limit, or while it was higher) take the free
+/// `running` permits, so that the limit counts them: with `max_running` 1 and a task running,
+/// no second one starts. Tasks beyond the permits (a limit lowered below them) run on without.
+fn give_permits_to_running_tasks(
+    db: &Database,
+    tx: &mut mysql::Transaction<'_>,
+    type_id: i64,
+) -> Result<()> {
+    let held = "p.task_id = t.id AND p.lease_token <=> t.lease_token";
+    let unpermitted: Vec<(i64, Option<String>)> = tx
+        .exec(
+            format!(
+                "SELECT t.id, t.lease_token FROM tasks t FORCE INDEX (idx_tasks_leased) \
+                 WHERE t.claimed_until IS NOT NULL AND t.type_id = ? AND NOT EXISTS \
+                 (SELECT 1 FROM task_type_permits p WHERE p.type_id = t.type_id \
+                 AND p.kind = 'running' AND {held}) ORDER BY t.id"
+            ),
+            (type_id,),
+        )
+        .map_err(|e| db.error(e))?;
+    if unpermitted.is_empty() {
+        return Ok(());
+    }
+    let free: Vec<i64> = tx
+        .exec(
+            format!(
+                "SELECT p.n FROM task_type_permits p WHERE p.type_id = ? AND p.kind = 'running' \
+                 AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_until IS NOT NULL AND {held}) \
+                 ORDER BY p.n FOR UPDATE"
+            ),
+            (type_id,),
+        )
+        .map_err(|e| db.error(e))?;
+    for (n, (task_id, token)) in free.into_iter().zip(unpermitted) {
+        tx.exec_drop(
+            "UPDATE task_type_permits SET task_id = ?, lease_token = ?, taken_at = NOW(6) \
+             WHERE type_id = ? AND kind = 'running' AND n = ?",
+            (task_id, token, type_id, n),
+        )
+        .map_err(|e| db.error(e))?;
+    }
+    Ok(())
 }
 
 /// Makes the type's permits of `kind` exactly those numbered 0 to `count - 1`; permits kept

@@ -62,8 +62,10 @@ pub(crate) struct Limited {
 pub(super) const READ_COMMITTED: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
 /// A `running` permit `p` is held: its task is claimed under the token it recorded.
+/// (`<=>`: a task claimed by hand has no token, and holds the permit it was given when the
+/// limit was set, see `flow::set_limits`.)
 const PERMIT_HELD: &str = "EXISTS (SELECT 1 FROM tasks t FORCE INDEX (PRIMARY) \
-     WHERE t.id = p.task_id AND t.status = 'claimed' AND t.lease_token = p.lease_token)";
+     WHERE t.id = p.task_id AND t.status = 'claimed' AND t.lease_token <=> p.lease_token)";
 
 /// The variables of the `n`th gated pick.
 struct Gate {
@@ -112,10 +114,12 @@ pub(super) fn push_gated_picks(
     for (n, limited) in request.gated.iter().enumerate() {
         let gate = Gate::nth(n);
         let type_id = sql::int(limited.type_id);
-        // `expr` over the type's flow row, while it is not paused (no row: NULL).
+        // `expr` over the type's flow row while it is limited and not paused (else NULL: the
+        // plain pick serves a type whose limits are gone, and this one must not pick it too).
         let flow_row = |expr: &str| {
             format!(
                 "SELECT {expr} FROM task_type_flow WHERE type_id = {type_id} \
+                 AND (max_running IS NOT NULL OR rate_limit IS NOT NULL) \
                  AND (paused_until IS NULL OR paused_until <= NOW(6))"
             )
         };
@@ -199,7 +203,8 @@ pub(super) fn push_gated_picks(
         "SELECT (SELECT JSON_ARRAYAGG(id) FROM (SELECT t.id FROM ({}) AS candidate \
          STRAIGHT_JOIN tasks t FORCE INDEX (PRIMARY) ON t.id = candidate.id \
          ORDER BY {} LIMIT {limit}) AS merged) INTO {picked}",
-        sources.join(" UNION ALL "),
+        // UNION, not UNION ALL: a task is leased once even if two picks found it.
+        sources.join(" UNION "),
         request.order.sql("t.", false)
     ));
 }
