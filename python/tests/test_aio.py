@@ -1,6 +1,7 @@
 """taskmanager.aio against the real library and server: the client's round trip, a loop that
 keeps running while the library waits, close() waiting for calls in flight, and the async
-Worker's concurrency, heartbeats, failures and graceful stop on a signal.
+Worker's concurrency, heartbeats, failures, graceful stop on a signal, and waiting in its
+claims when idle (not while tasks run).
 
 Plain tests that call asyncio.run, so the suite needs no asyncio plugin for pytest."""
 
@@ -406,3 +407,144 @@ def test_a_signal_finishes_the_current_task_then_exits_0(client, db_name, signum
     assert f"finishing {tid}" in out and "exited cleanly 1 1" in out, out + err
     assert client.get_task(tid)["status"] == "completed"
     assert client.stats()["types"]["py.job"]["pending"] == 1, "the second task was left for another worker"
+
+
+def _watch_claims(tm):
+    """Records the worker's claims on ``tm``: ``waits`` holds each one's ``wait_seconds`` and
+    ``starts`` its start time (monotonic); ``until(condition, what)`` returns once
+    ``condition(starts, waits)`` holds."""
+    starts, waits = [], []
+    changed = asyncio.Event()
+    claim = tm.claim
+
+    async def watched(*args, **kwargs):
+        starts.append(time.monotonic())
+        waits.append(kwargs.get("wait_seconds"))
+        changed.set()
+        return await claim(*args, **kwargs)
+
+    async def until(condition, what):
+        deadline = time.monotonic() + 30
+        while not condition(starts, waits):
+            changed.clear()
+            left = deadline - time.monotonic()
+            assert left > 0, f"the worker never {what}"
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    tm.claim = watched
+    return starts, waits, until
+
+
+def test_an_idle_worker_takes_another_process_task_within_a_second_and_stops_within_its_wait(client, db_name):
+    # Another process enqueues when told to (a line on stdin) and says when it did.
+    script = textwrap.dedent(f"""
+        import sys, time
+        import taskmanager
+        c = taskmanager.Client({config(db_name)!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        at = time.time()
+        c.enqueue("py.job", {{"from": "another process"}})
+        print(repr(at), flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(taskmanager.__file__).parent.parent))
+    producer = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=env)
+    figures = {}
+
+    async def main():
+        started = []
+        handled = asyncio.Event()
+
+        async def handle(task):
+            started.append(time.time())
+            handled.set()
+            return "ok"
+
+        async with AsyncClient.open(config(db_name)) as tm:
+            starts, waits, until = _watch_claims(tm)
+            worker = Worker(tm, {"py.job": handle}, worker_id="py-aio-idle-worker")
+            running = asyncio.ensure_future(worker.run())
+            try:
+                line = await asyncio.to_thread(producer.stdout.readline)
+                assert line.strip() == "ready", line
+                # Idle for 4 s, through whole waits and into the claim that starts then: polling
+                # with the backoff it used to have (0.1 s doubling up to idle_max, 5 s), the
+                # worker would not look again before 6.3 s.
+                await until(lambda s, w: s[-1] - s[0] >= 4.0, "started a claim 4 s after its first")
+                producer.stdin.write("go\n")
+                producer.stdin.flush()
+                enqueued = float(await asyncio.to_thread(producer.stdout.readline))
+                await asyncio.wait_for(handled.wait(), WAIT)
+                figures["latency"] = started[0] - enqueued
+
+                # Idle again: stop() ends the loop when the claim now waiting returns.
+                handled_at = time.monotonic()
+                await until(lambda s, w: s[-1] > handled_at, "claimed again after the task")
+                asked = time.monotonic()
+                worker.stop()
+                figures["handled"] = await asyncio.wait_for(asyncio.shield(running), WAIT)
+                figures["stop"] = time.monotonic() - asked
+            finally:
+                worker.stop()
+                await asyncio.wait_for(running, WAIT)
+            figures["waits"] = set(waits)
+            figures["processed"] = worker.processed
+            figures["wait_seconds"] = worker.wait_seconds
+
+    try:
+        run(main())
+    finally:
+        producer.kill()
+        producer.wait()
+    print(f"\nasync idle worker: handler started {figures['latency']:.3f}s after the enqueue, "
+          f"stop() took {figures['stop']:.3f}s")
+    assert figures["latency"] < 1.5, f"the handler started {figures['latency']:.3f}s after the enqueue"
+    assert figures["stop"] < figures["wait_seconds"] + 1.0, f"stop() took {figures['stop']:.3f}s"
+    assert figures["waits"] == {1.0}, "every claim, all made with nothing in hand, waited the default 1 s"
+    assert (figures["handled"], figures["processed"]) == (1, 1)
+
+
+def test_a_busy_worker_does_not_wait_in_its_claims(client, db_name):
+    """With a task in hand the worker polls for its free slot, so the task finishing is noticed
+    at once; it waits in its claims again once nothing is in hand."""
+    tid = client.enqueue("py.job", {"n": 1})["id"]
+
+    async def main():
+        go_on = asyncio.Event()
+
+        async def handle(task):
+            await asyncio.wait_for(go_on.wait(), WAIT)
+            return "ok"
+
+        async with AsyncClient.open(config(db_name)) as tm:
+            starts, waits, until = _watch_claims(tm)
+            worker = Worker(tm, {"py.job": handle}, concurrency=2, idle_max=0.2)
+            running = asyncio.ensure_future(worker.run())
+            try:
+                # The first claim (nothing in hand) waits and gets the task; those for the free
+                # slot while it runs do not wait.
+                await until(lambda s, w: len(w) >= 3, "claimed for its free slot")
+                assert waits[0] == 1.0 and waits[1:3] == [None, None], waits
+                go_on.set()
+                await until(lambda s, w: w[-1] == 1.0 and len(w) > 3, "waited again with nothing in hand")
+            finally:
+                worker.stop()
+                await asyncio.wait_for(running, WAIT)
+            return worker.processed
+
+    assert run(main()) == 1
+    assert client.get_task(tid)["status"] == "completed"
+
+
+@pytest.mark.parametrize("bad", [-1, 61])
+def test_wait_seconds_is_checked(client, db_name, bad):
+    async def main():
+        async with AsyncClient.open(config(db_name)) as tm:
+            with pytest.raises(ValueError, match="wait_seconds must be from 0 to 60"):
+                Worker(tm, {"py.job": lambda task: None}, wait_seconds=bad)
+
+    run(main())

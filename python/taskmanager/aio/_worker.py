@@ -49,6 +49,17 @@ class Worker:
     heartbeat). :meth:`stop` (or SIGTERM/SIGINT after :meth:`install_signal_handlers`) claims
     nothing more and lets the tasks in hand finish; cancelling :meth:`run` instead cancels the
     async handlers and leaves their tasks to their lease (a handler thread cannot be stopped).
+
+    With nothing in hand, the worker waits inside its claim (the client's ``wait_seconds``, in
+    a thread of the client's waiting pool, so the loop runs on) instead of sleeping between
+    polls: a task is taken as soon as it is claimable (at once when this process enqueued it,
+    within a second from another process or host). One claim waits at most ``wait_seconds``
+    (default 1, 0 to 60); a claim in progress cannot be interrupted, so that is also how long
+    :meth:`stop` takes to end an idle worker. While tasks are in hand its claims do not wait,
+    so that one finishing frees its slot at once: it polls for the free slots, pausing
+    ``idle_min`` doubling up to ``idle_max`` seconds after an empty claim, or less when a task
+    in hand finishes. ``wait_seconds=0`` always polls that way. ``idle_max`` is also the pause
+    after a connection error.
     """
 
     def __init__(
@@ -62,6 +73,7 @@ class Worker:
         heartbeat_interval: Optional[float] = None,
         idle_min: float = 0.1,
         idle_max: float = 5.0,
+        wait_seconds: float = 1.0,
         logger: Optional[logging.Logger] = None,
     ):
         if not handlers:
@@ -70,6 +82,8 @@ class Worker:
             raise TypeError(f"the async Worker needs a taskmanager.aio.AsyncClient, not {type(client).__name__}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if not 0 <= wait_seconds <= 60:
+            raise ValueError(f"wait_seconds must be from 0 to 60, got {wait_seconds}")
         self.client = client
         self.handlers = dict(handlers)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -78,6 +92,7 @@ class Worker:
         self.heartbeat_interval = lease_seconds / 3 if heartbeat_interval is None else heartbeat_interval
         self.idle_min = idle_min
         self.idle_max = idle_max
+        self.wait_seconds = wait_seconds
         self.log = logger or log
         self.processed = 0
         self.failed = 0
@@ -90,8 +105,9 @@ class Worker:
     # -- stopping -----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Asks the loop to claim nothing more and return once the tasks in hand are done.
-        Safe from any thread and from a signal handler."""
+        """Asks the loop to claim nothing more and return once the tasks in hand are done; an
+        idle worker returns when its claim's wait ends, within ``wait_seconds``. Safe from any
+        thread and from a signal handler."""
         self._stop_asked = True
         loop, event = self._loop, self._stop_event
         if loop is None or event is None:
@@ -142,6 +158,8 @@ class Worker:
         started = 0
         idle = self.idle_min
         types = sorted(self.handlers)
+        # stop_when_idle asks whether anything is runnable now: it never waits.
+        wait = None if stop_when_idle or not self.wait_seconds else self.wait_seconds
         self.log.info("worker %s started for %s (concurrency %d)", self.worker_id, ", ".join(types), self.concurrency)
         try:
             while not stop.is_set():
@@ -153,9 +171,12 @@ class Worker:
                         break  # max_tasks handed out and all of them finished
                     await self._pause(None, running)
                     continue
+                # Wait in the claim only with nothing in hand: a claim that waits could not
+                # notice a task in hand finishing, and so its slot coming free, until it returns.
+                waiting = wait if not running else None
                 try:
                     tasks = await self.client.claim(self.worker_id, types=types, limit=room,
-                                                    lease_seconds=self.lease_seconds)
+                                                    lease_seconds=self.lease_seconds, wait_seconds=waiting)
                 except ConnectionFailedError as e:
                     self.log.warning("database unavailable, retrying in %.1fs: %s", self.idle_max, e)
                     await self._pause(self.idle_max, set())
@@ -167,6 +188,8 @@ class Worker:
                 if not tasks:
                     if stop_when_idle and not running:
                         break
+                    if waiting is not None:
+                        continue  # the claim did the waiting
                     # Wake early when a task in hand finishes: it frees a slot, and a retried
                     # task may be runnable again at once.
                     await self._pause(None if stop_when_idle else idle, running)
