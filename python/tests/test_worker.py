@@ -191,7 +191,8 @@ def test_an_idle_worker_takes_another_process_task_within_a_second_and_stops_wit
         enqueued = float(producer.stdout.readline())
         assert handled.wait(10), "the worker never ran the task"
         latency = started[0] - enqueued
-        assert latency < 1.5, f"the handler started {latency:.3f}s after the enqueue"
+        # About 1 s (an idle process polls once a second), with room for a loaded machine.
+        assert latency < 2.5, f"the handler started {latency:.3f}s after the enqueue"
 
         # Idle again: stop() ends the loop when the claim now waiting returns.
         handled_at = time.monotonic()
