@@ -43,7 +43,8 @@ final class Flow
     /**
      * The limits from a body: `max_running` (an integer, or null to remove it) and `rate`
      * (`{"limit", "per_seconds", "burst"}`, or null to remove it). A field left out keeps its
-     * value.
+     * value. Unknown fields are refused here; the values' ranges are the library's to check
+     * (its message names the field, and stays the one rule every binding applies).
      *
      * @return array<string, mixed>
      */
@@ -52,9 +53,7 @@ final class Flow
         self::onlyFields($body, ['max_running', 'rate']);
         $limits = [];
         if (property_exists($body, 'max_running')) {
-            $limits['max_running'] = $body->max_running === null
-                ? null
-                : self::integer($body->max_running, 'max_running', 1, 100000);
+            $limits['max_running'] = self::digits($body->max_running);
         }
         if (property_exists($body, 'rate')) {
             $rate = $body->rate;
@@ -64,18 +63,7 @@ final class Flow
                 throw HttpError::badRequest('rate must be an object {"limit", "per_seconds", "burst"} or null');
             } else {
                 self::onlyFields($rate, ['limit', 'per_seconds', 'burst'], 'rate.');
-                foreach (['limit', 'per_seconds'] as $field) {
-                    if (!isset($rate->$field)) {
-                        throw HttpError::missing("rate.$field");
-                    }
-                }
-                // limit + burst permits at most: one row each (see migration 9).
-                $limit = self::integer($rate->limit, 'rate.limit', 1, 100000);
-                $limits['rate'] = [
-                    'limit' => $limit,
-                    'per_seconds' => self::integer($rate->per_seconds, 'rate.per_seconds', 1, 31536000),
-                    'burst' => isset($rate->burst) ? self::integer($rate->burst, 'rate.burst', 0, 100000 - $limit) : 0,
-                ];
+                $limits['rate'] = (object) array_map(self::digits(...), get_object_vars($rate));
             }
         }
         return $limits;
@@ -143,15 +131,9 @@ final class Flow
         }
     }
 
-    /** An integer in a range, also given as digits in a string; the message names the field. */
-    private static function integer(mixed $value, string $field, int $min, int $max): int
+    /** A number given as digits in a string, as the integer it spells; any other value as it is. */
+    private static function digits(mixed $value): mixed
     {
-        if (is_string($value) && preg_match('/^-?\d{1,10}$/', $value)) {
-            $value = (int) $value;
-        }
-        if (!is_int($value) || $value < $min || $value > $max) {
-            throw HttpError::badRequest("$field must be an integer from $min to $max");
-        }
-        return $value;
+        return is_string($value) && preg_match('/^-?\d{1,10}$/', $value) ? (int) $value : $value;
     }
 }
