@@ -241,7 +241,7 @@ pub(crate) fn claim_steps(
             claim.index,
             claim.order.pending(),
             claim.type_filter,
-            held_back(),
+            HELD_BACK,
             claim.order.sql("", true)
         ),
         claim.limit,

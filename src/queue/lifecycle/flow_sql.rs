@@ -1,7 +1,7 @@
 //! Flow control in a claim: paused types are left alone, and a limited type's tasks are started
 //! only with its permits (see `crate::flow` for the settings, migration 9 for the tables).
 //!
-//! Every claim's plain pick skips the types [`held_back`] names: paused now, or limited. A
+//! Every claim's plain pick skips the types [`HELD_BACK`] names: paused now, or limited. A
 //! limited type's tasks are then picked by a pick of their own, appended for each limited type
 //! the process knows of ([`push_gated_picks`]):
 //!
@@ -26,19 +26,16 @@
 //!
 //! Which types are limited is learnt from the database: every claim that recovers leases (once
 //! a second, and when a claim comes up short) reads the list. Until a process has learnt of a
-//! new limit its claims leave the type's tasks alone ([`held_back`] is read by each claim), so a
+//! new limit its claims leave the type's tasks alone ([`HELD_BACK`] is read by each claim), so a
 //! limit is never exceeded by a process that has not heard of it.
 
 use super::*;
 use crate::sql;
 
-/// The condition that leaves a type to its gated pick, or to nobody while it is paused.
-const GATED: &str = "paused_until > NOW(6) OR max_running IS NOT NULL OR rate_limit IS NOT NULL";
-
-/// A claim's plain pick skips these types' tasks.
-pub(crate) fn held_back() -> String {
-    format!("AND type_id NOT IN (SELECT type_id FROM task_type_flow WHERE {GATED})")
-}
+/// A claim's plain pick skips these types' tasks: paused now (nobody takes them), or limited
+/// (their gated pick does).
+pub(crate) const HELD_BACK: &str = "AND type_id NOT IN (SELECT type_id FROM task_type_flow \
+     WHERE paused_until > NOW(6) OR max_running IS NOT NULL OR rate_limit IS NOT NULL)";
 
 /// The types with a concurrency or rate limit and which they have, as a claim reads them to
 /// learn of new limits.
