@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::database::{self, Database};
+use crate::embedded::{self, Store};
 use crate::error::Result;
 use crate::flow::{self, PauseOptions, TypeLimits};
 use crate::migrate::{self, MigrationReport};
@@ -29,8 +30,25 @@ use std::sync::Arc;
 /// between threads; clients opened with the same connection settings share one pool.
 #[derive(Clone, Debug)]
 pub struct Client {
-    db: Arc<Database>,
+    backend: Backend,
     config: Arc<Config>,
+}
+
+/// Where the queue lives: a server (MySQL or MariaDB), or a SQLite file (the embedded engine).
+#[derive(Clone, Debug)]
+enum Backend {
+    Server(Arc<Database>),
+    Embedded(Arc<Store>),
+}
+
+/// Runs `$server` with `db` bound on a server, `$embedded` with `store` bound on a file.
+macro_rules! on {
+    ($self:ident, $db:ident => $server:expr, $store:ident => $embedded:expr) => {
+        match &$self.backend {
+            Backend::Server($db) => $server,
+            Backend::Embedded($store) => $embedded,
+        }
+    };
 }
 
 impl Client {
@@ -38,12 +56,27 @@ impl Client {
     /// that the server is reachable and supports the queue. The schema is checked on first use, so a
     /// client can be opened on an empty database to run [`Client::migrate`].
     pub fn open(config: Config) -> Result<Client> {
-        let db = database::database(&config.connection)?;
-        db.ensure_server()?;
+        let backend = match &config.embedded {
+            Some(file) => {
+                let store = embedded::store(file)?;
+                store.ensure_file()?;
+                Backend::Embedded(store)
+            }
+            None => {
+                let db = database::database(&config.connection)?;
+                db.ensure_server()?;
+                Backend::Server(db)
+            }
+        };
         Ok(Client {
-            db,
+            backend,
             config: Arc::new(config),
         })
+    }
+
+    /// Whether this client's queue is a SQLite file (the embedded engine).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.backend, Backend::Embedded(_))
     }
 
     /// Opens a client from JSON configuration text; `None` or `{}` reads the environment.
@@ -58,7 +91,8 @@ impl Client {
 
     /// Creates or upgrades the schema. The only call that runs DDL.
     pub fn migrate(&self) -> Result<MigrationReport> {
-        migrate::migrate(&self.db.pool, self.config.task_claim_timeout, None)
+        on!(self, db => migrate::migrate(&db.pool, self.config.task_claim_timeout, None),
+            store => embedded::schema::migrate(store))
     }
 
     /// Migrates up to schema version `to` only: during a rolling deploy, to the version this
@@ -66,30 +100,34 @@ impl Client {
     /// [`Client::migrate`] once it is gone. `InvalidArgument` for a version this library does
     /// not stop at.
     pub fn migrate_to(&self, to: i64) -> Result<MigrationReport> {
-        migrate::migrate(&self.db.pool, self.config.task_claim_timeout, Some(to))
+        on!(self, db => migrate::migrate(&db.pool, self.config.task_claim_timeout, Some(to)),
+            _store => Err(embedded::not_yet("migrate_to (a rolling deploy's step)")))
     }
 
     /// Registers a task type (name, version, JSON Schema). The same name, version and schema
     /// again is a no-op (`changed: false`); another version (a label, not ordered) replaces the
     /// schema for new tasks; another schema under the same version is `Conflict`.
     pub fn register_type(&self, definition: &TypeDefinition) -> Result<TaskType> {
-        types::register(&self.db, definition, self.config.max_payload_bytes)
+        let max = self.config.max_payload_bytes;
+        on!(self, db => types::register(db, definition, max),
+            store => embedded::register_type(store, definition, max))
     }
 
     /// One task type by name; `NotFound` if it was never registered.
     pub fn get_type(&self, name: &str) -> Result<TaskType> {
-        types::get(&self.db, name)
+        on!(self, db => types::get(db, name), store => embedded::get_type(store, name))
     }
 
     /// Every task type, by name.
     pub fn list_types(&self) -> Result<Vec<TaskType>> {
-        types::list(&self.db)
+        on!(self, db => types::list(db), store => embedded::list_types(store))
     }
 
     /// Activates or deactivates a type. A deactivated type refuses new tasks with
     /// `TypeInactive`; its queued tasks still run.
     pub fn set_type_active(&self, name: &str, active: bool) -> Result<TaskType> {
-        types::set_active(&self.db, name, active)
+        on!(self, db => types::set_active(db, name, active),
+            store => embedded::set_type_active(store, name, active))
     }
 
     /// Enqueues one task after validating its params; a duplicate (same dedupe key) returns the
@@ -105,14 +143,18 @@ impl Client {
             params,
             options,
         };
-        let mut out = self.signalled(enqueue::enqueue_batch(&self.db, &self.config, &[input]))?;
-        Ok(out.remove(0))
+        Ok(self.enqueue_inputs(&[input])?.remove(0))
     }
 
     /// Enqueues many tasks in one transaction; all or nothing when any is invalid.
     pub fn enqueue_batch(&self, items: &[BatchItem]) -> Result<Vec<Enqueued>> {
         let inputs: Vec<TaskInput<'_>> = items.iter().map(TaskInput::from).collect();
-        self.signalled(enqueue::enqueue_batch(&self.db, &self.config, &inputs))
+        self.enqueue_inputs(&inputs)
+    }
+
+    fn enqueue_inputs(&self, inputs: &[TaskInput<'_>]) -> Result<Vec<Enqueued>> {
+        on!(self, db => self.signalled(enqueue::enqueue_batch(db, &self.config, inputs)),
+            store => embedded::enqueue_batch(store, &self.config, inputs))
     }
 
     /// The enqueue of one task as SQL for the caller to run on its own connection inside its
@@ -127,14 +169,17 @@ impl Client {
         params: &Value,
         options: &EnqueueOptions,
     ) -> Result<EnqueueStatement> {
-        in_transaction::enqueue_statement(&self.db, &self.config, type_name, params, options)
+        on!(self, db => in_transaction::enqueue_statement(db, &self.config, type_name, params, options),
+            _store => Err(embedded::not_yet("enqueue_statement")))
     }
 
     /// Claims up to `limit` runnable tasks under fresh leases, highest priority first, then
     /// oldest; an empty list when nothing is runnable (after `wait_seconds`, if given).
     /// Paused types' tasks are left alone, and limited types' tasks taken within their limits.
     pub fn claim(&self, worker_id: &str, options: &ClaimOptions) -> Result<Vec<ClaimedTask>> {
-        Ok(claim::claim(&self.db, &self.config, worker_id, options)?.tasks)
+        let report = on!(self, db => claim::claim(db, &self.config, worker_id, options),
+            store => embedded::claim(store, &self.config, worker_id, options));
+        Ok(report?.tasks)
     }
 
     /// [`Client::claim`], also saying when a type it left alone (rate-limited, or paused until
@@ -144,30 +189,34 @@ impl Client {
             report: Some(true),
             ..options.clone()
         };
-        claim::claim(&self.db, &self.config, worker_id, &options)
+        on!(self, db => claim::claim(db, &self.config, worker_id, &options),
+            store => embedded::claim(store, &self.config, worker_id, &options))
     }
 
     /// Pauses a type: claims that begin after this returns hand out none of its tasks until
     /// it is resumed (or `until` passes); it still accepts tasks, and claimed ones finish.
     pub fn pause_type(&self, name: &str, options: &PauseOptions) -> Result<TaskType> {
-        flow::pause(&self.db, name, options)
+        on!(self, db => flow::pause(db, name, options), _store => Err(embedded::not_yet("pause_type")))
     }
 
     /// Ends a type's pause.
     pub fn resume_type(&self, name: &str) -> Result<TaskType> {
-        flow::resume(&self.db, name)
+        on!(self, db => flow::resume(db, name), _store => Err(embedded::not_yet("resume_type")))
     }
 
     /// Sets or removes a type's concurrency limit and rate limit (see [`TypeLimits`]).
     pub fn set_type_limits(&self, name: &str, limits: &TypeLimits) -> Result<TaskType> {
-        flow::set_limits(&self.db, name, limits)
+        on!(self, db => flow::set_limits(db, name, limits),
+            _store => Err(embedded::not_yet("set_type_limits")))
     }
 
     /// A task may have become claimable when `result` is a success: this process's waiting
     /// claims look again at once.
     fn signalled<T>(&self, result: Result<T>) -> Result<T> {
         if result.is_ok() {
-            self.db.flow.signal();
+            if let Backend::Server(db) = &self.backend {
+                db.flow.signal();
+            }
         }
         result
     }
@@ -179,13 +228,7 @@ impl Client {
         lease_token: &str,
         options: &HeartbeatOptions,
     ) -> Result<Heartbeat> {
-        finish::heartbeat(
-            &self.db,
-            &self.config,
-            id,
-            Holder::Token(lease_token),
-            options,
-        )
+        self.heartbeat_by(id, Holder::Token(lease_token), options)
     }
 
     /// [`Client::heartbeat`] for a caller that has no lease token: the task must be claimed by
@@ -196,25 +239,23 @@ impl Client {
         worker_id: &str,
         options: &HeartbeatOptions,
     ) -> Result<Heartbeat> {
-        finish::heartbeat(
-            &self.db,
-            &self.config,
-            id,
-            Holder::Worker(worker_id),
-            options,
-        )
+        self.heartbeat_by(id, Holder::Worker(worker_id), options)
+    }
+
+    fn heartbeat_by(
+        &self,
+        id: i64,
+        holder: Holder<'_>,
+        options: &HeartbeatOptions,
+    ) -> Result<Heartbeat> {
+        on!(self, db => finish::heartbeat(db, &self.config, id, holder, options),
+            store => embedded::heartbeat(store, &self.config, id, holder, options))
     }
 
     /// Completes a claimed task. Only the current lease token may; repeating the same call
     /// succeeds again with `repeated: true`.
     pub fn complete(&self, id: i64, lease_token: &str, result: &Value) -> Result<Finished> {
-        self.signalled(finish::complete(
-            &self.db,
-            &self.config,
-            id,
-            Holder::Token(lease_token),
-            result,
-        ))
+        self.complete_by(id, Holder::Token(lease_token), result)
     }
 
     /// [`Client::complete`] for a caller that has no lease token (the original system's
@@ -222,13 +263,12 @@ impl Client {
     /// id is not a fence: if the lease ran out and the same id claimed the task again, this
     /// finishes the new attempt. Repeating the call succeeds again with `repeated: true`.
     pub fn complete_as_worker(&self, id: i64, worker_id: &str, result: &Value) -> Result<Finished> {
-        self.signalled(finish::complete(
-            &self.db,
-            &self.config,
-            id,
-            Holder::Worker(worker_id),
-            result,
-        ))
+        self.complete_by(id, Holder::Worker(worker_id), result)
+    }
+
+    fn complete_by(&self, id: i64, holder: Holder<'_>, result: &Value) -> Result<Finished> {
+        on!(self, db => self.signalled(finish::complete(db, &self.config, id, holder, result)),
+            store => embedded::complete(store, &self.config, id, holder, result))
     }
 
     /// A worker's loop step: completes the task it holds and claims its next, in one round
@@ -242,18 +282,15 @@ impl Client {
         worker_id: &str,
         options: &ClaimOptions,
     ) -> Result<CompletedAndClaimed> {
-        claim::complete_and_claim(
-            &self.db,
-            &self.config,
-            (id, lease_token, result),
-            worker_id,
-            options,
-        )
+        let done = (id, lease_token, result);
+        on!(self, db => claim::complete_and_claim(db, &self.config, done, worker_id, options),
+            store => embedded::complete_and_claim(store, &self.config, done, worker_id, options))
     }
 
     /// Completes many claimed tasks in one transaction, with an outcome per task.
     pub fn complete_batch(&self, items: &[CompleteItem]) -> Result<Vec<CompleteOutcome>> {
-        self.signalled(finish::complete_batch(&self.db, &self.config, items))
+        on!(self, db => self.signalled(finish::complete_batch(db, &self.config, items)),
+            store => embedded::complete_batch(store, &self.config, items))
     }
 
     /// Fails a claimed task: back to pending after a backoff while attempts remain and `retry`
@@ -265,14 +302,7 @@ impl Client {
         message: &str,
         options: &FailOptions,
     ) -> Result<Failed> {
-        self.signalled(finish::fail(
-            &self.db,
-            &self.config,
-            id,
-            Holder::Token(lease_token),
-            message,
-            options,
-        ))
+        self.fail_by(id, Holder::Token(lease_token), message, options)
     }
 
     /// [`Client::fail`] for a caller that has no lease token: the task must be claimed by
@@ -284,29 +314,36 @@ impl Client {
         message: &str,
         options: &FailOptions,
     ) -> Result<Failed> {
-        self.signalled(finish::fail(
-            &self.db,
-            &self.config,
-            id,
-            Holder::Worker(worker_id),
-            message,
-            options,
-        ))
+        self.fail_by(id, Holder::Worker(worker_id), message, options)
+    }
+
+    fn fail_by(
+        &self,
+        id: i64,
+        holder: Holder<'_>,
+        message: &str,
+        options: &FailOptions,
+    ) -> Result<Failed> {
+        on!(self, db => self.signalled(finish::fail(db, &self.config, id, holder, message, options)),
+            store => embedded::fail(store, &self.config, id, holder, message, options))
     }
 
     /// Gives a claimed task back to pending at once without counting the attempt.
     pub fn release(&self, id: i64, lease_token: &str) -> Result<Finished> {
-        self.signalled(finish::release(&self.db, &self.config, id, lease_token))
+        on!(self, db => self.signalled(finish::release(db, &self.config, id, lease_token)),
+            store => embedded::release(store, &self.config, id, lease_token))
     }
 
     /// Cancels a pending or claimed task; a finished one is `Conflict`.
     pub fn cancel(&self, id: i64, reason: Option<&str>) -> Result<Finished> {
-        manage::cancel(&self.db, &self.config, id, reason)
+        on!(self, db => manage::cancel(db, &self.config, id, reason),
+            store => embedded::cancel(store, &self.config, id, reason))
     }
 
     /// Puts a failed or cancelled task back to pending with its attempts reset.
     pub fn retry(&self, id: i64) -> Result<Finished> {
-        self.signalled(manage::retry(&self.db, &self.config, id))
+        on!(self, db => self.signalled(manage::retry(db, &self.config, id)),
+            store => embedded::retry(store, &self.config, id))
     }
 
     /// Cancels every pending or claimed task `filter` selects, newest first, up to
@@ -332,35 +369,30 @@ impl Client {
         options: &BulkOptions,
         mut progress: impl FnMut(&BulkReport),
     ) -> Result<BulkReport> {
-        bulk::run(
-            &self.db,
-            &self.config,
-            action,
-            filter,
-            options,
-            &mut progress,
-        )
+        on!(self, db => bulk::run(db, &self.config, action, filter, options, &mut progress),
+            _store => Err(embedded::not_yet("cancel_where and retry_where")))
     }
 
     /// Recovers every expired lease now (claims also do this lazily).
     pub fn recover_expired(&self) -> Result<Recovery> {
-        crate::queue::claim::recover_expired(&self.db, &self.config)
+        on!(self, db => claim::recover_expired(db, &self.config),
+            store => embedded::recover_expired(store, &self.config))
     }
 
     /// One task with every column; `NotFound` for an unknown id.
     pub fn get_task(&self, id: i64) -> Result<Task> {
-        read::get(&self.db, id)
+        on!(self, db => read::get(db, id), store => embedded::get_task(store, id))
     }
 
     /// A page of tasks, newest first, filtered by type and status.
     pub fn list_tasks(&self, filter: &ListFilter) -> Result<Vec<Task>> {
-        read::list(&self.db, filter)
+        on!(self, db => read::list(db, filter), store => embedded::list_tasks(store, filter))
     }
 
     /// What an operator watches: counts by type and status, the oldest pending task, expired
     /// leases, the last hour's throughput per minute, the workers seen (see [`Stats`]).
     pub fn stats(&self) -> Result<Stats> {
-        stats::stats(&self.db)
+        on!(self, db => stats::stats(db), store => embedded::stats(store))
     }
 
     /// [`Client::stats`] as Prometheus text exposition.
@@ -371,7 +403,7 @@ impl Client {
     /// Deletes finished tasks older than `older_than_seconds` with their history, in small
     /// transactions by primary key while the queue keeps running.
     pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport> {
-        prune::prune(&self.db, options, &mut |_| {})
+        self.prune_with_progress(options, |_| {})
     }
 
     /// [`Client::prune`], telling `progress` the running totals after every batch.
@@ -380,39 +412,42 @@ impl Client {
         options: &PruneOptions,
         mut progress: impl FnMut(&PruneReport),
     ) -> Result<PruneReport> {
-        prune::prune(&self.db, options, &mut progress)
+        on!(self, db => prune::prune(db, options, &mut progress),
+            store => embedded::prune(store, options, &mut progress))
     }
 
     /// The history rows of a task, oldest first (none when history is off).
     pub fn task_history(&self, id: i64) -> Result<Vec<HistoryEntry>> {
-        read::history(&self.db, id)
+        on!(self, db => read::history(db, id), store => embedded::task_history(store, id))
     }
 
     /// Creates or replaces a recurring schedule (by name): a task of its type with its params
     /// at every occurrence of its cron expression in its time zone. Params are checked against
     /// the type's schema now. Putting the same schedule again keeps its next run.
     pub fn schedule_put(&self, definition: &ScheduleDefinition) -> Result<Schedule> {
-        schedule::put(&self.db, &self.config, definition)
+        on!(self, db => schedule::put(db, &self.config, definition),
+            _store => Err(embedded::not_yet("schedule_put")))
     }
 
     /// Deletes a schedule (its tasks stay) and answers it as it was; `NotFound` if none.
     pub fn schedule_delete(&self, name: &str) -> Result<Schedule> {
-        schedule::delete(&self.db, name)
+        on!(self, db => schedule::delete(db, name), _store => Err(embedded::not_yet("schedule_delete")))
     }
 
     /// One schedule by name; `NotFound` if none.
     pub fn schedule_get(&self, name: &str) -> Result<Schedule> {
-        schedule::get(&self.db, name)
+        on!(self, db => schedule::get(db, name), _store => Err(embedded::not_yet("schedule_get")))
     }
 
     /// Every schedule, by name, with its next run.
     pub fn schedule_list(&self) -> Result<Vec<Schedule>> {
-        schedule::list(&self.db)
+        on!(self, db => schedule::list(db), _store => Err(embedded::not_yet("schedule_list")))
     }
 
     /// Enqueues every due occurrence of every schedule (claims also do this lazily, a few
     /// schedules at a time): each occurrence exactly once, whatever the number of tickers.
     pub fn schedules_tick(&self) -> Result<TickReport> {
-        schedule::tick(&self.db, &self.config)
+        on!(self, db => schedule::tick(db, &self.config),
+            _store => Err(embedded::not_yet("schedules_tick")))
     }
 }

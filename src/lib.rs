@@ -57,6 +57,7 @@ mod client;
 mod config;
 mod database;
 mod dedupe;
+mod embedded;
 mod error;
 pub mod ffi;
 mod flow;
@@ -73,7 +74,7 @@ mod types;
 mod validate;
 
 pub use client::Client;
-pub use config::{CONNECTION_KEYS, Config, Connection, Secret};
+pub use config::{CONNECTION_KEYS, Config, Connection, FileSettings, Secret, Synchronous};
 pub use dedupe::{DedupeScope, compute_key};
 pub use error::{CODES, Code, CodeInfo, Error, Result};
 pub use flow::{FlowHealth, PauseOptions, RateLimit, TypeLimits};

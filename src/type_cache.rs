@@ -25,6 +25,15 @@ pub(crate) struct CachedType {
 }
 
 impl CachedType {
+    pub fn new(id: i64, version: String, schema: Value) -> CachedType {
+        CachedType {
+            id,
+            version,
+            schema,
+            validator: Default::default(),
+        }
+    }
+
     /// The compiled validator, built on first use and then kept.
     pub fn validator(&self) -> Result<Arc<Validator>> {
         let mut slot = self.validator.lock();

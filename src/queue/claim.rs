@@ -139,12 +139,12 @@ pub struct ClaimReport {
 const MAX_TYPE_IDS: usize = 1000;
 
 /// A checked claim request: how many tasks, for how long, in which order.
-struct Wanted {
-    limit: u32,
-    lease_seconds: u32,
-    order: ClaimOrder,
+pub(crate) struct Wanted {
+    pub limit: u32,
+    pub lease_seconds: u32,
+    pub order: ClaimOrder,
     /// Whether to find out when a held-back type may start again.
-    report: bool,
+    pub report: bool,
 }
 
 impl Wanted {
@@ -172,7 +172,11 @@ impl Wanted {
 }
 
 /// Everything about a claim that can be refused without the database.
-fn check_claim(config: &Config, worker_id: &str, options: &ClaimOptions) -> Result<Wanted> {
+pub(crate) fn check_claim(
+    config: &Config,
+    worker_id: &str,
+    options: &ClaimOptions,
+) -> Result<Wanted> {
     check_worker_id(worker_id)?;
     let limit = options.limit.unwrap_or(1);
     if limit == 0 || limit as usize > MAX_BATCH {

@@ -130,15 +130,16 @@ pub struct Enqueued {
 
 /// A task that passed every check that needs no database, with what its row is made of
 /// (computed once, not again on a retry).
-struct Checked<'a> {
-    item: TaskInput<'a>,
-    params_text: String,
-    key: String,
-    scope: DedupeScope,
-    run_at: Option<String>,
-    delay_micros: i64,
-    max_attempts: u32,
-    window: Option<u32>,
+pub(crate) struct Checked<'a> {
+    pub item: TaskInput<'a>,
+    pub params_text: String,
+    pub key: String,
+    pub scope: DedupeScope,
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC.
+    pub run_at: Option<String>,
+    pub delay_micros: i64,
+    pub max_attempts: u32,
+    pub window: Option<u32>,
 }
 
 /// A type re-registered between validation and insert invalidates the cached schema; the
@@ -153,29 +154,13 @@ pub(crate) fn enqueue_batch(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    if items.len() > MAX_BATCH {
-        return Err(Error::invalid(format!(
-            "a batch holds at most {MAX_BATCH} tasks, got {}",
-            items.len()
-        )));
-    }
-    // A window is one task's release-and-insert; a batch's single INSERT has no place for it.
-    if items.len() > 1 && items.iter().any(|i| i.options.unique_for_seconds.is_some()) {
-        return Err(Error::invalid(
-            "unique_for_seconds is for single enqueues; a batch refuses it (enqueue those tasks one by one)",
-        ));
-    }
-    let checked = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| check_item(config, *item).map_err(|e| at_index(e, index, items.len())))
-        .collect::<Result<Vec<_>>>()?;
+    let checked = check_batch(config, items)?;
     // The same token on every try: a repeat after a lost connection recognises its own rows.
     let token = random_hex();
     let mut attempt = 0;
     loop {
         let result = db.run(|conn, _| {
-            let types = validate_all(db, config, conn, &checked)?;
+            let types = validate_all(config, &checked, |name| db.types.get(conn, name))?;
             insert(db, config, conn, &checked, &types, &token)
         });
         match result {
@@ -191,7 +176,31 @@ pub(crate) fn enqueue_batch(
     }
 }
 
-fn at_index(e: Error, index: usize, len: usize) -> Error {
+/// Every check of a batch that needs no database (each engine's enqueue starts here).
+pub(crate) fn check_batch<'a>(
+    config: &Config,
+    items: &[TaskInput<'a>],
+) -> Result<Vec<Checked<'a>>> {
+    if items.len() > MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a batch holds at most {MAX_BATCH} tasks, got {}",
+            items.len()
+        )));
+    }
+    // A window is one task's release-and-insert; a batch's single INSERT has no place for it.
+    if items.len() > 1 && items.iter().any(|i| i.options.unique_for_seconds.is_some()) {
+        return Err(Error::invalid(
+            "unique_for_seconds is for single enqueues; a batch refuses it (enqueue those tasks one by one)",
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| check_item(config, *item).map_err(|e| at_index(e, index, items.len())))
+        .collect()
+}
+
+pub(crate) fn at_index(e: Error, index: usize, len: usize) -> Error {
     if len == 1 {
         return e;
     }
@@ -259,7 +268,11 @@ pub(crate) fn checked_row<R>(
     row: impl FnOnce(&NewTask<'_>) -> R,
 ) -> Result<R> {
     let checked = check_item(config, item)?;
-    let types = db.run(|conn, _| validate_all(db, config, conn, std::slice::from_ref(&checked)))?;
+    let types = db.run(|conn, _| {
+        validate_all(config, std::slice::from_ref(&checked), |name| {
+            db.types.get(conn, name)
+        })
+    })?;
     Ok(row(&new_task(&checked, &types[0])))
 }
 
@@ -279,7 +292,7 @@ fn new_task<'a>(p: &'a Checked<'_>, task_type: &CachedType) -> NewTask<'a> {
 
 /// Accepts `YYYY-MM-DD HH:MM:SS[.ffffff]` with an optional `T` separator and `Z` suffix and
 /// returns it in the form MySQL reads.
-fn normalize_time(text: &str) -> Result<String> {
+pub(crate) fn normalize_time(text: &str) -> Result<String> {
     let bad = || {
         Error::invalid(format!(
             "run_at '{text}' is not a UTC time like 2026-01-31T12:00:00Z"
@@ -340,23 +353,20 @@ fn normalize_time(text: &str) -> Result<String> {
     Ok(t)
 }
 
-/// Each task's type (cached) and, with validation on, its params checked against the type's
-/// schema: every violation of the whole call is listed.
-fn validate_all(
-    db: &Database,
+/// Each task's type (from `type_named`) and, with validation on, its params checked against
+/// the type's schema: every violation of the whole call is listed.
+pub(crate) fn validate_all(
     config: &Config,
-    conn: &mut Conn<'_>,
     checked: &[Checked<'_>],
+    mut type_named: impl FnMut(&str) -> Result<Arc<CachedType>>,
 ) -> Result<Vec<Arc<CachedType>>> {
     let mut types = Vec::with_capacity(checked.len());
     let mut violations: Vec<Value> = Vec::new();
     let mut first_error = None;
     for (index, task) in checked.iter().enumerate() {
         let item = task.item;
-        let task_type = db
-            .types
-            .get(conn, item.type_name)
-            .map_err(|e| at_index(e, index, checked.len()))?;
+        let task_type =
+            type_named(item.type_name).map_err(|e| at_index(e, index, checked.len()))?;
         if config.enable_schema_validation {
             let validator = task_type.validator()?;
             if let Err(e) = validate::check(&validator, item.type_name, item.params) {
@@ -412,19 +422,23 @@ fn check_type_state(
         return Err(type_changed());
     };
     if !*active {
-        return Err(Error::new(
-            Code::TypeInactive,
-            format!(
-                "task type '{}' is deactivated and accepts no new tasks (activate it to enqueue)",
-                p.item.type_name
-            ),
-        ));
+        return Err(type_inactive(p.item.type_name));
     }
     if *version != task_type.version {
         db.types.forget(p.item.type_name);
         return Err(type_changed());
     }
     Ok(())
+}
+
+/// The error of an enqueue of a deactivated type.
+pub(crate) fn type_inactive(name: &str) -> Error {
+    Error::new(
+        Code::TypeInactive,
+        format!(
+            "task type '{name}' is deactivated and accepts no new tasks (activate it to enqueue)"
+        ),
+    )
 }
 
 /// The type changed between validation and the write: the caller validates again.

@@ -1,0 +1,77 @@
+-- The embedded engine's schema (SQLite): the tables of the server schema, version 9, with the
+-- same names and columns, in SQLite's types. Times are INTEGER microseconds since the Unix
+-- epoch, UTC. The library runs this file in one transaction (`tm_migrate`); every statement
+-- may run again.
+
+CREATE TABLE IF NOT EXISTS tm_schema_migrations (
+  version INTEGER NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS task_types (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  -- Case-insensitive, as the server's utf8mb4_unicode_ci names are (for ASCII).
+  name TEXT NOT NULL COLLATE NOCASE,
+  version TEXT NOT NULL DEFAULT '1',
+  param_schema_json TEXT NOT NULL,
+  is_active INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  CONSTRAINT uk_name UNIQUE (name)
+);
+
+-- AUTOINCREMENT: an id is never given twice, even after the newest tasks were pruned, so a
+-- stale reference can never reach another task.
+CREATE TABLE IF NOT EXISTS tasks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  type_id INTEGER NOT NULL REFERENCES task_types (id) ON DELETE CASCADE,
+  status TEXT NOT NULL DEFAULT 'pending'
+    CHECK (status IN ('pending', 'claimed', 'completed', 'failed', 'cancelled')),
+  params_json TEXT NOT NULL,
+  dedupe_key TEXT NOT NULL,
+  result_json TEXT NULL,
+  error_message TEXT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  priority INTEGER NOT NULL DEFAULT 0,
+  progress INTEGER NOT NULL DEFAULT 0,
+  claimed_by TEXT NULL,
+  claimed_at INTEGER NULL,
+  completed_at INTEGER NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL DEFAULT 3,
+  run_at INTEGER NOT NULL,
+  lease_token TEXT NULL,
+  lease_expires_at INTEGER NULL,
+  dedupe_scope TEXT NOT NULL DEFAULT 'always' CHECK (dedupe_scope IN ('always', 'active')),
+  -- The dedupe key while it blocks new tasks; its UNIQUE index decides races (NULLs do not
+  -- clash).
+  dedupe_lock TEXT NULL,
+  enqueue_token TEXT NULL,
+  CONSTRAINT uq_tasks_dedupe_lock UNIQUE (dedupe_lock)
+);
+
+-- Partial indexes: each holds only the rows of the status it serves, so a status change
+-- touches only the indexes of the statuses it leaves and enters.
+-- The default claim order (priority, then oldest), over every type and over one type.
+CREATE INDEX IF NOT EXISTS idx_tasks_ready ON tasks (priority DESC, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS idx_tasks_type_ready ON tasks (type_id, priority DESC, id)
+  WHERE status = 'pending';
+-- Lease recovery: claimed tasks by the end of their lease.
+CREATE INDEX IF NOT EXISTS idx_tasks_leased ON tasks (lease_expires_at) WHERE status = 'claimed';
+-- Retention (prune) by age.
+CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks (completed_at)
+  WHERE status IN ('completed', 'failed', 'cancelled');
+
+CREATE TABLE IF NOT EXISTS task_history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+  -- created, claimed, progress, completed, failed, retrying, lease_expired, released,
+  -- cancelled, retried
+  status_change TEXT NOT NULL,
+  worker_id TEXT NULL,
+  message TEXT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_task_id ON task_history (task_id);

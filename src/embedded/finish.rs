@@ -1,0 +1,404 @@
+//! A worker's calls on a task it holds, on the embedded engine: heartbeat, complete, fail,
+//! release, and complete for a batch. Each reads the task and changes it inside one
+//! `BEGIN IMMEDIATE` transaction: the write lock taken first makes the read and the write one
+//! step, so the read decides (the holder still owns the task, or why not) exactly as the
+//! server engine's guarded UPDATE does.
+
+use super::{SqlResult, Store, clock, history};
+use crate::Config;
+use crate::config::MAX_ERROR_MESSAGE_BYTES;
+use crate::error::{Code, Error, Result};
+use crate::json;
+use crate::queue::finish::{
+    CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
+};
+use crate::queue::input::{
+    check_delay_seconds, check_holder, check_lease_seconds, check_task_id, check_token,
+};
+use crate::queue::lease::{lease_error, repeated_or_error};
+use crate::queue::lifecycle::{Change, Holder, Status};
+use crate::queue::{Finished, MAX_BATCH};
+use crate::random::random_unit;
+use rusqlite::{OptionalExtension, Transaction};
+use serde_json::Value;
+
+/// A task as a guarded step reads it.
+struct Held {
+    status: String,
+    /// The holder column the caller proves ownership with (token or worker id).
+    owner: Option<String>,
+    claimed_by: Option<String>,
+    attempts: u32,
+    max_attempts: u32,
+}
+
+impl Held {
+    fn owned_by(&self, holder: Holder<'_>) -> bool {
+        self.status == Status::Claimed.as_str() && self.owner.as_deref() == Some(holder.value())
+    }
+}
+
+fn read_held(
+    store: &Store,
+    tx: &Transaction<'_>,
+    id: i64,
+    holder: Holder<'_>,
+) -> Result<Option<Held>> {
+    let statement = format!(
+        "SELECT status, {}, claimed_by, attempts, max_attempts FROM tasks WHERE id = ?1",
+        holder.column()
+    );
+    tx.prepare_cached(&statement)
+        .sql(store)?
+        .query_row([id], |r| {
+            Ok(Held {
+                status: r.get(0)?,
+                owner: r.get(1)?,
+                claimed_by: r.get(2)?,
+                attempts: r.get(3)?,
+                max_attempts: r.get(4)?,
+            })
+        })
+        .optional()
+        .sql(store)
+}
+
+/// The state `lease::repeated_or_error` judges a miss by.
+fn state(held: Option<Held>) -> Option<(String, Option<String>)> {
+    held.map(|h| (h.status, h.owner))
+}
+
+pub(crate) fn heartbeat(
+    store: &Store,
+    config: &Config,
+    id: i64,
+    holder: Holder<'_>,
+    options: &HeartbeatOptions,
+) -> Result<Heartbeat> {
+    check_task_id(id)?;
+    check_holder(holder)?;
+    if options.progress.is_some_and(|p| p > 100) {
+        return Err(Error::invalid("progress must be from 0 to 100"));
+    }
+    let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
+    check_lease_seconds(lease)?;
+    if options
+        .message
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES)
+    {
+        return Err(Error::new(
+            Code::PayloadTooLarge,
+            format!("message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    store.write(|tx| {
+        let held = read_held(store, tx, id, holder)?;
+        if !held.as_ref().is_some_and(|h| h.owned_by(holder)) {
+            return Err(lease_error(id, state(held), holder));
+        }
+        let now = clock::now_micros();
+        let expires = now + clock::seconds(lease);
+        let progress: i32 = tx
+            .prepare_cached(
+                "UPDATE tasks SET lease_expires_at = ?2, progress = COALESCE(?3, progress), \
+                 updated_at = ?4 WHERE id = ?1 RETURNING progress",
+            )
+            .sql(store)?
+            .query_row((id, expires, options.progress, now), |r| r.get(0))
+            .sql(store)?;
+        let message = match (options.progress, &options.message) {
+            (Some(p), Some(note)) => Some(format!("progress {p}%: {note}")),
+            (Some(p), None) => Some(format!("progress {p}%")),
+            (None, Some(note)) => Some(note.clone()),
+            (None, None) => None,
+        };
+        if let (Some(message), true) = (message, config.enable_task_history) {
+            let worker = held.and_then(|h| h.claimed_by);
+            history(
+                store,
+                tx,
+                id,
+                Change::Progress,
+                worker.as_deref(),
+                Some(&message),
+                now,
+            )?;
+        }
+        Ok(Heartbeat {
+            id,
+            lease_expires_at: clock::iso(expires),
+            progress,
+        })
+    })
+}
+
+pub(crate) fn complete(
+    store: &Store,
+    config: &Config,
+    id: i64,
+    holder: Holder<'_>,
+    result: &Value,
+) -> Result<Finished> {
+    check_task_id(id)?;
+    check_holder(holder)?;
+    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
+    let repeated = store.write(|tx| complete_held(store, tx, config, id, holder, &result_text))?;
+    store.signal();
+    Ok(Finished {
+        id,
+        status: Status::Completed,
+        repeated,
+    })
+}
+
+/// Completes a task by its lease token inside the caller's transaction; `Ok(true)` for a
+/// repeat of an earlier identical complete.
+pub(super) fn complete_step(
+    store: &Store,
+    tx: &Transaction<'_>,
+    config: &Config,
+    id: i64,
+    token: &str,
+    result_text: &str,
+) -> Result<bool> {
+    complete_held(store, tx, config, id, Holder::Token(token), result_text)
+}
+
+fn complete_held(
+    store: &Store,
+    tx: &Transaction<'_>,
+    config: &Config,
+    id: i64,
+    holder: Holder<'_>,
+    result_text: &str,
+) -> Result<bool> {
+    let held = read_held(store, tx, id, holder)?;
+    let Some(worker) = held
+        .as_ref()
+        .filter(|h| h.owned_by(holder))
+        .map(|h| h.claimed_by.clone())
+    else {
+        return repeated_or_error(id, state(held), holder, &[Status::Completed]);
+    };
+    let now = clock::now_micros();
+    tx.prepare_cached(
+        "UPDATE tasks SET status = 'completed', result_json = ?2, completed_at = ?3, \
+         lease_expires_at = NULL, progress = 100, updated_at = ?3, \
+         dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END \
+         WHERE id = ?1",
+    )
+    .sql(store)?
+    .execute((id, result_text, now))
+    .sql(store)?;
+    if config.enable_task_history {
+        history(
+            store,
+            tx,
+            id,
+            Change::Completed,
+            worker.as_deref(),
+            None,
+            now,
+        )?;
+    }
+    Ok(false)
+}
+
+/// Completes many claimed tasks in one transaction, with an outcome per task.
+pub(crate) fn complete_batch(
+    store: &Store,
+    config: &Config,
+    items: &[CompleteItem],
+) -> Result<Vec<CompleteOutcome>> {
+    if items.len() > MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a batch holds at most {MAX_BATCH} tasks, got {}",
+            items.len()
+        )));
+    }
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        check_task_id(item.id)?;
+        check_token(&item.lease_token)?;
+        rows.push(json::check_value(
+            &item.result,
+            config.max_payload_bytes,
+            "result",
+        )?);
+    }
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outcomes = store.write(|tx| {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (item, result_text) in items.iter().zip(&rows) {
+            // A task finished earlier in this batch is judged like a repeat: by its token.
+            let outcome = match complete_held(
+                store,
+                tx,
+                config,
+                item.id,
+                Holder::Token(&item.lease_token),
+                result_text,
+            ) {
+                Ok(_) => CompleteOutcome {
+                    id: item.id,
+                    ok: true,
+                    code: None,
+                    message: None,
+                },
+                Err(e) if matches!(e.code(), Code::LeaseLost | Code::NotFound) => CompleteOutcome {
+                    id: item.id,
+                    ok: false,
+                    code: Some(e.code().name().into()),
+                    message: Some(e.message().into()),
+                },
+                Err(e) => return Err(e),
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    })?;
+    store.signal();
+    Ok(outcomes)
+}
+
+pub(crate) fn fail(
+    store: &Store,
+    config: &Config,
+    id: i64,
+    holder: Holder<'_>,
+    message: &str,
+    options: &FailOptions,
+) -> Result<Failed> {
+    check_task_id(id)?;
+    check_holder(holder)?;
+    if message.len() > MAX_ERROR_MESSAGE_BYTES {
+        return Err(Error::new(
+            Code::PayloadTooLarge,
+            format!("error_message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    if let Some(delay) = options.retry_in_seconds {
+        check_delay_seconds(delay, "retry_in_seconds")?;
+    }
+    let retry = options.retry.unwrap_or(true);
+    let failed = store.write(|tx| {
+        let held = read_held(store, tx, id, holder)?;
+        let Some(task) = held.as_ref().filter(|h| h.owned_by(holder)) else {
+            repeated_or_error(id, state(held), holder, &[Status::Pending, Status::Failed])?;
+            return answer(store, tx, id, true);
+        };
+        let now = clock::now_micros();
+        let will_retry = retry && task.attempts < task.max_attempts;
+        let run_at = if will_retry {
+            now + retry_delay_micros(config, options, task.attempts)
+        } else {
+            0
+        };
+        tx.prepare_cached(
+            "UPDATE tasks SET \
+               run_at = CASE WHEN ?2 THEN ?3 ELSE run_at END, \
+               completed_at = CASE WHEN ?2 THEN NULL ELSE ?4 END, \
+               dedupe_lock = CASE WHEN NOT ?2 AND dedupe_scope = 'active' THEN NULL \
+                                  ELSE dedupe_lock END, \
+               status = CASE WHEN ?2 THEN 'pending' ELSE 'failed' END, \
+               error_message = ?5, lease_expires_at = NULL, updated_at = ?4 \
+             WHERE id = ?1",
+        )
+        .sql(store)?
+        .execute((id, will_retry, run_at, now, message))
+        .sql(store)?;
+        if config.enable_task_history {
+            let change = if will_retry {
+                Change::Retrying
+            } else {
+                Change::Failed
+            };
+            history(
+                store,
+                tx,
+                id,
+                change,
+                task.claimed_by.as_deref(),
+                Some(message),
+                now,
+            )?;
+        }
+        answer(store, tx, id, false)
+    })?;
+    if failed.status == Status::Pending {
+        store.signal();
+    }
+    Ok(failed)
+}
+
+/// The retry delay: `retry_in_seconds`, or the exponential backoff base * 2^(attempts-1),
+/// capped, with "equal jitter" (a random point in the upper half), as on the server engine.
+fn retry_delay_micros(config: &Config, options: &FailOptions, attempts: u32) -> i64 {
+    match options.retry_in_seconds {
+        Some(seconds) => (seconds * 1e6) as i64,
+        None => {
+            let exponent = attempts.saturating_sub(1).min(40);
+            let backoff = (f64::from(config.retry_backoff_base_secs) * 2f64.powi(exponent as i32))
+                .min(f64::from(config.retry_backoff_max_secs));
+            (backoff * (0.5 + random_unit() / 2.0) * 1e6) as i64
+        }
+    }
+}
+
+fn answer(store: &Store, tx: &Transaction<'_>, id: i64, repeated: bool) -> Result<Failed> {
+    let (status, attempts, max_attempts, run_at): (String, u32, u32, i64) = tx
+        .prepare_cached("SELECT status, attempts, max_attempts, run_at FROM tasks WHERE id = ?1")
+        .sql(store)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .sql(store)?;
+    Ok(Failed {
+        id,
+        status: super::status(store, &status)?,
+        attempts,
+        max_attempts,
+        run_at: clock::iso(run_at),
+        repeated,
+    })
+}
+
+/// Gives a claimed task back at once, without counting the attempt.
+pub(crate) fn release(store: &Store, config: &Config, id: i64, token: &str) -> Result<Finished> {
+    check_task_id(id)?;
+    check_token(token)?;
+    let holder = Holder::Token(token);
+    let repeated = store.write(|tx| {
+        let held = read_held(store, tx, id, holder)?;
+        let Some(task) = held.as_ref().filter(|h| h.owned_by(holder)) else {
+            return repeated_or_error(id, state(held), holder, &[Status::Pending]);
+        };
+        let now = clock::now_micros();
+        tx.prepare_cached(
+            "UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), run_at = ?2, \
+             lease_expires_at = NULL, updated_at = ?2 WHERE id = ?1",
+        )
+        .sql(store)?
+        .execute((id, now))
+        .sql(store)?;
+        if config.enable_task_history {
+            history(
+                store,
+                tx,
+                id,
+                Change::Released,
+                task.claimed_by.as_deref(),
+                None,
+                now,
+            )?;
+        }
+        Ok(false)
+    })?;
+    store.signal();
+    Ok(Finished {
+        id,
+        status: Status::Pending,
+        repeated,
+    })
+}
