@@ -624,6 +624,7 @@ fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Code;
     use serde_json::json;
 
     fn parse(v: Value) -> Result<Config> {
@@ -731,6 +732,70 @@ mod tests {
         ] {
             assert!(parse(bad.clone()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_file_selects_the_embedded_engine() {
+        let c = parse(json!({"db_path": "queue.db"})).unwrap();
+        let file = c.embedded.unwrap();
+        assert_eq!(file.path, std::path::PathBuf::from("queue.db"));
+        assert_eq!(file.synchronous, Synchronous::Full);
+        let c = parse(json!({"database_url": "sqlite:///var/lib/q%20x.db",
+            "sqlite_synchronous": "NORMAL", "lock_wait_timeout": 3}))
+        .unwrap();
+        let file = c.embedded.unwrap();
+        assert_eq!(file.path, std::path::PathBuf::from("/var/lib/q x.db"));
+        assert_eq!(
+            (file.synchronous, file.busy_timeout_secs),
+            (Synchronous::Normal, 3)
+        );
+        let relative = parse(json!({"database_url": "sqlite://data/q.db"})).unwrap();
+        assert_eq!(
+            relative.embedded.unwrap().path,
+            std::path::PathBuf::from("data/q.db")
+        );
+        // A server's keys beside the file are refused, naming both.
+        for (given, names) in [
+            (
+                json!({"db_path": "q.db", "db_host": "h"}),
+                ["db_path", "db_host"],
+            ),
+            (
+                json!({"db_path": "q.db", "db_name": "x"}),
+                ["db_path", "db_name"],
+            ),
+            (
+                json!({"db_path": "q.db", "database_url": "mysql://u:topsecret@h/d"}),
+                ["db_path", "database_url"],
+            ),
+            (
+                json!({"database_url": "sqlite:///q.db", "db_user": "u"}),
+                ["database_url", "db_user"],
+            ),
+            (
+                json!({"sqlite_synchronous": "full", "db_name": "x", "db_user": "u"}),
+                ["sqlite_synchronous", "db_path"],
+            ),
+        ] {
+            let e = parse(given.clone()).unwrap_err();
+            assert_eq!(e.code(), Code::Config, "{given}");
+            for name in names {
+                assert!(e.message().contains(name), "{given}: {}", e.message());
+            }
+            assert!(!e.message().contains("topsecret"));
+        }
+        for bad in ["sqlite://", "sqlite:///q.db?mode=ro"] {
+            assert_eq!(
+                parse(json!({"database_url": bad})).unwrap_err().code(),
+                Code::Config
+            );
+        }
+        let e = parse(json!({"db_path": "q.db", "sqlite_synchronous": "off"})).unwrap_err();
+        assert!(
+            e.message().contains("sqlite_synchronous"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Flags {
     /// A unix socket path instead of host and port.
     #[arg(long, global = true, value_name = "PATH")]
     db_socket: Option<String>,
+    /// The embedded engine: the queue in this SQLite file instead of on a server.
+    #[arg(long, global = true, value_name = "FILE")]
+    db_path: Option<String>,
 }
 
 /// Opens a client with the layered settings.
@@ -54,7 +57,7 @@ pub fn open(flags: &Flags) -> Result<Client> {
         None => Map::new(),
     };
     layer(&mut map, Config::env_map());
-    let given: [(&str, Option<Value>); 6] = [
+    let given: [(&str, Option<Value>); 7] = [
         (
             "database_url",
             flags.database_url.clone().map(Value::String),
@@ -64,6 +67,7 @@ pub fn open(flags: &Flags) -> Result<Client> {
         ("db_name", flags.db_name.clone().map(Value::String)),
         ("db_user", flags.db_user.clone().map(Value::String)),
         ("db_socket", flags.db_socket.clone().map(Value::String)),
+        ("db_path", flags.db_path.clone().map(Value::String)),
     ];
     layer(
         &mut map,
@@ -76,21 +80,25 @@ pub fn open(flags: &Flags) -> Result<Client> {
         return Err(Error::new(
             Code::Config,
             "no settings: set TASKMANAGER_DATABASE_URL (or TASKMANAGER_DB_NAME and \
-             TASKMANAGER_DB_USER), give --config FILE, or --database-url",
+             TASKMANAGER_DB_USER, or TASKMANAGER_DB_PATH), give --config FILE, --database-url \
+             or --db-path",
         ));
     }
     Client::open(Config::from_map(&map)?)
 }
 
-/// Puts `over` on top of `map`. A database URL and the separate connection keys exclude each
-/// other, so whichever a higher layer gives replaces the other form from the layers below.
+/// Puts `over` on top of `map`. A database URL, the separate connection keys and the embedded
+/// engine's `db_path` exclude each other, so whichever a higher layer gives replaces the
+/// other forms from the layers below.
 fn layer(map: &mut Map<String, Value>, over: Map<String, Value>) {
-    if over.contains_key("database_url") {
-        CONNECTION_KEYS.iter().for_each(|k| {
-            map.remove(*k);
-        });
-    } else if CONNECTION_KEYS.iter().any(|k| over.contains_key(*k)) {
-        map.remove("database_url");
+    let forms: [&[&str]; 3] = [&["database_url"], CONNECTION_KEYS, &["db_path"]];
+    for (i, form) in forms.iter().enumerate() {
+        if form.iter().any(|k| over.contains_key(*k)) {
+            let others = forms.iter().enumerate().filter(|(j, _)| *j != i);
+            others.flat_map(|(_, keys)| keys.iter()).for_each(|k| {
+                map.remove(*k);
+            });
+        }
     }
     map.extend(over);
 }
@@ -148,8 +156,22 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(
-            Value::Object(map),
+            Value::Object(map.clone()),
             json!({"database_url": "mysql://u@h/d", "io_timeout": 5})
         );
+        // --db-path over a server's settings selects the file, and the other way round.
+        layer(
+            &mut map,
+            json!({"db_path": "q.db"}).as_object().cloned().unwrap(),
+        );
+        assert_eq!(
+            Value::Object(map.clone()),
+            json!({"db_path": "q.db", "io_timeout": 5})
+        );
+        layer(
+            &mut map,
+            json!({"db_host": "h"}).as_object().cloned().unwrap(),
+        );
+        assert_eq!(Value::Object(map), json!({"db_host": "h", "io_timeout": 5}));
     }
 }
