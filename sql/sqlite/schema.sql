@@ -64,8 +64,10 @@ CREATE INDEX IF NOT EXISTS idx_tasks_leased ON tasks (lease_expires_at) WHERE st
 CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks (completed_at)
   WHERE status IN ('completed', 'failed', 'cancelled');
 
+-- No AUTOINCREMENT here: nothing refers to a history row by id, and it would cost every
+-- history row a write of the sequence table.
 CREATE TABLE IF NOT EXISTS task_history (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   task_id INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
   -- created, claimed, progress, completed, failed, retrying, lease_expired, released,
   -- cancelled, retried

@@ -165,6 +165,22 @@ pub(super) fn complete_step(
     complete_held(store, tx, config, id, Holder::Token(token), result_text)
 }
 
+/// The guarded UPDATE of a complete: it changes the task only while the holder owns it, and
+/// answers the worker that held it. A miss reads the task to say why (or that it is a repeat).
+const COMPLETE_BY_TOKEN: &str = "\
+UPDATE tasks SET status = 'completed', result_json = ?3, completed_at = ?4, lease_expires_at = NULL,
+  progress = 100, updated_at = ?4,
+  dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END
+WHERE id = ?1 AND status = 'claimed' AND lease_token = ?2
+RETURNING claimed_by";
+
+const COMPLETE_BY_WORKER: &str = "\
+UPDATE tasks SET status = 'completed', result_json = ?3, completed_at = ?4, lease_expires_at = NULL,
+  progress = 100, updated_at = ?4,
+  dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END
+WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2
+RETURNING claimed_by";
+
 fn complete_held(
     store: &Store,
     tx: &Transaction<'_>,
@@ -173,24 +189,21 @@ fn complete_held(
     holder: Holder<'_>,
     result_text: &str,
 ) -> Result<bool> {
-    let held = read_held(store, tx, id, holder)?;
-    let Some(worker) = held
-        .as_ref()
-        .filter(|h| h.owned_by(holder))
-        .map(|h| h.claimed_by.clone())
-    else {
+    let now = clock::now_micros();
+    let statement = match holder {
+        Holder::Token(_) => COMPLETE_BY_TOKEN,
+        Holder::Worker(_) => COMPLETE_BY_WORKER,
+    };
+    let worker: Option<Option<String>> = tx
+        .prepare_cached(statement)
+        .sql(store)?
+        .query_row((id, holder.value(), result_text, now), |r| r.get(0))
+        .optional()
+        .sql(store)?;
+    let Some(worker) = worker else {
+        let held = read_held(store, tx, id, holder)?;
         return repeated_or_error(id, state(held), holder, &[Status::Completed]);
     };
-    let now = clock::now_micros();
-    tx.prepare_cached(
-        "UPDATE tasks SET status = 'completed', result_json = ?2, completed_at = ?3, \
-         lease_expires_at = NULL, progress = 100, updated_at = ?3, \
-         dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END \
-         WHERE id = ?1",
-    )
-    .sql(store)?
-    .execute((id, result_text, now))
-    .sql(store)?;
     if config.enable_task_history {
         history(
             store,

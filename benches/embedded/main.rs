@@ -1,0 +1,477 @@
+//! The embedded engine (one SQLite file) beside a raw SQLite floor on the same disk (see
+//! floor.rs), with history, validation and dedupe on, at the default durability
+//! (`synchronous = FULL`) and at `synchronous = NORMAL`; then the server engine's figures
+//! from the same run, for scale (when a MariaDB server is reachable).
+//!
+//!     cargo bench --bench embedded
+//!
+//! `TM_BENCH_TASKS` (default 2000) sets tasks per run; each figure is the median of three runs
+//! (min-max beside it). Workers are threads of one process (sharing its store, as an
+//! application's threads do) or processes of their own (as PHP-FPM workers are).
+
+mod floor;
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, EnqueueOptions};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn next_n() -> u64 {
+    // Distinct across processes too: every process starts from its pid.
+    SEQ.fetch_add(1, Ordering::SeqCst) + (u64::from(std::process::id()) << 32)
+}
+
+fn claim_opts(limit: u32) -> ClaimOptions {
+    serde_json::from_value(json!({"limit": limit})).unwrap()
+}
+
+fn open_ours(path: &str, synchronous: &str) -> Client {
+    Client::open_json(Some(
+        &json!({"db_path": path, "sqlite_synchronous": synchronous}).to_string(),
+    ))
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The steps each side runs.
+
+fn ours_drain(client: &Client) -> usize {
+    let mut done = 0;
+    while let Some(t) = client.claim("bench", &claim_opts(1)).unwrap().pop() {
+        client.complete(t.id, &t.lease_token, &Value::Null).unwrap();
+        done += 1;
+    }
+    done
+}
+
+fn ours_drain_looped(client: &Client) -> usize {
+    let mut done = 0;
+    let mut held = client.claim("bench", &claim_opts(1)).unwrap();
+    while let Some(t) = held.pop() {
+        held = client
+            .complete_and_claim(t.id, &t.lease_token, &Value::Null, "bench", &claim_opts(1))
+            .unwrap()
+            .claimed;
+        done += 1;
+        if held.is_empty() {
+            held = client.claim("bench", &claim_opts(1)).unwrap();
+        }
+    }
+    done
+}
+
+fn ours_drain_batched(client: &Client) -> usize {
+    let mut done = 0;
+    loop {
+        let tasks = client.claim("bench", &claim_opts(100)).unwrap();
+        if tasks.is_empty() {
+            return done;
+        }
+        let items: Vec<CompleteItem> = tasks
+            .iter()
+            .map(|t| CompleteItem {
+                id: t.id,
+                lease_token: t.lease_token.clone(),
+                result: Value::Null,
+            })
+            .collect();
+        let outcomes = client.complete_batch(&items).unwrap();
+        assert!(outcomes.iter().all(|o| o.ok));
+        done += tasks.len();
+    }
+}
+
+/// What a worker (thread or process) runs.
+#[derive(Clone, Copy)]
+enum Drain {
+    ClaimComplete,
+    CompleteAndClaim,
+    Batched,
+}
+
+impl Drain {
+    fn name(self) -> &'static str {
+        match self {
+            Drain::ClaimComplete => "claim-complete",
+            Drain::CompleteAndClaim => "complete-and-claim",
+            Drain::Batched => "batched",
+        }
+    }
+
+    fn parse(text: &str) -> Drain {
+        [
+            Drain::ClaimComplete,
+            Drain::CompleteAndClaim,
+            Drain::Batched,
+        ]
+        .into_iter()
+        .find(|d| d.name() == text)
+        .unwrap()
+    }
+
+    fn ours(self, client: &Client) -> usize {
+        match self {
+            Drain::ClaimComplete => ours_drain(client),
+            Drain::CompleteAndClaim => ours_drain_looped(client),
+            Drain::Batched => ours_drain_batched(client),
+        }
+    }
+
+    /// The floor has one claim and one complete: its loop is the same for both single-task
+    /// drains (complete_and_claim commits once per task where the floor commits twice).
+    fn floor(self, conn: &Mutex<Connection>) -> usize {
+        match self {
+            Drain::Batched => floor_drain_batched(conn),
+            _ => floor_drain_single(conn),
+        }
+    }
+}
+
+fn floor_drain_single(conn: &Mutex<Connection>) -> usize {
+    let token = format!("{:x}", next_n());
+    let mut done = 0;
+    loop {
+        let jobs = floor::claim(&mut conn.lock(), 1, &token);
+        let Some((id, token)) = jobs.first() else {
+            return done;
+        };
+        floor::complete(&conn.lock(), *id, token);
+        done += 1;
+    }
+}
+
+fn floor_drain_batched(conn: &Mutex<Connection>) -> usize {
+    let token = format!("{:x}", next_n());
+    let mut done = 0;
+    loop {
+        let jobs = floor::claim(&mut conn.lock(), 100, &token);
+        if jobs.is_empty() {
+            return done;
+        }
+        floor::complete_many(&mut conn.lock(), &jobs);
+        done += jobs.len();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// How it measures.
+
+struct Files {
+    ours: String,
+    floor: String,
+    synchronous: &'static str,
+}
+
+impl Files {
+    fn client(&self) -> Client {
+        open_ours(&self.ours, self.synchronous)
+    }
+
+    fn floor_conn(&self) -> Mutex<Connection> {
+        Mutex::new(floor::open(&self.floor, self.synchronous))
+    }
+
+    /// Empties both queues and puts `count` pending tasks in each.
+    fn fill(&self, count: usize) {
+        let raw = Connection::open(&self.ours).unwrap();
+        raw.execute_batch("DELETE FROM task_history; DELETE FROM tasks;")
+            .unwrap();
+        let client = self.client();
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+            client.enqueue_batch(&items).unwrap();
+        }
+        let mut floor = floor::open(&self.floor, self.synchronous);
+        floor.execute_batch("DELETE FROM jobs").unwrap();
+        let tx = floor.transaction().unwrap();
+        for _ in 0..count {
+            floor::enqueue(&tx, next_n());
+        }
+        tx.commit().unwrap();
+    }
+
+    fn empty(&self) {
+        Connection::open(&self.ours)
+            .unwrap()
+            .execute_batch("DELETE FROM task_history; DELETE FROM tasks;")
+            .unwrap();
+        floor::open(&self.floor, self.synchronous)
+            .execute_batch("DELETE FROM jobs")
+            .unwrap();
+    }
+}
+
+fn item(n: u64) -> BatchItem {
+    serde_json::from_value(json!({"type": "bench", "params": {"n": n}})).unwrap()
+}
+
+fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
+    let mut runs = [f(), f(), f()];
+    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (runs[1], runs[0], runs[2])
+}
+
+fn show(name: &str, ours: (f64, f64, f64), floor: (f64, f64, f64)) {
+    println!(
+        "{name:<46} {:>8.0} ({:>6.0}-{:<6.0}) {:>8.0} ({:>6.0}-{:<6.0}) {:>6.2}x",
+        ours.0,
+        ours.1,
+        ours.2,
+        floor.0,
+        floor.1,
+        floor.2,
+        ours.0 / floor.0
+    );
+}
+
+/// Runs `work` on `threads` threads; tasks per second for `total`.
+fn on_threads(threads: usize, total: usize, work: impl Fn() -> usize + Sync) -> f64 {
+    let started = Instant::now();
+    let done: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(done, total, "a drain finished {done} of {total} tasks");
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs `processes` copies of this program as workers; tasks per second for `total`.
+fn on_processes(processes: usize, total: usize, side: &str, drain: Drain, files: &Files) -> f64 {
+    let exe = std::env::current_exe().unwrap();
+    let path = if side == "ours" {
+        &files.ours
+    } else {
+        &files.floor
+    };
+    let started = Instant::now();
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--worker", side, drain.name(), path, files.synchronous])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let done: usize = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "a worker process failed");
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        done, total,
+        "the processes finished {done} of {total} tasks"
+    );
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A worker process: drains and prints how many tasks it finished.
+fn worker(args: &[String]) {
+    let [side, drain, path, synchronous] = [&args[0], &args[1], &args[2], &args[3]];
+    let drain = Drain::parse(drain);
+    let done = if side == "ours" {
+        drain.ours(&open_ours(path, synchronous))
+    } else {
+        drain.floor(&Mutex::new(floor::open(path, synchronous)))
+    };
+    println!("{done}");
+}
+
+fn section(files: &Files, tasks: usize) {
+    println!(
+        "\n## synchronous = {} ({tasks} tasks per run; tasks/s: ours (min-max), floor (min-max), ours/floor)",
+        files.synchronous
+    );
+    let ours_enqueue = three(|| {
+        files.empty();
+        let client = files.client();
+        let started = Instant::now();
+        for _ in 0..tasks {
+            client
+                .enqueue("bench", &json!({"n": next_n()}), &EnqueueOptions::default())
+                .unwrap();
+        }
+        tasks as f64 / started.elapsed().as_secs_f64()
+    });
+    let floor_enqueue = three(|| {
+        files.empty();
+        let conn = floor::open(&files.floor, files.synchronous);
+        let started = Instant::now();
+        for _ in 0..tasks {
+            floor::enqueue(&conn, next_n());
+        }
+        tasks as f64 / started.elapsed().as_secs_f64()
+    });
+    show("enqueue, 1 producer", ours_enqueue, floor_enqueue);
+    for drain in [
+        Drain::ClaimComplete,
+        Drain::CompleteAndClaim,
+        Drain::Batched,
+    ] {
+        for workers in [1, 4] {
+            let ours = three(|| {
+                files.fill(tasks);
+                let client = files.client();
+                on_threads(workers, tasks, || drain.ours(&client))
+            });
+            let floor = three(|| {
+                files.fill(tasks);
+                let conn = files.floor_conn();
+                on_threads(workers, tasks, || drain.floor(&conn))
+            });
+            show(
+                &format!("drain {}, {workers} thread(s)", drain.name()),
+                ours,
+                floor,
+            );
+        }
+        let ours = three(|| {
+            files.fill(tasks);
+            on_processes(4, tasks, "ours", drain, files)
+        });
+        let floor = three(|| {
+            files.fill(tasks);
+            on_processes(4, tasks, "floor", drain, files)
+        });
+        show(&format!("drain {}, 4 processes", drain.name()), ours, floor);
+    }
+}
+
+/// The server engine's figures from the same run, for scale.
+fn server_scale(tasks: usize) {
+    let var = |k: &str, d: &str| {
+        std::env::var(format!("TASKMANAGER_TEST_{k}")).unwrap_or_else(|_| d.into())
+    };
+    let (host, port, user, pass) = (
+        var("HOST", "127.0.0.1"),
+        var("PORT", "3306"),
+        var("USER", "taskmanager_test"),
+        var("PASS", ""),
+    );
+    let name = format!("tm_bench_embedded_{}", std::process::id());
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(host.clone()))
+        .tcp_port(port.parse().unwrap())
+        .user(Some(user.clone()))
+        .pass(Some(pass.clone()))
+        .prefer_socket(false);
+    let Ok(mut admin) = mysql::Conn::new(opts) else {
+        println!("\n## server engine: no MariaDB server reachable, figures left out");
+        return;
+    };
+    use mysql::prelude::Queryable;
+    admin
+        .query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+        .unwrap();
+    let client = Client::open_json(Some(
+        &json!({"db_host": host, "db_port": port, "db_user": user, "db_pass": pass,
+            "db_name": name, "pool_max_connections": 8})
+        .to_string(),
+    ))
+    .unwrap();
+    client.migrate().unwrap();
+    register(&client);
+    println!("\n## server engine, same run (MariaDB on this machine; tasks/s, median (min-max))");
+    let fill = |count: usize| {
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            let items: Vec<BatchItem> = chunk.iter().map(|_| item(next_n())).collect();
+            client.enqueue_batch(&items).unwrap();
+        }
+    };
+    let enqueue = three(|| {
+        let started = Instant::now();
+        for _ in 0..tasks {
+            client
+                .enqueue("bench", &json!({"n": next_n()}), &EnqueueOptions::default())
+                .unwrap();
+        }
+        let rate = tasks as f64 / started.elapsed().as_secs_f64();
+        ours_drain_batched(&client);
+        rate
+    });
+    println!(
+        "{:<46} {:>8.0} ({:>6.0}-{:<6.0})",
+        "enqueue, 1 producer", enqueue.0, enqueue.1, enqueue.2
+    );
+    for drain in [
+        Drain::ClaimComplete,
+        Drain::CompleteAndClaim,
+        Drain::Batched,
+    ] {
+        for workers in [1, 4] {
+            let rate = three(|| {
+                fill(tasks);
+                on_threads(workers, tasks, || drain.ours(&client))
+            });
+            println!(
+                "{:<46} {:>8.0} ({:>6.0}-{:<6.0})",
+                format!("drain {}, {workers} thread(s)", drain.name()),
+                rate.0,
+                rate.1,
+                rate.2
+            );
+        }
+    }
+    admin.query_drop(format!("DROP DATABASE {name}")).unwrap();
+}
+
+fn register(client: &Client) {
+    client
+        .register_type(
+            &serde_json::from_value(json!({"name": "bench", "param_schema": {"type": "object",
+                "properties": {"n": {"type": "integer"}}}}))
+            .unwrap(),
+        )
+        .unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--worker") {
+        worker(&args[at + 1..]);
+        return;
+    }
+    let tasks = std::env::var("TM_BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let dir = std::env::temp_dir().join(format!("tm_bench_embedded_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    println!(
+        "TaskManager embedded engine benchmark: SQLite {}, WAL, history on, validation on, \
+         dedupe on; files in {}",
+        rusqlite::version(),
+        dir.display()
+    );
+    for synchronous in ["FULL", "NORMAL"] {
+        let files = Files {
+            ours: dir
+                .join(format!("ours-{synchronous}.db"))
+                .display()
+                .to_string(),
+            floor: dir
+                .join(format!("floor-{synchronous}.db"))
+                .display()
+                .to_string(),
+            synchronous,
+        };
+        let client = files.client();
+        client.migrate().unwrap();
+        register(&client);
+        section(&files, tasks);
+    }
+    server_scale(tasks);
+    std::fs::remove_dir_all(&dir).ok();
+}
