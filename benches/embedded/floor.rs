@@ -4,8 +4,9 @@
 //! - enqueue: one INSERT (its own transaction);
 //! - claim: `BEGIN IMMEDIATE` + one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING` +
 //!   `COMMIT`;
-//! - complete: one guarded UPDATE (its own transaction);
-//! no history, no validation, no dedupe key, one secondary index (a partial one over pending
+//! - complete: one guarded UPDATE (its own transaction).
+//!
+//! No history, no validation, no dedupe key, one secondary index (a partial one over pending
 //! rows, in claim order).
 
 use rusqlite::{Connection, TransactionBehavior};
