@@ -17,8 +17,9 @@ use TaskManager\Exception\TaskManagerException;
  *
  * Configuration, first match wins: the array given to configure(); the original constants
  * (DB_HOST, DB_NAME, DB_USER, DB_PASS, DB_CHARSET, TASK_CLAIM_TIMEOUT, MAX_TASK_ATTEMPTS,
- * ENABLE_TASK_HISTORY, ENABLE_SCHEMA_VALIDATION, plus optional DB_PORT and DB_SOCKET);
- * otherwise the TASKMANAGER_* environment variables.
+ * ENABLE_TASK_HISTORY, ENABLE_SCHEMA_VALIDATION, plus optional DB_PORT and DB_SOCKET), or
+ * DB_PATH alone for the embedded engine (the queue in one SQLite file; beside DB_HOST, DB_NAME,
+ * ... it is a TM_CONFIG error naming both); otherwise the TASKMANAGER_* environment variables.
  *
  * Every method takes and returns plain PHP arrays and throws a subclass of
  * TaskManagerException on failure. Safe to use after pcntl_fork(): the child gets its own
@@ -48,6 +49,8 @@ final class TaskManager
         'DB_NAME' => 'db_name',
         'DB_USER' => 'db_user',
         'DB_PASS' => 'db_pass',
+        // The embedded engine: the queue in this SQLite file instead of on a server.
+        'DB_PATH' => 'db_path',
         'DB_CHARSET' => 'db_charset',
         'TASK_CLAIM_TIMEOUT' => 'task_claim_timeout',
         'MAX_TASK_ATTEMPTS' => 'max_task_attempts',
@@ -106,14 +109,14 @@ final class TaskManager
     }
 
     /**
-     * The configuration the original constants describe, or null when DB_NAME is not defined
-     * (the library then reads the TASKMANAGER_* environment variables).
+     * The configuration the original constants describe, or null when neither DB_NAME nor
+     * DB_PATH is defined (the library then reads the TASKMANAGER_* environment variables).
      *
      * @return array<string, mixed>|null
      */
     public static function configFromConstants(): ?array
     {
-        if (!defined('DB_NAME')) {
+        if (!defined('DB_NAME') && !defined('DB_PATH')) {
             return null;
         }
         $config = [];
