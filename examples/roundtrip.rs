@@ -1,7 +1,9 @@
 //! The main job, end to end: a producer enqueues tasks and a worker claims, heartbeats and
 //! completes them, all through the real database. Settings come from TASKMANAGER_* variables
-//! (see the README); `scripts/demo` sets them up for a local server.
+//! (see the README); `scripts/demo` sets them up (a SQLite file, or a local server with
+//! `--mysql`).
 //!
+//!     TASKMANAGER_DB_PATH=queue.db cargo run --example roundtrip
 //!     TASKMANAGER_DATABASE_URL=mysql://user:pass@127.0.0.1:3306/queue cargo run --example roundtrip
 
 use serde_json::json;
