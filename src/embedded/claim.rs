@@ -11,7 +11,7 @@
 //! claims lazily (once a second per process, and when a claim comes up short).
 
 use super::finish::complete_step;
-use super::{SqlResult, Store, clock, history};
+use super::{SqlResult, Store, clock, history, history_rows};
 use crate::Config;
 use crate::error::Result;
 use crate::json;
@@ -282,18 +282,12 @@ fn pick(
     let mut tasks = Vec::with_capacity(rows.len());
     for (mut task, type_id, _) in rows {
         task.type_name = store.type_name(tx, type_id)?;
-        if config.enable_task_history {
-            history(
-                store,
-                tx,
-                task.id,
-                Change::Claimed,
-                Some(worker_id),
-                None,
-                now,
-            )?;
-        }
         tasks.push(task);
+    }
+    if config.enable_task_history {
+        let claimed: Vec<(i64, Option<&str>)> =
+            tasks.iter().map(|t| (t.id, Some(worker_id))).collect();
+        history_rows(store, tx, &claimed, Change::Claimed, now)?;
     }
     Ok(tasks)
 }

@@ -1,10 +1,10 @@
 //! Enqueue on the embedded engine: the same checks as the server engine's
 //! (`queue::enqueue::check_batch`, `validate_all`), then one `BEGIN IMMEDIATE` transaction
-//! that inserts every task with its `created` history row. The UNIQUE index on `dedupe_lock`
+//! that inserts every task, and their `created` history rows in one statement. The UNIQUE index on `dedupe_lock`
 //! decides duplicates (`ON CONFLICT DO NOTHING`); the file's single writer makes the batch
 //! all or nothing.
 
-use super::{SqlResult, Store, clock, history};
+use super::{SqlResult, Store, clock, history_rows};
 use crate::Config;
 use crate::error::Result;
 use crate::queue::enqueue::{
@@ -51,11 +51,20 @@ pub(crate) fn enqueue_batch(
             return Err(type_inactive(&name));
         }
         let now = clock::now_micros();
-        checked
+        let out = checked
             .iter()
             .zip(&types)
-            .map(|(task, task_type)| insert(store, tx, task, task_type, &token, now, config))
-            .collect::<Result<Vec<_>>>()
+            .map(|(task, task_type)| insert(store, tx, task, task_type, &token, now))
+            .collect::<Result<Vec<Enqueued>>>()?;
+        if config.enable_task_history {
+            let created: Vec<(i64, Option<&str>)> = out
+                .iter()
+                .filter(|e| !e.deduplicated)
+                .map(|e| (e.id, None))
+                .collect();
+            history_rows(store, tx, &created, Change::Created, now)?;
+        }
+        Ok(out)
     })?;
     store.signal();
     Ok(out)
@@ -83,7 +92,6 @@ fn insert(
     task_type: &CachedType,
     token: &str,
     now: i64,
-    config: &Config,
 ) -> Result<Enqueued> {
     let run_at = match &task.run_at {
         Some(text) => clock::parse_utc(text)?,
@@ -131,18 +139,13 @@ fn insert(
         }
     }
     match (created, holder) {
-        (Some(id), _) => {
-            if config.enable_task_history {
-                history(store, tx, id, Change::Created, None, None, now)?;
-            }
-            Ok(Enqueued {
-                id,
-                type_name: task.item.type_name.to_string(),
-                status: Status::Pending,
-                deduplicated: false,
-                dedupe_key: task.key.clone(),
-            })
-        }
+        (Some(id), _) => Ok(Enqueued {
+            id,
+            type_name: task.item.type_name.to_string(),
+            status: Status::Pending,
+            deduplicated: false,
+            dedupe_key: task.key.clone(),
+        }),
         (None, Some((id, status))) => Ok(Enqueued {
             id,
             type_name: task.item.type_name.to_string(),

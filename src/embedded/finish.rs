@@ -4,7 +4,7 @@
 //! step, so the read decides (the holder still owns the task, or why not) exactly as the
 //! server engine's guarded UPDATE does.
 
-use super::{SqlResult, Store, clock, history};
+use super::{SqlResult, Store, clock, history, history_rows};
 use crate::Config;
 use crate::config::MAX_ERROR_MESSAGE_BYTES;
 use crate::error::{Code, Error, Result};
@@ -181,6 +181,16 @@ UPDATE tasks SET status = 'completed', result_json = ?3, completed_at = ?4, leas
 WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2
 RETURNING claimed_by";
 
+/// A batch's complete: `?1` is `[[id, lease_token, result_json], ...]`.
+const COMPLETE_MANY: &str = "\
+UPDATE tasks SET status = 'completed', result_json = done.result, completed_at = ?2,
+  lease_expires_at = NULL, progress = 100, updated_at = ?2,
+  dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result
+      FROM json_each(?1)) AS done
+WHERE tasks.id = done.id AND tasks.status = 'claimed' AND tasks.lease_token = done.token
+RETURNING tasks.id, tasks.claimed_by, tasks.lease_token";
+
 fn complete_held(
     store: &Store,
     tx: &Transaction<'_>,
@@ -243,33 +253,65 @@ pub(crate) fn complete_batch(
     if items.is_empty() {
         return Ok(Vec::new());
     }
+    let done: Vec<(i64, &str, &str)> = items
+        .iter()
+        .zip(&rows)
+        .map(|(item, result)| (item.id, item.lease_token.as_str(), result.as_str()))
+        .collect();
     let outcomes = store.write(|tx| {
+        let now = clock::now_micros();
+        // One guarded UPDATE for the whole batch; a task it did not complete is read to say why.
+        let finished: Vec<(i64, Option<String>, String)> = tx
+            .prepare_cached(COMPLETE_MANY)
+            .sql(store)?
+            .query_map(
+                (
+                    serde_json::to_string(&done).expect("a batch serializes"),
+                    now,
+                ),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .sql(store)?
+            .collect::<rusqlite::Result<_>>()
+            .sql(store)?;
+        if config.enable_task_history {
+            let rows: Vec<(i64, Option<&str>)> = finished
+                .iter()
+                .map(|(id, worker, _)| (*id, worker.as_deref()))
+                .collect();
+            history_rows(store, tx, &rows, Change::Completed, now)?;
+        }
+        let mut reported: Vec<i64> = Vec::with_capacity(items.len());
         let mut outcomes = Vec::with_capacity(items.len());
-        for (item, result_text) in items.iter().zip(&rows) {
-            // A task finished earlier in this batch is judged like a repeat: by its token.
-            let outcome = match complete_held(
-                store,
-                tx,
-                config,
-                item.id,
-                Holder::Token(&item.lease_token),
-                result_text,
-            ) {
+        for item in items {
+            let holder = Holder::Token(&item.lease_token);
+            // The first mention of a task this call finished is the change; any later one,
+            // like a repeat of an earlier call, is judged by the token.
+            let finished_now = !reported.contains(&item.id)
+                && finished
+                    .iter()
+                    .any(|(id, _, token)| *id == item.id && *token == item.lease_token);
+            reported.push(item.id);
+            let judged = if finished_now {
+                Ok(false)
+            } else {
+                let held = read_held(store, tx, item.id, holder)?;
+                repeated_or_error(item.id, state(held), holder, &[Status::Completed])
+            };
+            outcomes.push(match judged {
                 Ok(_) => CompleteOutcome {
                     id: item.id,
                     ok: true,
                     code: None,
                     message: None,
                 },
-                Err(e) if matches!(e.code(), Code::LeaseLost | Code::NotFound) => CompleteOutcome {
+                Err(e) => CompleteOutcome {
                     id: item.id,
                     ok: false,
                     code: Some(e.code().name().into()),
                     message: Some(e.message().into()),
                 },
-                Err(e) => return Err(e),
-            };
-            outcomes.push(outcome);
+            });
         }
         Ok(outcomes)
     })?;

@@ -389,6 +389,28 @@ pub(crate) fn history(
     Ok(())
 }
 
+/// Writes one `task_history` row per `(task, worker)` in one statement (a batch's rows).
+pub(crate) fn history_rows(
+    store: &Store,
+    conn: &Connection,
+    rows: &[(i64, Option<&str>)],
+    change: Change,
+    now: i64,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows = serde_json::to_string(rows).expect("ids and names serialize");
+    conn.prepare_cached(
+        "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
+         SELECT value ->> 0, ?2, value ->> 1, NULL, ?3 FROM json_each(?1)",
+    )
+    .sql(store)?
+    .execute((rows, change.as_str(), now))
+    .sql(store)?;
+    Ok(())
+}
+
 /// A status column read back; a value the schema's CHECK should have refused is an error,
 /// not a panic.
 pub(crate) fn status(store: &Store, text: &str) -> Result<Status> {
