@@ -29,7 +29,7 @@ pub(crate) enum Verdict {
 }
 
 impl Action {
-    fn transition(self) -> &'static Transition {
+    pub(crate) fn transition(self) -> &'static Transition {
         match self {
             Action::Cancel => &CANCEL,
             Action::Retry => &RETRY,
@@ -66,6 +66,28 @@ impl Action {
         }
     }
 
+    /// Whether task `id`, whose status column holds `current`, changes (`Ok(true)`), is
+    /// already where the action leads (`Ok(false)`), or may not (`Err`, the conflict).
+    pub(crate) fn judge(self, id: i64, current: &str) -> Result<bool> {
+        match self.verdict(id, current) {
+            Verdict::Change => Ok(true),
+            Verdict::AlreadyDone => Ok(false),
+            Verdict::Refused(e) => Err(e),
+        }
+    }
+
+    /// The answer for task `id` found in `current`, which `changed` or not.
+    pub(crate) fn answer(self, id: i64, current: &str, changed: bool) -> Finished {
+        Finished {
+            id,
+            // A repeat found the task already in `no_op_in`, a status it could read.
+            status: Status::parse(current)
+                .filter(|_| !changed)
+                .unwrap_or(self.transition().to),
+            repeated: !changed,
+        }
+    }
+
     /// Runs the action on one task: [`cancel`] or [`retry`].
     pub(crate) fn run(
         self,
@@ -98,14 +120,19 @@ pub(crate) fn retry(db: &Database, config: &Config, id: i64) -> Result<Finished>
     check_task_id(id)?;
     apply(db, config, Action::Retry, id, None).map_err(|e| {
         if e.server_code() == Some(1062) {
-            Error::new(
-                Code::Conflict,
-                format!("task {id} cannot be retried: another active task holds its dedupe key"),
-            )
+            dedupe_conflict(id)
         } else {
             e
         }
     })
+}
+
+/// A retry refused because another active task took the retried task's dedupe key.
+pub(crate) fn dedupe_conflict(id: i64) -> Error {
+    Error::new(
+        Code::Conflict,
+        format!("task {id} cannot be retried: another active task holds its dedupe key"),
+    )
 }
 
 /// Locks the task; applies the action's transition when its status allows it, does nothing
@@ -126,19 +153,8 @@ fn apply(
             transition,
             reason,
             config.enable_task_history,
-            |current| match action.verdict(id, current) {
-                Verdict::Change => Ok(true),
-                Verdict::AlreadyDone => Ok(false),
-                Verdict::Refused(e) => Err(e),
-            },
+            |current| action.judge(id, current),
         )?;
-        Ok(Finished {
-            id,
-            // A repeat found the task already in `no_op_in`, a status it could read.
-            status: Status::parse(&current)
-                .filter(|_| !changed)
-                .unwrap_or(transition.to),
-            repeated: !changed,
-        })
+        Ok(action.answer(id, &current, changed))
     })
 }

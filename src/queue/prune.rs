@@ -97,6 +97,48 @@ pub(crate) fn prune(
     options: &PruneOptions,
     progress: &mut dyn FnMut(&PruneReport),
 ) -> Result<PruneReport> {
+    run(options, progress, &mut ServerSteps(db))
+}
+
+/// The reads and deletes of a prune, as an engine runs them.
+pub(crate) trait PruneSteps {
+    /// How many tasks in `statuses` finished more than `age` seconds ago.
+    fn count(&mut self, statuses: &[Status], age: u64) -> Result<u64>;
+    /// Up to `limit` ids of tasks in `status` that finished more than `age` seconds ago,
+    /// oldest first, read without locks.
+    fn page(&mut self, status: Status, age: u64, limit: u32) -> Result<Vec<i64>>;
+    /// Deletes, in one transaction, the tasks `ids` still in `status` and still older than
+    /// `age`, with their history. Repeatable: a batch that committed before its answer was
+    /// lost deletes nothing the second time.
+    fn delete(&mut self, status: Status, ids: &[i64], age: u64) -> Result<Pruned>;
+}
+
+struct ServerSteps<'a>(&'a Database);
+
+impl PruneSteps for ServerSteps<'_> {
+    fn count(&mut self, statuses: &[Status], age: u64) -> Result<u64> {
+        let db = self.0;
+        db.run(|conn, _| Engine::of(db).prune_count(conn, statuses, age))
+    }
+
+    fn page(&mut self, status: Status, age: u64, limit: u32) -> Result<Vec<i64>> {
+        let db = self.0;
+        db.run(|conn, _| Engine::of(db).prune_page(conn, status, age, limit))
+    }
+
+    fn delete(&mut self, status: Status, ids: &[i64], age: u64) -> Result<Pruned> {
+        let db = self.0;
+        db.run(|conn, _| Engine::of(db).prune(conn, status, ids, age))
+    }
+}
+
+/// A prune on any engine: checks the options, then deletes batch by batch (or only counts,
+/// with `dry_run`), telling `progress` the running totals after every batch.
+pub(crate) fn run(
+    options: &PruneOptions,
+    progress: &mut dyn FnMut(&PruneReport),
+    steps: &mut dyn PruneSteps,
+) -> Result<PruneReport> {
     let checked = check(options)?;
     let age = options.older_than_seconds;
     let mut report = PruneReport {
@@ -104,8 +146,7 @@ pub(crate) fn prune(
         ..PruneReport::default()
     };
     if options.dry_run {
-        report.tasks =
-            db.run(|conn, _| Engine::of(db).prune_count(conn, &checked.statuses, age))?;
+        report.tasks = steps.count(&checked.statuses, age)?;
         report.done = true;
         progress(&report);
         return Ok(report);
@@ -115,15 +156,11 @@ pub(crate) fn prune(
             if options.max_batches.is_some_and(|max| report.batches >= max) {
                 return Ok(report);
             }
-            let ids =
-                db.run(|conn, _| Engine::of(db).prune_page(conn, status, age, checked.batch))?;
+            let ids = steps.page(status, age, checked.batch)?;
             if ids.is_empty() {
                 break;
             }
-            // Repeatable: a batch that committed before its answer was lost deletes nothing
-            // the second time.
-            let Pruned { history, tasks } =
-                db.run(|conn, _| Engine::of(db).prune(conn, status, &ids, age))?;
+            let Pruned { history, tasks } = steps.delete(status, &ids, age)?;
             report.history += history;
             report.tasks += tasks;
             report.batches += 1;

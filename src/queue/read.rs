@@ -111,10 +111,6 @@ pub struct HistoryEntry {
 /// column changed by hand to something this library does not write) is an error naming the
 /// column, not a panic.
 fn to_task(c: &mut Columns) -> Result<Task> {
-    let json_or_null = |v: Option<String>| {
-        v.and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null)
-    };
     Ok(Task {
         id: c.id("task")?,
         type_name: c.get("type_name")?,
@@ -139,6 +135,12 @@ fn to_task(c: &mut Columns) -> Result<Task> {
     })
 }
 
+/// A params or result column as JSON: null when it is NULL or holds text that is not JSON.
+pub(crate) fn json_or_null(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
 pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
     check_task_id(id)?;
     let tasks =
@@ -150,21 +152,7 @@ pub(crate) fn get(db: &Database, id: i64) -> Result<Task> {
 }
 
 pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
-    let limit = filter.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(Error::invalid(format!(
-            "limit must be from 1 to 1000, got {limit}"
-        )));
-    }
-    let (conditions, mut params) = Selection::from(filter).conditions()?;
-    let offset = filter.offset.unwrap_or(0);
-    if offset > 1_000_000 {
-        return Err(Error::invalid(format!(
-            "offset must be from 0 to 1000000, got {offset}"
-        )));
-    }
-    params.push(limit.into());
-    params.push(offset.into());
+    let (conditions, params) = list_query::<SqlValue>(filter, Dialect::Server)?;
     let read = Read::Tasks {
         conditions: &conditions,
     };
@@ -172,6 +160,41 @@ pub(crate) fn list(db: &Database, filter: &ListFilter) -> Result<Vec<Task>> {
         let params = Params::Positional(params.clone());
         Engine::of(db).read(conn, read, params, "a task", to_task)
     })
+}
+
+/// A checked [`ListFilter`] as the condition of a page of tasks over `tasks t JOIN task_types
+/// y` and its bound values, the page's limit and offset last (both engines list with it, so a
+/// filter is checked, and refused, alike).
+pub(crate) fn list_query<V: From<i64> + From<String>>(
+    filter: &ListFilter,
+    dialect: Dialect,
+) -> Result<(String, Vec<V>)> {
+    let limit = filter.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(Error::invalid(format!(
+            "limit must be from 1 to 1000, got {limit}"
+        )));
+    }
+    let (conditions, mut params) = Selection::from(filter).conditions_in(dialect)?;
+    let offset = filter.offset.unwrap_or(0);
+    if offset > 1_000_000 {
+        return Err(Error::invalid(format!(
+            "offset must be from 0 to 1000000, got {offset}"
+        )));
+    }
+    params.push(i64::from(limit).into());
+    params.push(i64::from(offset).into());
+    Ok((conditions, params))
+}
+
+/// The SQL a selection is written in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dialect {
+    /// MySQL and MariaDB: times are compared with the server's clock (`NOW(6)`).
+    Server,
+    /// SQLite (the embedded engine): times are microseconds since the epoch, compared with
+    /// `now`, the library's clock.
+    Embedded { now: i64 },
 }
 
 /// The fields that select tasks, shared by [`list`] and the bulk actions so that one filter
@@ -208,14 +231,23 @@ impl<'a> From<&'a ListFilter> for Selection<'a> {
 }
 
 impl Selection<'_> {
-    /// The checked fields as a condition on `tasks t JOIN task_types y` and its bound values.
+    /// The checked fields as a condition on `tasks t JOIN task_types y` and its bound values,
+    /// for MySQL and MariaDB.
     pub(crate) fn conditions(&self) -> Result<(String, Vec<SqlValue>)> {
+        self.conditions_in(Dialect::Server)
+    }
+
+    /// [`Selection::conditions`] in `dialect`; `V` is the driver's bound value.
+    pub(crate) fn conditions_in<V: From<i64> + From<String>>(
+        &self,
+        dialect: Dialect,
+    ) -> Result<(String, Vec<V>)> {
         let mut conditions = vec!["1 = 1".to_string()];
-        let mut params: Vec<SqlValue> = Vec::new();
+        let mut params: Vec<V> = Vec::new();
         if let Some(name) = self.type_name {
             check_name(name)?;
             conditions.push("y.name = ?".into());
-            params.push(name.into());
+            params.push(name.to_string().into());
         }
         if let Some(status) = self.status {
             if Status::parse(status).is_none() {
@@ -225,7 +257,7 @@ impl Selection<'_> {
                 )));
             }
             conditions.push("t.status = ?".into());
-            params.push(status.into());
+            params.push(status.to_string().into());
         }
         if let Some(ids) = self.ids {
             if ids.is_empty() {
@@ -233,7 +265,7 @@ impl Selection<'_> {
             }
             ids.iter().try_for_each(|id| check_task_id(*id))?;
             conditions.push(format!("t.id IN ({})", vec!["?"; ids.len()].join(", ")));
-            params.extend(ids.iter().map(|id| SqlValue::from(*id)));
+            params.extend(ids.iter().map(|id| V::from(*id)));
         }
         if let Some(before) = self.before_id {
             check_task_id(before)?;
@@ -248,19 +280,28 @@ impl Selection<'_> {
                 let seconds = i64::try_from(seconds)
                     .unwrap_or(i64::MAX)
                     .min(3_153_600_000);
-                conditions.push(format!(
-                    "t.created_at {comparison} NOW(6) - INTERVAL ? SECOND"
-                ));
-                params.push(seconds.into());
+                match dialect {
+                    Dialect::Server => {
+                        conditions.push(format!(
+                            "t.created_at {comparison} NOW(6) - INTERVAL ? SECOND"
+                        ));
+                        params.push(seconds.into());
+                    }
+                    Dialect::Embedded { now } => {
+                        conditions.push(format!("t.created_at {comparison} ?"));
+                        params.push(now.saturating_sub(seconds.saturating_mul(1_000_000)).into());
+                    }
+                }
             }
         }
         if let Some(worker) = self.worker_id {
             crate::queue::input::check_worker_id(worker)?;
             conditions.push("t.claimed_by = ?".into());
-            params.push(worker.into());
+            params.push(worker.to_string().into());
         }
-        // Literal text in one or both columns, case-insensitive (their collation): read row by
-        // row, so the other filters should narrow the rows first on a large table.
+        // Literal text in one or both columns, case-insensitive (the server's collation;
+        // SQLite's LIKE, which folds ASCII letters only): read row by row, so the other filters
+        // should narrow the rows first on a large table.
         for (text, name, columns) in [
             (self.text, "text", &["t.params_json", "t.error_message"][..]),
             (self.params_text, "params_text", &["t.params_json"][..]),
@@ -273,12 +314,16 @@ impl Selection<'_> {
                 )));
             }
             let pattern = crate::sql::escape_like(text);
+            let contains = match dialect {
+                Dialect::Server => "LIKE CONCAT('%', ?, '%') ESCAPE '!'",
+                Dialect::Embedded { .. } => "LIKE '%' || ? || '%' ESCAPE '!'",
+            };
             let any: Vec<String> = columns
                 .iter()
-                .map(|column| format!("{column} LIKE CONCAT('%', ?, '%') ESCAPE '!'"))
+                .map(|column| format!("{column} {contains}"))
                 .collect();
             conditions.push(format!("({})", any.join(" OR ")));
-            params.extend(columns.iter().map(|_| SqlValue::from(pattern.as_str())));
+            params.extend(columns.iter().map(|_| V::from(pattern.clone())));
         }
         Ok((conditions.join(" AND "), params))
     }

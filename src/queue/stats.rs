@@ -150,32 +150,92 @@ pub(crate) fn stats(db: &Database) -> Result<Stats> {
             engine: Engine::of(db),
             conn,
         };
-        let (types, totals) = counts(r)?;
-        Ok(Stats {
-            types,
-            totals,
-            queue: queue_health(r)?,
-            schedules: schedule::health(r.conn)?,
-            flow: flow::health(r.conn)?,
-            throughput: throughput(r)?,
-            workers: workers(r)?,
-            generated_at: r
-                .read(Read::Now, |c| c.get::<String>("now"))?
-                .into_iter()
-                .next()
-                .unwrap_or_default(),
-        })
+        let counts = r.read(Read::StatusCounts, |c| {
+            Ok((c.get("name")?, c.get("status")?, c.get("n")?))
+        })?;
+        let oldest_pending =
+            r.read(Read::OldestPending, |c| Ok((c.get("name")?, c.get("age")?)))?;
+        let expired_leases = r.read(Read::ExpiredLeases, |c| Ok((c.get("name")?, c.get("n")?)))?;
+        let schedules = schedule::health(r.conn)?;
+        let flow = flow::health(r.conn)?;
+        let finished = r.read(Read::FinishedPerMinute, |c| {
+            Ok((
+                c.get("name")?,
+                c.get("status")?,
+                c.get("minute")?,
+                c.get("n")?,
+            ))
+        })?;
+        let claims = r.read(Read::ClaimsPerWorker, |c| {
+            Ok((c.get("worker_id")?, c.get("last")?, c.get("n")?))
+        })?;
+        let held = r.read(Read::HeldPerWorker, |c| {
+            Ok((c.get("claimed_by")?, c.get("n")?, c.get("last")?))
+        })?;
+        let generated_at = r
+            .read(Read::Now, |c| c.get::<String>("now"))?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Figures {
+            generated_at,
+            counts,
+            oldest_pending,
+            expired_leases,
+            finished,
+            claims,
+            held,
+            flow,
+            schedules,
+        }
+        .into_stats()
     })
 }
 
-fn counts(r: &mut Reader<'_, '_>) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
-    let rows = r.read(Read::StatusCounts, |c| {
-        Ok((
-            c.get::<String>("name")?,
-            c.get::<Option<String>>("status")?,
-            c.get::<i64>("n")?,
-        ))
-    })?;
+/// The rows the stats are made of, as an engine reads them (each engine has its SQL; the
+/// document is made from them in one place, [`Figures::into_stats`]).
+pub(crate) struct Figures {
+    /// The engine's clock now (RFC 3339, UTC).
+    pub generated_at: String,
+    /// Type name, status (`None`: a type without tasks) and its number of tasks.
+    pub counts: Vec<(String, Option<String>, i64)>,
+    /// Type name and the age in seconds of its oldest runnable pending task.
+    pub oldest_pending: Vec<(String, f64)>,
+    /// Type name and its claimed tasks whose lease ran out.
+    pub expired_leases: Vec<(String, i64)>,
+    /// Type name, final status (completed or failed), whole minutes ago it finished, tasks:
+    /// the last day.
+    pub finished: Vec<(String, String, i64, i64)>,
+    /// Worker id, its last claim (RFC 3339) and its claims in the last hour, from the history.
+    pub claims: Vec<(Option<String>, String, i64)>,
+    /// Worker id, the tasks it holds now and its latest claim among them (RFC 3339).
+    pub held: Vec<(Option<String>, i64, Option<String>)>,
+    /// Paused or limited types (none on an engine without flow control).
+    pub flow: BTreeMap<String, FlowHealth>,
+    /// Schedules (none on an engine without them).
+    pub schedules: BTreeMap<String, ScheduleHealth>,
+}
+
+impl Figures {
+    /// The stats document.
+    pub(crate) fn into_stats(self) -> Result<Stats> {
+        let (types, totals) = counts(self.counts)?;
+        Ok(Stats {
+            generated_at: self.generated_at,
+            flow: self.flow,
+            queue: queue_health(&self.oldest_pending, &self.expired_leases),
+            schedules: self.schedules,
+            throughput: throughput(self.finished),
+            totals,
+            types,
+            workers: workers(self.claims, self.held),
+        })
+    }
+}
+
+fn counts(
+    rows: Vec<(String, Option<String>, i64)>,
+) -> Result<(BTreeMap<String, StatusCounts>, StatusCounts)> {
     let mut types = BTreeMap::new();
     let mut totals = StatusCounts::default();
     for (name, status, count) in rows {
@@ -198,13 +258,10 @@ fn counts(r: &mut Reader<'_, '_>) -> Result<(BTreeMap<String, StatusCounts>, Sta
 }
 
 /// Per type: age of the oldest runnable pending task, and claimed tasks whose lease ran out.
-fn queue_health(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, QueueHealth>> {
-    let oldest = r.read(Read::OldestPending, |c| {
-        Ok((c.get::<String>("name")?, c.get::<f64>("age")?))
-    })?;
-    let expired = r.read(Read::ExpiredLeases, |c| {
-        Ok((c.get::<String>("name")?, c.get::<i64>("n")?))
-    })?;
+fn queue_health(
+    oldest: &[(String, f64)],
+    expired: &[(String, i64)],
+) -> BTreeMap<String, QueueHealth> {
     let mut out = BTreeMap::new();
     let names = oldest
         .iter()
@@ -219,21 +276,12 @@ fn queue_health(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, QueueHealth>>
             },
         );
     }
-    Ok(out)
+    out
 }
 
 /// Per type, tasks completed and failed in each of the last 60 minutes and of the last 24
-/// hours (index 0: the most recent), from one read of idx_tasks_done (finished_status,
-/// completed_at) over the last day.
-fn throughput(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, Throughput>> {
-    let rows = r.read(Read::FinishedPerMinute, |c| {
-        Ok((
-            c.get::<String>("name")?,
-            c.get::<String>("status")?,
-            c.get::<i64>("minute")?,
-            c.get::<i64>("n")?,
-        ))
-    })?;
+/// hours (index 0: the most recent), from rows per type, final status and minute.
+fn throughput(rows: Vec<(String, String, i64, i64)>) -> BTreeMap<String, Throughput> {
     let mut out: BTreeMap<String, Throughput> = BTreeMap::new();
     for (name, status, minute, count) in rows {
         let entry = out.entry(name).or_insert_with(|| Throughput {
@@ -260,25 +308,14 @@ fn throughput(r: &mut Reader<'_, '_>) -> Result<BTreeMap<String, Throughput>> {
             *slot += count;
         }
     }
-    Ok(out)
+    out
 }
 
 /// Workers that claimed in the last hour (history) or hold tasks now, most recent first.
-fn workers(r: &mut Reader<'_, '_>) -> Result<Vec<WorkerSeen>> {
-    let claims = r.read(Read::ClaimsPerWorker, |c| {
-        Ok((
-            c.get::<Option<String>>("worker_id")?,
-            c.get::<String>("last")?,
-            c.get::<i64>("n")?,
-        ))
-    })?;
-    let holding = r.read(Read::HeldPerWorker, |c| {
-        Ok((
-            c.get::<Option<String>>("claimed_by")?,
-            c.get::<i64>("n")?,
-            c.get::<Option<String>>("last")?,
-        ))
-    })?;
+fn workers(
+    claims: Vec<(Option<String>, String, i64)>,
+    holding: Vec<(Option<String>, i64, Option<String>)>,
+) -> Vec<WorkerSeen> {
     let mut seen: BTreeMap<String, WorkerSeen> = BTreeMap::new();
     for (worker, last, count) in claims {
         let entry = worker_entry(&mut seen, worker);
@@ -295,7 +332,7 @@ fn workers(r: &mut Reader<'_, '_>) -> Result<Vec<WorkerSeen>> {
     let mut list: Vec<WorkerSeen> = seen.into_values().collect();
     // Stable: workers claiming in the same microsecond stay in worker id order.
     list.sort_by(|a, b| b.last_claim_at.cmp(&a.last_claim_at));
-    Ok(list)
+    list
 }
 
 /// The worker's entry, new and empty when first seen; no id (a claim without one) is `""`.
