@@ -397,8 +397,11 @@ pub(crate) fn history_rows(
     change: Change,
     now: i64,
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
+    match rows {
+        [] => return Ok(()),
+        // One row: a plain INSERT, cheaper than reading a JSON array.
+        [(task_id, worker)] => return history(store, conn, *task_id, change, *worker, None, now),
+        _ => {}
     }
     let rows = serde_json::to_string(rows).expect("ids and names serialize");
     conn.prepare_cached(
