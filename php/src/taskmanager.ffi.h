@@ -149,6 +149,9 @@ const char *tm_version(void);
  *   commas), or `"db_host"` (string, several comma-separated; default `localhost`) or
  *   `"db_hosts"` (array), `"db_port"` (1..=65535, default 3306), `"db_socket"` (path),
  *   `"db_name"`, `"db_user"`, `"db_pass"` (strings), `"db_charset"` (`utf8mb4`; `utf8` accepted);
+ * - or the embedded engine: `"db_path"` (a SQLite file, created by `tm_migrate`; or
+ *   `"database_url"` `sqlite:///abs/path.db`), `"sqlite_synchronous"` (`full`, the default, or
+ *   `normal`); with any server key it is `TM_CONFIG` naming both;
  * - `"task_claim_timeout"`: default lease in seconds (default 300);
  *   `"max_task_attempts"`: 1..=1000000 (default 3); `"enable_task_history"` and
  *   `"enable_schema_validation"`: booleans (default true);
