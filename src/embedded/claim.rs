@@ -262,25 +262,22 @@ fn pick(
         .collect::<rusqlite::Result<_>>()
         .sql(store)?;
     // RETURNING gives rows in no promised order: the claim's order is the answer's.
-    rows.sort_by(|(a, _, a_created), (b, _, b_created)| {
-        let key = match wanted.order {
-            ClaimOrder::PriorityThenAge => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
-            ClaimOrder::By(column, descending) => {
-                let ordering = match column {
-                    SortColumn::CreatedAt => a_created.cmp(b_created),
-                    SortColumn::Priority => a.priority.cmp(&b.priority),
-                    SortColumn::Id => std::cmp::Ordering::Equal,
-                    SortColumn::Attempts => a.attempts.cmp(&b.attempts),
-                }
-                .then(a.id.cmp(&b.id));
-                if descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                }
+    rows.sort_by(|(a, _, a_created), (b, _, b_created)| match wanted.order {
+        ClaimOrder::PriorityThenAge => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
+        ClaimOrder::By(column, descending) => {
+            let ordering = match column {
+                SortColumn::CreatedAt => a_created.cmp(b_created),
+                SortColumn::Priority => a.priority.cmp(&b.priority),
+                SortColumn::Id => std::cmp::Ordering::Equal,
+                SortColumn::Attempts => a.attempts.cmp(&b.attempts),
             }
-        };
-        key
+            .then(a.id.cmp(&b.id));
+            if descending {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        }
     });
     let mut tasks = Vec::with_capacity(rows.len());
     for (mut task, type_id, _) in rows {
