@@ -1,6 +1,6 @@
-//! Cancel and retry by filter (`cancel_where`, `retry_where`): dry runs, the history rows of
-//! the single actions, limits and continuing, tasks in the wrong state; and claims filtered by
-//! a LIKE pattern and by type ids.
+//! Claims filtered by a LIKE pattern and by type ids (either engine); and, on the server only
+//! (`server_only`), cancel and retry by filter (`cancel_where`, `retry_where`): dry runs, the
+//! history rows of the single actions, limits and continuing, tasks in the wrong state.
 
 mod common;
 
@@ -33,266 +33,6 @@ fn history_rows(client: &Client, id: i64) -> Vec<(String, Option<String>)> {
         .into_iter()
         .map(|h| (h.status_change, h.message))
         .collect()
-}
-
-#[test]
-fn cancel_where_dry_run_then_for_real_with_the_single_cancels_rules_and_history() {
-    let db = TestDb::new(json!({}));
-    db.register("mail", any_object());
-    db.register("other", any_object());
-    let pending = db.enqueue("mail", json!({"n": 1}));
-    let claimed = db.enqueue("mail", json!({"n": 2}));
-    let completed = db.enqueue("mail", json!({"n": 3}));
-    let cancelled = db.enqueue("mail", json!({"n": 4}));
-    let untouched = db.enqueue("other", json!({"n": 5}));
-    let single = db.enqueue("other", json!({"n": 6}));
-    db.sql_exec(&format!(
-        "UPDATE tasks SET status = 'completed', completed_at = NOW(6) WHERE id = {completed}"
-    ));
-    db.client.cancel(cancelled, None).unwrap();
-    let c = db
-        .client
-        .claim(
-            "w",
-            &from(json!({"types": ["mail"], "sort_by": "id", "limit": 2})),
-        )
-        .unwrap();
-    assert_eq!(
-        c.iter().map(|t| t.id).collect::<Vec<_>>(),
-        [pending, claimed]
-    );
-    db.client.release(pending, &c[0].lease_token).unwrap();
-    let before = statuses(&db);
-
-    let mail = filter(json!({"type": "mail"}));
-    let dry = db
-        .client
-        .cancel_where(&mail, &options(json!({"dry_run": true, "reason": "r"})))
-        .unwrap();
-    assert_eq!(statuses(&db), before, "a dry run changes nothing");
-    assert!(dry.dry_run);
-    assert_eq!(dry.action, BulkAction::Cancel);
-    assert_eq!(dry.matched, 4);
-    assert_eq!(dry.changed, [claimed, pending], "newest first");
-    assert_eq!(dry.unchanged, [cancelled]);
-    assert_eq!(dry.skipped.len(), 1);
-    let refused = db.client.cancel(completed, None).unwrap_err();
-    assert_eq!(
-        (
-            dry.skipped[0].id,
-            dry.skipped[0].code,
-            dry.skipped[0].message.as_str()
-        ),
-        (completed, Code::Conflict, refused.message()),
-        "the dry run answers what the single cancel answers"
-    );
-    assert_eq!(dry.next_before_id, None);
-
-    let done = db
-        .client
-        .cancel_where(&mail, &options(json!({"reason": "not needed"})))
-        .unwrap();
-    assert_eq!(
-        (done.dry_run, done.changed.clone(), done.unchanged.clone()),
-        (false, dry.changed.clone(), dry.unchanged.clone())
-    );
-    assert_eq!(done.skipped, dry.skipped);
-    for id in [pending, claimed] {
-        assert_eq!(db.client.get_task(id).unwrap().status, "cancelled");
-    }
-    assert_eq!(db.client.get_task(completed).unwrap().status, "completed");
-    assert_eq!(db.client.get_task(untouched).unwrap().status, "pending");
-    // The same history row as a single cancel with the same reason.
-    db.client.cancel(single, Some("not needed")).unwrap();
-    assert_eq!(
-        history_rows(&db.client, pending).last(),
-        history_rows(&db.client, single).last()
-    );
-    assert_eq!(
-        history_kinds(&db.client, claimed),
-        ["created", "claimed", "cancelled"]
-    );
-    assert_eq!(
-        history_kinds(&db.client, cancelled),
-        ["created", "cancelled"],
-        "an already cancelled task gets no second row"
-    );
-
-    // JSON as the C ABI writes it.
-    let out = serde_json::to_value(&done).unwrap();
-    assert_eq!(out["action"], "cancel");
-    assert_eq!(out["skipped"][0]["code"], "TM_CONFLICT");
-}
-
-#[test]
-fn limits_page_through_and_the_report_says_where_to_go_on() {
-    let db = TestDb::new(json!({}));
-    db.register("bulk", any_object());
-    let items: Vec<BatchItem> = (0..620)
-        .map(|n| from(json!({"type": "bulk", "params": {"n": n}})))
-        .collect();
-    let mut ids: Vec<i64> = db
-        .client
-        .enqueue_batch(&items)
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    let pending = filter(json!({"status": "pending"}));
-    let mut seen = Vec::new();
-    // Across a page boundary (500) and stopped by the limit.
-    let first = db
-        .client
-        .cancel_where(&pending, &options(json!({"limit": 550})))
-        .unwrap();
-    assert_eq!(first.changed, ids[..550]);
-    assert_eq!(first.matched, 550);
-    assert_eq!(first.next_before_id, Some(ids[549]));
-    seen.extend(first.changed);
-    // A filter on the status needs no before_id to go on; one that still selects the changed
-    // tasks does.
-    let by_type = filter(json!({"type": "bulk", "before_id": first.next_before_id}));
-    let mut progress = Vec::new();
-    let second = db
-        .client
-        .bulk(
-            BulkAction::Cancel,
-            &by_type,
-            &options(json!({"limit": 60})),
-            |r| progress.push(r.matched),
-        )
-        .unwrap();
-    assert_eq!(progress, [60], "one page, reported once");
-    assert_eq!(second.changed, ids[550..610]);
-    assert_eq!(second.next_before_id, Some(ids[609]));
-    seen.extend(second.changed);
-    let last = db
-        .client
-        .cancel_where(&pending, &options(json!({"limit": 10})))
-        .unwrap();
-    assert_eq!(last.changed, ids[610..]);
-    assert_eq!(
-        last.next_before_id, None,
-        "exactly the limit left: nothing more"
-    );
-    seen.extend(last.changed);
-    assert_eq!(seen, ids);
-    assert_eq!(
-        db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'cancelled'"),
-        620
-    );
-}
-
-#[test]
-fn retry_where_puts_dead_tasks_back_and_skips_the_others() {
-    let db = TestDb::new(json!({}));
-    db.register("job", any_object());
-    let failed = db.enqueue_with("job", json!({"n": 1}), json!({"max_attempts": 1}));
-    let t = db.claim_one("w");
-    db.client
-        .fail(t.id, &t.lease_token, "boom", &Default::default())
-        .unwrap();
-    let cancelled = db.enqueue_with(
-        "job",
-        json!({"n": 2}),
-        json!({"dedupe_key": "k", "dedupe_scope": "active"}),
-    );
-    db.client.cancel(cancelled, None).unwrap();
-    // An active task took the dedupe key of the cancelled one: its retry is refused.
-    let holder = db.enqueue_with(
-        "job",
-        json!({"n": 3}),
-        json!({"dedupe_key": "k", "dedupe_scope": "active"}),
-    );
-    let pending = db.enqueue("job", json!({"n": 4}));
-    let gone = holder + 1000;
-
-    let ids = filter(json!({"ids": [failed, cancelled, pending, gone]}));
-    let dry = db
-        .client
-        .retry_where(&ids, &options(json!({"dry_run": true})))
-        .unwrap();
-    assert_eq!(dry.changed, [cancelled, failed]);
-    let skipped: Vec<(i64, Code)> = dry.skipped.iter().map(|s| (s.id, s.code)).collect();
-    assert_eq!(
-        skipped,
-        [(pending, Code::Conflict), (gone, Code::NotFound)],
-        "{dry:?}"
-    );
-    assert_eq!(
-        dry.skipped[1].message,
-        format!("task {gone} does not exist")
-    );
-    assert_eq!(dry.matched, 4);
-
-    let done = db.client.retry_where(&ids, &Default::default()).unwrap();
-    assert_eq!(done.changed, [failed]);
-    assert!(done.unchanged.is_empty());
-    let skipped: Vec<(i64, Code)> = done.skipped.iter().map(|s| (s.id, s.code)).collect();
-    assert_eq!(
-        skipped,
-        [
-            (pending, Code::Conflict),
-            (cancelled, Code::Conflict),
-            (gone, Code::NotFound)
-        ],
-        "newest first, then the ids not found"
-    );
-    assert!(
-        done.skipped[1].message.contains("dedupe key"),
-        "{:?}",
-        done.skipped[1]
-    );
-    let back = db.client.get_task(failed).unwrap();
-    assert_eq!((back.status.as_str(), back.attempts), ("pending", 0));
-    assert_eq!(
-        history_kinds(&db.client, failed),
-        ["created", "claimed", "failed", "retried"]
-    );
-    assert_eq!(db.client.get_task(cancelled).unwrap().status, "cancelled");
-
-    // Combined with another field, an id the filter leaves out is named as such.
-    let mixed = db
-        .client
-        .retry_where(
-            &filter(json!({"ids": [pending], "status": "failed"})),
-            &options(json!({"dry_run": true})),
-        )
-        .unwrap();
-    assert_eq!(mixed.skipped[0].code, Code::NotFound);
-    assert!(
-        mixed.skipped[0]
-            .message
-            .contains("the filter does not select it")
-    );
-}
-
-#[test]
-fn bulk_refusals_name_the_rule() {
-    let db = TestDb::new(json!({}));
-    let refused = |f: Value, o: Value| {
-        let e = db.client.cancel_where(&filter(f), &options(o)).unwrap_err();
-        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
-        e.message().to_string()
-    };
-    assert!(refused(json!({}), json!({})).contains("give task ids"));
-    assert!(refused(json!({"before_id": 5}), json!({})).contains("give task ids"));
-    assert!(refused(json!({"status": "x"}), json!({})).contains("status must be one of"));
-    assert!(refused(json!({"ids": []}), json!({})).contains("at least one task id"));
-    assert!(refused(json!({"ids": [0]}), json!({})).contains("task id"));
-    assert!(refused(json!({"status": "pending"}), json!({"limit": 0})).contains("limit"));
-    assert!(refused(json!({"status": "pending"}), json!({"limit": 10001})).contains("10000"));
-    let e = db
-        .client
-        .retry_where(
-            &filter(json!({"status": "failed"})),
-            &options(json!({"reason": "x"})),
-        )
-        .unwrap_err();
-    assert!(e.message().contains("reason applies to cancel only"), "{e}");
-    let unknown: std::result::Result<BulkFilter, _> = serde_json::from_value(json!({"offset": 3}));
-    assert!(unknown.is_err(), "paging fields are not a selection");
 }
 
 /// The type names a claim with `options` gets (every runnable task, released again after).
@@ -395,4 +135,271 @@ fn claims_filtered_by_a_like_pattern_and_by_type_ids() {
         .unwrap();
     assert_eq!(next.claimed.len(), 1);
     assert_eq!(next.claimed[0].type_name, "a%b");
+}
+
+/// Tests about the server itself (see tests/common): on the server whatever the engine, and left
+/// out of the `sqlite` run by `--skip server_only::`.
+mod server_only {
+    use super::*;
+
+    #[test]
+    fn cancel_where_dry_run_then_for_real_with_the_single_cancels_rules_and_history() {
+        let db = TestDb::server(json!({}));
+        db.register("mail", any_object());
+        db.register("other", any_object());
+        let pending = db.enqueue("mail", json!({"n": 1}));
+        let claimed = db.enqueue("mail", json!({"n": 2}));
+        let completed = db.enqueue("mail", json!({"n": 3}));
+        let cancelled = db.enqueue("mail", json!({"n": 4}));
+        let untouched = db.enqueue("other", json!({"n": 5}));
+        let single = db.enqueue("other", json!({"n": 6}));
+        db.sql_exec(&format!(
+            "UPDATE tasks SET status = 'completed', completed_at = NOW(6) WHERE id = {completed}"
+        ));
+        db.client.cancel(cancelled, None).unwrap();
+        let c = db
+            .client
+            .claim(
+                "w",
+                &from(json!({"types": ["mail"], "sort_by": "id", "limit": 2})),
+            )
+            .unwrap();
+        assert_eq!(
+            c.iter().map(|t| t.id).collect::<Vec<_>>(),
+            [pending, claimed]
+        );
+        db.client.release(pending, &c[0].lease_token).unwrap();
+        let before = statuses(&db);
+
+        let mail = filter(json!({"type": "mail"}));
+        let dry = db
+            .client
+            .cancel_where(&mail, &options(json!({"dry_run": true, "reason": "r"})))
+            .unwrap();
+        assert_eq!(statuses(&db), before, "a dry run changes nothing");
+        assert!(dry.dry_run);
+        assert_eq!(dry.action, BulkAction::Cancel);
+        assert_eq!(dry.matched, 4);
+        assert_eq!(dry.changed, [claimed, pending], "newest first");
+        assert_eq!(dry.unchanged, [cancelled]);
+        assert_eq!(dry.skipped.len(), 1);
+        let refused = db.client.cancel(completed, None).unwrap_err();
+        assert_eq!(
+            (
+                dry.skipped[0].id,
+                dry.skipped[0].code,
+                dry.skipped[0].message.as_str()
+            ),
+            (completed, Code::Conflict, refused.message()),
+            "the dry run answers what the single cancel answers"
+        );
+        assert_eq!(dry.next_before_id, None);
+
+        let done = db
+            .client
+            .cancel_where(&mail, &options(json!({"reason": "not needed"})))
+            .unwrap();
+        assert_eq!(
+            (done.dry_run, done.changed.clone(), done.unchanged.clone()),
+            (false, dry.changed.clone(), dry.unchanged.clone())
+        );
+        assert_eq!(done.skipped, dry.skipped);
+        for id in [pending, claimed] {
+            assert_eq!(db.client.get_task(id).unwrap().status, "cancelled");
+        }
+        assert_eq!(db.client.get_task(completed).unwrap().status, "completed");
+        assert_eq!(db.client.get_task(untouched).unwrap().status, "pending");
+        // The same history row as a single cancel with the same reason.
+        db.client.cancel(single, Some("not needed")).unwrap();
+        assert_eq!(
+            history_rows(&db.client, pending).last(),
+            history_rows(&db.client, single).last()
+        );
+        assert_eq!(
+            history_kinds(&db.client, claimed),
+            ["created", "claimed", "cancelled"]
+        );
+        assert_eq!(
+            history_kinds(&db.client, cancelled),
+            ["created", "cancelled"],
+            "an already cancelled task gets no second row"
+        );
+
+        // JSON as the C ABI writes it.
+        let out = serde_json::to_value(&done).unwrap();
+        assert_eq!(out["action"], "cancel");
+        assert_eq!(out["skipped"][0]["code"], "TM_CONFLICT");
+    }
+
+    #[test]
+    fn limits_page_through_and_the_report_says_where_to_go_on() {
+        let db = TestDb::server(json!({}));
+        db.register("bulk", any_object());
+        let items: Vec<BatchItem> = (0..620)
+            .map(|n| from(json!({"type": "bulk", "params": {"n": n}})))
+            .collect();
+        let mut ids: Vec<i64> = db
+            .client
+            .enqueue_batch(&items)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let pending = filter(json!({"status": "pending"}));
+        let mut seen = Vec::new();
+        // Across a page boundary (500) and stopped by the limit.
+        let first = db
+            .client
+            .cancel_where(&pending, &options(json!({"limit": 550})))
+            .unwrap();
+        assert_eq!(first.changed, ids[..550]);
+        assert_eq!(first.matched, 550);
+        assert_eq!(first.next_before_id, Some(ids[549]));
+        seen.extend(first.changed);
+        // A filter on the status needs no before_id to go on; one that still selects the changed
+        // tasks does.
+        let by_type = filter(json!({"type": "bulk", "before_id": first.next_before_id}));
+        let mut progress = Vec::new();
+        let second = db
+            .client
+            .bulk(
+                BulkAction::Cancel,
+                &by_type,
+                &options(json!({"limit": 60})),
+                |r| progress.push(r.matched),
+            )
+            .unwrap();
+        assert_eq!(progress, [60], "one page, reported once");
+        assert_eq!(second.changed, ids[550..610]);
+        assert_eq!(second.next_before_id, Some(ids[609]));
+        seen.extend(second.changed);
+        let last = db
+            .client
+            .cancel_where(&pending, &options(json!({"limit": 10})))
+            .unwrap();
+        assert_eq!(last.changed, ids[610..]);
+        assert_eq!(
+            last.next_before_id, None,
+            "exactly the limit left: nothing more"
+        );
+        seen.extend(last.changed);
+        assert_eq!(seen, ids);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'cancelled'"),
+            620
+        );
+    }
+
+    #[test]
+    fn retry_where_puts_dead_tasks_back_and_skips_the_others() {
+        let db = TestDb::server(json!({}));
+        db.register("job", any_object());
+        let failed = db.enqueue_with("job", json!({"n": 1}), json!({"max_attempts": 1}));
+        let t = db.claim_one("w");
+        db.client
+            .fail(t.id, &t.lease_token, "boom", &Default::default())
+            .unwrap();
+        let cancelled = db.enqueue_with(
+            "job",
+            json!({"n": 2}),
+            json!({"dedupe_key": "k", "dedupe_scope": "active"}),
+        );
+        db.client.cancel(cancelled, None).unwrap();
+        // An active task took the dedupe key of the cancelled one: its retry is refused.
+        let holder = db.enqueue_with(
+            "job",
+            json!({"n": 3}),
+            json!({"dedupe_key": "k", "dedupe_scope": "active"}),
+        );
+        let pending = db.enqueue("job", json!({"n": 4}));
+        let gone = holder + 1000;
+
+        let ids = filter(json!({"ids": [failed, cancelled, pending, gone]}));
+        let dry = db
+            .client
+            .retry_where(&ids, &options(json!({"dry_run": true})))
+            .unwrap();
+        assert_eq!(dry.changed, [cancelled, failed]);
+        let skipped: Vec<(i64, Code)> = dry.skipped.iter().map(|s| (s.id, s.code)).collect();
+        assert_eq!(
+            skipped,
+            [(pending, Code::Conflict), (gone, Code::NotFound)],
+            "{dry:?}"
+        );
+        assert_eq!(
+            dry.skipped[1].message,
+            format!("task {gone} does not exist")
+        );
+        assert_eq!(dry.matched, 4);
+
+        let done = db.client.retry_where(&ids, &Default::default()).unwrap();
+        assert_eq!(done.changed, [failed]);
+        assert!(done.unchanged.is_empty());
+        let skipped: Vec<(i64, Code)> = done.skipped.iter().map(|s| (s.id, s.code)).collect();
+        assert_eq!(
+            skipped,
+            [
+                (pending, Code::Conflict),
+                (cancelled, Code::Conflict),
+                (gone, Code::NotFound)
+            ],
+            "newest first, then the ids not found"
+        );
+        assert!(
+            done.skipped[1].message.contains("dedupe key"),
+            "{:?}",
+            done.skipped[1]
+        );
+        let back = db.client.get_task(failed).unwrap();
+        assert_eq!((back.status.as_str(), back.attempts), ("pending", 0));
+        assert_eq!(
+            history_kinds(&db.client, failed),
+            ["created", "claimed", "failed", "retried"]
+        );
+        assert_eq!(db.client.get_task(cancelled).unwrap().status, "cancelled");
+
+        // Combined with another field, an id the filter leaves out is named as such.
+        let mixed = db
+            .client
+            .retry_where(
+                &filter(json!({"ids": [pending], "status": "failed"})),
+                &options(json!({"dry_run": true})),
+            )
+            .unwrap();
+        assert_eq!(mixed.skipped[0].code, Code::NotFound);
+        assert!(
+            mixed.skipped[0]
+                .message
+                .contains("the filter does not select it")
+        );
+    }
+
+    #[test]
+    fn bulk_refusals_name_the_rule() {
+        let db = TestDb::server(json!({}));
+        let refused = |f: Value, o: Value| {
+            let e = db.client.cancel_where(&filter(f), &options(o)).unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+            e.message().to_string()
+        };
+        assert!(refused(json!({}), json!({})).contains("give task ids"));
+        assert!(refused(json!({"before_id": 5}), json!({})).contains("give task ids"));
+        assert!(refused(json!({"status": "x"}), json!({})).contains("status must be one of"));
+        assert!(refused(json!({"ids": []}), json!({})).contains("at least one task id"));
+        assert!(refused(json!({"ids": [0]}), json!({})).contains("task id"));
+        assert!(refused(json!({"status": "pending"}), json!({"limit": 0})).contains("limit"));
+        assert!(refused(json!({"status": "pending"}), json!({"limit": 10001})).contains("10000"));
+        let e = db
+            .client
+            .retry_where(
+                &filter(json!({"status": "failed"})),
+                &options(json!({"reason": "x"})),
+            )
+            .unwrap_err();
+        assert!(e.message().contains("reason applies to cancel only"), "{e}");
+        let unknown: std::result::Result<BulkFilter, _> =
+            serde_json::from_value(json!({"offset": 3}));
+        assert!(unknown.is_err(), "paging fields are not a selection");
+    }
 }

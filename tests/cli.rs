@@ -50,7 +50,7 @@ fn temp_file(name: &str, text: &str) -> String {
 
 #[test]
 fn every_subcommand_against_the_server() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let (ok, out, err) = cli(&db, &["migrate"]);
     assert!(ok, "{err}");
     assert!(
@@ -276,7 +276,7 @@ fn every_subcommand_against_the_server() {
 
 #[test]
 fn bad_arguments_get_a_clear_message_and_a_usage_exit_code() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     for (args, says) in [
         (vec!["frobnicate"], "unrecognized subcommand"),
         (vec![], "Usage"),
@@ -329,7 +329,7 @@ fn bad_arguments_get_a_clear_message_and_a_usage_exit_code() {
 
 #[test]
 fn settings_come_from_flags_over_environment_over_a_file() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("layered", common::any_object());
     let (host, port, user, pass) = common::server();
     // The file names a database that does not exist; the environment names the right one.
@@ -380,7 +380,7 @@ fn settings_come_from_flags_over_environment_over_a_file() {
 
 #[test]
 fn an_unmigrated_database_points_at_the_command() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let (ok, _, err) = cli(&db, &["stats"]);
     assert!(!ok);
     assert!(
@@ -391,7 +391,7 @@ fn an_unmigrated_database_points_at_the_command() {
 
 #[test]
 fn enqueue_with_a_unique_window() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("cli.nightly", common::any_object());
     let args = [
         "enqueue",
@@ -439,7 +439,7 @@ fn claimed(db: &TestDb, limit: u32) -> usize {
 
 #[test]
 fn type_pause_resume_and_limits() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("cli.flow", common::any_object());
     db.enqueue("cli.flow", json!({"n": 1}));
 

@@ -29,7 +29,7 @@ fn plan(conn: &mut mysql::Conn, statement: &str) -> Vec<(String, String, String,
 
 #[test]
 fn every_hot_path_statement_uses_an_index_and_no_filesort() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("plan", any_object());
     for round in 0..4 {
         let items: Vec<BatchItem> = (0..250)

@@ -26,7 +26,7 @@ fn types_of(tasks: &[ClaimedTask]) -> Vec<&str> {
 
 /// A database with the types `render` and `mail`, `n` tasks of each.
 fn two_types(n: usize) -> TestDb {
-    let db = TestDb::new(json!({"lazy_recovery_interval_ms": 0}));
+    let db = TestDb::server(json!({"lazy_recovery_interval_ms": 0}));
     db.register("render", any_object());
     db.register("mail", any_object());
     for i in 0..n {
@@ -201,7 +201,7 @@ fn a_crashed_workers_slot_comes_back_when_its_lease_expires_and_the_old_lease_is
 /// claim by time, the running count never passes 3.
 #[test]
 fn many_claimers_never_hold_more_than_max_running() {
-    let db = TestDb::new(json!({"lazy_recovery_interval_ms": 0}));
+    let db = TestDb::server(json!({"lazy_recovery_interval_ms": 0}));
     db.register("render", any_object());
     db.client
         .set_type_limits("render", &limits(json!({"max_running": 3})))
@@ -367,7 +367,7 @@ fn bad_limits_and_unknown_types_are_refused_naming_the_field() {
 
 #[test]
 fn a_waiting_claim_wakes_for_a_task_enqueued_meanwhile_and_returns_empty_at_its_deadline() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("mail", any_object());
     let started = Instant::now();
     let nothing = db

@@ -330,7 +330,7 @@ fn max_running_holds_across_rust_php_and_python_processes_killed_mid_task() {
     const HOLD_MS: u64 = 300;
     // No task can run out of attempts (one per claim, an expired lease included): every task
     // must end completed.
-    let db = TestDb::new(json!({"max_task_attempts": 20}));
+    let db = TestDb::server(json!({"max_task_attempts": 20}));
     db.register("race", any_object());
     db.client
         .set_type_limits("race", &from(json!({"max_running": MAX_RUNNING})))
@@ -535,7 +535,7 @@ fn a_rate_limit_holds_across_rust_php_and_python_processes() {
     // Four windows' worth of starts: the first window's at once, then one window's more as
     // each earlier window slides by, about 6 seconds in all.
     const STARTS: i64 = 4 * (LIMIT + BURST);
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("paced", any_object());
     db.client
         .set_type_limits(

@@ -238,7 +238,7 @@ fn every_json_input_of_the_abi_survives_mutation() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_1234_abcd_ef01);
     let max_payload = 4096;
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     let (host, port, user, pass) = common::server();
     let config = format!(
         "{}\0",

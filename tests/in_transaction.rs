@@ -24,7 +24,7 @@ fn run(tx: &mut mysql::Transaction<'_>, s: &EnqueueStatement) -> (u64, (i64, Str
 
 #[test]
 fn the_task_exists_if_and_only_if_the_transaction_commits() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("order.mail", any_object());
     let params = json!({"order": 7, "note": "it's \"quoted\" -- ; DROP TABLE tasks; \\"});
     let statement = db
@@ -64,7 +64,7 @@ fn the_task_exists_if_and_only_if_the_transaction_commits() {
 
 #[test]
 fn a_duplicate_in_the_callers_transaction_is_a_no_op_that_names_the_holder() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("order.mail", any_object());
     let params = json!({"order": 8});
     let statement = db
@@ -117,7 +117,7 @@ fn a_duplicate_in_the_callers_transaction_is_a_no_op_that_names_the_holder() {
 
 #[test]
 fn options_history_off_and_refusals() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register(
         "order.mail",
         json!({"type": "object", "required": ["order"]}),

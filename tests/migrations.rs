@@ -48,7 +48,7 @@ INSERT INTO task_history (task_id, status_change, worker_id, message, created_at
 
 #[test]
 fn a_dedupe_key_the_original_system_computed_still_deduplicates_after_the_upgrade() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let mut sql = db.sql();
     sql.query_drop(EARLY_VARIANT).unwrap();
     // The original's key: sha256("email" + "\0" + json_encode(params)), for params sent with
@@ -74,7 +74,7 @@ fn a_dedupe_key_the_original_system_computed_still_deduplicates_after_the_upgrad
 
 #[test]
 fn upgrade_from_an_early_variant_keeps_every_row() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let mut sql = db.sql();
     sql.query_drop(EARLY_VARIANT).unwrap();
 
@@ -149,7 +149,7 @@ fn upgrade_from_an_early_variant_keeps_every_row() {
 
 #[test]
 fn migrate_is_idempotent_and_safe_to_run_concurrently() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let handles: Vec<_> = (0..3)
         .map(|_| {
             let c = db.client.clone();
@@ -208,8 +208,8 @@ fn shape(db: &TestDb) -> Vec<String> {
 
 #[test]
 fn schema_sql_matches_the_migrations() {
-    let migrated = TestDb::new(json!({}));
-    let loaded = TestDb::empty(json!({}));
+    let migrated = TestDb::server(json!({}));
+    let loaded = TestDb::server_empty(json!({}));
     // Loaded as the file says, with the command-line client (it reads the DELIMITER lines).
     let (host, port, user, pass) = common::server();
     let status = std::process::Command::new("mariadb")
@@ -252,8 +252,8 @@ fn the_runtime_needs_only_data_privileges() {
     let as_runtime = json!({"db_user": runtime_user, "db_pass": std::env::var("TASKMANAGER_TEST_RUNTIME_PASS").unwrap_or_default()});
 
     // DDL is refused to that account, with a message that says what is missing.
-    let fresh = TestDb::empty_named("tm_rt", json!({}));
-    let runtime = Client::open(TestDb::config(&fresh.name, as_runtime.clone())).unwrap();
+    let fresh = TestDb::server_empty_named("tm_rt", json!({}));
+    let runtime = Client::open(TestDb::server_config(&fresh.name, as_runtime.clone())).unwrap();
     let e = runtime.migrate().unwrap_err();
     assert_eq!(e.code(), Code::Database, "{e}");
     assert!(
@@ -267,7 +267,7 @@ fn the_runtime_needs_only_data_privileges() {
     // Migrated by the owner, the whole lifecycle runs with SELECT, INSERT, UPDATE, DELETE only
     // (no EXECUTE: its first CALL is refused, and the scripts serve from then on).
     fresh.client.migrate().unwrap();
-    let rt = Client::open(TestDb::config(&fresh.name, as_runtime)).unwrap();
+    let rt = Client::open(TestDb::server_config(&fresh.name, as_runtime)).unwrap();
     assert!(
         rt.migrate().unwrap().applied.is_empty(),
         "migrate on a current schema is a read"
@@ -365,7 +365,7 @@ fn values(db: &TestDb) -> Vec<String> {
 }
 
 fn original_database() -> TestDb {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let mut sql = db.sql();
     sql.query_drop("SET time_zone = '+00:00'").unwrap();
     sql.query_drop(include_str!("../sql/migrations/0001_original_schema.sql"))
@@ -378,7 +378,7 @@ fn check_upgraded(db: &TestDb, before: &[String]) {
     let after = values(db);
     assert_eq!(after, before, "every row and value is kept");
     // The same shape as a database migrated from nothing.
-    let fresh = TestDb::new(json!({}));
+    let fresh = TestDb::server(json!({}));
     let strip = |lines: Vec<String>| -> Vec<String> {
         lines.into_iter().filter(|l| !l.contains("api_")).collect()
     };
@@ -486,7 +486,7 @@ fn an_upgrade_that_fails_half_way_is_finished_by_running_migrate_again() {
 
 #[test]
 fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     db.client.migrate_to(6).unwrap();
     // This release does not run at 6: the rows come from plain SQL, as the earlier one's would.
     db.sql_exec(
@@ -508,7 +508,7 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
          DELETE FROM tm_schema_migrations WHERE version = 3",
     );
     assert_eq!(db.client.migrate().unwrap().applied, vec![3, 7, 8, 9]);
-    let fresh = TestDb::new(json!({}));
+    let fresh = TestDb::server(json!({}));
     assert_eq!(shape(&db), shape(&fresh));
     assert_eq!(db.client.get_task(id).unwrap().status, "pending");
     assert_eq!(db.client.get_type("kept").unwrap().version, "1");
@@ -519,7 +519,7 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
 /// every row stays where it was, in the index of its status.
 #[test]
 fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let superseded = "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = \
          DATABASE() AND INDEX_NAME IN ('idx_tasks_claim', 'idx_tasks_lease', 'idx_tasks_finished')";
     let previous_procedures = "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE \

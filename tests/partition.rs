@@ -146,7 +146,7 @@ fn client_through(db: &TestDb, proxy: &Proxy) -> Client {
 /// A database with `1 + more` tasks, a proxy, a client through it, and the first task claimed
 /// through the proxy.
 fn holding_a_task(more: i64) -> (TestDb, Proxy, Client, ClaimedTask) {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("cut", any_object());
     let first = db.enqueue("cut", json!({}));
     for n in 1..=more {
@@ -311,7 +311,7 @@ fn partitions_at_random_moments_keep_every_promise() {
 
 #[test]
 fn enqueues_cut_at_random_moments_create_each_task_once_with_one_history_row() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("cut", any_object());
     let proxy = Proxy::start();
     let producer = client_through(&db, &proxy);

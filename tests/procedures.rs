@@ -11,7 +11,7 @@ use taskmanager::*;
 
 #[test]
 fn the_database_holds_exactly_the_procedures_this_library_builds() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     let mut found: Vec<(String, String, String)> = db
         .sql()
         .exec(
@@ -76,7 +76,7 @@ fn refused_by(result: Result<impl std::fmt::Debug>, name: &str) {
 
 #[test]
 fn each_hot_path_step_goes_through_its_procedure() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("p", any_object());
     for n in 0..6 {
         db.enqueue("p", json!({"n": n}));
@@ -128,7 +128,7 @@ fn each_hot_path_step_goes_through_its_procedure() {
 
 #[test]
 fn without_the_procedures_the_scripts_serve_every_step() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     for (name, ..) in taskmanager::test_hooks::stored_procedures() {
         db.sql_exec(&format!("DROP PROCEDURE {name}"));
     }
@@ -186,7 +186,7 @@ fn the_procedures_called_are_those_of_the_committed_migration_file() {
          src/queue/procedures.rs) and a migration that runs its file, then write the file with \
          TASKMANAGER_BLESS=1 cargo test --test procedures"
     );
-    let db = TestDb::empty(json!({}));
+    let db = TestDb::server_empty(json!({}));
     let report = db.client.migrate_to(i64::from(generation)).unwrap();
     assert_eq!(
         report.applied.last().copied(),

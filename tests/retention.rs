@@ -1,8 +1,8 @@
-//! Retention (prune) and the operator's figures (stats, Prometheus text).
+//! Retention (prune) and the operator's figures (stats, Prometheus text), on either engine.
 
 mod common;
 
-use common::{TestDb, any_object, from};
+use common::{Engine, TestDb, any_object, from};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,10 +34,7 @@ fn prune_deletes_old_finished_tasks_and_their_history_only() {
     let t = db.claim_one("w");
     db.client.complete(t.id, &t.lease_token, &json!(1)).unwrap();
     db.claim_one("w");
-    db.sql_exec(&format!(
-        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 2 DAY WHERE id <= {}",
-        ids[4]
-    ));
+    db.set_time("completed_at", -2.0 * 86400.0, &format!("id <= {}", ids[4]));
     let history_before = db.count("SELECT COUNT(*) FROM task_history");
 
     let dry = db
@@ -149,14 +146,31 @@ fn max_batches_bounds_one_call_and_the_next_goes_on() {
 }
 
 /// `count` completed tasks of type `r`, finished a day ago, each with two history rows, made
-/// with plain SQL (the sequence engine) so that large numbers are quick.
+/// with plain SQL (the server's sequence engine, SQLite's recursive CTE) so that large numbers
+/// are quick.
 fn bulk_finished(db: &TestDb, count: u64) {
+    let tasks = match db.engine {
+        Engine::Mysql => format!(
+            "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, attempts, \
+               result_json, completed_at, created_at) \
+             SELECT (SELECT id FROM task_types WHERE name = 'r'), 'completed', \
+               CONCAT('{{\"old\":', seq, '}}'), CONCAT('old-', seq), CONCAT('old-', seq), 1, '1', \
+               NOW(6) - INTERVAL 1 DAY, NOW(6) - INTERVAL 1 DAY FROM seq_1_to_{count}"
+        ),
+        Engine::Sqlite => {
+            let day_ago = common::now_micros() - 86_400_000_000;
+            format!(
+                "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {count}) \
+                 INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, \
+                   attempts, result_json, completed_at, created_at, updated_at, run_at) \
+                 SELECT (SELECT id FROM task_types WHERE name = 'r'), 'completed', \
+                   '{{\"old\":' || n || '}}', 'old-' || n, 'old-' || n, 1, '1', \
+                   {day_ago}, {day_ago}, {day_ago}, {day_ago} FROM seq"
+            )
+        }
+    };
     db.sql_exec(&format!(
-        "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, attempts, \
-           result_json, completed_at, created_at) \
-         SELECT (SELECT id FROM task_types WHERE name = 'r'), 'completed', CONCAT('{{\"old\":', seq, '}}'), \
-           CONCAT('old-', seq), CONCAT('old-', seq), 1, '1', NOW(6) - INTERVAL 1 DAY, \
-           NOW(6) - INTERVAL 1 DAY FROM seq_1_to_{count}; \
+        "{tasks}; \
          INSERT INTO task_history (task_id, status_change, worker_id, created_at) \
          SELECT id, 'claimed', 'old', completed_at FROM tasks WHERE status = 'completed'; \
          INSERT INTO task_history (task_id, status_change, worker_id, created_at) \
@@ -276,7 +290,7 @@ fn stats_say_what_an_operator_needs() {
     for n in 0..5 {
         db.enqueue("s.mail", json!({"n": n}));
     }
-    db.sql_exec("UPDATE tasks SET created_at = NOW(6) - INTERVAL 90 SECOND");
+    db.set_time("created_at", -90.0, "TRUE");
     let a = db.claim_one("alpha");
     db.client.complete(a.id, &a.lease_token, &json!(1)).unwrap();
     let b = db.claim_one("beta");
@@ -285,15 +299,13 @@ fn stats_say_what_an_operator_needs() {
         .unwrap();
     let c = db.claim_one("beta");
     // c's lease ran out a moment ago and is not recovered yet.
-    db.sql_exec(&format!(
-        "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {}",
-        c.id
-    ));
+    db.set_time("lease_expires_at", -1.0, &format!("id = {}", c.id));
     // One completion 10 minutes ago.
-    db.sql_exec(&format!(
-        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 10 MINUTE - INTERVAL 5 SECOND WHERE id = {}",
-        a.id
-    ));
+    db.set_time(
+        "completed_at",
+        -(10.0 * 60.0 + 5.0),
+        &format!("id = {}", a.id),
+    );
     let stats = db.client.stats().unwrap();
     assert_eq!(stats.types["s.mail"].pending, 2);
     assert_eq!(stats.types["s.idle"].get(Status::Pending), 0);

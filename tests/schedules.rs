@@ -40,7 +40,7 @@ fn scheduled_tasks(db: &TestDb, name: &str) -> Vec<String> {
 
 #[test]
 fn put_list_get_and_delete_round_trip() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register(
         "report",
         json!({"type": "object", "properties": {"kind": {"type": "string"}}}),
@@ -122,7 +122,7 @@ fn put_list_get_and_delete_round_trip() {
 
 #[test]
 fn each_misfire_policy_after_the_ticker_was_away() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("report", any_object());
     for (name, misfire) in [("skip", "skip"), ("once", "once"), ("backfill", "backfill")] {
         // No grace: every occurrence before now counts as missed.
@@ -188,7 +188,7 @@ fn each_misfire_policy_after_the_ticker_was_away() {
 
 #[test]
 fn several_tickers_create_each_occurrence_of_a_week_once() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("beat", any_object());
     put(
         &db,
@@ -274,7 +274,7 @@ fn assert_no_duplicates(db: &TestDb, name: &str, expected: usize) {
 #[test]
 fn a_claim_ticks_a_due_schedule_and_takes_its_task() {
     // Interval 0: the claim looks at the schedules every time (the default is once a second).
-    let db = TestDb::new(json!({"lazy_recovery_interval_ms": 0}));
+    let db = TestDb::server(json!({"lazy_recovery_interval_ms": 0}));
     db.register("report", any_object());
     put(
         &db,
@@ -302,7 +302,7 @@ fn a_claim_ticks_a_due_schedule_and_takes_its_task() {
 
 #[test]
 fn bad_input_names_its_field() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register(
         "report",
         json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
@@ -367,7 +367,7 @@ fn cli(db: &TestDb, args: &[&str]) -> Value {
 
 #[test]
 fn three_processes_ticking_from_cron_create_each_occurrence_once() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register("beat", any_object());
     let put = cli(
         &db,
@@ -411,7 +411,7 @@ fn three_processes_ticking_from_cron_create_each_occurrence_once() {
 
 #[test]
 fn a_schedule_broken_by_hand_is_reported_and_stopped_and_claims_go_on() {
-    let db = TestDb::new(json!({"lazy_recovery_interval_ms": 0}));
+    let db = TestDb::server(json!({"lazy_recovery_interval_ms": 0}));
     db.register("report", any_object());
     put(
         &db,

@@ -25,7 +25,7 @@ fn rust_php_and_python_workers_share_a_queue_and_every_task_ends_by_its_rule() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register(
         "soak",
         json!({"type": "object", "required": ["n", "dead", "fail"],

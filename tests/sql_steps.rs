@@ -34,7 +34,7 @@ fn the_committed_steps_file_is_what_the_library_sends() {
 
 #[test]
 fn every_statement_of_the_file_is_valid_sql_with_values_in_place() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     let mut sql = db.sql();
     let text = std::fs::read_to_string(PATH).unwrap();
     let mut checked = 0;

@@ -53,10 +53,7 @@ fn the_stats_json_is_the_documented_text_byte_for_byte() {
     db.client.cancel(cancelled.id, Some("not needed")).unwrap();
     db.client.claim("w3", &only("s.b")).unwrap();
     let expired = db.client.claim("w4", &only("s.b")).unwrap().remove(0);
-    db.sql_exec(&format!(
-        "UPDATE tasks SET lease_expires_at = NOW(6) - INTERVAL 1 MINUTE WHERE id = {}",
-        expired.id
-    ));
+    db.set_time("lease_expires_at", -60.0, &format!("id = {}", expired.id));
 
     let text = serde_json::to_string(&db.client.stats().unwrap()).unwrap();
     let read: Value = serde_json::from_str(&text).unwrap();
@@ -115,14 +112,8 @@ fn tasks_finished_hours_ago_count_per_hour_only() {
             .unwrap();
     }
     // One finished now, one 130 minutes ago (hour 2), one two days ago (outside the series).
-    db.sql_exec(&format!(
-        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 130 MINUTE WHERE id = {}",
-        ids[1]
-    ));
-    db.sql_exec(&format!(
-        "UPDATE tasks SET completed_at = NOW(6) - INTERVAL 2 DAY WHERE id = {}",
-        ids[2]
-    ));
+    db.set_time("completed_at", -130.0 * 60.0, &format!("id = {}", ids[1]));
+    db.set_time("completed_at", -2.0 * 86400.0, &format!("id = {}", ids[2]));
     let stats = db.client.stats().unwrap();
     let series = &stats.throughput["h"];
     assert_eq!(series.completed_per_minute.iter().sum::<i64>(), 1);

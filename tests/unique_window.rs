@@ -51,9 +51,7 @@ fn fifty_concurrent_identical_enqueues_make_one_task_per_window() {
     assert_eq!(history_kinds(&db.client, first), ["created"]);
 
     // The window is over: the first task was made an hour and a second ago.
-    db.sql_exec(&format!(
-        "UPDATE tasks SET created_at = created_at - INTERVAL 3601 SECOND WHERE id = {first}"
-    ));
+    db.shift_time("created_at", -3601.0, &format!("id = {first}"));
     let second = one_created(&race(&db, &params, &options));
     assert_ne!(second, first);
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 2);
@@ -82,10 +80,7 @@ fn the_window_is_the_callers_and_composes_with_the_scopes() {
         .enqueue("report", &params, &windowed(json!(60)))
         .unwrap();
     assert!(!first.deduplicated);
-    db.sql_exec(&format!(
-        "UPDATE tasks SET created_at = created_at - INTERVAL 30 SECOND WHERE id = {}",
-        first.id
-    ));
+    db.shift_time("created_at", -30.0, &format!("id = {}", first.id));
     // 30 seconds old: inside a 60-second window, outside a 10-second one.
     let inside = db
         .client
@@ -99,7 +94,7 @@ fn the_window_is_the_callers_and_composes_with_the_scopes() {
     assert!(!outside.deduplicated);
     assert_ne!(outside.id, first.id);
     // An enqueue with no window keeps the key forever (scope `always`): it finds the holder.
-    db.sql_exec("UPDATE tasks SET created_at = created_at - INTERVAL 1 DAY");
+    db.shift_time("created_at", -86400.0, "TRUE");
     let plain = db
         .client
         .enqueue("report", &params, &EnqueueOptions::default())
@@ -147,7 +142,7 @@ fn history_off_and_a_completed_holder() {
         .unwrap();
     assert_eq!((dup.id, dup.deduplicated), (first.id, true));
     assert_eq!(dup.status.as_str(), "completed");
-    db.sql_exec("UPDATE tasks SET created_at = created_at - INTERVAL 5 SECOND");
+    db.shift_time("created_at", -5.0, "TRUE");
     let next = quiet
         .enqueue("report", &params, &windowed(json!(5)))
         .unwrap();

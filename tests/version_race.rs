@@ -10,7 +10,7 @@ use taskmanager::*;
 
 #[test]
 fn a_version_registered_by_another_process_is_used_at_once() {
-    let db = TestDb::new(json!({}));
+    let db = TestDb::server(json!({}));
     db.register(
         "v",
         json!({"type": "object", "properties": {"a": {"type": "string"}}}),

@@ -279,7 +279,7 @@ final class TaskManagerTest extends TestCase
         $tm->enqueue($type, ['n' => 1]);
     }
 
-    public function testConfigConnectionAndSchemaErrors(): void
+    public function testConfigAndSchemaErrors(): void
     {
         TaskManager::configure(self::config(null, ['db_nme' => 'typo']));
         try {
@@ -288,6 +288,18 @@ final class TaskManagerTest extends TestCase
         } catch (Exception\ConfigException $e) {
             $this->assertStringContainsString('db_nme', $e->getMessage());
         }
+        TaskManager::configure(self::config((string) getenv('TM_PHP_EMPTY_DB')));
+        try {
+            TaskManager::getInstance()->stats();
+            $this->fail('an unmigrated database must be reported');
+        } catch (Exception\SchemaOutdatedException $e) {
+            $this->assertStringContainsString('migrat', $e->getMessage());
+        }
+    }
+
+    /** The server's refusals: credentials (never echoed) and nothing listening. */
+    public function testServerLoginAndConnectionErrors(): void
+    {
         TaskManager::configure(self::config(null, ['db_pass' => 'Wr0ng-Secret', 'db_user' => 'nobody-at-all']));
         try {
             TaskManager::getInstance();
@@ -301,13 +313,6 @@ final class TaskManagerTest extends TestCase
             $this->fail('an unreachable server must be reported');
         } catch (Exception\ConnectionException $e) {
             $this->assertSame(Code::CONNECTION, $e->getTmCode());
-        }
-        TaskManager::configure(self::config((string) getenv('TM_PHP_EMPTY_DB')));
-        try {
-            TaskManager::getInstance()->stats();
-            $this->fail('an unmigrated database must be reported');
-        } catch (Exception\SchemaOutdatedException $e) {
-            $this->assertStringContainsString('migrat', $e->getMessage());
         }
     }
 
@@ -341,9 +346,7 @@ final class TaskManagerTest extends TestCase
 
     public function testTheExamplesRunEndToEnd(): void
     {
-        $c = self::config();
-        $url = sprintf('mysql://%s:%s@%s:%d/%s', rawurlencode($c['db_user']), rawurlencode($c['db_pass']), $c['db_host'], $c['db_port'], $c['db_name']);
-        $env = 'TASKMANAGER_DATABASE_URL=' . escapeshellarg($url) . ' ';
+        $env = 'TASKMANAGER_DATABASE_URL=' . escapeshellarg(self::databaseUrl()) . ' ';
         $dir = dirname(__DIR__) . '/examples';
         $produced = shell_exec($env . escapeshellarg(PHP_BINARY) . ' ' . escapeshellarg("$dir/producer.php") . ' 3 2>&1');
         $this->assertSame(3, substr_count((string) $produced, 'enqueued task'), (string) $produced);

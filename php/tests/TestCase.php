@@ -8,12 +8,25 @@ use TaskManager\TaskManager;
 
 abstract class TestCase extends \PHPUnit\Framework\TestCase
 {
-    /** Settings for the suite's database (or another one on the same server). */
+    /**
+     * Whether the suite runs on the embedded engine (TASKMANAGER_TEST_ENGINE=sqlite): its
+     * databases are then SQLite files, and php/tests/run leaves out, by name, the tests about
+     * the server alone.
+     */
+    public static function sqlite(): bool
+    {
+        return getenv('TASKMANAGER_TEST_ENGINE') === 'sqlite';
+    }
+
+    /** Settings for the suite's database (or another one on the same server, or file). */
     public static function config(?string $database = null, array $extra = []): array
     {
         $db = $database ?? getenv('TM_PHP_TEST_DB');
         if (!$db) {
             self::fail('TM_PHP_TEST_DB is not set: run the suite with php/tests/run');
+        }
+        if (self::sqlite()) {
+            return $extra + ['db_path' => $db];
         }
         return $extra + [
             'db_host' => getenv('TASKMANAGER_TEST_HOST') ?: '127.0.0.1',
@@ -22,6 +35,16 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
             'db_pass' => getenv('TASKMANAGER_TEST_PASS') ?: '',
             'db_name' => $db,
         ];
+    }
+
+    /** The suite's database as TASKMANAGER_DATABASE_URL (mysql:// or sqlite:///file). */
+    public static function databaseUrl(): string
+    {
+        $c = self::config();
+        if (isset($c['db_path'])) {
+            return 'sqlite://' . $c['db_path'];
+        }
+        return sprintf('mysql://%s:%s@%s:%d/%s', rawurlencode($c['db_user']), rawurlencode($c['db_pass']), $c['db_host'], $c['db_port'], $c['db_name']);
     }
 
     protected function setUp(): void

@@ -393,12 +393,6 @@ final class WorkerTest extends TestCase
         return array_key_last($this->workers);
     }
 
-    private function databaseUrl(): string
-    {
-        $c = self::config();
-        return sprintf('mysql://%s:%s@%s:%d/%s', rawurlencode($c['db_user']), rawurlencode($c['db_pass']), $c['db_host'], $c['db_port'], $c['db_name']);
-    }
-
     private function waitExit(int $w, float $seconds = 30): int
     {
         $this->waitFor(function () use ($w): bool {

@@ -76,4 +76,50 @@ static int contains(const char *haystack, const char *needle) {
   return haystack != NULL && strstr(haystack, needle) != NULL;
 }
 
+/* Sections a runner leaves out by name: TM_TEST_EXCLUDE="name,name" (tests/c/run sets and
+ * prints it: on SQLite, the sections about the server alone). section(name) says whether the
+ * section runs, and says so when it does not; exclusions_seen() fails the program when the
+ * runner named a section it does not have, so a misspelt name cannot leave a test running
+ * unnoticed or out unnoticed. */
+static const char *sections_seen[32];
+static int sections_count = 0;
+
+static inline int listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *at = list; at && *at;) {
+    const char *end = strchr(at, ',');
+    size_t len = end ? (size_t)(end - at) : strlen(at);
+    if (len == n && strncmp(at, name, n) == 0) return 1;
+    at = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+static inline int section(const char *name) {
+  if (sections_count < 32) sections_seen[sections_count++] = name;
+  const char *excluded = getenv("TM_TEST_EXCLUDE");
+  if (excluded && listed(excluded, name)) {
+    printf("  section %s: left out by the runner\n", name);
+    return 0;
+  }
+  return 1;
+}
+
+static inline void exclusions_seen(void) {
+  const char *excluded = getenv("TM_TEST_EXCLUDE");
+  for (const char *at = excluded; at && *at;) {
+    const char *end = strchr(at, ',');
+    size_t len = end ? (size_t)(end - at) : strlen(at);
+    int found = 0;
+    for (int i = 0; i < sections_count; i++) {
+      if (strlen(sections_seen[i]) == len && strncmp(sections_seen[i], at, len) == 0) found = 1;
+    }
+    if (!found) {
+      fprintf(stderr, "TM_TEST_EXCLUDE names %.*s, which is no section of this program\n", (int)len, at);
+      failures++;
+    }
+    at = end ? end + 1 : NULL;
+  }
+}
+
 #endif

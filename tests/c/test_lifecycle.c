@@ -1,5 +1,6 @@
 /* The whole lifecycle through the C ABI, plus one client shared by several threads.
- * Reads its database from TASKMANAGER_* environment variables (tm_client_open(NULL)). */
+ * Reads its database from TASKMANAGER_* environment variables (tm_client_open(NULL)): a server
+ * database, or a SQLite file (TASKMANAGER_DB_PATH). */
 #include <pthread.h>
 #include "check.h"
 
@@ -114,17 +115,20 @@ int main(void) {
   OK(tm_task_retry(client, id3, &out));
   CHECK(contains(out, "\"status\":\"pending\""));
   tm_string_free(out);
-  /* Cancel by filter: a dry run, then for real, then the retry of what it cancelled. */
-  OK(tm_tasks_cancel_where(client, "{\"type\":\"c.email\",\"status\":\"pending\"}", "{\"dry_run\":true}", &out));
-  CHECK(contains(out, "\"dry_run\":true"));
-  CHECK(json_int(out, "matched") == 1);
-  tm_string_free(out);
-  OK(tm_tasks_cancel_where(client, "{\"type\":\"c.email\",\"status\":\"pending\"}", "{\"reason\":\"bulk\"}", &out));
-  CHECK(json_int(out, "matched") == 1 && !contains(out, "\"changed\":[]"));
-  tm_string_free(out);
-  OK(tm_tasks_retry_where(client, "{\"type\":\"c.email\",\"status\":\"cancelled\"}", NULL, &out));
-  CHECK(json_int(out, "matched") == 1 && !contains(out, "\"changed\":[]"));
-  tm_string_free(out);
+  /* Cancel by filter: a dry run, then for real, then the retry of what it cancelled (the
+     server's: by_filter is left out on SQLite; the task is pending either way). */
+  if (section("by_filter")) {
+    OK(tm_tasks_cancel_where(client, "{\"type\":\"c.email\",\"status\":\"pending\"}", "{\"dry_run\":true}", &out));
+    CHECK(contains(out, "\"dry_run\":true"));
+    CHECK(json_int(out, "matched") == 1);
+    tm_string_free(out);
+    OK(tm_tasks_cancel_where(client, "{\"type\":\"c.email\",\"status\":\"pending\"}", "{\"reason\":\"bulk\"}", &out));
+    CHECK(json_int(out, "matched") == 1 && !contains(out, "\"changed\":[]"));
+    tm_string_free(out);
+    OK(tm_tasks_retry_where(client, "{\"type\":\"c.email\",\"status\":\"cancelled\"}", NULL, &out));
+    CHECK(json_int(out, "matched") == 1 && !contains(out, "\"changed\":[]"));
+    tm_string_free(out);
+  }
   OK(tm_task_claim(client, "c-worker", "{\"type_pattern\":\"C._MAIL\",\"limit\":5}", &out));
   CHECK(json_int(out, "id") == id3);
   CHECK(json_str(out, "lease_token", token, sizeof token) == 0);
@@ -217,6 +221,7 @@ int main(void) {
   tm_string_free(out);
 
   tm_client_free(client);
+  exclusions_seen();
   if (failures) {
     fprintf(stderr, "test_lifecycle: %d failure(s)\n", failures);
     return 1;
