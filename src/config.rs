@@ -77,6 +77,9 @@ pub struct FileSettings {
     pub synchronous: Synchronous,
     /// How long a writer waits for another process's write lock (`lock_wait_timeout`).
     pub busy_timeout_secs: u64,
+    /// How often a busy claimer stops to recover expired leases, in ms (the hidden key
+    /// `lazy_recovery_interval_ms`, as for a server).
+    pub lazy_recovery_interval_ms: u64,
 }
 
 /// SQLite's `synchronous` setting for the queue file.
@@ -442,6 +445,9 @@ fn embedded_settings(
         path: path.into(),
         synchronous,
         busy_timeout_secs: reader.int("lock_wait_timeout", 1, 3600)?.unwrap_or(10),
+        lazy_recovery_interval_ms: reader
+            .int("lazy_recovery_interval_ms", 0, YEAR_SECONDS * 1000)?
+            .unwrap_or(DEFAULT_LAZY_RECOVERY_INTERVAL_MS),
     }))
 }
 

@@ -79,7 +79,7 @@ pub(crate) fn parsed<T>(
 }
 
 /// A value of `column` this library cannot read: the row's, reported with both names.
-fn unreadable(subject: &str, column: &str, value: &dyn Debug) -> Error {
+pub(crate) fn unreadable(subject: &str, column: &str, value: &dyn Debug) -> Error {
     Error::new(
         Code::Database,
         format!(

@@ -23,6 +23,7 @@ use crate::queue::input::{check_task_id, check_token};
 use crate::queue::lifecycle::{Change, ClaimOrder, SortColumn, Status};
 use crate::queue::like::like_pattern;
 use crate::random::random_hex;
+use crate::row;
 use crate::sql::escape_like;
 use rusqlite::Transaction;
 use serde_json::Value;
@@ -40,7 +41,8 @@ pub(crate) fn claim(
     let mut pause = Duration::from_millis(50);
     loop {
         let seen = store.signals();
-        let tasks = store.write(|tx| claim_in(store, tx, config, worker_id, options, &wanted))?;
+        let leased = store.write(|tx| claim_in(store, tx, config, worker_id, options, &wanted))?;
+        let tasks = checked(leased)?;
         let now = Instant::now();
         match deadline {
             Some(deadline) if tasks.is_empty() && now < deadline => {
@@ -85,6 +87,7 @@ pub(crate) fn complete_and_claim(
         Ok((repeated, claimed))
     })?;
     store.signal();
+    let claimed = checked(claimed)?;
     let claimed = if claimed.is_empty() && options.wait_seconds.is_some_and(|s| s > 0.0) {
         claim(store, config, worker_id, options)?.tasks
     } else {
@@ -109,7 +112,7 @@ fn claim_in(
     worker_id: &str,
     options: &ClaimOptions,
     wanted: &Wanted,
-) -> Result<Vec<ClaimedTask>> {
+) -> Result<Vec<Leased>> {
     let Some(type_ids) = type_filter(store, tx, options)? else {
         return Ok(Vec::new());
     };
@@ -225,7 +228,7 @@ fn pick(
     limit: u32,
     type_filter: &str,
     now: i64,
-) -> Result<Vec<ClaimedTask>> {
+) -> Result<Vec<Leased>> {
     let order = order_sql(wanted.order);
     let statement = format!(
         "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_by = ?1, \
@@ -238,40 +241,43 @@ fn pick(
     );
     let lease_ends = now + clock::seconds(wanted.lease_seconds);
     let token_prefix = random_hex();
-    let mut rows: Vec<(ClaimedTask, i64, i64)> = tx
+    let mut rows: Vec<Leased> = tx
         .prepare_cached(&statement)
         .sql(store)?
         .query_map((worker_id, now, lease_ends, &token_prefix, limit), |r| {
             let params: String = r.get(2)?;
-            Ok((
-                ClaimedTask {
+            Ok(Leased {
+                task: ClaimedTask {
                     id: r.get(0)?,
                     type_name: String::new(),
                     params: serde_json::from_str(&params).unwrap_or(Value::Null),
-                    priority: r.get(3)?,
-                    attempts: r.get(4)?,
-                    max_attempts: r.get(5)?,
+                    priority: 0,
+                    attempts: 0,
+                    max_attempts: 0,
                     lease_expires_at: clock::iso(r.get(6)?),
                     lease_token: r.get(7)?,
                 },
-                r.get(1)?,
-                r.get(8)?,
-            ))
+                type_id: r.get(1)?,
+                priority: r.get(3)?,
+                attempts: r.get(4)?,
+                max_attempts: r.get(5)?,
+                created_at: r.get(8)?,
+            })
         })
         .sql(store)?
         .collect::<rusqlite::Result<_>>()
         .sql(store)?;
     // RETURNING gives rows in no promised order: the claim's order is the answer's.
-    rows.sort_by(|(a, _, a_created), (b, _, b_created)| match wanted.order {
-        ClaimOrder::PriorityThenAge => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
+    rows.sort_by(|a, b| match wanted.order {
+        ClaimOrder::PriorityThenAge => b.priority.cmp(&a.priority).then(a.task.id.cmp(&b.task.id)),
         ClaimOrder::By(column, descending) => {
             let ordering = match column {
-                SortColumn::CreatedAt => a_created.cmp(b_created),
+                SortColumn::CreatedAt => a.created_at.cmp(&b.created_at),
                 SortColumn::Priority => a.priority.cmp(&b.priority),
                 SortColumn::Id => std::cmp::Ordering::Equal,
                 SortColumn::Attempts => a.attempts.cmp(&b.attempts),
             }
-            .then(a.id.cmp(&b.id));
+            .then(a.task.id.cmp(&b.task.id));
             if descending {
                 ordering.reverse()
             } else {
@@ -279,17 +285,46 @@ fn pick(
             }
         }
     });
-    let mut tasks = Vec::with_capacity(rows.len());
-    for (mut task, type_id, _) in rows {
-        task.type_name = store.type_name(tx, type_id)?;
-        tasks.push(task);
+    for leased in &mut rows {
+        leased.task.type_name = store.type_name(tx, leased.type_id)?;
     }
     if config.enable_task_history {
         let claimed: Vec<(i64, Option<&str>)> =
-            tasks.iter().map(|t| (t.id, Some(worker_id))).collect();
+            rows.iter().map(|t| (t.task.id, Some(worker_id))).collect();
         history_rows(store, tx, &claimed, Change::Claimed, now)?;
     }
-    Ok(tasks)
+    Ok(rows)
+}
+
+/// A task a claim leased, as its transaction read it. Its numbers are checked after the
+/// commit: a value changed by hand must not undo the claim (as on the server, the lease stands
+/// and runs out like a crashed worker's), and the error names the column and the task.
+pub(super) struct Leased {
+    task: ClaimedTask,
+    type_id: i64,
+    priority: i64,
+    attempts: i64,
+    max_attempts: i64,
+    created_at: i64,
+}
+
+/// The claimed tasks, every number checked.
+fn checked(leased: Vec<Leased>) -> Result<Vec<ClaimedTask>> {
+    leased
+        .into_iter()
+        .map(|l| {
+            let subject = format!("task {}", l.task.id);
+            let text = |n: i64| n.to_string();
+            Ok(ClaimedTask {
+                priority: row::parsed(&subject, "priority", &text(l.priority), |t| t.parse().ok())?,
+                attempts: row::parsed(&subject, "attempts", &text(l.attempts), |t| t.parse().ok())?,
+                max_attempts: row::parsed(&subject, "max_attempts", &text(l.max_attempts), |t| {
+                    t.parse().ok()
+                })?,
+                ..l.task
+            })
+        })
+        .collect()
 }
 
 /// Turns up to `limit` expired leases into failed attempts: back to pending while attempts

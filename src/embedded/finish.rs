@@ -19,6 +19,7 @@ use crate::queue::lease::{lease_error, repeated_or_error};
 use crate::queue::lifecycle::{Change, Holder, Status};
 use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_unit;
+use crate::row;
 use rusqlite::{OptionalExtension, Transaction};
 use serde_json::Value;
 
@@ -28,8 +29,9 @@ struct Held {
     /// The holder column the caller proves ownership with (token or worker id).
     owner: Option<String>,
     claimed_by: Option<String>,
-    attempts: u32,
-    max_attempts: u32,
+    /// As stored: a value changed by hand is judged after the commit (see `answer`).
+    attempts: i64,
+    max_attempts: i64,
 }
 
 impl Held {
@@ -383,19 +385,19 @@ pub(crate) fn fail(
         }
         answer(store, tx, id, false)
     })?;
-    if failed.status == Status::Pending {
+    if failed.status == Status::Pending.as_str() {
         store.signal();
     }
-    Ok(failed)
+    failed.checked()
 }
 
 /// The retry delay: `retry_in_seconds`, or the exponential backoff base * 2^(attempts-1),
 /// capped, with "equal jitter" (a random point in the upper half), as on the server engine.
-fn retry_delay_micros(config: &Config, options: &FailOptions, attempts: u32) -> i64 {
+fn retry_delay_micros(config: &Config, options: &FailOptions, attempts: i64) -> i64 {
     match options.retry_in_seconds {
         Some(seconds) => (seconds * 1e6) as i64,
         None => {
-            let exponent = attempts.saturating_sub(1).min(40);
+            let exponent = (attempts - 1).clamp(0, 40);
             let backoff = (f64::from(config.retry_backoff_base_secs) * 2f64.powi(exponent as i32))
                 .min(f64::from(config.retry_backoff_max_secs));
             (backoff * (0.5 + random_unit() / 2.0) * 1e6) as i64
@@ -403,20 +405,48 @@ fn retry_delay_micros(config: &Config, options: &FailOptions, attempts: u32) -> 
     }
 }
 
-fn answer(store: &Store, tx: &Transaction<'_>, id: i64, repeated: bool) -> Result<Failed> {
-    let (status, attempts, max_attempts, run_at): (String, u32, u32, i64) = tx
-        .prepare_cached("SELECT status, attempts, max_attempts, run_at FROM tasks WHERE id = ?1")
+/// A failed task as its transaction read it back; its values are checked after the commit (a
+/// value changed by hand must not undo the fail), the error naming the column and the task.
+struct FailedRow {
+    id: i64,
+    status: String,
+    attempts: i64,
+    max_attempts: i64,
+    run_at: i64,
+    repeated: bool,
+}
+
+impl FailedRow {
+    fn checked(self) -> Result<Failed> {
+        let subject = format!("task {}", self.id);
+        let count = |column: &str, n: i64| {
+            row::parsed(&subject, column, &n.to_string(), |t| t.parse().ok())
+        };
+        Ok(Failed {
+            id: self.id,
+            status: row::parsed(&subject, "status", &self.status, Status::parse)?,
+            attempts: count("attempts", self.attempts)?,
+            max_attempts: count("max_attempts", self.max_attempts)?,
+            run_at: clock::iso(self.run_at),
+            repeated: self.repeated,
+        })
+    }
+}
+
+fn answer(store: &Store, tx: &Transaction<'_>, id: i64, repeated: bool) -> Result<FailedRow> {
+    tx.prepare_cached("SELECT status, attempts, max_attempts, run_at FROM tasks WHERE id = ?1")
         .sql(store)?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .sql(store)?;
-    Ok(Failed {
-        id,
-        status: super::status(store, &status)?,
-        attempts,
-        max_attempts,
-        run_at: clock::iso(run_at),
-        repeated,
-    })
+        .query_row([id], |r| {
+            Ok(FailedRow {
+                id,
+                status: r.get(0)?,
+                attempts: r.get(1)?,
+                max_attempts: r.get(2)?,
+                run_at: r.get(3)?,
+                repeated,
+            })
+        })
+        .sql(store)
 }
 
 /// Gives a claimed task back at once, without counting the attempt.

@@ -265,6 +265,10 @@ impl Store {
             _ => None,
         };
         let cause = match &e {
+            rusqlite::Error::InvalidColumnType(_, column, found) => format!(
+                "column `{column}` holds a value this library cannot read ({found}); correct the \
+                 row by hand"
+            ),
             rusqlite::Error::SqliteFailure(f, _) => match f.code {
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => format!(
                     "{e}: another connection held the file's lock for longer than the busy \
@@ -364,10 +368,12 @@ impl Store {
         Ok(name)
     }
 
-    /// Whether a claim should recover expired leases first: once a second per process.
+    /// Whether a claim should recover expired leases first: once per interval (a second by
+    /// default) per process.
     pub(crate) fn lazy_recovery_due(&self) -> bool {
+        let interval = Duration::from_millis(self.settings.lazy_recovery_interval_ms);
         let mut last = self.last_recovery.lock();
-        let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        let due = last.is_none_or(|at| at.elapsed() >= interval);
         if due {
             *last = Some(Instant::now());
         }
@@ -431,6 +437,28 @@ pub(crate) fn status(store: &Store, text: &str) -> Result<Status> {
                 store.path().display()
             ),
         )
+    })
+}
+
+/// `column` of a row about `subject` (e.g. `task 7`): a value of another type or out of range
+/// (a row changed by hand) is an error naming both, as on the server, never a panic.
+pub(crate) fn column<T: rusqlite::types::FromSql>(
+    store: &Store,
+    row: &rusqlite::Row<'_>,
+    subject: &str,
+    column: &str,
+) -> Result<T> {
+    row.get(column).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            let value = row
+                .get_ref(column)
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default();
+            crate::row::unreadable(subject, column, &value)
+        }
+        other => store.error(other),
     })
 }
 

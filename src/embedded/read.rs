@@ -3,10 +3,12 @@
 //! checks of the input and the filter's conditions are the server engine's
 //! (`queue::read::list_query`), so both engines accept and refuse the same filters.
 
-use super::{SqlResult, Store, clock};
+use super::{SqlResult, Store, clock, column};
 use crate::error::{Error, Result};
 use crate::queue::input::check_task_id;
+use crate::queue::lifecycle::Status;
 use crate::queue::read::{Dialect, HistoryEntry, ListFilter, Task, json_or_null, list_query};
+use crate::row;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Row, params_from_iter};
 
@@ -64,30 +66,36 @@ pub(crate) fn list_tasks(store: &Store, filter: &ListFilter) -> Result<Vec<Task>
 /// A row of [`select_tasks!`] as a task. A value of an unexpected type (a row changed by hand)
 /// is an error naming the column, not a panic.
 fn to_task(store: &Store, row: &Row<'_>) -> Result<Task> {
-    let time =
-        |column: &str| -> Result<String> { row.get::<_, i64>(column).map(clock::iso).sql(store) };
-    let time_or_null = |column: &str| -> Result<Option<String>> {
-        Ok(row
-            .get::<_, Option<i64>>(column)
-            .sql(store)?
-            .map(clock::iso))
+    let id: i64 = column(store, row, "a task", "id")?;
+    let subject = format!("task {id}");
+    // Each column read as the type its field wants (a closure would fix one type for all).
+    macro_rules! get {
+        ($name:literal) => {
+            column(store, row, &subject, $name)
+        };
+    }
+    let time = |name: &str| -> Result<String> {
+        column::<i64>(store, row, &subject, name).map(clock::iso)
     };
-    let status: String = row.get("status").sql(store)?;
+    let time_or_null = |name: &str| -> Result<Option<String>> {
+        Ok(column::<Option<i64>>(store, row, &subject, name)?.map(clock::iso))
+    };
+    let status: String = get!("status")?;
     Ok(Task {
-        id: row.get("id").sql(store)?,
-        type_name: row.get("type_name").sql(store)?,
-        type_id: row.get("type_id").sql(store)?,
-        status: super::status(store, &status)?,
-        params: json_or_null(row.get("params_json").sql(store)?),
-        result: json_or_null(row.get("result_json").sql(store)?),
-        error_message: row.get("error_message").sql(store)?,
-        attempts: row.get("attempts").sql(store)?,
-        max_attempts: row.get("max_attempts").sql(store)?,
-        priority: row.get("priority").sql(store)?,
-        progress: row.get("progress").sql(store)?,
-        dedupe_key: row.get("dedupe_key").sql(store)?,
-        dedupe_scope: row.get("dedupe_scope").sql(store)?,
-        claimed_by: row.get("claimed_by").sql(store)?,
+        id,
+        type_name: get!("type_name")?,
+        type_id: get!("type_id")?,
+        status: row::parsed(&subject, "status", &status, Status::parse)?,
+        params: json_or_null(get!("params_json")?),
+        result: json_or_null(get!("result_json")?),
+        error_message: get!("error_message")?,
+        attempts: get!("attempts")?,
+        max_attempts: get!("max_attempts")?,
+        priority: get!("priority")?,
+        progress: get!("progress")?,
+        dedupe_key: get!("dedupe_key")?,
+        dedupe_scope: get!("dedupe_scope")?,
+        claimed_by: get!("claimed_by")?,
         claimed_at: time_or_null("claimed_at")?,
         lease_expires_at: time_or_null("lease_expires_at")?,
         run_at: time("run_at")?,

@@ -9,11 +9,14 @@ use crate::queue::stats::{Figures, Stats};
 use rusqlite::{Connection, Params, Row};
 use std::collections::BTreeMap;
 
-/// Tasks per type and status; a type without tasks has one row with a NULL status.
+/// Tasks per type and status; a type without tasks has one row with a NULL status. A status
+/// this library never writes (a row changed by hand) is counted in none, as on the server.
 const STATUS_COUNTS: &str = "\
 SELECT y.name, c.status, COALESCE(c.n, 0) AS n
 FROM task_types y
-LEFT JOIN (SELECT type_id, status, COUNT(*) AS n FROM tasks GROUP BY type_id, status) AS c
+LEFT JOIN (SELECT type_id, status, COUNT(*) AS n FROM tasks
+           WHERE status IN ('pending', 'claimed', 'completed', 'failed', 'cancelled')
+           GROUP BY type_id, status) AS c
   ON c.type_id = y.id";
 
 /// Per type, the age in seconds of the oldest runnable pending task (`?1`: now).
