@@ -199,15 +199,17 @@ fn type_ids_like(store: &Store, tx: &Transaction<'_>, pattern: &str) -> Result<V
 }
 
 /// `ORDER BY` of a claim order; every order ends with the id, so the pick is deterministic.
+/// `created_at` order is id order, as on a server (which serves both from one index): the two
+/// follow insertion, and where they disagree (the clock stepped back, a row changed by hand)
+/// the engines must still hand out the same task.
 fn order_sql(order: ClaimOrder) -> String {
     match order {
         ClaimOrder::PriorityThenAge => "priority DESC, id".into(),
         ClaimOrder::By(column, descending) => {
             let dir = if descending { "DESC" } else { "ASC" };
             match column {
-                SortColumn::CreatedAt => format!("created_at {dir}, id {dir}"),
+                SortColumn::CreatedAt | SortColumn::Id => format!("id {dir}"),
                 SortColumn::Priority => format!("priority {dir}, id {dir}"),
-                SortColumn::Id => format!("id {dir}"),
                 SortColumn::Attempts => format!("attempts {dir}, id {dir}"),
             }
         }
@@ -234,11 +236,11 @@ fn pick(
          WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ?2 {type_filter} \
                       ORDER BY {order} LIMIT ?5) \
          RETURNING id, type_id, params_json, priority, attempts, max_attempts, lease_expires_at, \
-                   lease_token, created_at"
+                   lease_token"
     );
     let lease_ends = now + clock::seconds(wanted.lease_seconds);
     let token_prefix = random_hex();
-    let mut rows: Vec<(ClaimedTask, i64, i64)> = tx
+    let mut rows: Vec<(ClaimedTask, i64)> = tx
         .prepare_cached(&statement)
         .sql(store)?
         .query_map((worker_id, now, lease_ends, &token_prefix, limit), |r| {
@@ -255,20 +257,18 @@ fn pick(
                     lease_token: r.get(7)?,
                 },
                 r.get(1)?,
-                r.get(8)?,
             ))
         })
         .sql(store)?
         .collect::<rusqlite::Result<_>>()
         .sql(store)?;
     // RETURNING gives rows in no promised order: the claim's order is the answer's.
-    rows.sort_by(|(a, _, a_created), (b, _, b_created)| match wanted.order {
+    rows.sort_by(|(a, _), (b, _)| match wanted.order {
         ClaimOrder::PriorityThenAge => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
         ClaimOrder::By(column, descending) => {
             let ordering = match column {
-                SortColumn::CreatedAt => a_created.cmp(b_created),
+                SortColumn::CreatedAt | SortColumn::Id => std::cmp::Ordering::Equal,
                 SortColumn::Priority => a.priority.cmp(&b.priority),
-                SortColumn::Id => std::cmp::Ordering::Equal,
                 SortColumn::Attempts => a.attempts.cmp(&b.attempts),
             }
             .then(a.id.cmp(&b.id));
@@ -280,7 +280,7 @@ fn pick(
         }
     });
     let mut tasks = Vec::with_capacity(rows.len());
-    for (mut task, type_id, _) in rows {
+    for (mut task, type_id) in rows {
         task.type_name = store.type_name(tx, type_id)?;
         tasks.push(task);
     }
