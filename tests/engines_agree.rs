@@ -17,8 +17,9 @@ struct File {
 }
 
 impl File {
-    fn new() -> File {
-        let dir = std::env::temp_dir().join(format!("tm_engines_agree_{}", std::process::id()));
+    fn new(label: &str) -> File {
+        let dir =
+            std::env::temp_dir().join(format!("tm_engines_agree_{label}_{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = json!({"db_path": dir.join("queue.db"), "enable_task_history": true});
@@ -228,7 +229,7 @@ fn scenario(client: &Client) -> Vec<(String, Value)> {
 #[test]
 fn the_embedded_engine_answers_as_the_server_engine() {
     let server = TestDb::new(json!({"enable_task_history": true}));
-    let file = File::new();
+    let file = File::new("reads");
     let on_server = scenario(&server.client);
     let on_file = scenario(&file.client);
     assert_eq!(on_server.len(), on_file.len());
@@ -238,4 +239,89 @@ fn the_embedded_engine_answers_as_the_server_engine() {
             "{step}: the embedded engine (left) answers otherwise than the server (right)"
         );
     }
+}
+
+/// The ids one claim of every pending task takes, in its answer's order, for each claim order
+/// (the tasks are released again after each). `arrange` sets a task's created_at (a day of
+/// January 2024) and attempts by hand.
+fn claim_orders(client: &Client, arrange: &dyn Fn(i64, u32, i64)) -> Vec<(String, Vec<i64>)> {
+    client
+        .register_type(&from(
+            json!({"name": "ordered", "param_schema": {"type": "object"}}),
+        ))
+        .unwrap();
+    // (priority, created on day, attempts): created_at runs against insertion, as after a
+    // clock that stepped back or a row changed by hand.
+    let mut ids = Vec::new();
+    for (n, (priority, day, attempts)) in [(1, 3, 2), (5, 1, 0), (5, 2, 1), (0, 4, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        let options = json!({"priority": priority, "max_attempts": 10});
+        let id = client
+            .enqueue("ordered", &json!({"n": n}), &from(options))
+            .unwrap()
+            .id;
+        arrange(id, day, attempts);
+        ids.push(id);
+    }
+    let mut picks = Vec::new();
+    for sort_by in ["created_at", "id", "priority", "attempts"] {
+        for sort_order in ["asc", "desc"] {
+            let options = json!({"sort_by": sort_by, "sort_order": sort_order, "limit": 10});
+            let claimed = client.claim("w", &from(options)).unwrap();
+            // As positions in insertion order, to compare across engines and with the expected.
+            let order = claimed
+                .iter()
+                .map(|t| ids.iter().position(|id| *id == t.id).unwrap() as i64)
+                .collect();
+            picks.push((format!("{sort_by} {sort_order}"), order));
+            for task in claimed {
+                client.release(task.id, &task.lease_token).unwrap();
+            }
+        }
+    }
+    picks
+}
+
+/// `sort_by: created_at` is id order on both engines (the server serves it from the id index):
+/// where created_at runs against insertion, both still hand out the same tasks in the same order.
+#[test]
+fn claim_orders_agree_where_created_at_runs_against_insertion() {
+    let server = TestDb::new(json!({}));
+    let file = File::new("orders");
+    let on_server = claim_orders(&server.client, &|id, day, attempts| {
+        server.sql_exec(&format!(
+            "UPDATE tasks SET created_at = '2024-01-0{day} 00:00:00', attempts = {attempts} \
+             WHERE id = {id}"
+        ))
+    });
+    let queue = rusqlite::Connection::open(file.dir.join("queue.db")).unwrap();
+    queue
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let on_file = claim_orders(&file.client, &|id, day, attempts| {
+        let created = (1_704_067_200 + 86_400 * (i64::from(day) - 1)) * 1_000_000;
+        queue
+            .execute(
+                "UPDATE tasks SET created_at = ?1, attempts = ?2 WHERE id = ?3",
+                (created, attempts, id),
+            )
+            .unwrap();
+    });
+    let expected: Vec<(String, Vec<i64>)> = [
+        ("created_at asc", vec![0, 1, 2, 3]),
+        ("created_at desc", vec![3, 2, 1, 0]),
+        ("id asc", vec![0, 1, 2, 3]),
+        ("id desc", vec![3, 2, 1, 0]),
+        ("priority asc", vec![3, 0, 1, 2]),
+        ("priority desc", vec![2, 1, 0, 3]),
+        ("attempts asc", vec![1, 2, 0, 3]),
+        ("attempts desc", vec![3, 0, 2, 1]),
+    ]
+    .into_iter()
+    .map(|(name, order)| (name.to_string(), order))
+    .collect();
+    assert_eq!(on_server, expected, "the server engine");
+    assert_eq!(on_file, expected, "the embedded engine");
 }

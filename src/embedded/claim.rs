@@ -202,15 +202,17 @@ fn type_ids_like(store: &Store, tx: &Transaction<'_>, pattern: &str) -> Result<V
 }
 
 /// `ORDER BY` of a claim order; every order ends with the id, so the pick is deterministic.
+/// `created_at` order is id order, as on a server (which serves both from one index): the two
+/// follow insertion, and where they disagree (the clock stepped back, a row changed by hand)
+/// the engines must still hand out the same task.
 fn order_sql(order: ClaimOrder) -> String {
     match order {
         ClaimOrder::PriorityThenAge => "priority DESC, id".into(),
         ClaimOrder::By(column, descending) => {
             let dir = if descending { "DESC" } else { "ASC" };
             match column {
-                SortColumn::CreatedAt => format!("created_at {dir}, id {dir}"),
+                SortColumn::CreatedAt | SortColumn::Id => format!("id {dir}"),
                 SortColumn::Priority => format!("priority {dir}, id {dir}"),
-                SortColumn::Id => format!("id {dir}"),
                 SortColumn::Attempts => format!("attempts {dir}, id {dir}"),
             }
         }
@@ -237,7 +239,7 @@ fn pick(
          WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ?2 {type_filter} \
                       ORDER BY {order} LIMIT ?5) \
          RETURNING id, type_id, params_json, priority, attempts, max_attempts, lease_expires_at, \
-                   lease_token, created_at"
+                   lease_token"
     );
     let lease_ends = now + clock::seconds(wanted.lease_seconds);
     let token_prefix = random_hex();
@@ -261,7 +263,6 @@ fn pick(
                 priority: r.get(3)?,
                 attempts: r.get(4)?,
                 max_attempts: r.get(5)?,
-                created_at: r.get(8)?,
             })
         })
         .sql(store)?
@@ -272,9 +273,8 @@ fn pick(
         ClaimOrder::PriorityThenAge => b.priority.cmp(&a.priority).then(a.task.id.cmp(&b.task.id)),
         ClaimOrder::By(column, descending) => {
             let ordering = match column {
-                SortColumn::CreatedAt => a.created_at.cmp(&b.created_at),
+                SortColumn::CreatedAt | SortColumn::Id => std::cmp::Ordering::Equal,
                 SortColumn::Priority => a.priority.cmp(&b.priority),
-                SortColumn::Id => std::cmp::Ordering::Equal,
                 SortColumn::Attempts => a.attempts.cmp(&b.attempts),
             }
             .then(a.task.id.cmp(&b.task.id));
@@ -305,7 +305,6 @@ pub(super) struct Leased {
     priority: i64,
     attempts: i64,
     max_attempts: i64,
-    created_at: i64,
 }
 
 /// The claimed tasks, every number checked.

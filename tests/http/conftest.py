@@ -43,16 +43,32 @@ def original_config(database, **constants):
     """config.php as the original system's deployments have it: constants, nothing else."""
     values = {
         "DB_HOST": HOST, "DB_NAME": database, "DB_USER": USER, "DB_PASS": PASS, "DB_CHARSET": "utf8mb4",
-        "TASK_CLAIM_TIMEOUT": 300, "MAX_TASK_ATTEMPTS": 3, "ENABLE_TASK_HISTORY": True,
-        "ENABLE_SCHEMA_VALIDATION": True, "API_KEY": KEY,
+        **QUEUE_CONSTANTS,
     }
     values.update(constants)
+    text = config_text(values)
+    if PORT != 3306:
+        text += f"define('DB_PORT', {PORT});\n"
+    return text
+
+
+QUEUE_CONSTANTS = {
+    "TASK_CLAIM_TIMEOUT": 300, "MAX_TASK_ATTEMPTS": 3, "ENABLE_TASK_HISTORY": True,
+    "ENABLE_SCHEMA_VALIDATION": True, "API_KEY": KEY,
+}
+
+
+def embedded_config(db_path, **constants):
+    """The original's config.php on the embedded engine: DB_PATH (one SQLite file) in place of
+    DB_HOST, DB_NAME, DB_USER, DB_PASS and DB_CHARSET; the other constants as before."""
+    return config_text({"DB_PATH": str(db_path), **QUEUE_CONSTANTS, **constants})
+
+
+def config_text(values):
     lines = ["<?php", "// Database configuration", "error_reporting(E_ALL);"]
     for name, value in values.items():
         if value is not None:
             lines.append(f"define('{name}', {php_value(value)});")
-    if PORT != 3306:
-        lines.append(f"define('DB_PORT', {PORT});")
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ final class Failure
             Code::TYPE_INACTIVE => HttpError::badRequest('Task type is not active'),
             Code::CONFLICT => new HttpError(409, $e->getMessage()),
             Code::LEASE_LOST => self::leaseLost($e),
+            Code::UNSUPPORTED_SERVER => self::unsupported($e),
             default => self::serverSide($e),
         };
     }
@@ -53,6 +54,20 @@ final class Failure
         return $status === 'claimed'
             ? new HttpError(403, 'Task is claimed by another worker')
             : HttpError::badRequest('Task is not in claimed state');
+    }
+
+    /**
+     * On the embedded engine (a SQLite file), a call it does not run (flow control, schedules,
+     * bulk cancel and retry): 501 Not Implemented with the library's message, which names the
+     * call and what to configure instead; nothing about the server is in it. On a server the
+     * code means the server is too old for the queue: a server-side failure as any other.
+     */
+    private static function unsupported(TaskManagerException $e): HttpError
+    {
+        if (!Engine::embedded()) {
+            return self::serverSide($e);
+        }
+        return new HttpError(501, $e->getMessage());
     }
 
     private static function serverSide(TaskManagerException $e): HttpError

@@ -44,8 +44,16 @@ final class OpenApi
         ],
     ];
 
-    /** @return array<string, mixed> */
-    /** @param float $waitCap the server's cap on a claim's wait_seconds (Settings) */
+    /**
+     * The paths of the server engine's features (flow control, schedules): on the embedded
+     * engine (the queue in one SQLite file) they answer 501.
+     */
+    private const SERVER_ONLY = ['/task-types/{name}/pause', '/task-types/{name}/resume', '/task-types/{name}/limits', '/schedules', '/schedules/tick', '/schedules/{name}'];
+
+    /**
+     * @param float $waitCap the server's cap on a claim's wait_seconds (Settings)
+     * @return array<string, mixed>
+     */
     public static function document(float $waitCap = Flow::DEFAULT_WAIT_CAP): array
     {
         $cap = rtrim(rtrim(sprintf('%.3F', $waitCap), '0'), '.');
@@ -59,6 +67,12 @@ final class OpenApi
                         'default' => ['description' => 'Error envelope', 'content' => ['application/json' => ['schema' => ['$ref' => '#/components/schemas/Error']]]],
                     ],
                 ];
+                if (in_array($path, self::SERVER_ONLY, true)) {
+                    $operation['responses']['501'] = [
+                        'description' => 'The queue is a SQLite file (the embedded engine), which does not run this: it needs a MySQL or MariaDB database. The error names the call',
+                        'content' => ['application/json' => ['schema' => ['$ref' => '#/components/schemas/Error']]],
+                    ];
+                }
                 $parameters = [];
                 preg_match_all('/\{(\w+)\}/', $path, $names);
                 foreach ($names[1] as $name) {

@@ -4,7 +4,7 @@ declare(strict_types=1);
 
 namespace TaskManager\Api\DataDriven;
 
-use TaskManager\TaskManager;
+use TaskManager\Api\Engine;
 
 /**
  * The PDO connection for published endpoints, opened from the settings the library itself
@@ -13,22 +13,9 @@ use TaskManager\TaskManager;
  */
 final class Connection
 {
-    /** @var array<string, string> the library's environment keys this class understands */
-    private const ENV = [
-        'database_url' => 'TASKMANAGER_DATABASE_URL',
-        'db_host' => 'TASKMANAGER_DB_HOST',
-        'db_hosts' => 'TASKMANAGER_DB_HOSTS',
-        'db_port' => 'TASKMANAGER_DB_PORT',
-        'db_socket' => 'TASKMANAGER_DB_SOCKET',
-        'db_name' => 'TASKMANAGER_DB_NAME',
-        'db_user' => 'TASKMANAGER_DB_USER',
-        'db_pass' => 'TASKMANAGER_DB_PASS',
-        'connect_timeout' => 'TASKMANAGER_CONNECT_TIMEOUT',
-    ];
-
     public static function open(): \PDO
     {
-        $config = TaskManager::configFromConstants() ?? self::fromEnvironment();
+        $config = Engine::settings();
         if (isset($config['database_url'])) {
             $config = self::fromUrl((string) $config['database_url']) + $config;
         }
@@ -62,19 +49,6 @@ final class Connection
             }
         }
         throw $last ?? new \RuntimeException('published endpoints: no database host configured');
-    }
-
-    /** @return array<string, string> */
-    private static function fromEnvironment(): array
-    {
-        $config = [];
-        foreach (self::ENV as $key => $variable) {
-            $value = getenv($variable);
-            if ($value !== false) {
-                $config[$key] = $value;
-            }
-        }
-        return $config;
     }
 
     /**

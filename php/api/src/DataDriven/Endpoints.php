@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace TaskManager\Api\DataDriven;
 
+use TaskManager\Api\Engine;
 use TaskManager\Api\HttpError;
 use TaskManager\Api\Request;
 use TaskManager\Api\Response;
@@ -49,6 +50,11 @@ final class Endpoints
         try {
             $this->settings->authorize($presentedKey);
         } catch (HttpError) {
+            return null;
+        }
+        if (Engine::embedded()) {
+            // The rows are the original's MySQL tables; a SQLite file (the embedded engine)
+            // holds none, so the request is answered as an unpublished path (404 or 405).
             return null;
         }
         if (!extension_loaded('pdo_mysql')) {
