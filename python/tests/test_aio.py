@@ -133,9 +133,6 @@ def test_async_client_round_trip(client, db_name):
 
             doomed = (await tm.enqueue("py.async", {"n": 4}))["id"]
             assert (await tm.cancel(doomed, "not needed"))["status"] == "cancelled"
-            assert (await tm.retry_where(ids=[doomed], dry_run=True))["changed"] == [doomed]
-            assert (await tm.cancel_where(ids=[doomed]))["unchanged"] == [doomed]
-            assert (await tm.retry_where(status="pending"))["matched"] == 0
             assert await tm.claim("aw", type_pattern="nothing%", type_ids=[kind["id"]]) == []
             assert (await tm.get_task(first["id"]))["result"] == {"ok": 1}
             assert [h["status_change"] for h in await tm.history(first["id"])] == [
@@ -152,6 +149,20 @@ def test_async_client_round_trip(client, db_name):
         assert tm.closed
         with pytest.raises(taskmanager.InvalidArgumentError, match="closed"):
             await tm.stats()
+
+    run(main())
+
+
+def test_async_cancel_and_retry_where(client, db_name):
+    async def main():
+        async with AsyncClient.open(config(db_name)) as tm:
+            await tm.migrate()
+            await tm.register_type("py.async", {"type": "object"})
+            doomed = (await tm.enqueue("py.async", {"n": 4}))["id"]
+            assert (await tm.cancel(doomed, "not needed"))["status"] == "cancelled"
+            assert (await tm.retry_where(ids=[doomed], dry_run=True))["changed"] == [doomed]
+            assert (await tm.cancel_where(ids=[doomed]))["unchanged"] == [doomed]
+            assert (await tm.retry_where(status="pending"))["matched"] == 0
 
     run(main())
 
