@@ -144,6 +144,15 @@ fn to_type(row: mysql::Row) -> Result<TaskType> {
     })
 }
 
+/// A type definition's checks, before the database (both engines): its schema as stored text.
+pub(crate) fn check_definition(def: &TypeDefinition, max_payload: usize) -> Result<String> {
+    check_name(&def.name)?;
+    check_version(&def.version)?;
+    json::check_value(&def.param_schema, max_payload, "param_schema")?;
+    validate::compile(&def.param_schema)?;
+    Ok(json::canonical(&def.param_schema))
+}
+
 /// Registers a type, or a new version of it. The same name + version + schema again is a
 /// no-op; another version replaces the schema for new tasks (versions are labels, not
 /// ordered); the same version with another schema is a conflict.
@@ -152,12 +161,7 @@ pub(crate) fn register(
     def: &TypeDefinition,
     max_payload: usize,
 ) -> Result<TaskType> {
-    check_name(&def.name)?;
-    check_version(&def.version)?;
-    json::check_value(&def.param_schema, max_payload, "param_schema")?;
-    // Checked before touching the database.
-    validate::compile(&def.param_schema)?;
-    let schema_text = json::canonical(&def.param_schema);
+    let schema_text = check_definition(def, max_payload)?;
     let attempt = || {
         db.run(|conn, _| {
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(|e| db.error(e))?;

@@ -9,25 +9,30 @@
 //! (min-max beside it). Workers are threads of one process (sharing its store, as an
 //! application's threads do) or processes of their own (as PHP-FPM workers are).
 
+#[path = "../drains.rs"]
+mod drains;
 mod floor;
+// Only three() and show(): the rest serves the server's bench.
+#[allow(dead_code)]
+#[path = "../queue/measure.rs"]
+mod measure;
+
+use drains::{ours_drain, ours_drain_batched, ours_drain_looped};
+use measure::{show, three};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, EnqueueOptions};
+use taskmanager::{BatchItem, Client, EnqueueOptions};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn next_n() -> u64 {
     // Distinct across processes too: every process starts from its pid.
     SEQ.fetch_add(1, Ordering::SeqCst) + (u64::from(std::process::id()) << 32)
-}
-
-fn claim_opts(limit: u32) -> ClaimOptions {
-    serde_json::from_value(json!({"limit": limit})).unwrap()
 }
 
 fn open_ours(path: &str, synchronous: &str) -> Client {
@@ -39,52 +44,6 @@ fn open_ours(path: &str, synchronous: &str) -> Client {
 
 // ---------------------------------------------------------------------------------------------
 // The steps each side runs.
-
-fn ours_drain(client: &Client) -> usize {
-    let mut done = 0;
-    while let Some(t) = client.claim("bench", &claim_opts(1)).unwrap().pop() {
-        client.complete(t.id, &t.lease_token, &Value::Null).unwrap();
-        done += 1;
-    }
-    done
-}
-
-fn ours_drain_looped(client: &Client) -> usize {
-    let mut done = 0;
-    let mut held = client.claim("bench", &claim_opts(1)).unwrap();
-    while let Some(t) = held.pop() {
-        held = client
-            .complete_and_claim(t.id, &t.lease_token, &Value::Null, "bench", &claim_opts(1))
-            .unwrap()
-            .claimed;
-        done += 1;
-        if held.is_empty() {
-            held = client.claim("bench", &claim_opts(1)).unwrap();
-        }
-    }
-    done
-}
-
-fn ours_drain_batched(client: &Client) -> usize {
-    let mut done = 0;
-    loop {
-        let tasks = client.claim("bench", &claim_opts(100)).unwrap();
-        if tasks.is_empty() {
-            return done;
-        }
-        let items: Vec<CompleteItem> = tasks
-            .iter()
-            .map(|t| CompleteItem {
-                id: t.id,
-                lease_token: t.lease_token.clone(),
-                result: Value::Null,
-            })
-            .collect();
-        let outcomes = client.complete_batch(&items).unwrap();
-        assert!(outcomes.iter().all(|o| o.ok));
-        done += tasks.len();
-    }
-}
 
 /// What a worker (thread or process) runs.
 #[derive(Clone, Copy)]
@@ -208,25 +167,6 @@ impl Files {
 
 fn item(n: u64) -> BatchItem {
     serde_json::from_value(json!({"type": "bench", "params": {"n": n}})).unwrap()
-}
-
-fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
-    let mut runs = [f(), f(), f()];
-    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (runs[1], runs[0], runs[2])
-}
-
-fn show(name: &str, ours: (f64, f64, f64), floor: (f64, f64, f64)) {
-    println!(
-        "{name:<46} {:>8.0} ({:>6.0}-{:<6.0}) {:>8.0} ({:>6.0}-{:<6.0}) {:>6.2}x",
-        ours.0,
-        ours.1,
-        ours.2,
-        floor.0,
-        floor.1,
-        floor.2,
-        ours.0 / floor.0
-    );
 }
 
 /// Runs `work` on `threads` threads; tasks per second for `total`.

@@ -23,16 +23,20 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 mod cpu;
+// The drain loops, shared with the embedded engine's bench.
+#[path = "../drains.rs"]
+mod drains;
 mod floor;
 mod flow;
 mod measure;
 mod proxy;
 
 use cpu::cpu_per_task;
+use drains::{claim_opts, complete_all, ours_drain, ours_drain_batched, ours_drain_looped};
 use measure::{parallel, settle, show, three};
 
 use proxy::Proxy;
-use taskmanager::{BatchItem, ClaimOptions, Client, CompleteItem, Config, EnqueueOptions};
+use taskmanager::{BatchItem, Client, Config, EnqueueOptions};
 
 struct Server {
     host: String,
@@ -77,64 +81,12 @@ fn next_n() -> u64 {
     SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
-fn claim_opts(limit: u32) -> ClaimOptions {
-    serde_json::from_value(json!({"limit": limit})).unwrap()
-}
-
 fn ours_enqueue(client: &Client, count: usize) {
     for _ in 0..count {
         client
             .enqueue("bench", &json!({"n": next_n()}), &EnqueueOptions::default())
             .unwrap();
     }
-}
-
-fn ours_drain(client: &Client) -> usize {
-    let mut done = 0;
-    while let Some(t) = client.claim("bench", &claim_opts(1)).unwrap().pop() {
-        client.complete(t.id, &t.lease_token, &Value::Null).unwrap();
-        done += 1;
-    }
-    done
-}
-
-/// The worker loop with `complete_and_claim`: one round trip and one commit per task.
-fn ours_drain_looped(client: &Client) -> usize {
-    let mut done = 0;
-    let mut held = client.claim("bench", &claim_opts(1)).unwrap();
-    while let Some(t) = held.pop() {
-        held = client
-            .complete_and_claim(t.id, &t.lease_token, &Value::Null, "bench", &claim_opts(1))
-            .unwrap()
-            .claimed;
-        done += 1;
-        if held.is_empty() {
-            held = client.claim("bench", &claim_opts(1)).unwrap();
-        }
-    }
-    done
-}
-
-fn ours_drain_batched(client: &Client) {
-    loop {
-        let tasks = client.claim("bench", &claim_opts(100)).unwrap();
-        if tasks.is_empty() {
-            return;
-        }
-        complete_all(client, &tasks);
-    }
-}
-
-fn complete_all(client: &Client, tasks: &[taskmanager::ClaimedTask]) {
-    let items: Vec<CompleteItem> = tasks
-        .iter()
-        .map(|t| CompleteItem {
-            id: t.id,
-            lease_token: t.lease_token.clone(),
-            result: Value::Null,
-        })
-        .collect();
-    client.complete_batch(&items).unwrap();
 }
 
 /// Builds the shared library the bindings load and returns its path.
@@ -459,7 +411,9 @@ fn main() {
         );
         fill(&mut raw);
         let batched_cpu = cpu_per_task(tasks, || {
-            parallel(4, tasks, |w| ours_drain_batched(&clients[w]));
+            parallel(4, tasks, |w| {
+                ours_drain_batched(&clients[w]);
+            });
         });
         print_cpu(
             "CPU per task, claim 100 + complete_batch",
@@ -468,7 +422,9 @@ fn main() {
         );
         let batched = three(|| {
             fill(&mut raw);
-            parallel(4, tasks, |w| ours_drain_batched(&clients[w]))
+            parallel(4, tasks, |w| {
+                ours_drain_batched(&clients[w]);
+            })
         });
         println!(
             "{:<44} {:>8.0} ({:>6.0}-{:<6.0})",

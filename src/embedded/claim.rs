@@ -14,12 +14,11 @@ use super::finish::complete_step;
 use super::{SqlResult, Store, clock, history, history_rows};
 use crate::Config;
 use crate::error::Result;
-use crate::json;
 use crate::queue::Finished;
 use crate::queue::claim::{
     ClaimOptions, ClaimReport, ClaimedTask, CompletedAndClaimed, Recovery, Wanted, check_claim,
+    check_complete_and_claim,
 };
-use crate::queue::input::{check_task_id, check_token};
 use crate::queue::lifecycle::{Change, ClaimOrder, SortColumn, Status};
 use crate::queue::like::like_pattern;
 use crate::random::random_hex;
@@ -74,11 +73,8 @@ pub(crate) fn complete_and_claim(
     worker_id: &str,
     options: &ClaimOptions,
 ) -> Result<CompletedAndClaimed> {
-    let (id, token, result) = done;
-    check_task_id(id)?;
-    check_token(token)?;
-    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
-    let wanted = check_claim(config, worker_id, options)?;
+    let (id, token, _) = done;
+    let (result_text, wanted) = check_complete_and_claim(config, done, worker_id, options)?;
     wait_deadline(options.wait_seconds)?;
     let (repeated, claimed) = store.write(|tx| {
         // A stale token is LeaseLost and claims nothing: the error rolls the transaction back.

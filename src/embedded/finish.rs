@@ -6,18 +6,15 @@
 
 use super::{SqlResult, Store, clock, history, history_rows};
 use crate::Config;
-use crate::config::MAX_ERROR_MESSAGE_BYTES;
-use crate::error::{Code, Error, Result};
-use crate::json;
+use crate::error::Result;
+use crate::queue::Finished;
 use crate::queue::finish::{
     CompleteItem, CompleteOutcome, FailOptions, Failed, Heartbeat, HeartbeatOptions,
+    check_complete, check_complete_batch, check_fail, check_heartbeat,
 };
-use crate::queue::input::{
-    check_delay_seconds, check_holder, check_lease_seconds, check_task_id, check_token,
-};
+use crate::queue::input::{check_task_id, check_token};
 use crate::queue::lease::{lease_error, repeated_or_error};
 use crate::queue::lifecycle::{Change, Holder, Status};
-use crate::queue::{Finished, MAX_BATCH};
 use crate::random::random_unit;
 use crate::row;
 use rusqlite::{OptionalExtension, Transaction};
@@ -77,23 +74,7 @@ pub(crate) fn heartbeat(
     holder: Holder<'_>,
     options: &HeartbeatOptions,
 ) -> Result<Heartbeat> {
-    check_task_id(id)?;
-    check_holder(holder)?;
-    if options.progress.is_some_and(|p| p > 100) {
-        return Err(Error::invalid("progress must be from 0 to 100"));
-    }
-    let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
-    check_lease_seconds(lease)?;
-    if options
-        .message
-        .as_ref()
-        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES)
-    {
-        return Err(Error::new(
-            Code::PayloadTooLarge,
-            format!("message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
-        ));
-    }
+    let lease = check_heartbeat(config, id, holder, options)?;
     store.write(|tx| {
         let held = read_held(store, tx, id, holder)?;
         if !held.as_ref().is_some_and(|h| h.owned_by(holder)) {
@@ -142,9 +123,7 @@ pub(crate) fn complete(
     holder: Holder<'_>,
     result: &Value,
 ) -> Result<Finished> {
-    check_task_id(id)?;
-    check_holder(holder)?;
-    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
+    let result_text = check_complete(config, id, holder, result)?;
     let repeated = store.write(|tx| complete_held(store, tx, config, id, holder, &result_text))?;
     store.signal();
     Ok(Finished {
@@ -236,22 +215,7 @@ pub(crate) fn complete_batch(
     config: &Config,
     items: &[CompleteItem],
 ) -> Result<Vec<CompleteOutcome>> {
-    if items.len() > MAX_BATCH {
-        return Err(Error::invalid(format!(
-            "a batch holds at most {MAX_BATCH} tasks, got {}",
-            items.len()
-        )));
-    }
-    let mut rows = Vec::with_capacity(items.len());
-    for item in items {
-        check_task_id(item.id)?;
-        check_token(&item.lease_token)?;
-        rows.push(json::check_value(
-            &item.result,
-            config.max_payload_bytes,
-            "result",
-        )?);
-    }
+    let rows = check_complete_batch(config, items)?;
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -329,17 +293,7 @@ pub(crate) fn fail(
     message: &str,
     options: &FailOptions,
 ) -> Result<Failed> {
-    check_task_id(id)?;
-    check_holder(holder)?;
-    if message.len() > MAX_ERROR_MESSAGE_BYTES {
-        return Err(Error::new(
-            Code::PayloadTooLarge,
-            format!("error_message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
-        ));
-    }
-    if let Some(delay) = options.retry_in_seconds {
-        check_delay_seconds(delay, "retry_in_seconds")?;
-    }
+    check_fail(id, holder, message, options)?;
     let retry = options.retry.unwrap_or(true);
     let failed = store.write(|tx| {
         let held = read_held(store, tx, id, holder)?;

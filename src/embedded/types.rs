@@ -4,10 +4,8 @@
 
 use super::{SqlResult, Store, clock};
 use crate::error::{Code, Error, Result};
-use crate::json;
 use crate::type_cache::not_registered;
-use crate::types::{TaskType, TypeDefinition, check_name, check_version};
-use crate::validate;
+use crate::types::{TaskType, TypeDefinition, check_definition, check_name};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::Value;
 
@@ -45,11 +43,7 @@ pub(crate) fn register_type(
     def: &TypeDefinition,
     max_payload: usize,
 ) -> Result<TaskType> {
-    check_name(&def.name)?;
-    check_version(&def.version)?;
-    json::check_value(&def.param_schema, max_payload, "param_schema")?;
-    validate::compile(&def.param_schema)?;
-    let schema_text = json::canonical(&def.param_schema);
+    let schema_text = check_definition(def, max_payload)?;
     store.write(|tx| {
         let now = clock::now_micros();
         let changed = match find(store, tx, &def.name)? {

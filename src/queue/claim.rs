@@ -353,12 +353,9 @@ fn complete_then_claim(
     worker_id: &str,
     options: &ClaimOptions,
 ) -> Result<CompletedAndClaimed> {
-    let (id, token, result) = done;
+    let (id, token, _) = done;
     let holder = lifecycle::Holder::Token(token);
-    check_task_id(id)?;
-    check_token(token)?;
-    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
-    let wanted = check_claim(config, worker_id, options)?;
+    let (result_text, wanted) = check_complete_and_claim(config, done, worker_id, options)?;
     crate::schedule::lazy_tick(db, config);
     let token_prefix = random_hex();
     let completed = |repeated| Finished {
@@ -406,6 +403,19 @@ fn complete_then_claim(
             claimed: claimed_tasks(db, conn, answer.rows)?,
         })
     })
+}
+
+/// A complete_and_claim's input (both engines): the result as JSON text and the claim wanted.
+pub(crate) fn check_complete_and_claim(
+    config: &Config,
+    (id, token, result): (i64, &str, &Value),
+    worker_id: &str,
+    options: &ClaimOptions,
+) -> Result<(String, Wanted)> {
+    check_task_id(id)?;
+    check_token(token)?;
+    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
+    Ok((result_text, check_claim(config, worker_id, options)?))
 }
 
 /// What [`Client::complete_and_claim`](crate::Client::complete_and_claim) did.

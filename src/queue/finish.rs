@@ -105,6 +105,86 @@ pub struct CompleteOutcome {
     pub message: Option<String>,
 }
 
+// The checks of each call that need no database, shared by both engines.
+
+/// A heartbeat's input; answers the lease length to set.
+pub(crate) fn check_heartbeat(
+    config: &Config,
+    id: i64,
+    holder: Holder<'_>,
+    options: &HeartbeatOptions,
+) -> Result<u32> {
+    check_task_id(id)?;
+    check_holder(holder)?;
+    if options.progress.is_some_and(|p| p > 100) {
+        return Err(Error::invalid("progress must be from 0 to 100"));
+    }
+    let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
+    check_lease_seconds(lease)?;
+    if options
+        .message
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES)
+    {
+        return Err(Error::new(
+            Code::PayloadTooLarge,
+            format!("message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    Ok(lease)
+}
+
+/// A complete's input; answers the result as JSON text.
+pub(crate) fn check_complete(
+    config: &Config,
+    id: i64,
+    holder: Holder<'_>,
+    result: &Value,
+) -> Result<String> {
+    check_task_id(id)?;
+    check_holder(holder)?;
+    json::check_value(result, config.max_payload_bytes, "result")
+}
+
+/// A batch complete's input; answers each task's result as JSON text.
+pub(crate) fn check_complete_batch(config: &Config, items: &[CompleteItem]) -> Result<Vec<String>> {
+    if items.len() > MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a batch holds at most {MAX_BATCH} tasks, got {}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .map(|item| {
+            check_task_id(item.id)?;
+            check_token(&item.lease_token)?;
+            json::check_value(&item.result, config.max_payload_bytes, "result")
+        })
+        .collect()
+}
+
+/// A fail's input.
+pub(crate) fn check_fail(
+    id: i64,
+    holder: Holder<'_>,
+    message: &str,
+    options: &FailOptions,
+) -> Result<()> {
+    check_task_id(id)?;
+    check_holder(holder)?;
+    if message.len() > MAX_ERROR_MESSAGE_BYTES {
+        return Err(Error::new(
+            Code::PayloadTooLarge,
+            format!("error_message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    if let Some(delay) = options.retry_in_seconds {
+        check_delay_seconds(delay, "retry_in_seconds")?;
+    }
+    Ok(())
+}
+
 /// Runs a guarded step through the database's engine (a complete by token may be a CALL).
 fn run_guarded(
     db: &Database,
@@ -123,23 +203,7 @@ pub(crate) fn heartbeat(
     holder: Holder<'_>,
     options: &HeartbeatOptions,
 ) -> Result<Heartbeat> {
-    check_task_id(id)?;
-    check_holder(holder)?;
-    if options.progress.is_some_and(|p| p > 100) {
-        return Err(Error::invalid("progress must be from 0 to 100"));
-    }
-    let lease = options.lease_seconds.unwrap_or(config.task_claim_timeout);
-    check_lease_seconds(lease)?;
-    if options
-        .message
-        .as_ref()
-        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES)
-    {
-        return Err(Error::new(
-            Code::PayloadTooLarge,
-            format!("message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
-        ));
-    }
+    let lease = check_heartbeat(config, id, holder, options)?;
     let script = lifecycle::heartbeat(
         id,
         holder,
@@ -172,9 +236,7 @@ pub(crate) fn complete(
     holder: Holder<'_>,
     result: &Value,
 ) -> Result<Finished> {
-    check_task_id(id)?;
-    check_holder(holder)?;
-    let result_text = json::check_value(result, config.max_payload_bytes, "result")?;
+    let result_text = check_complete(config, id, holder, result)?;
     let history_on = config.enable_task_history;
     let script = lifecycle::complete(id, holder, &result_text, history_on);
     let call = match holder {
@@ -197,19 +259,11 @@ pub(crate) fn complete_batch(
     config: &Config,
     items: &[CompleteItem],
 ) -> Result<Vec<CompleteOutcome>> {
-    if items.len() > MAX_BATCH {
-        return Err(Error::invalid(format!(
-            "a batch holds at most {MAX_BATCH} tasks, got {}",
-            items.len()
-        )));
-    }
-    let mut rows: Vec<(i64, &str, String)> = Vec::with_capacity(items.len());
-    for item in items {
-        check_task_id(item.id)?;
-        check_token(&item.lease_token)?;
-        let result = json::check_value(&item.result, config.max_payload_bytes, "result")?;
-        rows.push((item.id, item.lease_token.as_str(), result));
-    }
+    let rows: Vec<(i64, &str, String)> = check_complete_batch(config, items)?
+        .into_iter()
+        .zip(items)
+        .map(|(result, item)| (item.id, item.lease_token.as_str(), result))
+        .collect();
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -263,17 +317,7 @@ pub(crate) fn fail(
     message: &str,
     options: &FailOptions,
 ) -> Result<Failed> {
-    check_task_id(id)?;
-    check_holder(holder)?;
-    if message.len() > MAX_ERROR_MESSAGE_BYTES {
-        return Err(Error::new(
-            Code::PayloadTooLarge,
-            format!("error_message is longer than {MAX_ERROR_MESSAGE_BYTES} bytes"),
-        ));
-    }
-    if let Some(delay) = options.retry_in_seconds {
-        check_delay_seconds(delay, "retry_in_seconds")?;
-    }
+    check_fail(id, holder, message, options)?;
     // Exponential backoff base * 2^(attempts-1), capped, with "equal jitter": a random point in
     // the upper half, so retries of tasks that failed together spread out. Numbers only.
     let delay_sql = match options.retry_in_seconds {
