@@ -264,20 +264,7 @@ pub(crate) fn complete_batch(
                 let held = read_held(store, tx, item.id, holder)?;
                 repeated_or_error(item.id, state(held), holder, &[Status::Completed])
             };
-            outcomes.push(match judged {
-                Ok(_) => CompleteOutcome {
-                    id: item.id,
-                    ok: true,
-                    code: None,
-                    message: None,
-                },
-                Err(e) => CompleteOutcome {
-                    id: item.id,
-                    ok: false,
-                    code: Some(e.code().name().into()),
-                    message: Some(e.message().into()),
-                },
-            });
+            outcomes.push(CompleteOutcome::of(item.id, judged));
         }
         Ok(outcomes)
     })?;

@@ -185,6 +185,26 @@ pub(crate) fn check_fail(
     Ok(())
 }
 
+impl CompleteOutcome {
+    /// The outcome of one task of a batch, judged a change or a repeat (`Ok`) or not finished.
+    pub(crate) fn of(id: i64, judged: Result<bool>) -> CompleteOutcome {
+        match judged {
+            Ok(_) => CompleteOutcome {
+                id,
+                ok: true,
+                code: None,
+                message: None,
+            },
+            Err(e) => CompleteOutcome {
+                id,
+                ok: false,
+                code: Some(e.code().name().into()),
+                message: Some(e.message().into()),
+            },
+        }
+    }
+}
+
 /// Runs a guarded step through the database's engine (a complete by token may be a CALL).
 fn run_guarded(
     db: &Database,
@@ -291,20 +311,7 @@ pub(crate) fn complete_batch(
                     &[Status::Completed],
                 )
             };
-            match outcome {
-                Ok(_) => CompleteOutcome {
-                    id: item.id,
-                    ok: true,
-                    code: None,
-                    message: None,
-                },
-                Err(e) => CompleteOutcome {
-                    id: item.id,
-                    ok: false,
-                    code: Some(e.code().name().into()),
-                    message: Some(e.message().into()),
-                },
-            }
+            CompleteOutcome::of(item.id, outcome)
         })
         .collect())
 }
