@@ -184,6 +184,7 @@ impl Store {
     }
 
     fn open(&self, writer: bool) -> Result<Connection> {
+        configure_sqlite_once();
         let path = &self.settings.path;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
@@ -379,6 +380,24 @@ impl Store {
         }
         due
     }
+}
+
+/// Turns SQLite's memory statistics off before its first connection: they take a global mutex
+/// around every allocation (a few percent of a batched drain), and nothing here reads them.
+/// SQLite is compiled into this library: only a Rust program that links rusqlite itself shares
+/// the setting. If SQLite was already initialized, the call is refused, harmlessly.
+fn configure_sqlite_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config with SQLITE_CONFIG_MEMSTATUS takes one int; it runs once, before
+        // this process opens its first connection.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::os::raw::c_int,
+            );
+        }
+    });
 }
 
 /// Writes one `task_history` row.
