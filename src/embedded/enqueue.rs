@@ -11,15 +11,16 @@ use crate::queue::enqueue::{
     Checked, Enqueued, TaskInput, check_batch, type_inactive, validate_all,
 };
 use crate::queue::lifecycle::{Change, Status};
-use crate::random::random_hex;
 use crate::type_cache::{CachedType, not_registered};
 use rusqlite::{OptionalExtension, Transaction};
 use std::sync::Arc;
 
+/// No `enqueue_token`: the server engine marks a call's rows with it to find them after a lost
+/// connection; a file's transaction answers its own rows.
 const INSERT: &str = "\
 INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority,
-                   max_attempts, run_at, enqueue_token, created_at, updated_at)
-VALUES (?1, 'pending', ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                   max_attempts, run_at, created_at, updated_at)
+VALUES (?1, 'pending', ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
 ON CONFLICT (dedupe_lock) DO NOTHING
 RETURNING id";
 
@@ -37,7 +38,6 @@ pub(crate) fn enqueue_batch(
         return Ok(Vec::new());
     }
     let checked = check_batch(config, items)?;
-    let token = random_hex();
     let out = store.write(|tx| {
         let mut inactive = None;
         let types = validate_all(config, &checked, |name| {
@@ -54,7 +54,7 @@ pub(crate) fn enqueue_batch(
         let out = checked
             .iter()
             .zip(&types)
-            .map(|(task, task_type)| insert(store, tx, task, task_type, &token, now))
+            .map(|(task, task_type)| insert(store, tx, task, task_type, now))
             .collect::<Result<Vec<Enqueued>>>()?;
         if config.enable_task_history {
             let created: Vec<(i64, Option<&str>)> = out
@@ -90,7 +90,6 @@ fn insert(
     tx: &Transaction<'_>,
     task: &Checked<'_>,
     task_type: &CachedType,
-    token: &str,
     now: i64,
 ) -> Result<Enqueued> {
     let run_at = match &task.run_at {
@@ -109,7 +108,6 @@ fn insert(
                     task.item.options.priority.unwrap_or(0),
                     task.max_attempts,
                     run_at,
-                    token,
                     now,
                 ),
                 |r| r.get(0),
