@@ -499,3 +499,44 @@ fn stats_without_history_see_the_workers_holding_tasks() {
     );
     assert!(is_time(w.last_claim_at.as_deref().unwrap()));
 }
+
+#[test]
+fn stats_count_only_the_last_hours_claims_per_worker() {
+    let q = Queue::new(json!({"enable_task_history": true}));
+    q.register("h");
+    for n in 0..40 {
+        q.enqueue("h", json!({"n": n}));
+    }
+    // 30 claims by one worker, then 10 by another; the first 30 are made two hours old.
+    for worker in std::iter::repeat_n("old", 30).chain(std::iter::repeat_n("new", 10)) {
+        let t = q.claim(worker, "h");
+        q.client
+            .complete(t.id, &t.lease_token, &json!(null))
+            .unwrap();
+    }
+    let claims = |stats: &Stats| -> Vec<(String, i64)> {
+        let mut seen: Vec<(String, i64)> = stats
+            .workers
+            .iter()
+            .filter(|w| w.claims_last_hour > 0)
+            .map(|w| (w.worker_id.clone(), w.claims_last_hour))
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert_eq!(
+        claims(&q.client.stats().unwrap()),
+        [("new".to_string(), 10), ("old".to_string(), 30)]
+    );
+    q.sql(
+        "UPDATE task_history SET created_at = created_at - 7200000000 WHERE id <= \
+         (SELECT MAX(id) FROM task_history WHERE worker_id = 'old')",
+    );
+    assert_eq!(
+        claims(&q.client.stats().unwrap()),
+        [("new".to_string(), 10)]
+    );
+    // Every row older than an hour: no claims in the last hour at all.
+    q.sql("UPDATE task_history SET created_at = created_at - 7200000000 WHERE worker_id = 'new'");
+    assert_eq!(claims(&q.client.stats().unwrap()), []);
+}
