@@ -146,20 +146,14 @@ pub(super) fn complete_step(
     complete_held(store, tx, config, id, Holder::Token(token), result_text)
 }
 
-/// The guarded UPDATE of a complete: it changes the task only while the holder owns it, and
-/// answers the worker that held it. A miss reads the task to say why (or that it is a repeat).
-const COMPLETE_BY_TOKEN: &str = "\
+/// The guarded UPDATE of a complete: it changes the task only while the holder owns it (`?2`,
+/// its lease token when `?5`, else the worker id that claimed it), and answers that worker. A
+/// miss reads the task to say why (or that it is a repeat).
+const COMPLETE: &str = "\
 UPDATE tasks SET status = 'completed', result_json = ?3, completed_at = ?4, lease_expires_at = NULL,
   progress = 100, updated_at = ?4,
   dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END
-WHERE id = ?1 AND status = 'claimed' AND lease_token = ?2
-RETURNING claimed_by";
-
-const COMPLETE_BY_WORKER: &str = "\
-UPDATE tasks SET status = 'completed', result_json = ?3, completed_at = ?4, lease_expires_at = NULL,
-  progress = 100, updated_at = ?4,
-  dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END
-WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2
+WHERE id = ?1 AND status = 'claimed' AND ?2 = CASE WHEN ?5 THEN lease_token ELSE claimed_by END
 RETURNING claimed_by";
 
 /// A batch's complete: `?1` is `[[id, lease_token, result_json], ...]`.
@@ -181,14 +175,13 @@ fn complete_held(
     result_text: &str,
 ) -> Result<bool> {
     let now = clock::now_micros();
-    let statement = match holder {
-        Holder::Token(_) => COMPLETE_BY_TOKEN,
-        Holder::Worker(_) => COMPLETE_BY_WORKER,
-    };
+    let by_token = matches!(holder, Holder::Token(_));
     let worker: Option<Option<String>> = tx
-        .prepare_cached(statement)
+        .prepare_cached(COMPLETE)
         .sql(store)?
-        .query_row((id, holder.value(), result_text, now), |r| r.get(0))
+        .query_row((id, holder.value(), result_text, now, by_token), |r| {
+            r.get(0)
+        })
         .optional()
         .sql(store)?;
     let Some(worker) = worker else {
