@@ -6,7 +6,7 @@
 //!     cargo bench --bench embedded
 //!
 //! `TM_BENCH_TASKS` (default 2000) sets tasks per run; each figure is the median of three runs
-//! (min-max beside it). Workers are threads of one process (sharing its store, as an
+//! (min-max beside it). `TM_BENCH_SECTIONS` picks sections (default `full,normal,server`). Workers are threads of one process (sharing its store, as an
 //! application's threads do) or processes of their own (as PHP-FPM workers are).
 
 #[path = "../drains.rs"]
@@ -395,7 +395,13 @@ fn main() {
         rusqlite::version(),
         dir.display()
     );
-    for synchronous in ["FULL", "NORMAL"] {
+    let sections = std::env::var("TM_BENCH_SECTIONS").unwrap_or("full,normal,server".into());
+    let wanted = |name: &str| {
+        sections
+            .split(',')
+            .any(|s| s.trim().eq_ignore_ascii_case(name))
+    };
+    for synchronous in ["FULL", "NORMAL"].into_iter().filter(|s| wanted(s)) {
         let files = Files {
             ours: dir
                 .join(format!("ours-{synchronous}.db"))
@@ -412,6 +418,8 @@ fn main() {
         register(&client);
         section(&files, tasks);
     }
-    server_scale(tasks);
+    if wanted("server") {
+        server_scale(tasks);
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

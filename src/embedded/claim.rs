@@ -40,7 +40,8 @@ pub(crate) fn claim(
     let mut pause = Duration::from_millis(50);
     loop {
         let seen = store.signals();
-        let leased = store.write(|tx| claim_in(store, tx, config, worker_id, options, &wanted))?;
+        let leased =
+            store.write_lease(|tx| claim_in(store, tx, config, worker_id, options, &wanted))?;
         let tasks = checked(leased)?;
         let now = Instant::now();
         match deadline {
@@ -228,12 +229,15 @@ fn pick(
     now: i64,
 ) -> Result<Vec<Leased>> {
     let order = order_sql(wanted.order);
+    // `LIMIT +?5`, not `LIMIT ?5`: a bare parameter as the limit of the IN-subquery makes
+    // SQLite prepare the statement again at every run (a quarter of a claim's time); the
+    // unary plus keeps one prepared plan.
     let statement = format!(
         "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_by = ?1, \
          claimed_at = ?2, lease_expires_at = ?3, lease_token = ?4 || '.' || id, progress = 0, \
          updated_at = ?2 \
          WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ?2 {type_filter} \
-                      ORDER BY {order} LIMIT ?5) \
+                      ORDER BY {order} LIMIT +?5) \
          RETURNING id, type_id, params_json, priority, attempts, max_attempts, lease_expires_at, \
                    lease_token"
     );
@@ -341,6 +345,7 @@ fn recover_counted(
     limit: u32,
     now: i64,
 ) -> Result<Recovery> {
+    // `LIMIT +?2`: see `pick`.
     const RECOVER: &str = "\
 UPDATE tasks SET
   completed_at = CASE WHEN attempts >= max_attempts THEN ?1 END,
@@ -350,7 +355,7 @@ UPDATE tasks SET
   run_at = ?1, lease_expires_at = NULL, updated_at = ?1,
   status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END
 WHERE id IN (SELECT id FROM tasks WHERE status = 'claimed' AND lease_expires_at <= ?1
-             ORDER BY lease_expires_at LIMIT ?2)
+             ORDER BY lease_expires_at LIMIT +?2)
 RETURNING id, status, claimed_by";
     let rows: Vec<(i64, String, Option<String>)> = tx
         .prepare_cached(RECOVER)

@@ -1,6 +1,6 @@
 //! Enqueue on the embedded engine: the same checks as the server engine's
 //! (`queue::enqueue::check_batch`, `validate_all`), then one `BEGIN IMMEDIATE` transaction
-//! that inserts every task, and their `created` history rows in one statement. The UNIQUE index on `dedupe_lock`
+//! that inserts every task and their `created` history rows. The UNIQUE index on `dedupe_lock`
 //! decides duplicates (`ON CONFLICT DO NOTHING`); the file's single writer makes the batch
 //! all or nothing.
 
@@ -16,13 +16,14 @@ use rusqlite::{OptionalExtension, Transaction};
 use std::sync::Arc;
 
 /// No `enqueue_token`: the server engine marks a call's rows with it to find them after a lost
-/// connection; a file's transaction answers its own rows.
+/// connection; a file's transaction answers its own rows. No `RETURNING` either (SQLite builds a
+/// temporary table for returned rows, which would cost more than the INSERT): a row inserted is
+/// the connection's last rowid, a duplicate changes nothing.
 const INSERT: &str = "\
 INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority,
                    max_attempts, run_at, created_at, updated_at)
 VALUES (?1, 'pending', ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-ON CONFLICT (dedupe_lock) DO NOTHING
-RETURNING id";
+ON CONFLICT (dedupe_lock) DO NOTHING";
 
 const HOLDER: &str = "SELECT id, status, created_at FROM tasks WHERE dedupe_lock = ?1";
 
@@ -98,22 +99,19 @@ fn insert(
     };
     let mut insert = tx.prepare_cached(INSERT).sql(store)?;
     let mut try_insert = || -> Result<Option<i64>> {
-        insert
-            .query_row(
-                (
-                    task_type.id,
-                    &task.params_text,
-                    &task.key,
-                    task.scope.as_sql(),
-                    task.item.options.priority.unwrap_or(0),
-                    task.max_attempts,
-                    run_at,
-                    now,
-                ),
-                |r| r.get(0),
-            )
-            .optional()
-            .sql(store)
+        let inserted = insert
+            .execute((
+                task_type.id,
+                &task.params_text,
+                &task.key,
+                task.scope.as_sql(),
+                task.item.options.priority.unwrap_or(0),
+                task.max_attempts,
+                run_at,
+                now,
+            ))
+            .sql(store)?;
+        Ok((inserted == 1).then(|| tx.last_insert_rowid()))
     };
     let mut created = try_insert()?;
     let mut holder = None;
