@@ -131,21 +131,21 @@ pub(crate) fn prune(
 const PRUNE_COUNT: &str = "\
 SELECT
   (SELECT COUNT(*) FROM tasks INDEXED BY idx_tasks_finished
-   WHERE status IN ('completed', 'failed', 'cancelled') AND status = ?1
+   WHERE status NOT IN ('pending', 'claimed') AND status = ?1
      AND completed_at IS NULL AND updated_at < ?2)
   + (SELECT COUNT(*) FROM tasks INDEXED BY idx_tasks_finished
-     WHERE status IN ('completed', 'failed', 'cancelled') AND status = ?1
+     WHERE status NOT IN ('pending', 'claimed') AND status = ?1
        AND completed_at < ?2)";
 
 /// Up to `?3` of them, oldest first (NULLs first, as a server sorts them).
 const PRUNE_PAGE: &str = "\
 SELECT id FROM tasks INDEXED BY idx_tasks_finished
-WHERE status IN ('completed', 'failed', 'cancelled') AND status = ?1
+WHERE status NOT IN ('pending', 'claimed') AND status = ?1
   AND completed_at IS NULL AND updated_at < ?2
 UNION ALL
 SELECT * FROM (
   SELECT id FROM tasks INDEXED BY idx_tasks_finished
-  WHERE status IN ('completed', 'failed', 'cancelled') AND status = ?1 AND completed_at < ?2
+  WHERE status NOT IN ('pending', 'claimed') AND status = ?1 AND completed_at < ?2
   ORDER BY completed_at LIMIT ?3)
 LIMIT ?3";
 

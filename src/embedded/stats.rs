@@ -39,7 +39,7 @@ GROUP BY y.name";
 const FINISHED_PER_MINUTE: &str = "\
 SELECT y.name, t.status, (?1 - t.completed_at) / 60000000 AS minute, COUNT(*) AS n
 FROM tasks t INDEXED BY idx_tasks_finished JOIN task_types y ON y.id = t.type_id
-WHERE t.status IN ('completed', 'failed', 'cancelled') AND t.status IN ('completed', 'failed')
+WHERE t.status NOT IN ('pending', 'claimed') AND t.status IN ('completed', 'failed')
   AND t.completed_at > ?2
 GROUP BY y.name, t.status, minute";
 
