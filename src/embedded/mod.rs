@@ -8,9 +8,9 @@
 //! - a claim is one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING ...` inside that
 //!   transaction, with its history rows: the file's single writer is the fence that SKIP
 //!   LOCKED is on a server, so no task is ever held by two leases;
-//! - WAL, so readers never wait for the writer; writers of other processes are waited for
-//!   up to `lock_wait_timeout`, trying again after short pauses (`busy`); one writer
-//!   connection per process (threads take turns on it) and read connections beside it;
+//! - WAL, so readers never wait for the writer; a busy timeout (`lock_wait_timeout`) for
+//!   writers of other processes; one writer connection per process (threads take turns on
+//!   it) and read connections beside it;
 //! - times are microseconds since the Unix epoch, UTC, from the host's real-time clock
 //!   (`CLOCK_REALTIME`), read by the library: every process on the host shares that clock.
 //!
@@ -20,7 +20,6 @@
 //! the last commits on power loss. A lease's own commits (claims and heartbeats) never wait for
 //! the disk, at either setting (see [`Commit::Lease`]): they too survive any process crash.
 
-mod busy;
 mod claim;
 pub(crate) mod clock;
 mod enqueue;
@@ -222,9 +221,6 @@ impl Store {
     fn with_writer<T>(&self, step: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
         self.forget_connections_after_fork();
         let mut writer = self.writer.lock();
-        // The lock wait counts from here: threads of this process waiting for the writer
-        // above are not waiting for another process.
-        busy::begin(Duration::from_secs(self.settings.busy_timeout_secs));
         if writer.is_none() {
             *writer = Some(Writer {
                 conn: self.open(true)?,
@@ -262,12 +258,8 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| self.error(e))?;
-        if writer {
-            conn.busy_handler(Some(busy::on_busy))
-        } else {
-            conn.busy_timeout(Duration::from_secs(self.settings.busy_timeout_secs))
-        }
-        .map_err(|e| self.error(e))?;
+        conn.busy_timeout(Duration::from_secs(self.settings.busy_timeout_secs))
+            .map_err(|e| self.error(e))?;
         // journal_mode = WAL is a property of the file; asking for it also proves the file
         // is a SQLite database (anything else fails here with SQLITE_NOTADB).
         let mode: String = conn
