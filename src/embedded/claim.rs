@@ -11,7 +11,7 @@
 //! claims lazily (once a second per process, and when a claim comes up short).
 
 use super::finish::complete_step;
-use super::{SqlResult, Store, clock, history, history_rows};
+use super::{SqlResult, Store, clock, history, history_rows, release_active_key};
 use crate::Config;
 use crate::error::Result;
 use crate::queue::Finished;
@@ -349,8 +349,6 @@ fn recover_counted(
     const RECOVER: &str = "\
 UPDATE tasks SET
   completed_at = CASE WHEN attempts >= max_attempts THEN ?1 END,
-  dedupe_lock = CASE WHEN attempts >= max_attempts AND dedupe_scope = 'active' THEN NULL
-                     ELSE dedupe_lock END,
   error_message = 'lease expired during attempt ' || attempts || ' of ' || max_attempts,
   run_at = ?1, lease_expires_at = NULL, updated_at = ?1,
   status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END
@@ -369,6 +367,7 @@ RETURNING id, status, claimed_by";
         report.recovered += 1;
         if status == Status::Failed.as_str() {
             report.failed += 1;
+            release_active_key(store, tx, id)?;
         } else {
             report.requeued += 1;
         }

@@ -4,7 +4,7 @@
 //! step, so the read decides (the holder still owns the task, or why not) exactly as the
 //! server engine's guarded UPDATE does.
 
-use super::{SqlResult, Store, clock, history};
+use super::{SqlResult, Store, clock, history, release_active_key};
 use crate::Config;
 use crate::error::Result;
 use crate::queue::Finished;
@@ -147,13 +147,13 @@ pub(super) fn complete_step(
 }
 
 /// The guarded UPDATE of a complete: it changes the task only while the holder owns it (`?2`,
-/// its lease token when `?5`, else the worker id that claimed it). No `RETURNING`: SQLite
+/// its lease token when `?5`, else the worker id that claimed it); an `active` dedupe key is
+/// freed after it (`release_active_key`). No `RETURNING`: SQLite
 /// builds a temporary table for a statement's returned rows, which costs a one-row UPDATE more
 /// than the UPDATE itself; the count of changed rows says whether it took.
 const COMPLETE: &str = "\
 UPDATE tasks SET status = 'completed', result_json = ?3, completed_at = ?4, lease_expires_at = NULL,
-  progress = 100, updated_at = ?4,
-  dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END
+  progress = 100, updated_at = ?4
 WHERE id = ?1 AND status = 'claimed' AND ?2 = CASE WHEN ?5 THEN lease_token ELSE claimed_by END";
 
 fn complete_held(
@@ -199,6 +199,7 @@ fn completed_now(
     if changed == 0 {
         return Ok(false);
     }
+    release_active_key(store, tx, id)?;
     if config.enable_task_history {
         let worker: Option<String> = tx
             .prepare_cached("SELECT claimed_by FROM tasks WHERE id = ?1")
@@ -289,8 +290,6 @@ pub(crate) fn fail(
             "UPDATE tasks SET \
                run_at = CASE WHEN ?2 THEN ?3 ELSE run_at END, \
                completed_at = CASE WHEN ?2 THEN NULL ELSE ?4 END, \
-               dedupe_lock = CASE WHEN NOT ?2 AND dedupe_scope = 'active' THEN NULL \
-                                  ELSE dedupe_lock END, \
                status = CASE WHEN ?2 THEN 'pending' ELSE 'failed' END, \
                error_message = ?5, lease_expires_at = NULL, updated_at = ?4 \
              WHERE id = ?1",
@@ -298,6 +297,9 @@ pub(crate) fn fail(
         .sql(store)?
         .execute((id, will_retry, run_at, now, message))
         .sql(store)?;
+        if !will_retry {
+            release_active_key(store, tx, id)?;
+        }
         if config.enable_task_history {
             let change = if will_retry {
                 Change::Retrying

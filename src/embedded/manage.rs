@@ -5,7 +5,7 @@
 //! server's locking read does), judged by the server engine's rules (`queue::manage::Action`).
 //! Prune is the server engine's loop (`queue::prune::run`) over this file's reads and deletes.
 
-use super::{SqlResult, Store, clock, history};
+use super::{SqlResult, Store, clock, history, release_active_key};
 use crate::Config;
 use crate::error::{Error, Result};
 use crate::queue::Finished;
@@ -18,11 +18,10 @@ use crate::sql::int_list;
 use rusqlite::{ErrorCode, OptionalExtension, Transaction};
 
 /// A pending or claimed task becomes cancelled; its lease ends, an `active` dedupe key stops
-/// blocking, and the reason (when given) becomes its error message.
+/// blocking (`release_active_key`, after it), and the reason (when given) becomes its error message.
 const CANCEL: &str = "\
 UPDATE tasks SET status = 'cancelled', completed_at = ?2, lease_expires_at = NULL,
   lease_token = NULL,
-  dedupe_lock = CASE WHEN dedupe_scope = 'active' THEN NULL ELSE dedupe_lock END,
   error_message = COALESCE(?3, error_message), updated_at = ?2
 WHERE id = ?1 AND status IN ('pending', 'claimed')";
 
@@ -110,7 +109,13 @@ fn change(
         {
             Err(dedupe_conflict(id))
         }
-        done => done.map(|_| ()).sql(store),
+        done => {
+            done.sql(store)?;
+            if action == Action::Cancel {
+                release_active_key(store, tx, id)?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -478,6 +478,22 @@ pub(crate) fn history(
     Ok(())
 }
 
+/// Frees the dedupe key of task `id`, just finished, when its key blocks only while the task
+/// is active (`dedupe_scope = 'active'`). Its own statement, after the one that finished the
+/// task: an UPDATE that assigns `dedupe_lock` rewrites the key's entry in its UNIQUE index even
+/// when the value stays the same, and keys are hashes, so every finished task would dirty a
+/// random page of that index. This one writes only when it frees a key.
+pub(crate) fn release_active_key(store: &Store, conn: &Connection, id: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tasks SET dedupe_lock = NULL \
+         WHERE id = ?1 AND dedupe_scope = 'active' AND dedupe_lock IS NOT NULL",
+    )
+    .sql(store)?
+    .execute([id])
+    .sql(store)?;
+    Ok(())
+}
+
 /// Writes one `task_history` row per `(task, worker)` (a batch's rows). One prepared INSERT
 /// run per row: in-process there is no round trip to save, and a single-row INSERT needs no
 /// statement journal (a multi-row one copies every page it touches first, for its foreign
