@@ -5,20 +5,22 @@
 //!
 //!     cargo bench --bench embedded
 //!
-//! `TM_BENCH_TASKS` (default 2000) sets tasks per run; each figure is the median of three runs
-//! (min-max beside it). `TM_BENCH_SECTIONS` picks sections (default `full,normal,server`). Workers are threads of one process (sharing its store, as an
+//! `TM_BENCH_TASKS` (default 2000) sets tasks per run, `TM_BENCH_RUNS` (default 5) runs per
+//! figure; ours and the floor run in turns, and each line gives the median (min-max) of both
+//! and the median (min-max) of the runs' ratios. `TM_BENCH_SECTIONS` picks sections (default
+//! `full,normal,server`). Workers are threads of one process (sharing its store, as an
 //! application's threads do) or processes of their own (as PHP-FPM workers are).
 
 #[path = "../drains.rs"]
 mod drains;
 mod floor;
-// Only three() and show(): the rest serves the server's bench.
+// Only three() (the server engine's figures): the rest serves the server's bench.
 #[allow(dead_code)]
 #[path = "../queue/measure.rs"]
 mod measure;
 
 use drains::{ours_drain, ours_drain_batched, ours_drain_looped};
-use measure::{show, three};
+use measure::three;
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -243,63 +245,91 @@ fn worker(args: &[String]) {
     println!("{done}");
 }
 
+/// Runs ours and the floor in turns (so that a drift of the disk's speed weighs on both
+/// alike), `TM_BENCH_RUNS` times each, and prints the median (min-max) of each side and of the
+/// runs' ratios.
+fn paired(name: &str, mut ours: impl FnMut() -> f64, mut floor: impl FnMut() -> f64) {
+    let runs: usize = std::env::var("TM_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let (mut o, mut f) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        o.push(ours());
+        f.push(floor());
+    }
+    let mut ratios: Vec<f64> = o.iter().zip(&f).map(|(a, b)| a / b).collect();
+    let spread = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (o, f, r) = (spread(&mut o), spread(&mut f), spread(&mut ratios));
+    println!(
+        "{name:<40} {:>7.0} ({:>6.0}-{:<6.0}) {:>7.0} ({:>6.0}-{:<6.0}) {:>5.2}x ({:.2}-{:.2})",
+        o.0, o.1, o.2, f.0, f.1, f.2, r.0, r.1, r.2
+    );
+}
+
 fn section(files: &Files, tasks: usize) {
     println!(
-        "\n## synchronous = {} ({tasks} tasks per run; tasks/s: ours (min-max), floor (min-max), ours/floor)",
+        "\n## synchronous = {} ({tasks} tasks per run; tasks/s: ours (min-max), floor (min-max), \
+         ours/floor per pair of runs: median (min-max))",
         files.synchronous
     );
-    let ours_enqueue = three(|| {
-        files.empty();
-        let client = files.client();
-        let started = Instant::now();
-        for _ in 0..tasks {
-            client
-                .enqueue("bench", &json!({"n": next_n()}), &EnqueueOptions::default())
-                .unwrap();
-        }
-        tasks as f64 / started.elapsed().as_secs_f64()
-    });
-    let floor_enqueue = three(|| {
-        files.empty();
-        let conn = floor::open(&files.floor, files.synchronous);
-        let started = Instant::now();
-        for _ in 0..tasks {
-            floor::enqueue(&conn, next_n());
-        }
-        tasks as f64 / started.elapsed().as_secs_f64()
-    });
-    show("enqueue, 1 producer", ours_enqueue, floor_enqueue);
+    paired(
+        "enqueue, 1 producer",
+        || {
+            files.empty();
+            let client = files.client();
+            let started = Instant::now();
+            for _ in 0..tasks {
+                client
+                    .enqueue("bench", &json!({"n": next_n()}), &EnqueueOptions::default())
+                    .unwrap();
+            }
+            tasks as f64 / started.elapsed().as_secs_f64()
+        },
+        || {
+            files.empty();
+            let conn = floor::open(&files.floor, files.synchronous);
+            let started = Instant::now();
+            for _ in 0..tasks {
+                floor::enqueue(&conn, next_n());
+            }
+            tasks as f64 / started.elapsed().as_secs_f64()
+        },
+    );
     for drain in [
         Drain::ClaimComplete,
         Drain::CompleteAndClaim,
         Drain::Batched,
     ] {
         for workers in [1, 4] {
-            let ours = three(|| {
-                files.fill(tasks);
-                let client = files.client();
-                on_threads(workers, tasks, || drain.ours(&client))
-            });
-            let floor = three(|| {
-                files.fill(tasks);
-                let conn = files.floor_conn();
-                on_threads(workers, tasks, || drain.floor(&conn))
-            });
-            show(
+            paired(
                 &format!("drain {}, {workers} thread(s)", drain.name()),
-                ours,
-                floor,
+                || {
+                    files.fill(tasks);
+                    let client = files.client();
+                    on_threads(workers, tasks, || drain.ours(&client))
+                },
+                || {
+                    files.fill(tasks);
+                    let conn = files.floor_conn();
+                    on_threads(workers, tasks, || drain.floor(&conn))
+                },
             );
         }
-        let ours = three(|| {
-            files.fill(tasks);
-            on_processes(4, tasks, "ours", drain, files)
-        });
-        let floor = three(|| {
-            files.fill(tasks);
-            on_processes(4, tasks, "floor", drain, files)
-        });
-        show(&format!("drain {}, 4 processes", drain.name()), ours, floor);
+        paired(
+            &format!("drain {}, 4 processes", drain.name()),
+            || {
+                files.fill(tasks);
+                on_processes(4, tasks, "ours", drain, files)
+            },
+            || {
+                files.fill(tasks);
+                on_processes(4, tasks, "floor", drain, files)
+            },
+        );
     }
 }
 
