@@ -188,3 +188,61 @@ fn retrying_a_dead_task_whose_key_is_taken_again_is_a_conflict() {
         "free again once the newer one is cancelled"
     );
 }
+
+/// Every way a task ends frees an `active` key (complete, complete_batch, a final fail, a lease
+/// that ran out on the last attempt, cancel); a fail that will retry keeps it.
+#[test]
+fn an_active_key_is_freed_by_every_way_a_task_ends_and_kept_by_a_retry() {
+    let db = TestDb::new(json!({}));
+    db.register("sync", any_object());
+    let active = json!({"dedupe_scope": "active", "max_attempts": 1});
+    let blocked = |user: i64| -> bool {
+        db.client
+            .enqueue("sync", &json!({"user": user}), &from(active.clone()))
+            .unwrap()
+            .deduplicated
+    };
+    let enqueue = |user: i64| db.enqueue_with("sync", json!({"user": user}), active.clone());
+    let ids: Vec<i64> = (1..=6).map(enqueue).collect();
+    let claimed = db.client.claim("w", &from(json!({"limit": 6}))).unwrap();
+    let token = |id: i64| {
+        claimed
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.lease_token.clone())
+            .unwrap()
+    };
+    assert_eq!(claimed.len(), 6);
+    assert!((1..=6).all(blocked), "every key blocks while its task runs");
+
+    db.client
+        .complete(ids[0], &token(ids[0]), &json!(null))
+        .unwrap();
+    let batch = vec![CompleteItem {
+        id: ids[1],
+        lease_token: token(ids[1]),
+        result: json!(null),
+    }];
+    assert!(db.client.complete_batch(&batch).unwrap()[0].ok);
+    db.client
+        .fail(ids[2], &token(ids[2]), "no", &from(json!({"retry": false})))
+        .unwrap();
+    db.set_time("lease_expires_at", -1.0, &format!("id = {}", ids[3]));
+    assert_eq!(db.client.recover_expired().unwrap().failed, 1);
+    db.client.cancel(ids[4], None).unwrap();
+    // One attempt left would retry: the task stays active and keeps its key.
+    db.sql_exec(&format!(
+        "UPDATE tasks SET max_attempts = 3 WHERE id = {}",
+        ids[5]
+    ));
+    let retried = db
+        .client
+        .fail(ids[5], &token(ids[5]), "again", &FailOptions::default())
+        .unwrap();
+    assert_eq!(retried.status, Status::Pending);
+
+    for (user, id) in (1..=5).zip(&ids) {
+        assert!(!blocked(user), "task {id} ended: its key must be free");
+    }
+    assert!(blocked(6), "a task that will retry keeps its key");
+}
