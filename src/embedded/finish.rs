@@ -232,22 +232,24 @@ pub(crate) fn complete_batch(
     let outcomes = store.write(|tx| {
         let now = clock::now_micros();
         // The complete's own guarded UPDATE, run once per item (in-process, a prepared
-        // statement run a hundred times costs less than one statement over a JSON array).
-        let mut finished: Vec<(i64, &str)> = Vec::new();
-        for (item, result) in items.iter().zip(&rows) {
-            let holder = Holder::Token(&item.lease_token);
-            if completed_now(store, tx, config, item.id, holder, result, now)? {
-                finished.push((item.id, &item.lease_token));
-            }
-        }
+        // statement run a hundred times costs less than one statement over a JSON array):
+        // whether each item completed its task. Misses are judged below, once every item has
+        // run, as on a server.
+        let completed = items
+            .iter()
+            .zip(&rows)
+            .map(|(item, result)| {
+                let holder = Holder::Token(&item.lease_token);
+                completed_now(store, tx, config, item.id, holder, result, now)
+            })
+            .collect::<Result<Vec<bool>>>()?;
         let mut reported: Vec<i64> = Vec::with_capacity(items.len());
         let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
+        for (item, completed) in items.iter().zip(completed) {
             let holder = Holder::Token(&item.lease_token);
             // The first mention of a task this call finished is the change; any later one,
             // like a repeat of an earlier call, is judged by the token (as on a server).
-            let finished_now = !reported.contains(&item.id)
-                && finished.contains(&(item.id, item.lease_token.as_str()));
+            let finished_now = completed && !reported.contains(&item.id);
             reported.push(item.id);
             let judged = if finished_now {
                 Ok(false)

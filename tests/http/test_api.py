@@ -356,13 +356,10 @@ def test_plain_sql_rows_and_changes_are_honoured_at_once(api):
     assert api.ok("POST", "/api/tasks/claim", {"worker_id": "w", "type_pattern": "email%"})["id"] == created["id"]
 
 
-def test_twenty_clients_claiming_at_once_never_share_a_task(database, start):
-    api = start(original_config(database), workers=8)
-    register(api)
-    tasks = 200
-    for start_n in range(0, tasks, 50):
-        for n in range(start_n, start_n + 50):
-            api.ok("POST", "/api/tasks", {"type": "email.send", "params": {"n": n}}, status=201)
+def drain_over_http(api, clients, send_token=False):
+    """`clients` threads, worker ids w0, w1, ..., claim and complete tasks over HTTP until a claim
+    finds none (404); the ids each one finished. With `send_token` a complete also proves its
+    lease token, not only the worker id."""
 
     def worker(number):
         got = []
@@ -371,12 +368,27 @@ def test_twenty_clients_claiming_at_once_never_share_a_task(database, start):
             if status == 404:
                 return got
             assert status == 200, body
-            got.append(body["data"]["id"])
-            done = api.ok("POST", f"/api/tasks/{body['data']['id']}/complete", {"worker_id": f"w{number}"})
+            task = body["data"]
+            got.append(task["id"])
+            proof = {"worker_id": f"w{number}"}
+            if send_token:
+                proof["lease_token"] = task["lease_token"]
+            done = api.ok("POST", f"/api/tasks/{task['id']}/complete", proof)
             assert done["status"] == "completed"
 
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(worker, range(20)))
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(worker, range(clients)))
+
+
+def test_twenty_clients_claiming_at_once_never_share_a_task(database, start):
+    api = start(original_config(database), workers=8)
+    register(api)
+    tasks = 200
+    for start_n in range(0, tasks, 50):
+        for n in range(start_n, start_n + 50):
+            api.ok("POST", "/api/tasks", {"type": "email.send", "params": {"n": n}}, status=201)
+
+    results = drain_over_http(api, clients=20)
     claimed = [i for r in results for i in r]
     assert len(claimed) == tasks and len(set(claimed)) == tasks
     assert api.sql("SELECT COUNT(*) FROM tasks WHERE status = 'completed'").strip() == str(tasks)

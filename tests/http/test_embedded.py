@@ -3,7 +3,6 @@ TASKMANAGER_DB_PATH), driven over real HTTP. The rows are read from the file wit
 sqlite3 (times are INTEGER microseconds since the epoch, UTC). Flow control, schedules and bulk
 actions need a server: they answer 501 with the library's message, never a 500."""
 
-import concurrent.futures
 import re
 import sqlite3
 import subprocess
@@ -20,7 +19,7 @@ from selenium.webdriver.support import expected_conditions as when
 
 from conftest import KEY, ROOT, config_text, embedded_config, original_config, start_api, stop_api, taskmanager
 from raw_http import send
-from test_api import HERE, SCHEMA, register, run_worker
+from test_api import HERE, SCHEMA, drain_over_http, register, run_worker
 from test_dashboard import browser, shot, sign_in, text_of, wait  # noqa: F401 (browser: a fixture)
 
 SERVER_ONLY = "is not available on the embedded (SQLite) engine"
@@ -337,20 +336,7 @@ def test_four_php_workers_four_clients_every_task_claimed_once(queue_file, start
     for n in range(tasks):
         api.ok("POST", "/api/tasks", {"type": "email.send", "params": {"n": n}}, status=201)
 
-    def worker(number):
-        got = []
-        while True:
-            status, _, body = api.call("POST", "/api/tasks/claim", {"worker_id": f"w{number}"})
-            if status == 404:
-                return got
-            assert status == 200, body
-            got.append(body["data"]["id"])
-            done = api.ok("POST", f"/api/tasks/{body['data']['id']}/complete",
-                          {"worker_id": f"w{number}", "lease_token": body["data"]["lease_token"]})
-            assert done["status"] == "completed"
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(worker, range(4)))
+    results = drain_over_http(api, clients=4, send_token=True)
     claimed = [i for r in results for i in r]
     assert len(claimed) == tasks and len(set(claimed)) == tasks
     assert sum(1 for r in results if r) > 1, "the claims were spread over the clients"
