@@ -164,15 +164,8 @@ fn complete_held(
     holder: Holder<'_>,
     result_text: &str,
 ) -> Result<bool> {
-    if completed_now(
-        store,
-        tx,
-        config,
-        id,
-        holder,
-        result_text,
-        clock::now_micros(),
-    )? {
+    let now = clock::now_micros();
+    if completed_now(store, tx, config, id, holder, result_text, now)? {
         return Ok(false);
     }
     let held = read_held(store, tx, id, holder)?;
