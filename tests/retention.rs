@@ -95,6 +95,32 @@ fn prune_deletes_old_finished_tasks_and_their_history_only() {
 }
 
 #[test]
+fn a_task_id_is_never_given_twice_even_after_the_newest_tasks_were_pruned() {
+    let db = TestDb::new(json!({}));
+    db.register("r", any_object());
+    let ids: Vec<i64> = (0..3).map(|n| db.enqueue("r", json!({"n": n}))).collect();
+    for _ in 0..3 {
+        let t = db.claim_one("w");
+        db.client.complete(t.id, &t.lease_token, &json!(1)).unwrap();
+    }
+    db.set_time("completed_at", -2.0 * 86400.0, "TRUE");
+    let pruned = db
+        .client
+        .prune(&options(json!({"older_than_seconds": 86400})))
+        .unwrap();
+    assert_eq!(
+        (pruned.tasks, db.count("SELECT COUNT(*) FROM tasks")),
+        (3, 0)
+    );
+    // Every task is gone, the newest included: a new one still gets an id above them all.
+    let next = db.enqueue("r", json!({"n": 99}));
+    assert!(
+        next > ids[2],
+        "task id {next} given again after the prune (pruned ids {ids:?})"
+    );
+}
+
+#[test]
 fn prune_refuses_what_it_must_not_do() {
     let db = TestDb::new(json!({}));
     for (bad, text) in [

@@ -21,10 +21,12 @@ CREATE TABLE IF NOT EXISTS task_types (
   CONSTRAINT uk_name UNIQUE (name)
 );
 
--- AUTOINCREMENT: an id is never given twice, even after the newest tasks were pruned, so a
--- stale reference can never reach another task.
+-- An id is never given twice, even after the newest tasks were pruned, so a stale reference
+-- can never reach another task: an enqueue takes one past the highest id present and past the
+-- highest one a prune deleted (tm_task_ids). Not AUTOINCREMENT, which would rewrite its
+-- sequence row, one more page of the log, at every enqueue.
 CREATE TABLE IF NOT EXISTS tasks (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   type_id INTEGER NOT NULL REFERENCES task_types (id) ON DELETE CASCADE,
   -- The checks and the partial indexes below name at most two values per IN list: SQLite
   -- tests a longer list of constants by building a temporary table at every statement that
@@ -68,6 +70,12 @@ CREATE INDEX IF NOT EXISTS idx_tasks_leased ON tasks (lease_expires_at) WHERE st
 -- it repeat this condition word for word, which is how SQLite sees that they may).
 CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks (completed_at)
   WHERE status NOT IN ('pending', 'claimed');
+
+-- One row: the highest task id when a prune last deleted tasks (written by prune only).
+CREATE TABLE IF NOT EXISTS tm_task_ids (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  highest INTEGER NOT NULL
+);
 
 -- No AUTOINCREMENT here: nothing refers to a history row by id, and it would cost every
 -- history row a write of the sequence table.

@@ -20,9 +20,10 @@ use std::sync::Arc;
 /// temporary table for returned rows, which would cost more than the INSERT): a row inserted is
 /// the connection's last rowid, a duplicate changes nothing.
 const INSERT: &str = "\
-INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority,
-                   max_attempts, run_at, created_at, updated_at)
-VALUES (?1, 'pending', ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+INSERT INTO tasks (id, type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope,
+                   priority, max_attempts, run_at, created_at, updated_at)
+VALUES (MAX(IFNULL((SELECT MAX(id) FROM tasks), 0), IFNULL((SELECT highest FROM tm_task_ids), 0)) + 1,
+        ?1, 'pending', ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
 ON CONFLICT (dedupe_lock) DO NOTHING";
 
 const HOLDER: &str = "SELECT id, status, created_at FROM tasks WHERE dedupe_lock = ?1";

@@ -154,6 +154,11 @@ SELECT * FROM (
   ORDER BY completed_at LIMIT ?3)
 LIMIT ?3";
 
+/// Records the highest task id before a prune deletes tasks (see `tm_task_ids` in the schema).
+const KEEP_HIGHEST_ID: &str = "\
+INSERT INTO tm_task_ids (singleton, highest) SELECT 1, IFNULL(MAX(id), 0) FROM tasks WHERE true
+ON CONFLICT (singleton) DO UPDATE SET highest = MAX(highest, excluded.highest)";
+
 struct FileSteps<'a>(&'a Store);
 
 /// The prune's cutoff: `age` seconds before now, in microseconds.
@@ -205,6 +210,11 @@ impl PruneSteps for FileSteps<'_> {
              AND status = ?1 AND (completed_at < ?2 OR (completed_at IS NULL AND updated_at < ?2))"
         );
         store.write(|tx| {
+            // The newest task may be among those deleted: new ids must still start above it.
+            tx.prepare_cached(KEEP_HIGHEST_ID)
+                .sql(store)?
+                .execute([])
+                .sql(store)?;
             let cutoff = cutoff(age);
             let history = tx
                 .prepare(&history_sql)
