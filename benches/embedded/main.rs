@@ -25,7 +25,8 @@ use measure::three;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use serde_json::json;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use taskmanager::{BatchItem, Client, EnqueueOptions};
@@ -196,7 +197,9 @@ fn on_threads(threads: usize, total: usize, work: impl Fn() -> usize + Sync) -> 
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Runs `processes` copies of this program as workers; tasks per second for `total`.
+/// Runs `processes` copies of this program as workers; tasks per second for `total`. The clock
+/// starts when every worker has opened the file and said so, and they all start on one word
+/// from here: a process's start (exec, loading, opening) is not part of the drain.
 fn on_processes(processes: usize, total: usize, side: &str, drain: Drain, files: &Files) -> f64 {
     let exe = std::env::current_exe().unwrap();
     let path = if side == "ours" {
@@ -204,43 +207,57 @@ fn on_processes(processes: usize, total: usize, side: &str, drain: Drain, files:
     } else {
         &files.floor
     };
-    let started = Instant::now();
-    let children: Vec<_> = (0..processes)
+    let mut children: Vec<_> = (0..processes)
         .map(|_| {
-            Command::new(&exe)
+            let mut child = Command::new(&exe)
                 .args(["--worker", side, drain.name(), path, files.synchronous])
-                .stdout(std::process::Stdio::piped())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
                 .spawn()
-                .unwrap()
+                .unwrap();
+            let mut answers = BufReader::new(child.stdout.take().unwrap()).lines();
+            let ready = answers.next().unwrap().unwrap();
+            assert_eq!(ready, "ready", "a worker process did not start");
+            (child, answers)
         })
         .collect();
+    let started = Instant::now();
+    for (child, _) in &mut children {
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
     let done: usize = children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "a worker process failed");
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse::<usize>()
-                .unwrap()
-        })
+        .iter_mut()
+        .map(|(_, answers)| answers.next().unwrap().unwrap().parse::<usize>().unwrap())
         .sum();
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    for (mut child, _) in children {
+        assert!(child.wait().unwrap().success(), "a worker process failed");
+    }
     assert_eq!(
         done, total,
         "the processes finished {done} of {total} tasks"
     );
-    total as f64 / started.elapsed().as_secs_f64()
+    rate
 }
 
-/// A worker process: drains and prints how many tasks it finished.
+/// A worker process: opens its side's file, says `ready`, waits for `go`, drains and prints
+/// how many tasks it finished.
 fn worker(args: &[String]) {
     let [side, drain, path, synchronous] = [&args[0], &args[1], &args[2], &args[3]];
     let drain = Drain::parse(drain);
-    let done = if side == "ours" {
-        drain.ours(&open_ours(path, synchronous))
-    } else {
-        drain.floor(&Mutex::new(floor::open(path, synchronous)))
+    let ours = (side == "ours").then(|| open_ours(path, synchronous));
+    let floor = (side != "ours").then(|| Mutex::new(floor::open(path, synchronous)));
+    if let Some(client) = &ours {
+        // Opens the file and checks its schema, as the floor's open does.
+        client.list_types().unwrap();
+    }
+    println!("ready");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    let done = match (&ours, &floor) {
+        (Some(client), _) => drain.ours(client),
+        (_, Some(conn)) => drain.floor(conn),
+        _ => unreachable!("one side is open"),
     };
     println!("{done}");
 }
