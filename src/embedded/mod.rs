@@ -20,6 +20,7 @@
 //! the last commits on power loss. A lease's own commits (claims and heartbeats) never wait for
 //! the disk, at either setting (see [`Commit::Lease`]): they too survive any process crash.
 
+mod busy;
 mod claim;
 pub(crate) mod clock;
 mod enqueue;
@@ -258,7 +259,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| self.error(e))?;
-        conn.busy_timeout(Duration::from_secs(self.settings.busy_timeout_secs))
+        busy::wait_for_the_lock(&conn, Duration::from_secs(self.settings.busy_timeout_secs))
             .map_err(|e| self.error(e))?;
         // journal_mode = WAL is a property of the file; asking for it also proves the file
         // is a SQLite database (anything else fails here with SQLITE_NOTADB).
