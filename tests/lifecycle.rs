@@ -129,6 +129,49 @@ fn higher_priority_first_then_oldest() {
 }
 
 #[test]
+fn claims_of_several_types_take_the_best_tasks_across_them() {
+    let db = TestDb::new(json!({}));
+    for name in ["mix.a", "mix.b", "other"] {
+        db.register(name, any_object());
+    }
+    // (type, priority), in the order enqueued.
+    let plan = [
+        ("mix.a", 0),
+        ("mix.b", 5),
+        ("mix.a", 5),
+        ("other", 9),
+        ("mix.b", 0),
+        ("mix.a", 7),
+        ("mix.b", 7),
+    ];
+    let ids: Vec<i64> = plan
+        .iter()
+        .enumerate()
+        .map(|(n, (name, priority))| {
+            db.enqueue_with(name, json!({"n": n}), json!({"priority": priority}))
+        })
+        .collect();
+    // Each claim's tasks are released again for the next.
+    let take = |options: serde_json::Value| -> Vec<i64> {
+        let claimed = db.client.claim("w", &from(options)).unwrap();
+        let order = claimed.iter().map(|t| t.id).collect();
+        for t in claimed {
+            db.client.release(t.id, &t.lease_token).unwrap();
+        }
+        order
+    };
+    let mix = [ids[5], ids[6], ids[1], ids[2], ids[0], ids[4]];
+    assert_eq!(take(json!({"types": ["mix.a", "mix.b"], "limit": 10})), mix);
+    // Fewer than each type has: each type's own best come first.
+    assert_eq!(
+        take(json!({"types": ["mix.b", "mix.a"], "limit": 2})),
+        mix[..2]
+    );
+    assert_eq!(take(json!({"type_prefix": "mix.", "limit": 4})), mix[..4]);
+    assert_eq!(take(json!({"limit": 4})), [ids[3], ids[5], ids[6], ids[1]]);
+}
+
+#[test]
 fn delayed_tasks_wait_for_their_time() {
     let db = TestDb::new(json!({}));
     db.register("later", any_object());

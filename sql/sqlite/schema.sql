@@ -60,8 +60,8 @@ CREATE TABLE IF NOT EXISTS tasks (
 
 -- Partial indexes: each holds only the rows of the status it serves, so a status change
 -- touches only the indexes of the statuses it leaves and enters.
--- The default claim order (priority, then oldest), over every type and over one type.
-CREATE INDEX IF NOT EXISTS idx_tasks_ready ON tasks (priority DESC, id) WHERE status = 'pending';
+-- The default claim order (priority, then oldest) per type; a claim of several types or of
+-- any type takes the best of each type's first tasks (src/embedded/claim.rs).
 CREATE INDEX IF NOT EXISTS idx_tasks_type_ready ON tasks (type_id, priority DESC, id)
   WHERE status = 'pending';
 -- Lease recovery: claimed tasks by the end of their lease.

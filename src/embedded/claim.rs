@@ -140,13 +140,29 @@ fn claim_in(
     Ok(tasks)
 }
 
-/// The claim's type filter as SQL over `type_id` (`Some("")` for any type); `None` when it
-/// matches no type. Ids are integers from the file or the caller's checked list.
+/// The types a claim may take: any (`None`) or these ids (integers from the file or the
+/// caller's checked list).
+struct TypeFilter(Option<Vec<i64>>);
+
+impl TypeFilter {
+    /// The filter as a condition on `column` to append to a `WHERE` (empty for any type).
+    fn sql(&self, column: &str) -> String {
+        match &self.0 {
+            None => String::new(),
+            Some(ids) => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!("AND {column} IN ({})", list.join(", "))
+            }
+        }
+    }
+}
+
+/// The claim's type filter; `None` when it matches no type.
 fn type_filter(
     store: &Store,
     tx: &Transaction<'_>,
     options: &ClaimOptions,
-) -> Result<Option<String>> {
+) -> Result<Option<TypeFilter>> {
     let by_name: Option<Vec<i64>> =
         match (&options.types, &options.type_prefix, &options.type_pattern) {
             (Some(names), _, _) => {
@@ -177,16 +193,12 @@ fn type_filter(
             (None, None, None) => None,
         };
     let ids = match (by_name, &options.type_ids) {
-        (None, None) => return Ok(Some(String::new())),
+        (None, None) => return Ok(Some(TypeFilter(None))),
         (None, Some(wanted)) => wanted.clone(),
         (Some(found), None) => found,
         (Some(found), Some(wanted)) => found.into_iter().filter(|id| wanted.contains(id)).collect(),
     };
-    if ids.is_empty() {
-        return Ok(None);
-    }
-    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    Ok(Some(format!("AND type_id IN ({})", list.join(", "))))
+    Ok((!ids.is_empty()).then_some(TypeFilter(Some(ids))))
 }
 
 fn type_ids_like(store: &Store, tx: &Transaction<'_>, pattern: &str) -> Result<Vec<i64>> {
@@ -216,6 +228,36 @@ fn order_sql(order: ClaimOrder) -> String {
     }
 }
 
+/// The `SELECT` of the ids a claim leases (`?2`: now, `?5`: how many).
+///
+/// In the library's order (highest priority first, then oldest) each type's runnable tasks are
+/// read from the type's index, the first `?5` of each, and the best `?5` of those are taken:
+/// one index serves claims of one type, of a list and of any type, and an enqueue or a claim
+/// writes one index entry of the pending tasks, not two (an index over every type's pending
+/// tasks cost each enqueue a page of the log). The HTTP API's orders sort the runnable tasks.
+///
+/// `LIMIT +?5`, not `LIMIT ?5`: a bare parameter as the limit of a subquery makes SQLite
+/// prepare the statement again at every run (a quarter of a claim's time); the unary plus
+/// keeps one prepared plan.
+fn picked_ids(order: ClaimOrder, types: &TypeFilter) -> String {
+    match order {
+        ClaimOrder::PriorityThenAge => format!(
+            "SELECT t.id FROM task_types y JOIN tasks t ON t.id IN ( \
+               SELECT id FROM tasks INDEXED BY idx_tasks_type_ready \
+               WHERE type_id = y.id AND status = 'pending' AND run_at <= ?2 \
+               ORDER BY priority DESC, id LIMIT +?5) \
+             WHERE TRUE {} ORDER BY t.priority DESC, t.id LIMIT +?5",
+            types.sql("y.id")
+        ),
+        ClaimOrder::By(..) => format!(
+            "SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ?2 {} \
+             ORDER BY {} LIMIT +?5",
+            types.sql("type_id"),
+            order_sql(order)
+        ),
+    }
+}
+
 /// Leases up to `limit` runnable tasks in one statement, with their history rows.
 #[allow(clippy::too_many_arguments)]
 fn pick(
@@ -225,21 +267,17 @@ fn pick(
     worker_id: &str,
     wanted: &Wanted,
     limit: u32,
-    type_filter: &str,
+    type_filter: &TypeFilter,
     now: i64,
 ) -> Result<Vec<Leased>> {
-    let order = order_sql(wanted.order);
-    // `LIMIT +?5`, not `LIMIT ?5`: a bare parameter as the limit of the IN-subquery makes
-    // SQLite prepare the statement again at every run (a quarter of a claim's time); the
-    // unary plus keeps one prepared plan.
     let statement = format!(
         "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_by = ?1, \
          claimed_at = ?2, lease_expires_at = ?3, lease_token = ?4 || '.' || id, progress = 0, \
          updated_at = ?2 \
-         WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ?2 {type_filter} \
-                      ORDER BY {order} LIMIT +?5) \
+         WHERE id IN ({}) \
          RETURNING id, type_id, params_json, priority, attempts, max_attempts, lease_expires_at, \
-                   lease_token"
+                   lease_token",
+        picked_ids(wanted.order, type_filter)
     );
     let lease_ends = now + clock::seconds(wanted.lease_seconds);
     let token_prefix = random_hex();
