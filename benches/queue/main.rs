@@ -89,6 +89,14 @@ fn ours_enqueue(client: &Client, count: usize) {
     }
 }
 
+/// One open connection per floor worker, opened before the clock starts, as ours reuse their
+/// clients' pools.
+fn connections(server: &Server, count: usize) -> Vec<std::sync::Mutex<mysql::Conn>> {
+    (0..count)
+        .map(|_| std::sync::Mutex::new(server.raw()))
+        .collect()
+}
+
 /// Builds the shared library the bindings load and returns its path.
 fn build_cdylib() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -315,8 +323,9 @@ fn main() {
             });
             let floor = three(|| {
                 reset(&mut raw);
-                parallel(producers, per * producers, |_| {
-                    floor::enqueue(&mut server.raw(), per, next_n)
+                let conns = connections(&server, producers);
+                parallel(producers, per * producers, |w| {
+                    floor::enqueue(&mut conns[w].lock().unwrap(), per, next_n)
                 })
             });
             show(&format!("enqueue, {producers} producer(s)"), ours, floor);
@@ -330,8 +339,9 @@ fn main() {
             });
             let floor = three(|| {
                 fill_floor(&mut raw);
-                let rate = parallel(workers, tasks, |_| {
-                    floor::drain(&mut server.raw());
+                let conns = connections(&server, workers);
+                let rate = parallel(workers, tasks, |w| {
+                    floor::drain(&mut conns[w].lock().unwrap());
                 });
                 floor_drained(&mut raw, rate)
             });
@@ -379,7 +389,8 @@ fn main() {
         reset(&mut raw);
         let ours_cpu = cpu_per_task(tasks, || ours_enqueue(&clients[0], tasks));
         reset(&mut raw);
-        let floor_cpu = cpu_per_task(tasks, || floor::enqueue(&mut server.raw(), tasks, next_n));
+        let mut conn = server.raw();
+        let floor_cpu = cpu_per_task(tasks, || floor::enqueue(&mut conn, tasks, next_n));
         print_cpu(
             "CPU per task, enqueue, 1 producer",
             ours_cpu,
@@ -392,9 +403,10 @@ fn main() {
             });
         });
         fill_floor(&mut raw);
+        let conns = connections(&server, 4);
         let floor_cpu = cpu_per_task(tasks, || {
-            parallel(4, tasks, |_| {
-                floor::drain(&mut server.raw());
+            parallel(4, tasks, |w| {
+                floor::drain(&mut conns[w].lock().unwrap());
             });
         });
         print_cpu("CPU per task, drain, 4 workers", ours_cpu, Some(floor_cpu));
