@@ -390,6 +390,26 @@ fn a_file_locked_by_another_connection_is_waited_for_then_refused_with_sqlites_c
 }
 
 #[test]
+fn migrating_a_current_file_again_creates_what_it_lacks_and_changes_nothing_else() {
+    let db = TestDb::sqlite(json!({}));
+    db.register("m", json!({"type": "object"}));
+    let first = db.enqueue("m", json!({"n": 1}));
+    // As a file made by an earlier build of this version, or one a person trimmed by hand.
+    db.sql_exec("DROP TABLE tm_task_ids");
+    db.sql_exec("DROP INDEX idx_task_id");
+    let report = db.client.migrate().unwrap();
+    assert!(report.applied.is_empty(), "{report:?}");
+    for (kind, name) in [("table", "tm_task_ids"), ("index", "idx_task_id")] {
+        let found = db.count(&format!(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = '{kind}' AND name = '{name}'"
+        ));
+        assert_eq!(found, 1, "{kind} {name} created again");
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 1, "the task stays");
+    assert!(db.enqueue("m", json!({"n": 2})) > first);
+}
+
+#[test]
 fn a_file_from_a_newer_release_is_refused_naming_its_version_and_left_unchanged() {
     let db = TestDb::sqlite(json!({}));
     db.register("n", json!({"type": "object"}));

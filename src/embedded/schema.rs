@@ -46,15 +46,19 @@ pub(crate) fn newer(store: &Store, found: i64) -> Error {
     .with_details(json!({"found": found, "required": VERSION}))
 }
 
-/// Creates the schema in the file (one transaction: whole or absent); a current file is left
-/// as it is.
+/// Creates the schema in the file (one transaction: whole or absent). On a current file it
+/// creates only what is missing (every statement of the schema is `IF NOT EXISTS`): a table
+/// or index lost, or one that a file made by an earlier build of this version lacks.
 pub(crate) fn migrate(store: &Store) -> Result<MigrationReport> {
     store.write_unchecked(|tx| match version(store, tx)? {
         Some(v) if v > VERSION => Err(newer(store, v)),
-        Some(v) if v == VERSION => Ok(MigrationReport {
-            applied: Vec::new(),
-            version: VERSION,
-        }),
+        Some(v) if v == VERSION => {
+            tx.execute_batch(SCHEMA).sql(store)?;
+            Ok(MigrationReport {
+                applied: Vec::new(),
+                version: VERSION,
+            })
+        }
         _ => {
             tx.execute_batch(SCHEMA).sql(store)?;
             tx.execute(
