@@ -7,6 +7,16 @@ use common::{TestDb, any_object, from};
 use serde_json::json;
 use taskmanager::*;
 
+/// The ids one claim takes, in its answer's order.
+fn claimed_ids(db: &TestDb, options: serde_json::Value) -> Vec<i64> {
+    db.client
+        .claim("w", &from::<ClaimOptions>(options))
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect()
+}
+
 #[test]
 fn nothing_to_claim_is_an_empty_list() {
     let db = TestDb::new(json!({}));
@@ -35,13 +45,7 @@ fn higher_priority_first_then_oldest() {
     let old_mid = db.enqueue("job", json!({"n": 2}));
     let high = db.enqueue_with("job", json!({"n": 3}), json!({"priority": 10}));
     let new_mid = db.enqueue("job", json!({"n": 4}));
-    let order: Vec<i64> = db
-        .client
-        .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let order = claimed_ids(&db, json!({"limit": 10}));
     assert_eq!(order, [high, old_mid, new_mid, low]);
 }
 
@@ -103,13 +107,7 @@ fn delayed_tasks_wait_for_their_time() {
         json!({"n": 3}),
         json!({"run_at": "2001-01-01 00:00:00"}),
     );
-    let got: Vec<i64> = db
-        .client
-        .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let got = claimed_ids(&db, json!({"limit": 10}));
     assert_eq!(got, [past]);
     let run_at = db.client.get_task(delayed).unwrap().run_at;
     assert!(run_at > db.client.get_task(past).unwrap().created_at);
@@ -128,59 +126,27 @@ fn claim_filters_by_type_list_and_literal_prefix() {
             .enqueue(name, &json!({"for": name}), &EnqueueOptions::default())
             .unwrap();
     }
-    let by_prefix = db
-        .client
-        .claim(
-            "w",
-            &from::<ClaimOptions>(json!({"type_prefix": "img_", "limit": 10})),
-        )
-        .unwrap();
+    // The type names one claim (of up to 10) takes, in its answer's order.
+    let claimed_types = |options: serde_json::Value| -> Vec<String> {
+        db.client
+            .claim("w", &from::<ClaimOptions>(options))
+            .unwrap()
+            .into_iter()
+            .map(|t| t.type_name)
+            .collect()
+    };
     assert_eq!(
-        by_prefix
-            .iter()
-            .map(|t| t.type_name.as_str())
-            .collect::<Vec<_>>(),
+        claimed_types(json!({"type_prefix": "img_", "limit": 10})),
         ["img_x.resize"]
     );
-    let pct = db
-        .client
-        .claim(
-            "w",
-            &from::<ClaimOptions>(json!({"type_prefix": "100%", "limit": 10})),
-        )
-        .unwrap();
-    assert_eq!(pct.len(), 1);
-    assert!(
-        db.client
-            .claim(
-                "w",
-                &from::<ClaimOptions>(json!({"type_prefix": "%", "limit": 10}))
-            )
-            .unwrap()
-            .is_empty()
-    );
-    let by_list = db
-        .client
-        .claim(
-            "w",
-            &from::<ClaimOptions>(json!({"types": ["mail.send", "nope"], "limit": 10})),
-        )
-        .unwrap();
     assert_eq!(
-        by_list
-            .iter()
-            .map(|t| t.type_name.as_str())
-            .collect::<Vec<_>>(),
+        claimed_types(json!({"type_prefix": "100%", "limit": 10})).len(),
+        1
+    );
+    assert!(claimed_types(json!({"type_prefix": "%", "limit": 10})).is_empty());
+    assert_eq!(
+        claimed_types(json!({"types": ["mail.send", "nope"], "limit": 10})),
         ["mail.send"]
     );
-    let rest = db
-        .client
-        .claim("w", &from::<ClaimOptions>(json!({"limit": 10})))
-        .unwrap();
-    assert_eq!(
-        rest.iter()
-            .map(|t| t.type_name.as_str())
-            .collect::<Vec<_>>(),
-        ["imgAx.crop"]
-    );
+    assert_eq!(claimed_types(json!({"limit": 10})), ["imgAx.crop"]);
 }

@@ -240,24 +240,31 @@ fn on_processes(processes: usize, total: usize, side: &str, drain: Drain, files:
     rate
 }
 
+/// What a worker process drains with.
+enum Side {
+    Ours(Client),
+    Floor(Mutex<Connection>),
+}
+
 /// A worker process: opens its side's file, says `ready`, waits for `go`, drains and prints
 /// how many tasks it finished.
 fn worker(args: &[String]) {
     let [side, drain, path, synchronous] = [&args[0], &args[1], &args[2], &args[3]];
     let drain = Drain::parse(drain);
-    let ours = (side == "ours").then(|| open_ours(path, synchronous));
-    let floor = (side != "ours").then(|| Mutex::new(floor::open(path, synchronous)));
-    if let Some(client) = &ours {
+    let opened = if side == "ours" {
+        let client = open_ours(path, synchronous);
         // Opens the file and checks its schema, as the floor's open does.
         client.list_types().unwrap();
-    }
+        Side::Ours(client)
+    } else {
+        Side::Floor(Mutex::new(floor::open(path, synchronous)))
+    };
     println!("ready");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).unwrap();
-    let done = match (&ours, &floor) {
-        (Some(client), _) => drain.ours(client),
-        (_, Some(conn)) => drain.floor(conn),
-        _ => unreachable!("one side is open"),
+    let done = match &opened {
+        Side::Ours(client) => drain.ours(client),
+        Side::Floor(conn) => drain.floor(conn),
     };
     println!("{done}");
 }

@@ -210,21 +210,16 @@ fn type_ids_like(store: &Store, tx: &Transaction<'_>, pattern: &str) -> Result<V
         .sql(store)
 }
 
-/// `ORDER BY` of a claim order; every order ends with the id, so the pick is deterministic.
+/// `ORDER BY` of an HTTP API claim order (`sort_by`); every order ends with the id, so the pick is deterministic.
 /// `created_at` order is id order, as on a server (which serves both from one index): the two
 /// follow insertion, and where they disagree (the clock stepped back, a row changed by hand)
 /// the engines must still hand out the same task.
-fn order_sql(order: ClaimOrder) -> String {
-    match order {
-        ClaimOrder::PriorityThenAge => "priority DESC, id".into(),
-        ClaimOrder::By(column, descending) => {
-            let dir = if descending { "DESC" } else { "ASC" };
-            match column {
-                SortColumn::CreatedAt | SortColumn::Id => format!("id {dir}"),
-                SortColumn::Priority => format!("priority {dir}, id {dir}"),
-                SortColumn::Attempts => format!("attempts {dir}, id {dir}"),
-            }
-        }
+fn sort_sql(column: SortColumn, descending: bool) -> String {
+    let dir = if descending { "DESC" } else { "ASC" };
+    match column {
+        SortColumn::CreatedAt | SortColumn::Id => format!("id {dir}"),
+        SortColumn::Priority => format!("priority {dir}, id {dir}"),
+        SortColumn::Attempts => format!("attempts {dir}, id {dir}"),
     }
 }
 
@@ -249,11 +244,11 @@ fn picked_ids(order: ClaimOrder, types: &TypeFilter) -> String {
              WHERE TRUE {} ORDER BY t.priority DESC, t.id LIMIT +?5",
             types.sql("y.id")
         ),
-        ClaimOrder::By(..) => format!(
+        ClaimOrder::By(column, descending) => format!(
             "SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ?2 {} \
              ORDER BY {} LIMIT +?5",
             types.sql("type_id"),
-            order_sql(order)
+            sort_sql(column, descending)
         ),
     }
 }

@@ -50,27 +50,26 @@ pub(crate) fn newer(store: &Store, found: i64) -> Error {
 /// creates only what is missing (every statement of the schema is `IF NOT EXISTS`): a table
 /// or index lost, or one that a file made by an earlier build of this version lacks.
 pub(crate) fn migrate(store: &Store) -> Result<MigrationReport> {
-    store.write_unchecked(|tx| match version(store, tx)? {
-        Some(v) if v > VERSION => Err(newer(store, v)),
-        Some(v) if v == VERSION => {
-            tx.execute_batch(SCHEMA).sql(store)?;
-            Ok(MigrationReport {
-                applied: Vec::new(),
-                version: VERSION,
-            })
+    store.write_unchecked(|tx| {
+        let found = version(store, tx)?;
+        if let Some(v) = found.filter(|v| *v > VERSION) {
+            return Err(newer(store, v));
         }
-        _ => {
-            tx.execute_batch(SCHEMA).sql(store)?;
+        tx.execute_batch(SCHEMA).sql(store)?;
+        let applied = if found == Some(VERSION) {
+            Vec::new()
+        } else {
             tx.execute(
                 "INSERT OR IGNORE INTO tm_schema_migrations (version, name, applied_at) \
                  VALUES (?1, 'embedded_schema', ?2)",
                 (VERSION, clock::now_micros()),
             )
             .sql(store)?;
-            Ok(MigrationReport {
-                applied: vec![VERSION],
-                version: VERSION,
-            })
-        }
+            vec![VERSION]
+        };
+        Ok(MigrationReport {
+            applied,
+            version: VERSION,
+        })
     })
 }
