@@ -107,6 +107,46 @@ fn concurrent_identical_enqueues_make_one_row() {
     }
 }
 
+/// Batches that overlap, sent at once: each task is made once, and has exactly one `created`
+/// history row however many batches named it (the batch finds its new tasks' rows by their
+/// ids and its token).
+#[test]
+fn concurrent_overlapping_batches_make_each_task_once_with_one_created_row() {
+    let db = TestDb::new(json!({"pool_max_connections": 8}));
+    db.register("overlap", any_object());
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|thread| {
+            let (client, barrier) = (db.client.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                // Thread t names tasks 10t .. 10t+39: each task is in up to four batches.
+                for round in 0..4 {
+                    let items: Vec<BatchItem> = from(json!((0..10)
+                        .map(|i| json!({"type": "overlap", "params": {"n": thread * 10 + round * 10 + i}}))
+                        .collect::<Vec<_>>()));
+                    client.enqueue_batch(&items).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 70);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM task_history WHERE status_change = 'created'"),
+        70
+    );
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM tasks t WHERE (SELECT COUNT(*) FROM task_history h \
+             WHERE h.task_id = t.id AND h.status_change = 'created') <> 1"
+        ),
+        0
+    );
+}
+
 #[test]
 fn scope_active_allows_the_same_work_again_once_finished() {
     let db = TestDb::new(json!({}));

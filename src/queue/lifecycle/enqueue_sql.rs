@@ -43,9 +43,9 @@ pub struct EnqueueLookup {
 ///
 /// One task (the common call) is an INSERT and, with history on, its `created` row keyed by
 /// `LAST_INSERT_ID()` and written only when the INSERT created the task (`ROW_COUNT() = 1`,
-/// which a duplicate, a refused type and a late repeat all leave at 0). A batch writes its
-/// history rows for the tasks it created that have none yet, and reads back which row holds
-/// each key in the same script (the INSERT is all or nothing).
+/// which a duplicate, a refused type and a late repeat all leave at 0). A batch writes the
+/// history rows of the tasks its INSERT created, and reads back which row holds each key in
+/// the same script (the INSERT is all or nothing).
 pub fn enqueue(
     tasks: &[NewTask<'_>],
     types: &[(i64, &str)],
@@ -89,6 +89,11 @@ pub fn enqueue(
         "SET @tm_rows = {}",
         sql::text(&rows_document(tasks))
     ));
+    // The highest id before the INSERT: see the history rows below.
+    if history_on {
+        // SELECT ... INTO, not SET @v = (SELECT ...): the server makes the latter a locking read.
+        script.push("SELECT (SELECT COALESCE(MAX(id), 0) FROM tasks) INTO @tm_before".into());
+    }
     let listed = NewTaskSql {
         type_id: "v.type_id".into(),
         params: "v.params_json".into(),
@@ -117,15 +122,23 @@ pub fn enqueue(
     );
     let token = sql::text(token);
     if history_on {
+        // Every task the INSERT created has an id above the highest one before it (the counter
+        // only grows; rows not yet visible only widen the range), so its new tasks are a
+        // primary-key range read with the call's token: a sequential read of the rows just
+        // written, where finding each key by the unique index took half the batch's time. The
+        // ids are read first, by a consistent read: an INSERT ... SELECT would lock the
+        // range, other producers' new rows in it too, and deadlock with them. A repeat after a
+        // lost connection whose first run committed creates nothing: its tasks, and their
+        // history rows, are below the range.
+        script.push(format!(
+            "SELECT (SELECT JSON_ARRAYAGG(id) FROM tasks FORCE INDEX (PRIMARY) \
+             WHERE id > @tm_before AND enqueue_token = {token}) INTO @tm_created"
+        ));
         script.push(history(
             &change_sql(ENQUEUE.change),
-            TASK_HOLDER,
             "NULL",
-            &format!(
-                "{keys} WHERE t.enqueue_token = {token} AND NOT EXISTS (SELECT 1 FROM task_history h \
-                 WHERE h.task_id = t.id AND h.status_change = '{}')",
-                ENQUEUE.change.as_str()
-            ),
+            "NULL",
+            "FROM JSON_TABLE(@tm_created, '$[*]' COLUMNS (id BIGINT PATH '$')) AS t",
         ));
     }
     let holders = script.push(format!(
