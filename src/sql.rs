@@ -10,8 +10,6 @@
 //!
 //! Everything else in a script is a constant of this crate.
 
-use std::fmt::Write;
-
 /// An integer literal.
 pub(crate) fn int(value: i64) -> String {
     value.to_string()
@@ -31,9 +29,12 @@ pub(crate) fn float(value: f64) -> String {
 pub(crate) fn text(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 2 + 12);
     out.push_str("_utf8mb4 X'");
+    // Two digits per byte from a table: a batch's document is most of what a client sends, and
+    // formatting each byte through `write!` was a quarter of a batch enqueue's client time.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in value.bytes() {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{byte:02x}");
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
     }
     out.push('\'');
     out
