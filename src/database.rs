@@ -169,7 +169,8 @@ impl Database {
     /// finishing idempotent, enqueue tokens make enqueue so, a claim finds its own leases), so:
     /// - a connection the server dropped while it sat in the pool is replaced and the step
     ///   runs again, once;
-    /// - a deadlock (1213, also a Galera certification conflict) runs it again within a time
+    /// - a deadlock (1213, also a Galera certification conflict; 1467 over an AUTO-INC lock) runs
+    ///   it again within a time
     ///   budget, a lock-wait timeout (1205) a bounded number of times.
     ///
     /// `op` gets `again = true` on a repeat after a connection error, when its first run may
@@ -212,7 +213,7 @@ impl Database {
                     again = true;
                 }
                 Err(e)
-                    if (e.server_code() == Some(1213) && started.elapsed() < DEADLOCK_BUDGET)
+                    if (lost_a_deadlock(&e) && started.elapsed() < DEADLOCK_BUDGET)
                         || (e.server_code() == Some(1205) && lock_waits < LOCK_WAIT_RETRIES) =>
                 {
                     conflicts += 1;
@@ -235,6 +236,14 @@ impl Database {
     }
 }
 
+/// A deadlock the server broke by rolling this transaction back: 1213, or 1467 when the lock
+/// it lost was a table's AUTO-INC lock (InnoDB reports that as "Failed to read auto-increment
+/// value"; seen when INSERT ... SELECT statements into `task_history` that read each other's
+/// rows run with no pause between them). Either way the step is whole to run again.
+fn lost_a_deadlock(e: &Error) -> bool {
+    matches!(e.server_code(), Some(1213 | 1467))
+}
+
 /// Commits a driver transaction, mapping a broken connection to `OutcomeUnknown`.
 pub(crate) fn commit(db: &Database, tx: mysql::Transaction<'_>) -> Result<()> {
     tx.commit().map_err(|e| unknown_outcome(db.error(e)))
@@ -250,5 +259,27 @@ fn timed_out(e: &Error) -> bool {
 fn discard_if_broken(conn: &mut Conn<'_>, e: &Error) {
     if e.leaves_connection_in_doubt() {
         conn.discard();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Code;
+
+    fn server_error(code: u64) -> Error {
+        Error::new(Code::Database, "refused").with_details(serde_json::json!({"server_code": code}))
+    }
+
+    #[test]
+    fn a_lost_auto_inc_lock_is_a_deadlock_to_retry_and_a_timeout_is_not() {
+        assert!(lost_a_deadlock(&server_error(1213)));
+        assert!(lost_a_deadlock(&server_error(1467)));
+        assert!(!lost_a_deadlock(&server_error(1205)));
+        assert!(!lost_a_deadlock(&server_error(1062)));
+        assert!(!lost_a_deadlock(&Error::new(
+            Code::Database,
+            "no server code"
+        )));
     }
 }
