@@ -170,8 +170,7 @@ impl Database {
     /// - a connection the server dropped while it sat in the pool is replaced and the step
     ///   runs again, once;
     /// - a deadlock (1213, also a Galera certification conflict; 1467 over an AUTO-INC lock) runs
-    ///   it again within a time
-    ///   budget, a lock-wait timeout (1205) a bounded number of times.
+    ///   it again within a time budget, a lock-wait timeout (1205) a bounded number of times.
     ///
     /// `op` gets `again = true` on a repeat after a connection error, when its first run may
     /// have committed. A connection whose last exchange failed is never pooled again.
