@@ -57,7 +57,7 @@ INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe
 SELECT (SELECT JSON_ARRAYAGG(id) FROM tasks FORCE INDEX (PRIMARY) WHERE id > @tm_before AND enqueue_token = :enqueue_token) INTO @tm_created;
 INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'created', NULL, NULL, NOW(6) FROM JSON_TABLE(@tm_created, '$[*]' COLUMNS (id BIGINT PATH '$')) AS t;
 SELECT t.id, t.dedupe_lock, t.status, COALESCE(t.enqueue_token = :enqueue_token, 0) AS created_by_this_call FROM (SELECT DISTINCT dedupe_key FROM JSON_TABLE(@tm_rows, '$[*]' COLUMNS (dedupe_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PATH '$.k')) AS listed) AS v STRAIGHT_JOIN tasks t FORCE INDEX (uq_tasks_dedupe_lock) ON t.dedupe_lock = v.dedupe_key;
-SET @tm_rows = NULL;
+SET @tm_rows = NULL, @tm_created = NULL;
 COMMIT;
 
 -- name: enqueue batch, after it created nothing: the types' states

@@ -144,9 +144,13 @@ pub fn enqueue(
     let holders = script.push(format!(
         "SELECT t.id, t.dedupe_lock, t.status, COALESCE(t.enqueue_token = {token}, 0) AS created_by_this_call {keys}"
     ));
-    // The document may be large: the connection does not keep it (after a failed script the
-    // next batch overwrites it).
-    script.push("SET @tm_rows = NULL".into());
+    // The document and the list of new ids may be large: the connection does not keep them
+    // (after a failed script the next batch overwrites them).
+    script.push(if history_on {
+        "SET @tm_rows = NULL, @tm_created = NULL".into()
+    } else {
+        "SET @tm_rows = NULL".into()
+    });
     EnqueueScript {
         script: script.finish(),
         insert,
