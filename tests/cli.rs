@@ -54,7 +54,9 @@ fn every_subcommand_against_the_server() {
     let (ok, out, err) = cli(&db, &["migrate"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9]; schema now at version 9"),
+        out.contains(
+            "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]; schema now at version 10"
+        ),
         "{out}"
     );
     assert!(

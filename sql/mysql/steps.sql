@@ -13,7 +13,7 @@
 -- sql/migrations/0009_hot_path_procedures_v9.sql); the script after it is the fallback.
 
 -- name: enqueue one (procedure)
-CALL tm9_enqueue(:type_id, :version, :params_json, :dedupe_key, :dedupe_scope, :priority, :max_attempts, :run_at, :delay_micros, :enqueue_token, TRUE);
+CALL tm10_enqueue(:type_id, :version, :params_json, :dedupe_key, :dedupe_scope, :priority, :max_attempts, :run_at, :delay_micros, :enqueue_token, TRUE);
 
 -- name: enqueue one
 START TRANSACTION;
@@ -64,10 +64,10 @@ COMMIT;
 SELECT id, version, is_active FROM task_types WHERE id IN (:type_id,:type_id_2) AND NOT EXISTS (SELECT 1 FROM tasks t FORCE INDEX (uq_tasks_dedupe_lock) WHERE t.dedupe_lock IN (:dedupe_key,:dedupe_key) AND t.enqueue_token = :enqueue_token);
 
 -- name: claim one, any type (procedure)
-CALL tm9_claim_next(NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
+CALL tm10_claim_next(NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
 
 -- name: claim one, one type (procedure)
-CALL tm9_claim_next(:type_id, :worker_id, :token_prefix, :lease_seconds, TRUE);
+CALL tm10_claim_next(:type_id, :worker_id, :token_prefix, :lease_seconds, TRUE);
 
 -- name: claim one
 START TRANSACTION;
@@ -197,7 +197,7 @@ SELECT COUNT(*) AS recovered, COALESCE(SUM(t.status = 'failed'), 0) AS failed FR
 COMMIT;
 
 -- name: complete by lease token (procedure)
-CALL tm9_complete(:id, :lease_token, :result_json, TRUE);
+CALL tm10_complete(:id, :lease_token, :result_json, TRUE);
 
 -- name: complete by lease token
 START TRANSACTION;
@@ -218,7 +218,7 @@ COMMIT;
 SELECT status, lease_token AS holder FROM tasks FORCE INDEX (PRIMARY) WHERE id = :id;
 
 -- name: complete and claim the next (procedure)
-CALL tm9_complete_and_claim(:id, :lease_token, :result_json, NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
+CALL tm10_complete_and_claim(:id, :lease_token, :result_json, NULL, :worker_id, :token_prefix, :lease_seconds, TRUE);
 
 -- name: complete and claim the next ones, with the lazy recovery
 START TRANSACTION;

@@ -4,7 +4,9 @@
 //! to what this library needs; migration 3 brings databases that took an earlier migration 2
 //! to the same end (text versions, the claim-order indexes, types deleted with their tasks);
 //! migration 4 creates the hot path's stored procedures (5: their next generation); 6 and 7
-//! bring the lean layout (see lean_layout.rs); 8 the tables of recurring tasks. A fresh
+//! bring the lean layout (see lean_layout.rs); 8 the tables of recurring tasks; 9 flow control
+//! and the procedures' generation 9; 10 their generation 10, which writes history rows without
+//! reading `tasks` or `task_history` for them. A fresh
 //! database walks the same path, so the upgrade is exercised by every install. DDL happens only
 //! here: the runtime needs SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
@@ -19,11 +21,11 @@ use std::collections::BTreeMap;
 
 mod lean_layout;
 
-pub const LATEST_VERSION: i64 = 9;
+pub const LATEST_VERSION: i64 = 10;
 
-/// The oldest schema this library runs on: its claims read the flow-control tables and call
-/// the procedures of generation 9, both created by migration 9.
-pub const REQUIRED_VERSION: i64 = 9;
+/// The oldest schema this library runs on: its claims read the flow-control tables (migration
+/// 9) and call the procedures of generation 10 (migration 10).
+pub const REQUIRED_VERSION: i64 = 10;
 
 /// The oldest version `migrate_to` stops at: the lean layout's expand step (6), which a
 /// rolling deploy of the release before it needed. Below [`REQUIRED_VERSION`] a database serves
@@ -47,6 +49,7 @@ const PROCEDURES_V6: &str = include_str!("../../sql/migrations/0006_hot_path_pro
 const SCHEDULES: &str = include_str!("../../sql/migrations/0008_schedules.sql");
 const FLOW_CONTROL: &str = include_str!("../../sql/migrations/0009_flow_control.sql");
 const PROCEDURES_V9: &str = include_str!("../../sql/migrations/0009_hot_path_procedures_v9.sql");
+const PROCEDURES_V10: &str = include_str!("../../sql/migrations/0010_hot_path_procedures_v10.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -105,12 +108,17 @@ const MIGRATIONS: &[Migration] = &[
         run: |step| step.exec_client_file(SCHEDULES),
     },
     Migration {
-        version: REQUIRED_VERSION,
+        version: 9,
         name: "flow_control",
         run: |step| {
             step.exec_client_file(FLOW_CONTROL)?;
             step.exec_client_file(PROCEDURES_V9)
         },
+    },
+    Migration {
+        version: REQUIRED_VERSION,
+        name: "hot_path_procedures_v10",
+        run: |step| step.exec_client_file(PROCEDURES_V10),
     },
 ];
 

@@ -40,7 +40,7 @@ pub(crate) mod answer {
 }
 
 /// The generation of the procedures this library calls: the schema version that creates them.
-pub(crate) const GENERATION: u32 = 9;
+pub(crate) const GENERATION: u32 = 10;
 
 /// A procedure's name in this generation.
 fn name(base: &str) -> String {
@@ -122,7 +122,7 @@ fn enqueue_procedure() -> Procedure {
         delay_micros: "p_delay_micros".into(),
         token: "p_token".into(),
     };
-    let steps = lifecycle::enqueue_one_steps(&task, "p_version", "v_id", "v_created = 1");
+    let insert = lifecycle::enqueue_one_steps(&task, "p_version", "v_id", "v_created = 1").insert;
     Procedure {
         name: name("enqueue"),
         params: format!(
@@ -136,14 +136,13 @@ fn enqueue_procedure() -> Procedure {
              DECLARE v_id BIGINT DEFAULT 0;\n\
              DECLARE v_created INT DEFAULT 0;\n\
              START TRANSACTION;\n\
-             {};\n\
-             SET v_created = ROW_COUNT();\n\
-             SET v_id = LAST_INSERT_ID();\n\
-             IF p_history THEN {}; END IF;\n\
+             {insert};\n\
+             SET v_created = ROW_COUNT(), v_id = LAST_INSERT_ID();\n\
+             IF p_history AND v_created = 1 THEN {}; END IF;\n\
              COMMIT;\n\
              SELECT v_id AS id, v_created AS created;\n\
              END",
-            steps.insert, steps.history
+            lifecycle::history_values("v_id", lifecycle::ENQUEUE.change, "NULL")
         ),
     }
 }
@@ -176,10 +175,14 @@ fn claim_steps_sql() -> String {
         "IF p_type_id IS NULL THEN {}; ELSE {}; END IF;\n\
          IF v_picked IS NOT NULL THEN\n\
          {};\n\
-         IF p_history THEN {}; END IF;\n\
+         IF p_history AND ROW_COUNT() = 1 THEN {}; END IF;\n\
          {};\n\
          END IF;\n",
-        any.pick, one.pick, one.lease, one.history, one.answer
+        any.pick,
+        one.pick,
+        one.lease,
+        lifecycle::history_values("v_picked", lifecycle::CLAIM.change, "p_worker"),
+        one.answer
     )
 }
 
@@ -220,7 +223,7 @@ fn complete_params() -> String {
 
 /// The complete's statements; leaves the rows it changed in `v_changed`.
 fn complete_steps_sql() -> String {
-    let steps = lifecycle::complete_steps("p_id", &token_holder(), "p_result");
+    let steps = lifecycle::complete_steps("p_id", &token_holder(), "p_result", "v_changed = 1");
     format!(
         "{};\n\
          SET v_changed = ROW_COUNT();\n\
@@ -264,7 +267,7 @@ fn complete_and_claim_procedure() -> Procedure {
              START TRANSACTION;\n\
              {}\
              SELECT v_changed AS changed;\n\
-             IF {} THEN\n\
+             IF v_changed = 1 OR {} THEN\n\
              {}\
              END IF;\n\
              COMMIT;\n\

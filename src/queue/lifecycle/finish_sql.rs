@@ -95,8 +95,9 @@ pub(super) struct HistoryRow {
     /// The `message` expression.
     message: String,
     /// A condition over the task `t` after the UPDATE that holds exactly when this step
-    /// changed it. It is read from the row, not from ROW_COUNT(): a step whose text reaches
-    /// the server late (after a partition) must not commit its change without its history.
+    /// changed it. A script reads it from the row, not from ROW_COUNT(): a step whose text
+    /// reaches the server late (after a partition) must not commit its change without its
+    /// history. A procedure's body keeps the UPDATE's count (see [`complete_steps`]).
     written_when: String,
 }
 
@@ -141,15 +142,27 @@ pub fn complete(id: i64, holder: Holder<'_>, result_text: &str, history_on: bool
     )
 }
 
-/// The steps of a complete, with its inputs as SQL (for the procedure's body, built for the
-/// test hooks).
+/// The steps of a complete, with its inputs as SQL, for a stored procedure's body: its history
+/// row is written when `changed_sql` (the UPDATE's ROW_COUNT(), kept by the body) says the
+/// UPDATE completed the task. A body runs its UPDATE and its history INSERT together or not at
+/// all, so the count is exact, and this reads no `task_history` row: the row-based check of the
+/// scripts is a locking read there, whose gap lock collides with the next task's history insert.
 #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
-pub(crate) fn complete_steps(id_sql: &str, holder: &HolderSql, result_sql: &str) -> GuardedSteps {
+pub(crate) fn complete_steps(
+    id_sql: &str,
+    holder: &HolderSql,
+    result_sql: &str,
+    changed_sql: &str,
+) -> GuardedSteps {
     guarded_steps(
         &complete_set(result_sql),
         id_sql,
         holder,
-        Some(complete_history(holder)),
+        Some(HistoryRow {
+            change: change_sql(COMPLETE.change),
+            message: "NULL".into(),
+            written_when: changed_sql.into(),
+        }),
     )
 }
 
