@@ -33,7 +33,7 @@ mod proxy;
 
 use cpu::cpu_per_task;
 use drains::{claim_opts, complete_all, ours_drain, ours_drain_batched, ours_drain_looped};
-use measure::{parallel, settle, show, three};
+use measure::{flushed, parallel, settle, show, three};
 
 use proxy::Proxy;
 use taskmanager::{BatchItem, Client, Config, EnqueueOptions};
@@ -585,6 +585,7 @@ fn main() {
         }
         eprintln!();
         admin_db.query_drop("ANALYZE TABLE tasks").unwrap();
+        flushed(&mut admin_db);
         let backlog = three(|| {
             let started = Instant::now();
             let per = tasks / 4;

@@ -33,6 +33,31 @@ pub fn settle(conn: &mut mysql::Conn) {
     }
 }
 
+/// Waits (at most 3 minutes, with a progress line) until the buffer pool holds few pages not
+/// yet written to disk: after a bulk load, so that what is measured is a queue with a large
+/// table, not the server writing the load out beside it.
+pub fn flushed(conn: &mut mysql::Conn) {
+    let started = Instant::now();
+    let status = |conn: &mut mysql::Conn, name: &str| -> u64 {
+        conn.query_first::<(String, u64), _>(format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+            .unwrap()
+            .map_or(0, |(_, value)| value)
+    };
+    let total = status(conn, "Innodb_buffer_pool_pages_total").max(1);
+    while started.elapsed() < Duration::from_secs(180) {
+        let dirty = status(conn, "Innodb_buffer_pool_pages_dirty");
+        eprint!(
+            "\rwaiting for the load to reach the disk: {dirty} of {total} buffer pool pages dirty ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+        if dirty * 100 < total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!();
+}
+
 /// Median, min and max of three runs of `f` (each returns tasks/s).
 pub fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
     let mut runs = [f(), f(), f()];
