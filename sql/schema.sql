@@ -306,8 +306,10 @@ BEGIN
 DECLARE v_id BIGINT DEFAULT 0;
 DECLARE v_created INT DEFAULT 0;
 START TRANSACTION;
-INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) SELECT p_type_id AS type_id, 'pending' AS status, p_params AS params_json, p_key AS dedupe_key, p_key AS dedupe_lock, p_scope AS dedupe_scope, p_priority AS priority, p_max_attempts AS max_attempts, COALESCE(CAST(p_run_at AS DATETIME(6)), NOW(6) + INTERVAL p_delay_micros MICROSECOND) AS run_at, p_token AS enqueue_token FROM task_types WHERE id = p_type_id AND version COLLATE utf8mb4_bin = p_version AND is_active = 1 ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
+IF EXISTS (SELECT 1 FROM task_types WHERE id = p_type_id AND version COLLATE utf8mb4_bin = p_version AND is_active = 1 LOCK IN SHARE MODE) THEN
+INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, max_attempts, run_at, enqueue_token) VALUES (p_type_id, 'pending', p_params, p_key, p_key, p_scope, p_priority, p_max_attempts, COALESCE(CAST(p_run_at AS DATETIME(6)), NOW(6) + INTERVAL p_delay_micros MICROSECOND), p_token) ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id);
 SET v_created = ROW_COUNT(), v_id = LAST_INSERT_ID();
+END IF;
 IF p_history AND v_created = 1 THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (v_id, 'created', NULL, NULL, NOW(6)); END IF;
 COMMIT;
 SELECT v_id AS id, v_created AS created;

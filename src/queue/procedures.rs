@@ -122,7 +122,7 @@ fn enqueue_procedure() -> Procedure {
         delay_micros: "p_delay_micros".into(),
         token: "p_token".into(),
     };
-    let insert = lifecycle::enqueue_one_steps(&task, "p_version", "v_id", "v_created = 1").insert;
+    let (gate, insert) = lifecycle::enqueue_one_gated(&task, "p_version");
     Procedure {
         name: name("enqueue"),
         params: format!(
@@ -136,8 +136,10 @@ fn enqueue_procedure() -> Procedure {
              DECLARE v_id BIGINT DEFAULT 0;\n\
              DECLARE v_created INT DEFAULT 0;\n\
              START TRANSACTION;\n\
+             IF {gate} THEN\n\
              {insert};\n\
              SET v_created = ROW_COUNT(), v_id = LAST_INSERT_ID();\n\
+             END IF;\n\
              IF p_history AND v_created = 1 THEN {}; END IF;\n\
              COMMIT;\n\
              SELECT v_id AS id, v_created AS created;\n\

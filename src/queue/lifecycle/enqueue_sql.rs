@@ -305,20 +305,64 @@ pub(crate) struct NewTaskSql {
 
 /// The values of one new task, in [`INSERT_TASK`]'s column order.
 pub(super) fn new_row_values(task: &NewTaskSql) -> String {
-    format!(
-        "{} AS type_id, '{}' AS status, {} AS params_json, {key} AS dedupe_key, {key} AS dedupe_lock, \
-         {} AS dedupe_scope, {} AS priority, {} AS max_attempts, \
-         COALESCE(CAST({} AS DATETIME(6)), NOW(6) + INTERVAL {} MICROSECOND) AS run_at, \
-         {} AS enqueue_token",
-        task.type_id,
-        ENQUEUE.to,
-        task.params,
-        task.scope,
-        task.priority,
-        task.max_attempts,
-        task.run_at,
-        task.delay_micros,
-        task.token,
-        key = task.key,
+    new_row(task)
+        .iter()
+        .zip(INSERT_COLUMNS)
+        .map(|(value, column)| format!("{value} AS {column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns [`INSERT_TASK`] names, in its order.
+const INSERT_COLUMNS: [&str; 10] = [
+    "type_id",
+    "status",
+    "params_json",
+    "dedupe_key",
+    "dedupe_lock",
+    "dedupe_scope",
+    "priority",
+    "max_attempts",
+    "run_at",
+    "enqueue_token",
+];
+
+/// A new task's values in the order of [`INSERT_COLUMNS`].
+fn new_row(task: &NewTaskSql) -> [String; 10] {
+    [
+        task.type_id.clone(),
+        format!("'{}'", ENQUEUE.to),
+        task.params.clone(),
+        task.key.clone(),
+        task.key.clone(),
+        task.scope.clone(),
+        task.priority.clone(),
+        task.max_attempts.clone(),
+        format!(
+            "COALESCE(CAST({} AS DATETIME(6)), NOW(6) + INTERVAL {} MICROSECOND)",
+            task.run_at, task.delay_micros
+        ),
+        task.token.clone(),
+    ]
+}
+
+/// A stored procedure's enqueue of one task: the type gate as a condition for the body's IF, a
+/// locking read of the type row (the INSERT's foreign-key check takes the same shared lock), and
+/// the INSERT from values. An `INSERT ... SELECT` takes the table's AUTO-INC lock for the whole
+/// statement, which queued concurrent producers behind each other; an INSERT of one row from
+/// values takes a counter under a short latch.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+pub(crate) fn enqueue_one_gated(task: &NewTaskSql, version_sql: &str) -> (String, String) {
+    (
+        format!(
+            "EXISTS (SELECT 1 FROM task_types WHERE id = {} AND {} AND is_active = 1 \
+             LOCK IN SHARE MODE)",
+            task.type_id,
+            same_version(version_sql)
+        ),
+        format!(
+            "{INSERT_TASK} VALUES ({}) ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
+            new_row(task).join(", ")
+        ),
     )
 }
