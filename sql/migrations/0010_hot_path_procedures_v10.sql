@@ -34,21 +34,23 @@ END//
 CREATE PROCEDURE tm10_complete(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_history BOOLEAN) SQL SECURITY INVOKER
 BEGIN
 DECLARE v_changed INT DEFAULT 0;
+DECLARE v_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci DEFAULT NULL;
 START TRANSACTION;
 UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = p_result, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = p_id AND lease_token = p_lease_token AND status = 'claimed';
 SET v_changed = ROW_COUNT();
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = p_id AND v_changed = 1; END IF;
+IF p_history AND v_changed = 1 THEN SELECT claimed_by INTO v_worker FROM tasks FORCE INDEX (PRIMARY) WHERE id = p_id; INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (p_id, 'completed', v_worker, NULL, NOW(6)); END IF;
 COMMIT;
 SELECT v_changed AS changed;
 END//
 CREATE PROCEDURE tm10_complete_and_claim(IN p_id BIGINT, IN p_lease_token VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_type_id BIGINT, IN p_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_token_prefix VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, IN p_lease_seconds INT, IN p_history BOOLEAN) SQL SECURITY INVOKER
 BEGIN
 DECLARE v_changed INT DEFAULT 0;
+DECLARE v_worker VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci DEFAULT NULL;
 DECLARE v_picked BIGINT DEFAULT NULL;
 START TRANSACTION;
 UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'completed', result_json = p_result, completed_at = NOW(6), lease_expires_at = NULL, progress = 100, dedupe_lock = IF(dedupe_scope = 'active', NULL, dedupe_lock) WHERE id = p_id AND lease_token = p_lease_token AND status = 'claimed';
 SET v_changed = ROW_COUNT();
-IF p_history THEN INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) SELECT t.id, 'completed', t.claimed_by, NULL, NOW(6) FROM tasks t FORCE INDEX (PRIMARY) WHERE t.id = p_id AND v_changed = 1; END IF;
+IF p_history AND v_changed = 1 THEN SELECT claimed_by INTO v_worker FROM tasks FORCE INDEX (PRIMARY) WHERE id = p_id; INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (p_id, 'completed', v_worker, NULL, NOW(6)); END IF;
 SELECT v_changed AS changed;
 IF v_changed = 1 OR EXISTS (SELECT 1 FROM tasks FORCE INDEX (PRIMARY) WHERE id = p_id AND lease_token = p_lease_token AND status = 'completed') THEN
 IF p_type_id IS NULL THEN SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6)  AND type_id NOT IN (SELECT type_id FROM task_type_flow WHERE paused_until > NOW(6) OR max_running IS NOT NULL OR rate_limit IS NOT NULL) ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; ELSE SELECT (SELECT id FROM tasks FORCE INDEX (idx_tasks_type_ready) WHERE pending_priority IS NOT NULL AND run_at <= NOW(6) AND type_id = p_type_id AND type_id NOT IN (SELECT type_id FROM task_type_flow WHERE paused_until > NOW(6) OR max_running IS NOT NULL OR rate_limit IS NOT NULL) ORDER BY pending_priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) INTO v_picked; END IF;

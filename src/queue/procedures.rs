@@ -223,15 +223,27 @@ fn complete_params() -> String {
     format!("IN p_id BIGINT, IN p_lease_token VARCHAR(64) {TEXT}, IN p_result LONGTEXT {TEXT}")
 }
 
-/// The complete's statements; leaves the rows it changed in `v_changed`.
+/// The complete's statements; leaves the rows it changed in `v_changed`. Its history row is
+/// written from values, the holder read first: an INSERT with a SELECT in it takes the table's
+/// AUTO-INC lock until the statement ends (`innodb_autoinc_lock_mode=1`), where a plain one-row
+/// INSERT takes the counter under a short latch, so workers finishing tasks side by side no
+/// longer queue for `task_history`'s counter.
 fn complete_steps_sql() -> String {
-    let steps = lifecycle::complete_steps("p_id", &token_holder(), "p_result", "v_changed = 1");
     format!(
         "{};\n\
          SET v_changed = ROW_COUNT();\n\
-         IF p_history THEN {}; END IF;\n",
-        steps.update,
-        steps.history.expect("a complete has a history row")
+         IF p_history AND v_changed = 1 THEN {}; {}; END IF;\n",
+        lifecycle::complete_update("p_id", &token_holder(), "p_result"),
+        lifecycle::holder_into("p_id", "v_worker"),
+        lifecycle::history_values("p_id", lifecycle::COMPLETE.change, "v_worker")
+    )
+}
+
+/// The locals of a body that completes: the rows the UPDATE changed and the task's holder.
+fn complete_locals() -> String {
+    format!(
+        "DECLARE v_changed INT DEFAULT 0;\n\
+         DECLARE v_worker VARCHAR(255) {TEXT} DEFAULT NULL;\n"
     )
 }
 
@@ -241,12 +253,13 @@ fn complete_procedure() -> Procedure {
         params: format!("{}, IN p_history BOOLEAN", complete_params()),
         body: format!(
             "BEGIN\n\
-             DECLARE v_changed INT DEFAULT 0;\n\
+             {}\
              START TRANSACTION;\n\
              {}\
              COMMIT;\n\
              SELECT v_changed AS changed;\n\
              END",
+            complete_locals(),
             complete_steps_sql()
         ),
     }
@@ -264,7 +277,7 @@ fn complete_and_claim_procedure() -> Procedure {
         ),
         body: format!(
             "BEGIN\n\
-             DECLARE v_changed INT DEFAULT 0;\n\
+             {}\
              DECLARE v_picked BIGINT DEFAULT NULL;\n\
              START TRANSACTION;\n\
              {}\
@@ -274,6 +287,7 @@ fn complete_and_claim_procedure() -> Procedure {
              END IF;\n\
              COMMIT;\n\
              END",
+            complete_locals(),
             complete_steps_sql(),
             lifecycle::completed_by("p_id", &token_holder()),
             claim_steps_sql()

@@ -97,7 +97,7 @@ pub(super) struct HistoryRow {
     /// A condition over the task `t` after the UPDATE that holds exactly when this step
     /// changed it. A script reads it from the row, not from ROW_COUNT(): a step whose text
     /// reaches the server late (after a partition) must not commit its change without its
-    /// history. A procedure's body keeps the UPDATE's count (see [`complete_steps`]).
+    /// history. A procedure's body keeps the UPDATE's count (see [`complete_update`]).
     written_when: String,
 }
 
@@ -142,28 +142,21 @@ pub fn complete(id: i64, holder: Holder<'_>, result_text: &str, history_on: bool
     )
 }
 
-/// The steps of a complete, with its inputs as SQL, for a stored procedure's body: its history
-/// row is written when `changed_sql` (the UPDATE's ROW_COUNT(), kept by the body) says the
-/// UPDATE completed the task. A body runs its UPDATE and its history INSERT together or not at
-/// all, so the count is exact, and this reads no `task_history` row: the row-based check of the
-/// scripts is a locking read there, whose gap lock collides with the next task's history insert.
+/// The UPDATE of a complete, with its inputs as SQL, for a stored procedure's body. The body
+/// keeps the UPDATE's ROW_COUNT() and writes the history row only when the UPDATE completed the
+/// task: it runs the two together or not at all, so the count is exact, and it reads no
+/// `task_history` row (the row-based check of the scripts is a locking read there, whose gap
+/// lock collides with the next task's history insert).
 #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
-pub(crate) fn complete_steps(
-    id_sql: &str,
-    holder: &HolderSql,
-    result_sql: &str,
-    changed_sql: &str,
-) -> GuardedSteps {
-    guarded_steps(
-        &complete_set(result_sql),
-        id_sql,
-        holder,
-        Some(HistoryRow {
-            change: change_sql(COMPLETE.change),
-            message: "NULL".into(),
-            written_when: changed_sql.into(),
-        }),
-    )
+pub(crate) fn complete_update(id_sql: &str, holder: &HolderSql, result_sql: &str) -> String {
+    guarded_steps(&complete_set(result_sql), id_sql, holder, None).update
+}
+
+/// For a procedure's body: the holder of task `id_sql` into the local variable `var`, the
+/// worker of a history row then written from values.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+pub(crate) fn holder_into(id_sql: &str, var: &str) -> String {
+    format!("SELECT claimed_by INTO {var} FROM tasks {BY_ID} WHERE id = {id_sql}")
 }
 
 pub(super) fn complete_set(result_sql: &str) -> String {
