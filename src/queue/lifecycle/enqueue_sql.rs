@@ -106,13 +106,13 @@ pub fn enqueue(
         token: sql::text(token),
     };
     let insert = script.push(format!(
-        "{INSERT_TASK} SELECT {} FROM JSON_TABLE(@tm_rows, '$[*]' COLUMNS (type_id BIGINT PATH '$.t', \
+        "{} FROM JSON_TABLE(@tm_rows, '$[*]' COLUMNS (type_id BIGINT PATH '$.t', \
          params_json LONGTEXT CHARACTER SET utf8mb4 PATH '$.p', {LISTED_KEY}, \
          dedupe_scope VARCHAR(10) PATH '$.s', priority INT PATH '$.o', \
          max_attempts INT PATH '$.m', run_at VARCHAR(32) PATH '$.r', \
          delay_micros BIGINT PATH '$.d')) AS v \
          WHERE (SELECT COUNT(*) FROM task_types WHERE {gate}) = {} {ON_DUPLICATE}",
-        new_row_values(&listed),
+        insert_select(&listed),
         types.len()
     ));
     // Each key of the call once (a batch may hold one task twice), found by the unique index.
@@ -245,10 +245,10 @@ pub(crate) fn enqueue_one_steps(
 ) -> EnqueueOneSteps {
     EnqueueOneSteps {
         insert: format!(
-            "{INSERT_TASK} SELECT {} FROM task_types \
+            "{} FROM task_types \
              WHERE id = {} AND {} AND is_active = 1 \
              ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
-            new_row_values(task),
+            insert_select(task),
             task.type_id,
             same_version(version_sql)
         ),
@@ -265,9 +265,6 @@ pub(crate) fn enqueue_one_steps(
 pub(super) fn same_version(version_sql: &str) -> String {
     format!("version COLLATE utf8mb4_bin = {version_sql}")
 }
-
-pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (type_id, status, params_json, dedupe_key, dedupe_lock, \
-     dedupe_scope, priority, max_attempts, run_at, enqueue_token)";
 
 /// A key another task holds makes the row a no-op.
 pub(super) const ON_DUPLICATE: &str = "ON DUPLICATE KEY UPDATE tasks.id = tasks.id";
@@ -303,17 +300,22 @@ pub(crate) struct NewTaskSql {
     pub token: String,
 }
 
-/// The values of one new task, in [`INSERT_TASK`]'s column order.
-pub(super) fn new_row_values(task: &NewTaskSql) -> String {
-    new_row(task)
+/// `INSERT INTO tasks (...) SELECT ...` of one new task's values, each named by its column;
+/// the caller adds the FROM that gates it.
+pub(super) fn insert_select(task: &NewTaskSql) -> String {
+    let values = new_row(task)
         .iter()
         .zip(INSERT_COLUMNS)
         .map(|(value, column)| format!("{value} AS {column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect::<Vec<_>>();
+    format!(
+        "INSERT INTO tasks ({}) SELECT {}",
+        INSERT_COLUMNS.join(", "),
+        values.join(", ")
+    )
 }
 
-/// The columns [`INSERT_TASK`] names, in its order.
+/// The columns a new task's INSERT writes.
 const INSERT_COLUMNS: [&str; 10] = [
     "type_id",
     "status",
@@ -361,7 +363,8 @@ pub(crate) fn enqueue_one_gated(task: &NewTaskSql, version_sql: &str) -> (String
             same_version(version_sql)
         ),
         format!(
-            "{INSERT_TASK} VALUES ({}) ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
+            "INSERT INTO tasks ({}) VALUES ({}) ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
+            INSERT_COLUMNS.join(", "),
             new_row(task).join(", ")
         ),
     )

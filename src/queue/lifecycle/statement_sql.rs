@@ -34,8 +34,8 @@ pub fn enqueue_in_caller_transaction(task: &NewTask<'_>, token: &str) -> CallerE
     );
     CallerEnqueue {
         insert: format!(
-            "{INSERT_TASK} SELECT {} FROM DUAL ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
-            new_row_values(&values)
+            "{} FROM DUAL ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
+            insert_select(&values)
         ),
         history: history(
             &change_sql(ENQUEUE.change),

@@ -50,10 +50,10 @@ pub fn enqueue_windowed(
     ));
     // Runs only when the UPDATE just released the key (ROW_COUNT() is the UPDATE's).
     let insert_after_release = script.push(format!(
-        "{INSERT_TASK} SELECT {} FROM task_types \
+        "{} FROM task_types \
          WHERE id = {} AND {} AND is_active = 1 AND ROW_COUNT() = 1 \
          ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
-        new_row_values(&values),
+        insert_select(&values),
         values.type_id,
         same_version(&version)
     ));
