@@ -10,7 +10,7 @@
 -- The reads (get, list, history, stats) and selections are prepared statements: `?`
 -- marks a value bound by the driver.
 -- A step marked `procedure` is a CALL of the stored procedure of that name (its body:
--- sql/migrations/0009_hot_path_procedures_v9.sql); the script after it is the fallback.
+-- sql/migrations/0010_hot_path_procedures_v10.sql); the script after it is the fallback.
 
 -- name: enqueue one (procedure)
 CALL tm10_enqueue(:type_id, :version, :params_json, :dedupe_key, :dedupe_scope, :priority, :max_attempts, :run_at, :delay_micros, :enqueue_token, TRUE);
