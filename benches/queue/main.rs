@@ -33,7 +33,7 @@ mod proxy;
 
 use cpu::cpu_per_task;
 use drains::{claim_opts, complete_all, ours_drain, ours_drain_batched, ours_drain_looped};
-use measure::{flushed, parallel, settle, show, three};
+use measure::{flushed, paired, parallel, settle, show, three};
 
 use proxy::Proxy;
 use taskmanager::{BatchItem, Client, Config, EnqueueOptions};
@@ -154,9 +154,14 @@ fn main() {
         raw.query_drop(format!("ALTER TABLE tasks DROP INDEX {index}"))
             .unwrap();
     }
+    // Empties both queues the way the floor's own reset does, with TRUNCATE: a DELETE of the
+    // last run's rows would leave its redo and dirty pages for the server to write out during
+    // the next run, which is ours as often as not (the floor's table is only truncated).
     let reset = |raw: &mut mysql::Conn| {
-        raw.query_drop("DELETE FROM task_history").unwrap();
-        raw.query_drop("DELETE FROM tasks").unwrap();
+        raw.query_drop("SET FOREIGN_KEY_CHECKS = 0").unwrap();
+        raw.query_drop("TRUNCATE TABLE task_history").unwrap();
+        raw.query_drop("TRUNCATE TABLE tasks").unwrap();
+        raw.query_drop("SET FOREIGN_KEY_CHECKS = 1").unwrap();
         floor::reset(raw);
         settle(raw);
     };
@@ -315,36 +320,42 @@ fn main() {
         );
         for producers in [1usize, 4] {
             let per = tasks / producers;
-            let ours = three(|| {
-                reset(&mut raw);
-                parallel(producers, per * producers, |w| {
-                    ours_enqueue(&clients[w], per)
-                })
-            });
-            let floor = three(|| {
-                reset(&mut raw);
-                let conns = connections(&server, producers);
-                parallel(producers, per * producers, |w| {
-                    floor::enqueue(&mut conns[w].lock().unwrap(), per, next_n)
-                })
-            });
+            let (ours, floor) = paired(
+                &mut raw,
+                |raw| {
+                    reset(raw);
+                    parallel(producers, per * producers, |w| {
+                        ours_enqueue(&clients[w], per)
+                    })
+                },
+                |raw| {
+                    reset(raw);
+                    let conns = connections(&server, producers);
+                    parallel(producers, per * producers, |w| {
+                        floor::enqueue(&mut conns[w].lock().unwrap(), per, next_n)
+                    })
+                },
+            );
             show(&format!("enqueue, {producers} producer(s)"), ours, floor);
         }
         for workers in [1usize, 4, 16] {
-            let ours = three(|| {
-                fill(&mut raw);
-                parallel(workers, tasks, |w| {
-                    ours_drain(&clients[w]);
-                })
-            });
-            let floor = three(|| {
-                fill_floor(&mut raw);
-                let conns = connections(&server, workers);
-                let rate = parallel(workers, tasks, |w| {
-                    floor::drain(&mut conns[w].lock().unwrap());
-                });
-                floor_drained(&mut raw, rate)
-            });
+            let (ours, floor) = paired(
+                &mut raw,
+                |raw| {
+                    fill(raw);
+                    parallel(workers, tasks, |w| {
+                        ours_drain(&clients[w]);
+                    })
+                },
+                |raw| {
+                    fill_floor(raw);
+                    let conns = connections(&server, workers);
+                    let rate = parallel(workers, tasks, |w| {
+                        floor::drain(&mut conns[w].lock().unwrap());
+                    });
+                    floor_drained(raw, rate)
+                },
+            );
             show(
                 &format!("drain (claim 1 + complete), {workers} worker(s)"),
                 ours,

@@ -65,7 +65,27 @@ pub fn flushed(conn: &mut mysql::Conn) {
 
 /// Median, min and max of three runs of `f` (each returns tasks/s).
 pub fn three(mut f: impl FnMut() -> f64) -> (f64, f64, f64) {
-    let mut runs = [f(), f(), f()];
+    three_of(vec![f(), f(), f()])
+}
+
+/// Three runs of ours and three of the floor, taken in turns (ours, floor, ours, ...), so that
+/// a drift of the machine (the disk has slow spells here) falls on both sides alike; each
+/// side's median and range as `three` gives them.
+/// Both sides get the connection that resets and fills the queues.
+pub fn paired<C>(
+    conn: &mut C,
+    mut ours: impl FnMut(&mut C) -> f64,
+    mut floor: impl FnMut(&mut C) -> f64,
+) -> ((f64, f64, f64), (f64, f64, f64)) {
+    let mut runs = [(0.0, 0.0); 3];
+    for run in &mut runs {
+        *run = (ours(conn), floor(conn));
+    }
+    let side = |pick: fn(&(f64, f64)) -> f64| three_of(runs.iter().map(pick).collect());
+    (side(|r| r.0), side(|r| r.1))
+}
+
+fn three_of(mut runs: Vec<f64>) -> (f64, f64, f64) {
     runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (runs[1], runs[0], runs[2])
 }
