@@ -73,13 +73,7 @@ pub fn enqueue(
     }
     let gate = types
         .iter()
-        .map(|(id, version)| {
-            format!(
-                "(id = {} AND {} AND is_active = 1)",
-                sql::int(*id),
-                same_version(&sql::text(version))
-            )
-        })
+        .map(|(id, version)| format!("({})", open_type(&sql::int(*id), &sql::text(version))))
         .collect::<Vec<_>>()
         .join(" OR ");
     // The rows travel as one JSON document, kept in a variable for the script's statements,
@@ -246,11 +240,10 @@ pub(crate) fn enqueue_one_steps(
     EnqueueOneSteps {
         insert: format!(
             "{} FROM task_types \
-             WHERE id = {} AND {} AND is_active = 1 \
+             WHERE {} \
              ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
             insert_select(task),
-            task.type_id,
-            same_version(version_sql)
+            open_type(&task.type_id, version_sql)
         ),
         history: format!(
             "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) \
@@ -260,10 +253,11 @@ pub(crate) fn enqueue_one_steps(
     }
 }
 
-/// The type row still has the version the params were validated against, compared byte for
-/// byte (the column's collation would call `V1` and `v1` the same version).
-pub(super) fn same_version(version_sql: &str) -> String {
-    format!("version COLLATE utf8mb4_bin = {version_sql}")
+/// The type gate of an enqueue, over `task_types`: the type is active and still has the version
+/// the params were validated against, compared byte for byte (the column's collation would call
+/// `V1` and `v1` the same version).
+pub(super) fn open_type(type_id_sql: &str, version_sql: &str) -> String {
+    format!("id = {type_id_sql} AND version COLLATE utf8mb4_bin = {version_sql} AND is_active = 1")
 }
 
 /// A key another task holds makes the row a no-op.
@@ -357,10 +351,8 @@ fn new_row(task: &NewTaskSql) -> [String; 10] {
 pub(crate) fn enqueue_one_gated(task: &NewTaskSql, version_sql: &str) -> (String, String) {
     (
         format!(
-            "EXISTS (SELECT 1 FROM task_types WHERE id = {} AND {} AND is_active = 1 \
-             LOCK IN SHARE MODE)",
-            task.type_id,
-            same_version(version_sql)
+            "EXISTS (SELECT 1 FROM task_types WHERE {} LOCK IN SHARE MODE)",
+            open_type(&task.type_id, version_sql)
         ),
         format!(
             "INSERT INTO tasks ({}) VALUES ({}) ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",

@@ -51,11 +51,10 @@ pub fn enqueue_windowed(
     // Runs only when the UPDATE just released the key (ROW_COUNT() is the UPDATE's).
     let insert_after_release = script.push(format!(
         "{} FROM task_types \
-         WHERE id = {} AND {} AND is_active = 1 AND ROW_COUNT() = 1 \
+         WHERE {} AND ROW_COUNT() = 1 \
          ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
         insert_select(&values),
-        values.type_id,
-        same_version(&version)
+        open_type(&values.type_id, &version)
     ));
     if history_on {
         script.push(steps.history);
