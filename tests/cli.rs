@@ -55,7 +55,7 @@ fn every_subcommand_against_the_server() {
     assert!(ok, "{err}");
     assert!(
         out.contains(
-            "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]; schema now at version 10"
+            "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]; schema now at version 11"
         ),
         "{out}"
     );

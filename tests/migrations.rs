@@ -81,7 +81,7 @@ fn upgrade_from_an_early_variant_keeps_every_row() {
     let report = db.client.migrate().unwrap();
     assert_eq!(
         (report.applied.clone(), report.version),
-        (vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 10)
+        (vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 11)
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM task_types"), 2);
     assert_eq!(db.count("SELECT COUNT(*) FROM tasks"), 4);
@@ -159,11 +159,11 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let reports: Vec<MigrationReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
     assert_eq!(
-        applied, 10,
+        applied, 11,
         "each migration applied exactly once: {reports:?}"
     );
-    assert!(reports.iter().all(|r| r.version == 10));
-    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 10);
+    assert!(reports.iter().all(|r| r.version == 11));
+    assert_eq!(db.count("SELECT COUNT(*) FROM tm_schema_migrations"), 11);
 }
 
 fn shape(db: &TestDb) -> Vec<String> {
@@ -187,10 +187,10 @@ fn shape(db: &TestDb) -> Vec<String> {
     );
     out.extend(
         sql.exec_map(
-            "SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS \
+            "SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS \
              WHERE CONSTRAINT_SCHEMA = ? ORDER BY 1, 2",
             (&db.name,),
-            |(t, c, r, d): (String, String, String, String)| format!("fk {t}.{c} -> {r} {d}"),
+            |(t, c, r, d, u): (String, String, String, String, String)| format!("fk {t}.{c} -> {r} {d} {u}"),
         )
         .unwrap(),
     );
@@ -447,7 +447,7 @@ fn upgrade_of_the_exact_original_schema_keeps_every_row_and_value() {
     let report = db.client.migrate().unwrap();
     assert_eq!(
         (report.applied.clone(), report.version),
-        (vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 10)
+        (vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 11)
     );
     check_upgraded(&db, &before);
 }
@@ -480,7 +480,7 @@ fn an_upgrade_that_fails_half_way_is_finished_by_running_migrate_again() {
         values(&db)
     };
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, vec![2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(report.applied, vec![2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     check_upgraded(&db, &before);
 }
 
@@ -507,7 +507,10 @@ fn a_database_of_an_earlier_release_is_brought_to_text_versions_and_claim_orders
          ALTER TABLE task_types MODIFY version INT NOT NULL DEFAULT 1, RENAME INDEX uk_name TO name; \
          DELETE FROM tm_schema_migrations WHERE version = 3",
     );
-    assert_eq!(db.client.migrate().unwrap().applied, vec![3, 7, 8, 9, 10]);
+    assert_eq!(
+        db.client.migrate().unwrap().applied,
+        vec![3, 7, 8, 9, 10, 11]
+    );
     let fresh = TestDb::server(json!({}));
     assert_eq!(shape(&db), shape(&fresh));
     assert_eq!(db.client.get_task(id).unwrap().status, "pending");
@@ -528,7 +531,7 @@ fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
     assert_eq!((report.applied.len(), report.version), (6, 6));
     assert!(db.count(superseded) > 0 && db.count(previous_procedures) == 2);
 
-    // The previous release runs at version 6 (this one needs 10): tasks in each status, as
+    // The previous release runs at version 6 (this one needs 11): tasks in each status, as
     // plain SQL leaves them (the previous release's steps write the same columns).
     for statement in [
         "INSERT INTO task_types (name, param_schema_json) VALUES ('lean', '{}')",
@@ -546,7 +549,7 @@ fn the_lean_layout_comes_in_two_steps_and_keeps_every_task_in_its_index() {
     db.sql_exec("UPDATE tasks SET status = 'failed', completed_at = NOW(6) WHERE id = 4");
 
     let report = db.client.migrate().unwrap();
-    assert_eq!(report.applied, vec![7, 8, 9, 10]);
+    assert_eq!(report.applied, vec![7, 8, 9, 10, 11]);
     assert_eq!(
         (db.count(superseded), db.count(previous_procedures)),
         (0, 0)

@@ -27,8 +27,8 @@ fn the_database_holds_exactly_the_procedures_this_library_builds() {
     found.sort();
     built.sort();
     // Migration 7 retired generations 4 and 5 (their bodies name indexes it dropped);
-    // generation 6 stays for the previous release and 9 for libraries of schema 9; this library
-    // calls generation 10.
+    // generation 6 stays for the previous release, 9 and 10 for libraries of schemas 9 and 10;
+    // this library calls generation 11.
     let previous = [
         "tm6_claim_next",
         "tm6_complete",
@@ -38,6 +38,10 @@ fn the_database_holds_exactly_the_procedures_this_library_builds() {
         "tm9_complete",
         "tm9_complete_and_claim",
         "tm9_enqueue",
+        "tm10_claim_next",
+        "tm10_complete",
+        "tm10_complete_and_claim",
+        "tm10_enqueue",
     ];
     assert!(
         previous.iter().all(|p| found.iter().any(|f| f.0 == *p)),
@@ -47,10 +51,10 @@ fn the_database_holds_exactly_the_procedures_this_library_builds() {
     assert_eq!(
         found.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
         [
-            "tm10_claim_next",
-            "tm10_complete",
-            "tm10_complete_and_claim",
-            "tm10_enqueue",
+            "tm11_claim_next",
+            "tm11_complete",
+            "tm11_complete_and_claim",
+            "tm11_enqueue",
         ]
     );
     assert_eq!(found, built);
@@ -90,11 +94,11 @@ fn each_hot_path_step_goes_through_its_procedure() {
     // The first claim of a process also recovers expired leases: a script.
     let held = db.client.claim("w", &one).unwrap().remove(0);
 
-    booby_trap(&db, "tm10_enqueue");
+    booby_trap(&db, "tm11_enqueue");
     refused_by(
         db.client
             .enqueue("p", &json!({"n": 99}), &EnqueueOptions::default()),
-        "tm10_enqueue",
+        "tm11_enqueue",
     );
     // A batch of several is a script.
     db.client
@@ -104,31 +108,31 @@ fn each_hot_path_step_goes_through_its_procedure() {
         ])))
         .unwrap();
 
-    booby_trap(&db, "tm10_complete");
+    booby_trap(&db, "tm11_complete");
     refused_by(
         db.client.complete(held.id, &held.lease_token, &json!(1)),
-        "tm10_complete",
+        "tm11_complete",
     );
     // Finishing by worker id is a script.
     db.client
         .complete_as_worker(held.id, "w", &json!(1))
         .unwrap();
 
-    booby_trap(&db, "tm10_claim_next");
+    booby_trap(&db, "tm11_claim_next");
     // The recovery pass comes once a second and runs as a script; the claims between are CALLs.
     let refused = (0..3).find_map(|_| db.client.claim("w", &one).err());
-    refused_by(refused.map_or(Ok(()), Err), "tm10_claim_next");
+    refused_by(refused.map_or(Ok(()), Err), "tm11_claim_next");
     // Other orders and larger claims are scripts.
     let by_id: ClaimOptions = from(json!({"sort_by": "id"}));
     let held = db.client.claim("w", &by_id).unwrap().remove(0);
 
-    booby_trap(&db, "tm10_complete_and_claim");
+    booby_trap(&db, "tm11_complete_and_claim");
     let refused = (0..3).find_map(|_| {
         db.client
             .complete_and_claim(held.id, &held.lease_token, &json!(1), "w", &one)
             .err()
     });
-    refused_by(refused.map_or(Ok(()), Err), "tm10_complete_and_claim");
+    refused_by(refused.map_or(Ok(()), Err), "tm11_complete_and_claim");
 }
 
 #[test]

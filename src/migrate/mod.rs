@@ -6,7 +6,8 @@
 //! all three in original.rs); migration 4 creates the hot path's stored procedures (5: their
 //! next generation); 6 and 7 bring the lean layout (see lean_layout.rs); 8 the tables of
 //! recurring tasks; 9 flow control and the procedures' generation 9; 10 their generation 10,
-//! which writes history rows without reading `tasks` or `task_history` for them. A fresh
+//! which writes history rows without reading `tasks` or `task_history` for them; 11 the type
+//! gate as a foreign key and the procedures' generation 11 (see type_gate.rs). A fresh
 //! database walks the same path, so the upgrade is exercised by every install. DDL happens only
 //! here: the runtime needs SELECT, INSERT, UPDATE, DELETE, and EXECUTE to use the procedures.
 //!
@@ -21,14 +22,15 @@ use std::collections::BTreeMap;
 
 mod lean_layout;
 mod original;
+mod type_gate;
 
 use original::{original_schema, text_versions_claim_orders, upgrade_original};
 
-pub const LATEST_VERSION: i64 = 10;
+pub const LATEST_VERSION: i64 = 11;
 
 /// The oldest schema this library runs on: its claims read the flow-control tables (migration
-/// 9) and call the procedures of generation 10 (migration 10).
-pub const REQUIRED_VERSION: i64 = 10;
+/// 9), clear the type gate (migration 11) and call the procedures of generation 11.
+pub const REQUIRED_VERSION: i64 = 11;
 
 /// The oldest version `migrate_to` stops at: the lean layout's expand step (6), which a
 /// rolling deploy of the release before it needed. Below [`REQUIRED_VERSION`] a database serves
@@ -54,6 +56,7 @@ const SCHEDULES: &str = include_str!("../../sql/migrations/0008_schedules.sql");
 const FLOW_CONTROL: &str = include_str!("../../sql/migrations/0009_flow_control.sql");
 const PROCEDURES_V9: &str = include_str!("../../sql/migrations/0009_hot_path_procedures_v9.sql");
 const PROCEDURES_V10: &str = include_str!("../../sql/migrations/0010_hot_path_procedures_v10.sql");
+const PROCEDURES_V11: &str = include_str!("../../sql/migrations/0011_hot_path_procedures_v11.sql");
 
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -120,9 +123,14 @@ const MIGRATIONS: &[Migration] = &[
         },
     },
     Migration {
-        version: REQUIRED_VERSION,
+        version: 10,
         name: "hot_path_procedures_v10",
         run: |step| step.exec_client_file(PROCEDURES_V10),
+    },
+    Migration {
+        version: REQUIRED_VERSION,
+        name: "type_gate",
+        run: |step| type_gate::add(step, PROCEDURES_V11),
     },
 ];
 

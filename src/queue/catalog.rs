@@ -139,7 +139,7 @@ pub(crate) fn render() -> String {
          -- The reads (get, list, history, stats) and selections are prepared statements: `?`\n\
          -- marks a value bound by the driver.\n\
          -- A step marked `procedure` is a CALL of the stored procedure of that name (its body:\n\
-         -- sql/migrations/0010_hot_path_procedures_v10.sql); the script after it is the fallback.\n",
+         -- sql/migrations/0011_hot_path_procedures_v11.sql); the script after it is the fallback.\n",
     );
     let mut section = |name: &str, statements: String| {
         out.push_str(&format!(

@@ -40,7 +40,7 @@ pub(crate) mod answer {
 }
 
 /// The generation of the procedures this library calls: the schema version that creates them.
-pub(crate) const GENERATION: u32 = 10;
+pub(crate) const GENERATION: u32 = 11;
 
 /// A procedure's name in this generation.
 fn name(base: &str) -> String {
@@ -122,7 +122,7 @@ fn enqueue_procedure() -> Procedure {
         delay_micros: "p_delay_micros".into(),
         token: "p_token".into(),
     };
-    let (gate, insert) = lifecycle::enqueue_one_gated(&task, "p_version");
+    let insert = lifecycle::enqueue_one_keyed(&task, "p_version");
     Procedure {
         name: name("enqueue"),
         params: format!(
@@ -131,15 +131,18 @@ fn enqueue_procedure() -> Procedure {
              IN p_max_attempts INT, IN p_run_at VARCHAR(32) {TEXT}, IN p_delay_micros BIGINT, \
              IN p_token VARCHAR(64) {TEXT}, IN p_history BOOLEAN"
         ),
+        // Error 1452 is the INSERT's foreign keys refusing the task: the type is gone, inactive
+        // or at another version. The body then answers as for a duplicate (nothing created),
+        // and the library reads the type's state to tell which.
         body: format!(
             "BEGIN\n\
              DECLARE v_id BIGINT DEFAULT 0;\n\
              DECLARE v_created INT DEFAULT 0;\n\
+             DECLARE v_refused INT DEFAULT 0;\n\
+             DECLARE CONTINUE HANDLER FOR 1452 SET v_refused = 1;\n\
              START TRANSACTION;\n\
-             IF {gate} THEN\n\
              {insert};\n\
-             SET v_created = ROW_COUNT(), v_id = LAST_INSERT_ID();\n\
-             END IF;\n\
+             IF v_refused = 0 THEN SET v_created = ROW_COUNT(), v_id = LAST_INSERT_ID(); END IF;\n\
              IF p_history AND v_created = 1 THEN {}; END IF;\n\
              COMMIT;\n\
              SELECT v_id AS id, v_created AS created;\n\

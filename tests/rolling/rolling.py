@@ -128,9 +128,9 @@ def scenario(old, new):
     sql(f"CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
         print(f"== a database migrated by this release serves both ({database})")
-        check(new.run("migrate", database, "10")["version"] == 10,
-              "this release migrates to the version it runs on (10: the procedures' generation "
-              "10), keeping the previous release's procedures")
+        check(new.run("migrate", database, "11")["version"] == 11,
+              "this release migrates to the version it runs on (11: the type gate and the "
+              "procedures' generation 11), keeping the previous release's procedures")
         kept = sql("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM "
                    "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND "
                    "ROUTINE_NAME LIKE 'tm6!_%' ESCAPE '!'", database)
@@ -148,7 +148,7 @@ def scenario(old, new):
         more = old.run("work", database, "old")["done"] + new.run("work", database, "new")["done"]
         every_task_completed_once(database, 18)
         check(len(set(old_done + new_done + more)) == 18, "18 distinct tasks done, none twice")
-        check(new.run("migrate", database)["version"] >= 10, "the plain migrate has nothing left")
+        check(new.run("migrate", database)["version"] >= 11, "the plain migrate has nothing left")
         new.run("produce", database, "new2")
         new.run("work", database, "new")
         every_task_completed_once(database, 24)
@@ -163,8 +163,8 @@ def scenario(old, new):
         old.run("produce", database, "old")
         refused = new.run("enqueue_expecting_refusal", database)
         check(refused["code"] == 304, f"this release refuses it with TM_SCHEMA_OUTDATED: {refused}")
-        check(new.run("migrate", database, "10")["version"] > old_version,
-              "this release migrates it (to 10: the previous release still runs)")
+        check(new.run("migrate", database, "11")["version"] > old_version,
+              "this release migrates it (to 11: the previous release still runs)")
         old.run("work", database, "old")
         every_task_completed_once(database, 6)
     finally:

@@ -248,10 +248,14 @@ pub(crate) fn claim_steps(
         guard,
     );
     let token = claim_token(&claim.token_prefix, "t.id");
+    // The claim clears the type gate the enqueue set: it guards only the enqueue, and a change
+    // of the type sets to NULL every gate still naming it, so this keeps that change as small
+    // as the type's never-claimed tasks.
     let lease = format!(
         "UPDATE {} SET t.status = '{}', t.attempts = t.attempts + 1, t.claimed_by = {}, \
          t.claimed_at = NOW(6), t.lease_expires_at = NOW(6) + INTERVAL {} SECOND, \
-         t.lease_token = {token}, t.progress = 0 WHERE {} AND t.{}",
+         t.lease_token = {token}, t.progress = 0, t.gate_type_id = NULL, t.gate_version = NULL \
+         WHERE {} AND t.{}",
         picked.tasks(),
         CLAIM.to,
         claim.worker,

@@ -342,22 +342,22 @@ fn new_row(task: &NewTaskSql) -> [String; 10] {
     ]
 }
 
-/// A stored procedure's enqueue of one task: the type gate as a condition for the body's IF, a
-/// locking read of the type row (the INSERT's foreign-key check takes the same shared lock), and
-/// the INSERT from values. An `INSERT ... SELECT` takes the table's AUTO-INC lock for the whole
-/// statement, which queued concurrent producers behind each other; an INSERT of one row from
-/// values takes a counter under a short latch.
+/// A stored procedure's enqueue of one task: the INSERT from values, naming the type and the
+/// version its params were validated against as the task's gate (`gate_type_id`,
+/// `gate_version`). Its foreign key references `task_types (id, active_version)`, a key that
+/// exists only while the type is active at that version, compared byte for byte: the check
+/// InnoDB makes on every insert refuses a task of a deactivated or replaced type (error 1452),
+/// and its shared lock on the key holds a concurrent change of the type until the enqueue
+/// commits, where a read of the type row cost a statement of its own. An INSERT of one row
+/// from values takes the AUTO-INC counter under a short latch (an `INSERT ... SELECT` holds the
+/// table's AUTO-INC lock for the whole statement, which queued concurrent producers).
 #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
-pub(crate) fn enqueue_one_gated(task: &NewTaskSql, version_sql: &str) -> (String, String) {
-    (
-        format!(
-            "EXISTS (SELECT 1 FROM task_types WHERE {} LOCK IN SHARE MODE)",
-            open_type(&task.type_id, version_sql)
-        ),
-        format!(
-            "INSERT INTO tasks ({}) VALUES ({}) ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
-            INSERT_COLUMNS.join(", "),
-            new_row(task).join(", ")
-        ),
+pub(crate) fn enqueue_one_keyed(task: &NewTaskSql, version_sql: &str) -> String {
+    format!(
+        "INSERT INTO tasks ({}, gate_type_id, gate_version) VALUES ({}, {}, {version_sql}) \
+         ON DUPLICATE KEY UPDATE tasks.id = LAST_INSERT_ID(tasks.id)",
+        INSERT_COLUMNS.join(", "),
+        new_row(task).join(", "),
+        task.type_id
     )
 }
