@@ -93,8 +93,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   KEY idx_tasks_gate (gate_type_id, gate_version),
   -- As in the original: deleting a type deletes its tasks (and their history).
   CONSTRAINT fk_tasks_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE,
-  -- Named to sort after fk_tasks_type: InnoDB checks a row's keys in name order, so an enqueue
-  -- locks the type row before its gate key, as a change of the type does.
+  -- Checked as idx_tasks_gate is written, after idx_tasks_type_ready (fk_tasks_type): an
+  -- enqueue locks the type row before its gate key, in the order a change of the type does.
   CONSTRAINT fk_tasks_type_gate FOREIGN KEY (gate_type_id, gate_version) REFERENCES task_types (id, active_version) ON DELETE SET NULL ON UPDATE SET NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

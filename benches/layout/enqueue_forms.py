@@ -6,20 +6,21 @@ when the server runs on this machine) and by the wall clock per statement.
 
 Forms:
   floor             the queue bench's floor: one INSERT into its one-index table
-  procedure         CALL tm10_enqueue: type gate, task row, `created` history row, in one
-                    transaction (what the library sends today)
+  procedure,v10     CALL tm10_enqueue: a locking read of the type row (the type gate), the
+                    task row, its `created` history row, in one transaction (generation 10)
   procedure,nogate  the same procedure without its type gate
+  procedure         CALL tm11_enqueue, what the library sends: the same with the gate a foreign
+                    key, checked by InnoDB inside the INSERT (the row names its type and
+                    version; see src/migrate/type_gate.rs)
   row               the task row alone: one INSERT into `tasks` (no gate, no history)
   row,subquerygate  the row with the gate as a subquery in its VALUES (a NULL type_id refuses)
-  row,trigger       the row, with its history row written by an AFTER INSERT trigger
-  row,trigger,fkgate
-                    the same, with the gate enforced by a foreign key: the row names the type's
-                    current gate (`<type id>:<version>`), a row of `task_type_gates` that exists
-                    only while that type is active at that version, so the foreign key check
-                    that InnoDB makes anyway refuses a task validated against a replaced or
-                    deactivated type (a proposed layout, measured here, not the library's)
-  claim             the claim's UPDATE of one pending task in `tasks` ...
-  claim,fkgate      ... and in the proposed table, where the claim also clears the gate
+  row,fkgate        the row with the foreign-key gate
+  row,fkgate,trigger
+                    the same with its history row written by an AFTER INSERT trigger: one
+                    statement, no procedure (not the library's: a trigger needs the TRIGGER
+                    privilege, and SUPER on a server with a binary log)
+  claim             the claim's UPDATE of one pending task whose gate is NULL ...
+  claim,fkgate      ... and of one whose gate it clears
 
 Each figure is the median of three rounds, the forms in turns.
 
@@ -41,21 +42,17 @@ TASKS = int(os.environ.get("TM_BENCH_TASKS", "5000"))
 DB = "tm_enqueue_forms_%d" % os.getpid()
 COLUMNS = ("type_id, status, params_json, dedupe_key, dedupe_lock, dedupe_scope, priority, "
            "max_attempts, run_at, enqueue_token")
+GATE = "gate_type_id, gate_version"
+CLAIM = ("UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_at = NOW(6)%s "
+         "WHERE id = %d AND status = 'pending'")
 
-# The proposed gate: one row per active type at its current version, and a copy of `tasks` whose
-# rows name the gate they were validated against until their first claim.
-PROPOSED = """
-CREATE TABLE task_type_gates (
-  gate VARCHAR(80) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
-  type_id BIGINT NOT NULL,
-  CONSTRAINT fk_gate_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE
-) ENGINE=InnoDB;
-INSERT INTO task_type_gates (gate, type_id) VALUES ('1:1', 1);
+# A copy of `tasks` (its keys too) whose `created` history rows a trigger writes.
+TRIGGERED = """
 CREATE TABLE gated_tasks LIKE tasks;
 ALTER TABLE gated_tasks
-  ADD COLUMN type_gate VARCHAR(80) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   ADD CONSTRAINT fk_gated_type FOREIGN KEY (type_id) REFERENCES task_types (id) ON DELETE CASCADE,
-  ADD CONSTRAINT fk_gated_gate FOREIGN KEY (type_gate) REFERENCES task_type_gates (gate) ON DELETE SET NULL;
+  ADD CONSTRAINT fk_gated_gate FOREIGN KEY (gate_type_id, gate_version)
+    REFERENCES task_types (id, active_version) ON DELETE SET NULL ON UPDATE SET NULL;
 CREATE TABLE gated_history LIKE task_history;
 ALTER TABLE gated_history
   ADD CONSTRAINT fk_gated_history FOREIGN KEY (task_id) REFERENCES gated_tasks (id) ON DELETE CASCADE;
@@ -89,19 +86,18 @@ def statement(form, n):
     call = "(1, '1', '%s', '%s', 'always', 0, 3, NULL, 0, NULL, TRUE)" % (params, key)
     return {
         "floor": "INSERT INTO floor_tasks (payload) VALUES ('%s')" % params,
-        "procedure": "CALL tm10_enqueue" + call,
+        "procedure,v10": "CALL tm10_enqueue" + call,
         "procedure,nogate": "CALL bench_enqueue_nogate" + call,
+        "procedure": "CALL tm11_enqueue" + call,
         "row": "INSERT INTO tasks (%s) VALUES (1, %s) %s" % (COLUMNS, values, upsert),
         "row,subquerygate": "INSERT INTO tasks (%s) VALUES ((SELECT id FROM task_types WHERE id = 1 "
                             "AND version COLLATE utf8mb4_bin = '1' AND is_active = 1), %s) %s"
                             % (COLUMNS, values, upsert),
-        "row,trigger": "INSERT INTO gated_tasks (%s) VALUES (1, %s) %s" % (COLUMNS, values, upsert),
-        "row,trigger,fkgate": "INSERT INTO gated_tasks (%s, type_gate) VALUES (1, %s, '1:1') %s"
-                              % (COLUMNS, values, upsert),
-        "claim": "UPDATE tasks SET status = 'claimed', attempts = attempts + 1, claimed_at = NOW(6) "
-                 "WHERE id = %d AND status = 'pending'" % n,
-        "claim,fkgate": "UPDATE gated_tasks SET status = 'claimed', attempts = attempts + 1, "
-                        "claimed_at = NOW(6), type_gate = NULL WHERE id = %d AND status = 'pending'" % n,
+        "row,fkgate": "INSERT INTO tasks (%s, %s) VALUES (1, %s, %s) %s" % (COLUMNS, GATE, values, "1, '1'", upsert),
+        "row,fkgate,trigger": "INSERT INTO gated_tasks (%s, %s) VALUES (1, %s, 1, '1') %s"
+                              % (COLUMNS, GATE, values, upsert),
+        "claim": CLAIM % ("", n),
+        "claim,fkgate": CLAIM % (", gate_type_id = NULL, gate_version = NULL", n),
     }[form]
 
 
@@ -146,9 +142,9 @@ def main():
         with open(os.path.join(ROOT, "sql", "schema.sql")) as schema:
             subprocess.run(client_args(DB), stdin=schema, check=True, capture_output=True)
         mariadb(DB, "INSERT INTO task_types (name, version, param_schema_json) VALUES ('bench', '1', '{}');"
-                + FLOOR_TABLE + PROPOSED + procedure_without_gate())
-        enqueues = ["floor", "procedure", "procedure,nogate", "row", "row,subquerygate",
-                    "row,trigger", "row,trigger,fkgate"]
+                + FLOOR_TABLE + TRIGGERED + procedure_without_gate())
+        enqueues = ["floor", "procedure,v10", "procedure,nogate", "procedure", "row",
+                    "row,subquerygate", "row,fkgate", "row,fkgate,trigger"]
         results = {form: [] for form in enqueues + ["claim", "claim,fkgate"]}
         next_n = 1
         for round_ in range(1, 4):
@@ -158,9 +154,9 @@ def main():
                 settle()
                 results[form].append(timed(numbers, form, pid))
                 print("round %d: %-20s done" % (round_, form), file=sys.stderr)
-            # Claims of the tasks enqueued this round: the `row` rows in `tasks`, the fkgate rows.
-            for form, source in (("claim", "row"), ("claim,fkgate", "row,trigger,fkgate")):
-                table = "gated_tasks" if form.endswith("fkgate") else "tasks"
+            # Claims of the tasks enqueued this round: the `row` rows (no gate), the fkgate ones.
+            for form, source in (("claim", "row"), ("claim,fkgate", "row,fkgate")):
+                table = "tasks"
                 first = enqueues.index(source)
                 start = next_n - TASKS * (len(enqueues) - first)
                 ids = sorted(int(i) for i in mariadb(DB, "SELECT id FROM %s WHERE dedupe_lock IN ('k%d', 'k%d')"

@@ -40,9 +40,10 @@ const TASK_GATE_COLUMNS: &[(&str, &str)] = &[
 const TYPE_GATE_KEY: (&str, &str) = ("uq_task_types_gate", "id, active_version");
 const TASK_GATE_INDEX: (&str, &str) = ("idx_tasks_gate", "gate_type_id, gate_version");
 
-/// Named after `fk_tasks_type` on purpose: InnoDB checks a row's foreign keys in the order of
-/// their names, so an enqueue locks the type row before its gate key, in the order a change of
-/// the type takes them, and the two cannot deadlock.
+/// InnoDB checks a new row's foreign keys as it writes each key's index, in the table's index
+/// order; this index comes after `idx_tasks_type_ready` (which serves `fk_tasks_type`), so an
+/// enqueue locks the type row before the gate key, in the order a change of the type takes
+/// them, and the two wait for each other instead of deadlocking.
 const TASK_GATE_FOREIGN_KEY: &str = "fk_tasks_type_gate";
 
 pub(super) fn add(step: &mut Step, procedures: &str) -> Result<()> {
