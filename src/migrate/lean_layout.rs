@@ -23,7 +23,7 @@
 //! Each step reads `information_schema` before it changes anything, so an interrupted run is
 //! finished by running it again.
 
-use super::{IndexSpec, Step};
+use super::{IndexSpec, Step, has_column};
 use crate::error::Result;
 
 /// The stored generated columns: name and definition. Each is NULL outside the status it
@@ -117,7 +117,7 @@ pub(super) fn expand(step: &mut Step, procedures: &str) -> Result<()> {
     let indexes = step.indexes("tasks")?;
     let mut changes: Vec<String> = GENERATED_COLUMNS
         .iter()
-        .filter(|(name, _)| !columns.iter().any(|c| c.eq_ignore_ascii_case(name)))
+        .filter(|(name, _)| !has_column(&columns, name))
         .map(|(name, definition)| format!("ADD COLUMN `{name}` {definition}"))
         .collect();
     changes.extend(

@@ -317,6 +317,11 @@ fn client_statements(text: &str) -> Vec<String> {
     statements
 }
 
+/// Whether `name` is among `columns` (as `Step::columns` lists them; names are case-blind).
+fn has_column(columns: &[String], name: &str) -> bool {
+    columns.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
 struct Step<'a, 'p> {
     db: &'p Pool,
     conn: &'a mut Conn<'p>,
@@ -379,16 +384,19 @@ impl Step<'_, '_> {
         Ok(map)
     }
 
-    fn drop_foreign_keys(&mut self, table: &str) -> Result<()> {
-        let names: Vec<String> = self
-            .conn
+    /// The names of the foreign keys of `table`.
+    fn foreign_keys(&mut self, table: &str) -> Result<Vec<String>> {
+        self.conn
             .exec(
                 "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
                  WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (table,),
             )
-            .map_err(|e| self.db.error(e))?;
-        for name in names {
+            .map_err(|e| self.db.error(e))
+    }
+
+    fn drop_foreign_keys(&mut self, table: &str) -> Result<()> {
+        for name in self.foreign_keys(table)? {
             self.exec(&format!("ALTER TABLE `{table}` DROP FOREIGN KEY `{name}`"))?;
         }
         Ok(())
@@ -402,7 +410,7 @@ impl Step<'_, '_> {
                 .split_once(" DEFAULT ")
                 .and_then(|(_, rest)| rest.split(' ').next());
             if let (true, Some(default)) = (definition.contains("NOT NULL"), default) {
-                if existing.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                if has_column(&existing, name) {
                     self.exec(&format!(
                         "UPDATE `{table}` SET `{name}` = {default} WHERE `{name}` IS NULL"
                     ))?;
@@ -445,19 +453,28 @@ impl Step<'_, '_> {
     /// Adds [`original::FOREIGN_KEYS`]; `check` false skips the row check, for keys that held until the
     /// same migration dropped them.
     fn add_foreign_keys(&mut self, check: bool) -> Result<()> {
-        if !check {
-            self.exec("SET SESSION foreign_key_checks = 0")?;
+        let add = |step: &mut Self| {
+            original::FOREIGN_KEYS
+                .iter()
+                .try_for_each(|(table, name, key)| {
+                    step.exec(&format!(
+                        "ALTER TABLE `{table}` ADD CONSTRAINT {name} {key}"
+                    ))
+                })
+        };
+        if check {
+            add(self)
+        } else {
+            self.without_key_checks(add)
         }
-        let result = original::FOREIGN_KEYS
-            .iter()
-            .try_for_each(|(table, name, key)| {
-                self.exec(&format!(
-                    "ALTER TABLE `{table}` ADD CONSTRAINT {name} {key}"
-                ))
-            });
-        if !check {
-            self.exec("SET SESSION foreign_key_checks = 1")?;
-        }
+    }
+
+    /// Runs `f` with the session's foreign-key checks off (keys are then added without the
+    /// row check, in place), and turns them on again whatever `f` returned.
+    fn without_key_checks(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        self.exec("SET SESSION foreign_key_checks = 0")?;
+        let result = f(self);
+        self.exec("SET SESSION foreign_key_checks = 1")?;
         result
     }
 
@@ -467,7 +484,7 @@ impl Step<'_, '_> {
         let clauses: Vec<String> = columns
             .iter()
             .map(|(name, definition)| {
-                if existing.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                if has_column(&existing, name) {
                     format!("MODIFY COLUMN `{name}` {definition}")
                 } else {
                     format!("ADD COLUMN `{name}` {definition}")

@@ -17,7 +17,7 @@
 //! Each step reads `information_schema` first; an interrupted run is finished by running it
 //! again.
 
-use super::Step;
+use super::{Step, has_column};
 use crate::error::Result;
 
 /// The gate's column on `task_types`: the version, while the type is active.
@@ -48,7 +48,7 @@ const TASK_GATE_FOREIGN_KEY: &str = "fk_tasks_type_gate";
 
 pub(super) fn add(step: &mut Step, procedures: &str) -> Result<()> {
     let mut types = Vec::new();
-    if !has_column(step, "task_types", ACTIVE_VERSION.0)? {
+    if !has_column(&step.columns("task_types")?, ACTIVE_VERSION.0) {
         types.push(format!(
             "ADD COLUMN `{}` {}",
             ACTIVE_VERSION.0, ACTIVE_VERSION.1
@@ -66,12 +66,12 @@ pub(super) fn add(step: &mut Step, procedures: &str) -> Result<()> {
     // The columns and the index in two statements: nullable columns at the end are added
     // without copying `tasks` (MariaDB 10.3+, MySQL 8.0.12+), and an index is built in place,
     // where the two in one ALTER rebuild the table.
-    let mut columns = Vec::new();
-    for (name, definition) in TASK_GATE_COLUMNS {
-        if !has_column(step, "tasks", name)? {
-            columns.push(format!("ADD COLUMN `{name}` {definition}"));
-        }
-    }
+    let existing = step.columns("tasks")?;
+    let columns: Vec<String> = TASK_GATE_COLUMNS
+        .iter()
+        .filter(|(name, _)| !has_column(&existing, name))
+        .map(|(name, definition)| format!("ADD COLUMN `{name}` {definition}"))
+        .collect();
     if !columns.is_empty() {
         step.exec(&format!("ALTER TABLE tasks {}", columns.join(", ")))?;
     }
@@ -81,29 +81,20 @@ pub(super) fn add(step: &mut Step, procedures: &str) -> Result<()> {
             TASK_GATE_INDEX.0, TASK_GATE_INDEX.1
         ))?;
     }
-    let has_key: Option<String> = step.first(&format!(
-        "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
-         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'tasks' \
-         AND CONSTRAINT_NAME = '{TASK_GATE_FOREIGN_KEY}'"
-    ))?;
-    if has_key.is_none() {
+    if !step
+        .foreign_keys("tasks")?
+        .iter()
+        .any(|name| name == TASK_GATE_FOREIGN_KEY)
+    {
         // Every existing row has a NULL gate, which no check would refuse: without the row
         // check the server adds the key in place instead of copying the table.
-        step.exec("SET SESSION foreign_key_checks = 0")?;
-        let added = step.exec(&format!(
-            "ALTER TABLE tasks ADD CONSTRAINT {TASK_GATE_FOREIGN_KEY} \
-             FOREIGN KEY (gate_type_id, gate_version) REFERENCES task_types (id, active_version) \
-             ON DELETE SET NULL ON UPDATE SET NULL"
-        ));
-        step.exec("SET SESSION foreign_key_checks = 1")?;
-        added?;
+        step.without_key_checks(|step| {
+            step.exec(&format!(
+                "ALTER TABLE tasks ADD CONSTRAINT {TASK_GATE_FOREIGN_KEY} \
+                 FOREIGN KEY (gate_type_id, gate_version) \
+                 REFERENCES task_types (id, active_version) ON DELETE SET NULL ON UPDATE SET NULL"
+            ))
+        })?;
     }
     step.exec_client_file(procedures)
-}
-
-fn has_column(step: &mut Step, table: &str, column: &str) -> Result<bool> {
-    Ok(step
-        .columns(table)?
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(column)))
 }
