@@ -9,8 +9,8 @@
 //! scripts write literals, so the two cannot drift apart; `tests/procedures.rs` checks that
 //! the database holds exactly these bodies.
 //!
-//! Their names carry their generation (`tm9_enqueue`): the schema version of the migration
-//! that created them from the committed file `sql/migrations/0009_hot_path_procedures_v9.sql`.
+//! Their names carry their generation (`tm11_enqueue`): the schema version of the migration
+//! that created them from the committed file `sql/migrations/0011_hot_path_procedures_v11.sql`.
 //! A change to a body or a signature is a new generation under new names, created by a new
 //! migration, while the older generation stays for the libraries of the previous release that
 //! call it (a rolling deploy) until a later migration retires it. Where a CALL is refused
@@ -28,13 +28,13 @@ const TEXT: &str = "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci";
 
 /// The result sets of each CALL, defined here beside the bodies that produce them.
 pub(crate) mod answer {
-    /// `tm9_enqueue`: one row, `id, created`.
+    /// `tm11_enqueue`: one row, `id, created`.
     pub const ENQUEUED: usize = 0;
-    /// `tm9_claim_next`: the claimed task's row, if any.
+    /// `tm11_claim_next`: the claimed task's row, if any.
     pub const CLAIMED: usize = 0;
-    /// `tm9_complete`: one row, `changed`.
+    /// `tm11_complete`: one row, `changed`.
     pub const COMPLETED: usize = 0;
-    /// `tm9_complete_and_claim`: one row, `changed`, then the claimed task's row, if any.
+    /// `tm11_complete_and_claim`: one row, `changed`, then the claimed task's row, if any.
     pub const COMPLETE_AND_CLAIM_CHANGED: usize = 0;
     pub const COMPLETE_AND_CLAIM_CLAIMED: usize = 1;
 }
@@ -75,7 +75,7 @@ impl Procedure {
 }
 
 /// The procedures of this generation as the migration that creates them runs them: a file in
-/// the mariadb client's format, `sql/migrations/0009_hot_path_procedures_v9.sql`.
+/// the mariadb client's format, `sql/migrations/0011_hot_path_procedures_v11.sql`.
 pub(crate) fn migration_file() -> String {
     let procedures = all();
     let mut text = format!(
